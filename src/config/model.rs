@@ -1,0 +1,298 @@
+//! The validated configuration model: what the rest of strait reads.
+//!
+//! Kept separate from the YAML text on purpose: every input path (file, reload, admin API)
+//! renders into these types, and nothing downstream of `config` ever sees raw YAML.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A position in the config file, 1-based, for error messages raised after decoding
+/// (e.g. a backend name that does not resolve).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file name used in error messages (`-` or `<demo>` when not from a file).
+    pub source: String,
+    pub server: Server,
+    pub listeners: Vec<Listener>,
+    pub admin: Option<Admin>,
+    pub probe: Option<Probe>,
+    pub logging: Logging,
+    pub cache: Option<CacheSettings>,
+    /// Every backend pool, referenced by index from domains and routes.
+    pub pools: Vec<PoolConfig>,
+    pub domains: Vec<Domain>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Worker threads for the proxy service. Default: number of CPUs.
+    pub threads: usize,
+    pub pid_file: PathBuf,
+    pub upgrade_sock: PathBuf,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+    /// Extension: after SIGTERM, keep accepting this long with /ready = 503.
+    pub drain_delay: Duration,
+    /// Extension: how long an idle downstream keep-alive connection is kept.
+    pub keepalive_timeout: Duration,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub tls: Option<Tls>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub certs: Vec<CertPair>,
+    pub cert_dir: Option<PathBuf>,
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub addr: SocketAddr,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logging {
+    pub level: log::LevelFilter,
+    pub access_log: Option<AccessLog>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub max_bytes: u64,
+    pub max_entries: usize,
+    pub max_entry_bytes: u64,
+    /// Applies only where set: a response with no freshness information and no matching rule
+    /// is not cached when this is `None`.
+    pub default_ttl: Option<Duration>,
+    pub max_ttl: Duration,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    pub precompress: Precompress,
+    pub rules: Vec<CacheRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Precompress {
+    pub enabled: bool,
+    pub level: u32,
+    pub min_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheRule {
+    pub path_prefix: String,
+    /// `cache: false` in the rule.
+    pub enabled: bool,
+    pub ttl: Option<Duration>,
+    /// Upper-case method names; empty = GET and HEAD.
+    pub methods: Vec<String>,
+    /// Empty = the statuses RFC 9111 calls heuristically cacheable.
+    pub statuses: Vec<u16>,
+    pub max_entry_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConnections,
+    IpHash,
+    Random,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::WeightedRoundRobin => "weighted_round_robin",
+            Strategy::LeastConnections => "least_connections",
+            Strategy::IpHash => "ip_hash",
+            Strategy::Random => "random",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+    H2c,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// As written, e.g. `http://app.internal:3000`.
+    pub url: String,
+    pub scheme: Scheme,
+    /// Host part of the URL (a name or an IP literal, without brackets).
+    pub host: String,
+    pub port: u16,
+    /// 1..=100.
+    pub weight: u32,
+    pub pos: Pos,
+    /// Field path for messages, e.g. `domains[0].backends[1].addr`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthKind {
+    Http { path: String },
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: HealthKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub fail_threshold: u32,
+    pub success_threshold: u32,
+}
+
+/// A set of backends with one balancing strategy and one health policy. Routes that do not
+/// override `backends`, `load_balancer` or `health_check` share their domain's pool, so they
+/// share its health state and balancing counters too.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// `host` of the domain's first entry, plus `path_prefix` for a route's own pool.
+    pub name: String,
+    pub strategy: Strategy,
+    pub backends: Vec<BackendConfig>,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Per-request upstream behaviour; resolved with inheritance (route over domain over default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyOptions {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_retries: u32,
+    pub max_idle_conns: u32,
+    pub idle_timeout: Duration,
+    pub preserve_host: bool,
+    pub host_header: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Lower-cased, no port.
+    Exact(String),
+    /// `*.example.com` stored as the suffix `.example.com`.
+    Wildcard(String),
+    /// `*`
+    Any,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    pub request: HeaderEdits,
+    pub response: HeaderEdits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Respond {
+    pub status: u16,
+    pub body: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    ClientIp,
+    Route,
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u64,
+    pub per: Duration,
+    pub key: RateKey,
+}
+
+/// What a domain or route does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Proxy to `pools[pool]`.
+    Proxy { pool: usize, options: ProxyOptions },
+    /// Answer directly.
+    Respond(Respond),
+    /// The domain has no backends and no route matched.
+    NotFound,
+}
+
+/// `cache:` on a domain: `false`/absent, `true` (global settings), or a map overriding them.
+#[derive(Debug, Clone)]
+pub enum DomainCache {
+    Off,
+    Global,
+    Custom(Box<CacheSettings>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub path_prefix: String,
+    pub action: Action,
+    /// Route rules already merged over the domain's (route wins per header name).
+    pub headers: HeaderRules,
+    pub rate_limit: Option<RateLimit>,
+    pub cache: DomainCache,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub hosts: Vec<HostPattern>,
+    /// What requests that match no route get.
+    pub action: Action,
+    pub headers: HeaderRules,
+    pub rate_limit: Option<RateLimit>,
+    pub cache: DomainCache,
+    /// In file order; the router sorts by prefix length.
+    pub routes: Vec<Route>,
+    pub pos: Pos,
+}

@@ -1,0 +1,249 @@
+//! Active health checks: one background service per process (not per worker), with one
+//! prober task per checked backend. Probers follow the live snapshot: backends that appear
+//! (reload, admin API) get a prober at once, removed ones lose theirs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::http::ResponseHeader;
+use pingora::lb::health_check::{HealthCheck as _, HttpHealthCheck, TcpHealthCheck};
+use pingora::protocols::ALPN;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use pingora::{Error, ErrorType};
+
+use crate::balance::Backend;
+use crate::config::{HealthCheck, HealthKind, Scheme};
+use crate::state::State;
+
+/// How often the coordinator looks for backends that gained or lost a prober.
+const SCAN_EVERY: Duration = Duration::from_millis(100);
+
+pub struct HealthChecker {
+    state: Arc<State>,
+}
+
+impl HealthChecker {
+    pub fn new(state: Arc<State>) -> Self {
+        HealthChecker { state }
+    }
+}
+
+struct Prober {
+    policy: HealthCheck,
+    stop: Arc<AtomicBool>,
+    checked: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut probers: HashMap<usize, Prober> = HashMap::new();
+        let mut tick = tokio::time::interval(SCAN_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => self.scan(&mut probers),
+            }
+        }
+        for p in probers.values() {
+            p.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl HealthChecker {
+    fn scan(&self, probers: &mut HashMap<usize, Prober>) {
+        let snapshot = self.state.snapshot();
+        let mut live: HashMap<usize, ()> = HashMap::new();
+        for pool in &snapshot.pools {
+            let Some(policy) = &pool.health_check else { continue };
+            for backend in &pool.backends {
+                let key = Arc::as_ptr(backend) as usize;
+                live.insert(key, ());
+                let current = probers.get(&key).map(|p| &p.policy == policy);
+                if current == Some(true) {
+                    continue;
+                }
+                if let Some(old) = probers.remove(&key) {
+                    old.stop.store(true, Ordering::Relaxed);
+                }
+                let prober = Prober {
+                    policy: policy.clone(),
+                    stop: Arc::new(AtomicBool::new(false)),
+                    checked: Arc::new(AtomicBool::new(false)),
+                };
+                tokio::spawn(probe_loop(
+                    backend.clone(),
+                    pool.name.clone(),
+                    policy.clone(),
+                    prober.stop.clone(),
+                    prober.checked.clone(),
+                ));
+                probers.insert(key, prober);
+            }
+        }
+        probers.retain(|key, p| {
+            let keep = live.contains_key(key);
+            if !keep {
+                p.stop.store(true, Ordering::Relaxed);
+            }
+            keep
+        });
+        if !self.state.health_ready() && probers.values().all(|p| p.checked.load(Ordering::Relaxed)) {
+            self.state.set_health_ready();
+        }
+    }
+}
+
+async fn probe_loop(
+    backend: Arc<Backend>,
+    pool: String,
+    policy: HealthCheck,
+    stop: Arc<AtomicBool>,
+    checked: Arc<AtomicBool>,
+) {
+    let check = Check::new(&backend, &policy);
+    let target = pingora::lb::Backend {
+        addr: pingora::protocols::l4::socket::SocketAddr::Inet(backend.addr),
+        weight: 1,
+        ext: http::Extensions::new(),
+    };
+    let mut streak = Streak::default();
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        let result = match tokio::time::timeout(policy.timeout, check.run(&target)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", policy.timeout)),
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(up) = streak.record(result.is_ok(), first, backend.is_healthy(), &policy) {
+            if backend.set_healthy(up) {
+                let url = &backend.config.url;
+                match &result {
+                    Ok(()) => info!("backend {url} (pool {pool}) is UP after {} good check(s)", streak.count),
+                    Err(e) => warn!("backend {url} (pool {pool}) is DOWN after {} failed check(s): {e}", streak.count),
+                }
+            }
+        }
+        first = false;
+        checked.store(true, Ordering::Relaxed);
+        tokio::time::sleep(policy.interval).await;
+    }
+}
+
+/// Consecutive results of one kind; the first probe of a backend decides its state at once.
+#[derive(Default)]
+struct Streak {
+    ok: bool,
+    count: u32,
+}
+
+impl Streak {
+    /// Returns the state the backend should be in when it must change, else `None`.
+    fn record(&mut self, ok: bool, first: bool, healthy: bool, policy: &HealthCheck) -> Option<bool> {
+        if self.ok == ok && self.count > 0 {
+            self.count = self.count.saturating_add(1);
+        } else {
+            self.ok = ok;
+            self.count = 1;
+        }
+        let threshold = if ok { policy.success_threshold } else { policy.fail_threshold };
+        let decided = first || self.count >= threshold;
+        (decided && healthy != ok).then_some(ok)
+    }
+}
+
+enum Check {
+    Http(Box<HttpHealthCheck>),
+    Tcp(Box<TcpHealthCheck>),
+}
+
+impl Check {
+    fn new(backend: &Backend, policy: &HealthCheck) -> Check {
+        let tls = backend.config.scheme == Scheme::Https;
+        match &policy.kind {
+            HealthKind::Tcp => {
+                let mut c = TcpHealthCheck::new();
+                c.peer_template.options.connection_timeout = Some(policy.timeout);
+                Check::Tcp(c)
+            }
+            HealthKind::Http { path } => {
+                let host = if backend.config.port == 80 || backend.config.port == 443 {
+                    backend.config.host.clone()
+                } else {
+                    format!("{}:{}", backend.config.host, backend.config.port)
+                };
+                let mut c = HttpHealthCheck::new(&host, tls);
+                c.peer_template.options.connection_timeout = Some(policy.timeout);
+                c.peer_template.options.read_timeout = Some(policy.timeout);
+                if backend.config.scheme == Scheme::H2c {
+                    c.peer_template.options.alpn = ALPN::H2;
+                }
+                if let Ok(uri) = path.parse() {
+                    c.req.set_uri(uri);
+                }
+                let _ = c.req.insert_header("User-Agent", "strait-health-check");
+                c.validator = Some(Box::new(accept_2xx_3xx));
+                Check::Http(Box::new(c))
+            }
+        }
+    }
+
+    async fn run(&self, target: &pingora::lb::Backend) -> pingora::Result<()> {
+        match self {
+            Check::Http(c) => c.check(target).await,
+            Check::Tcp(c) => c.check(target).await,
+        }
+    }
+}
+
+fn accept_2xx_3xx(resp: &ResponseHeader) -> pingora::Result<()> {
+    let status = resp.status.as_u16();
+    if (200..400).contains(&status) {
+        Ok(())
+    } else {
+        Error::e_explain(ErrorType::HTTPStatus(status), format!("health check answered {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(fail: u32, success: u32) -> HealthCheck {
+        HealthCheck {
+            kind: HealthKind::Tcp,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            fail_threshold: fail,
+            success_threshold: success,
+        }
+    }
+
+    #[test]
+    fn first_result_decides_at_once() {
+        let mut s = Streak::default();
+        assert_eq!(s.record(false, true, true, &policy(3, 2)), Some(false));
+    }
+
+    #[test]
+    fn thresholds_need_consecutive_results() {
+        let p = policy(3, 2);
+        let mut s = Streak::default();
+        assert_eq!(s.record(false, false, true, &p), None);
+        assert_eq!(s.record(false, false, true, &p), None);
+        assert_eq!(s.record(true, false, true, &p), None, "a success breaks the failure streak");
+        assert_eq!(s.record(false, false, true, &p), None);
+        assert_eq!(s.record(false, false, true, &p), None);
+        assert_eq!(s.record(false, false, true, &p), Some(false));
+        assert_eq!(s.record(true, false, false, &p), None);
+        assert_eq!(s.record(true, false, false, &p), Some(true));
+    }
+}

@@ -1,0 +1,94 @@
+//! The `strait` command: a thin layer over the library (see `strait --help`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use strait::config;
+use strait::server::{self, RunOptions};
+
+/// Used when neither -c nor STRAIT_CONFIG names a file.
+const DEFAULT_CONFIG: &str = "conf/strait.yaml";
+
+#[derive(Parser, Debug)]
+#[command(name = "strait", version, about = "A high-throughput edge reverse proxy on Pingora")]
+struct Cli {
+    /// The YAML config file.
+    #[arg(short = 'c', long = "conf", env = "STRAIT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run in the background (writes server.pid_file).
+    #[arg(short, long)]
+    daemon: bool,
+    /// Graceful upgrade: take the listening sockets over from the running instance.
+    #[arg(short, long)]
+    upgrade: bool,
+    /// Validate the config (including backend name resolution) and exit: 0 ok, 1 errors.
+    #[arg(short, long)]
+    test: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run two local origins and the proxy in one process, and show requests alternating.
+    Demo {
+        /// Where the demo proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Demo { listen }) = cli.command {
+        return match strait::demo::run(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
+    let path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config = match config::load_file(&path) {
+        Ok(c) => c,
+        Err(errors) => return report(&path, &errors),
+    };
+    if cli.test {
+        return check(&path, config);
+    }
+    strait::logging::init(config.logging.level);
+    let options = RunOptions { daemon: cli.daemon, upgrade: cli.upgrade };
+    match server::run(config, options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// `-t`: everything `run` checks before serving, short of binding the listeners (a running
+/// instance usually holds them).
+fn check(path: &Path, config: config::Config) -> ExitCode {
+    let domains = config.domains.len();
+    let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
+    match server::build_snapshot(config, None) {
+        Ok(_) => {
+            println!("{}: ok ({domains} domains, {backends} backends)", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(server::StartError::Config(errors)) => report(path, &errors),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn report(path: &Path, errors: &[config::ConfigError]) -> ExitCode {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!("{}: {} error(s); nothing was started", path.display(), errors.len());
+    ExitCode::FAILURE
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("strait: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,66 @@
+//! Per-request state carried through Pingora's phases.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::balance::Lease;
+use crate::config::HeaderRules;
+use crate::snapshot::{Snapshot, Target};
+
+pub struct Ctx {
+    pub started: Instant,
+    /// The one snapshot this request reads, so a reload never splits a request across configs.
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub target: Option<Arc<Target>>,
+    pub headers: Option<Arc<HeaderRules>>,
+    pub client_ip: Option<IpAddr>,
+    /// The client's Host, kept for X-Forwarded-Host.
+    pub host: Option<String>,
+    /// Indexes (into the target's pool) of backends already tried on this request.
+    pub tried: Vec<usize>,
+    /// Holds the in-flight count of the backend in use; replaced on retry, released on drop.
+    pub lease: Option<Lease>,
+    pub backend_index: Option<usize>,
+    pub attempts: u32,
+    /// An upstream response header arrived: from here on a failure cannot be retried.
+    pub upstream_responded: bool,
+}
+
+impl Ctx {
+    pub fn new() -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            snapshot: None,
+            target: None,
+            headers: None,
+            client_ip: None,
+            host: None,
+            tried: Vec::new(),
+            lease: None,
+            backend_index: None,
+            attempts: 0,
+            upstream_responded: false,
+        }
+    }
+
+    /// Whether a retry could go to a backend this request has not tried yet.
+    pub fn can_retry(&self) -> bool {
+        let Some(target) = &self.target else { return false };
+        if self.attempts > target.options.max_retries {
+            return false;
+        }
+        target
+            .pool
+            .backends
+            .iter()
+            .enumerate()
+            .any(|(i, b)| b.is_usable() && !self.tried.contains(&i))
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx::new()
+    }
+}

@@ -1,0 +1,96 @@
+//! The error responses users see (design §7): a status, a short text body and
+//! `X-Strait-Error` naming the cause.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+
+/// Raised by `upstream_peer` when the pool has nothing usable left.
+pub const NO_HEALTHY_BACKEND: ErrorType = ErrorType::Custom("no-healthy-backend");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    UnknownHost,
+    NoRoute,
+    NoHealthyBackend,
+    UpstreamFailed,
+    UpstreamTimeout,
+    BadRequest,
+    Internal,
+}
+
+impl Failure {
+    pub fn status(self) -> u16 {
+        match self {
+            Failure::UnknownHost | Failure::NoRoute => 404,
+            Failure::NoHealthyBackend => 503,
+            Failure::UpstreamFailed => 502,
+            Failure::UpstreamTimeout => 504,
+            Failure::BadRequest => 400,
+            Failure::Internal => 500,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Failure::UnknownHost => "unknown-host",
+            Failure::NoRoute => "no-route",
+            Failure::NoHealthyBackend => "no-healthy-backend",
+            Failure::UpstreamFailed => "upstream-failed",
+            Failure::UpstreamTimeout => "upstream-timeout",
+            Failure::BadRequest => "bad-request",
+            Failure::Internal => "internal-error",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Failure::UnknownHost => "strait: no domain is configured for this host\n",
+            Failure::NoRoute => "strait: no route for this path\n",
+            Failure::NoHealthyBackend => "strait: no healthy backend\n",
+            Failure::UpstreamFailed => "strait: the upstream failed\n",
+            Failure::UpstreamTimeout => "strait: the upstream timed out\n",
+            Failure::BadRequest => "strait: bad request\n",
+            Failure::Internal => "strait: internal error\n",
+        }
+    }
+
+    /// Classifies a proxy error; `None` when the client is gone and nothing can be written.
+    pub fn of(e: &Error) -> Option<Failure> {
+        use ErrorType::*;
+        match e.etype() {
+            t if *t == NO_HEALTHY_BACKEND => Some(Failure::NoHealthyBackend),
+            ConnectTimedout | ReadTimedout | WriteTimedout => match e.esource() {
+                ErrorSource::Downstream => None,
+                _ => Some(Failure::UpstreamTimeout),
+            },
+            HTTPStatus(400..=499) => Some(Failure::BadRequest),
+            _ => match e.esource() {
+                ErrorSource::Upstream => Some(Failure::UpstreamFailed),
+                ErrorSource::Downstream => match e.etype() {
+                    WriteError | ReadError | ConnectionClosed => None,
+                    _ => Some(Failure::BadRequest),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => Some(Failure::Internal),
+            },
+        }
+    }
+}
+
+/// Writes the error page. Returns the status written.
+pub async fn respond(session: &mut Session, failure: Failure) -> Result<u16> {
+    let body = Bytes::from_static(failure.body().as_bytes());
+    let mut header = ResponseHeader::build(failure.status(), Some(4))?;
+    header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    header.insert_header("Content-Length", body.len().to_string())?;
+    header.insert_header("Cache-Control", "no-store")?;
+    header.insert_header("X-Strait-Error", failure.code())?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(header), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(failure.status())
+}

@@ -1,0 +1,151 @@
+//! Host and path routing: exact host, then the most specific `*.suffix` wildcard, then `*`;
+//! inside the domain, the longest matching `path_prefix`.
+
+use std::collections::HashMap;
+
+use crate::config::HostPattern;
+
+/// Where a request goes: a domain index and, if a route matched, the route index
+/// (both in config order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub domain: usize,
+    pub route: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct Router {
+    exact: HashMap<String, usize>,
+    /// `(".example.com", domain)`, longest suffix first so the most specific wins.
+    wildcards: Vec<(String, usize)>,
+    default: Option<usize>,
+    /// Per domain: `(prefix, route index)`, longest prefix first.
+    routes: Vec<Vec<(String, usize)>>,
+}
+
+impl Router {
+    /// `domains` yields, per domain, its host patterns and its routes' path prefixes.
+    pub fn new<'a>(
+        domains: impl IntoIterator<Item = (&'a [HostPattern], Vec<&'a str>)>,
+    ) -> Router {
+        let mut router = Router::default();
+        for (index, (hosts, prefixes)) in domains.into_iter().enumerate() {
+            for host in hosts {
+                match host {
+                    HostPattern::Exact(h) => {
+                        router.exact.entry(h.clone()).or_insert(index);
+                    }
+                    HostPattern::Wildcard(suffix) => router.wildcards.push((suffix.clone(), index)),
+                    HostPattern::Any => {
+                        router.default.get_or_insert(index);
+                    }
+                }
+            }
+            let mut routes: Vec<(String, usize)> = prefixes
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (p.to_string(), i))
+                .collect();
+            routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            router.routes.push(routes);
+        }
+        router.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+    }
+
+    /// `host` may carry a port and any letter case; `path` is the request path (no query).
+    pub fn route(&self, host: &str, path: &str) -> Option<Hit> {
+        let domain = self.domain(host)?;
+        let route = self.routes[domain]
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, i)| *i);
+        Some(Hit { domain, route })
+    }
+
+    fn domain(&self, host: &str) -> Option<usize> {
+        let host = strip_port(host);
+        let host = host.strip_suffix('.').unwrap_or(host);
+        // Most clients send lower-case names; only pay for a copy when one does not.
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        if let Some(&d) = self.exact.get(host) {
+            return Some(d);
+        }
+        for (suffix, d) in &self.wildcards {
+            // `*.example.com` matches `a.example.com` and `a.b.example.com`, not `example.com`.
+            if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
+                return Some(*d);
+            }
+        }
+        self.default
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal: `[::1]:8080` → `::1`
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rfind(':') {
+        Some(i) if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        let d0 = vec![HostPattern::Exact("api.example.com".into())];
+        let d1 = vec![HostPattern::Wildcard(".example.com".into())];
+        let d2 = vec![HostPattern::Wildcard(".eu.example.com".into())];
+        let d3 = vec![HostPattern::Any];
+        Router::new(vec![
+            (&d0[..], vec!["/", "/auth/", "/auth/admin/"]),
+            (&d1[..], vec![]),
+            (&d2[..], vec![]),
+            (&d3[..], vec!["/ping"]),
+        ])
+    }
+
+    #[test]
+    fn exact_beats_wildcard_and_port_and_case_are_ignored() {
+        let r = router();
+        assert_eq!(r.route("API.Example.com:8080", "/x").map(|h| h.domain), Some(0));
+        assert_eq!(r.route("api.example.com.", "/x").map(|h| h.domain), Some(0));
+    }
+
+    #[test]
+    fn most_specific_wildcard_wins() {
+        let r = router();
+        assert_eq!(r.route("www.example.com", "/").map(|h| h.domain), Some(1));
+        assert_eq!(r.route("a.eu.example.com", "/").map(|h| h.domain), Some(2));
+        // The bare suffix is not covered by its own wildcard.
+        assert_eq!(r.route("example.com", "/").map(|h| h.domain), Some(3));
+    }
+
+    #[test]
+    fn default_and_unknown() {
+        let r = router();
+        assert_eq!(r.route("other.org", "/ping").map(|h| h.route), Some(Some(0)));
+        let no_default = Router::new(vec![(&[HostPattern::Exact("a".into())][..], vec![])]);
+        assert_eq!(no_default.route("b", "/"), None);
+        assert_eq!(no_default.route("[::1]:80", "/"), None);
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let r = router();
+        let route = |p| r.route("api.example.com", p).and_then(|h| h.route);
+        assert_eq!(route("/auth/admin/x"), Some(2));
+        assert_eq!(route("/auth/x"), Some(1));
+        assert_eq!(route("/other"), Some(0));
+    }
+}

@@ -1,0 +1,159 @@
+//! Assembles the Pingora server from a validated config: listeners, the proxy service, the
+//! health checker, and strait's defaults where Pingora's do not suit an edge proxy.
+
+use std::fmt;
+
+
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+
+use crate::config::Config;
+use crate::health::HealthChecker;
+use crate::proxy::StraitProxy;
+use crate::snapshot::Snapshot;
+use crate::state::State;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Fork into the background (pid_file written).
+    pub daemon: bool,
+    /// Take the listening sockets from a running instance over `upgrade_sock`.
+    pub upgrade: bool,
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Config(Vec<crate::config::ConfigError>),
+    Listen { addr: std::net::SocketAddr, reason: std::io::Error },
+    Runtime(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(errors) => {
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            StartError::Listen { addr, reason } => write!(f, "cannot listen on {addr}: {reason}"),
+            StartError::Runtime(e) => write!(f, "cannot start a runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Resolves backend names on a short-lived runtime: the server proper may fork to daemonize,
+/// and threads started before a fork do not survive it.
+pub fn build_snapshot(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, StartError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    rt.block_on(Snapshot::build(config, previous)).map_err(StartError::Config)
+}
+
+/// Builds everything and serves until shut down. Returns only on a start-up failure.
+pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    let server = prepare(config, options)?;
+    server.run_forever()
+}
+
+/// Everything up to, but not including, serving: a library user can add services to the
+/// returned server before calling `run_forever`.
+pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError> {
+    if !options.upgrade {
+        check_listeners(&config)?;
+    }
+    let listeners: Vec<String> = config.listeners.iter().map(|l| l.addr.to_string()).collect();
+    let threads = config.server.threads;
+    let conf = server_conf(&config, options);
+    let state = State::new(build_snapshot(config, None)?);
+
+    exit_when_listeners_fail();
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy =
+        http_proxy_service_with_name(&server.configuration, StraitProxy::new(state.clone()), "strait proxy");
+    for addr in &listeners {
+        proxy.add_tcp(addr);
+    }
+    proxy.threads = Some(threads);
+    server.add_service(proxy);
+    server.add_service(background_service("strait health checks", HealthChecker::new(state)));
+    for addr in &listeners {
+        log::info!("strait listening on http://{addr}");
+    }
+    Ok(server)
+}
+
+fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
+    let s = &config.server;
+    let pool_size: usize = config
+        .domains
+        .iter()
+        .flat_map(|d| std::iter::once(&d.action).chain(d.routes.iter().map(|r| &r.action)))
+        .filter_map(|a| match a {
+            crate::config::Action::Proxy { pool, options } => {
+                let backends = config.pools.get(*pool).map_or(0, |p| p.backends.len());
+                Some(backends * options.max_idle_conns as usize)
+            }
+            _ => None,
+        })
+        .sum();
+    ServerConf {
+        daemon: options.daemon,
+        threads: s.threads,
+        pid_file: s.pid_file.display().to_string(),
+        upgrade_sock: s.upgrade_sock.display().to_string(),
+        user: s.user.clone(),
+        group: s.group.clone(),
+        grace_period_seconds: Some(s.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
+        // Pingora's pool is one LRU for all peers; size it for every backend's share.
+        upstream_keepalive_pool_size: pool_size.max(128),
+        daemon_wait_for_ready: options.daemon,
+        ..ServerConf::default()
+    }
+}
+
+/// Pingora binds inside its runtime and, on failure, retries for 30 s and then panics in a
+/// task while the process lives on serving nothing. Binding once up front turns the common
+/// cases (port taken, no permission, address not local) into a clear message and exit 1.
+fn check_listeners(config: &Config) -> Result<(), StartError> {
+    for l in &config.listeners {
+        std::net::TcpListener::bind(l.addr).map_err(|reason| StartError::Listen { addr: l.addr, reason })?;
+    }
+    Ok(())
+}
+
+/// The same failure can still happen in a race after the check; make it fatal, not silent.
+fn exit_when_listeners_fail() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.to_string();
+        if message.contains("Failed to build listeners") {
+            eprintln!("strait: {message}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
+
+

@@ -1,0 +1,301 @@
+//! The runtime view of one config: resolved backends, pools, prebuilt upstream peers and the
+//! router. A request reads exactly one `Snapshot` from start to end; a reload or an admin change
+//! builds a new one and swaps it in atomically (see `state.rs`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::http::ResponseHeader;
+use pingora::protocols::ALPN;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::balance::{Backend, Pool};
+use crate::config::{
+    Action, BackendConfig, Config, ConfigError, HeaderRules, PoolConfig, ProxyOptions, Respond,
+    Scheme,
+};
+use crate::router::{Hit, Router};
+
+/// How long one backend name may take to resolve at load or reload.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub pools: Vec<Arc<Pool>>,
+    pub domains: Vec<DomainRuntime>,
+}
+
+pub struct DomainRuntime {
+    pub name: String,
+    pub action: RouteAction,
+    pub headers: Arc<HeaderRules>,
+    pub routes: Vec<RouteRuntime>,
+}
+
+pub struct RouteRuntime {
+    pub path_prefix: String,
+    pub action: RouteAction,
+    pub headers: Arc<HeaderRules>,
+}
+
+pub enum RouteAction {
+    Proxy(Arc<Target>),
+    Respond(Arc<StaticResponse>),
+    NotFound,
+}
+
+/// A pool plus the per-request options of the domain or route that sends to it.
+pub struct Target {
+    pub pool: Arc<Pool>,
+    pub pool_index: usize,
+    pub options: ProxyOptions,
+    /// One prebuilt peer per backend of `pool`, cloned per attempt: no DNS, no option
+    /// assembly on the request path.
+    pub peers: Vec<HttpPeer>,
+    /// The `Host` sent upstream for each backend when neither `preserve_host` nor
+    /// `host_header` is set: the authority of the backend's URL.
+    pub default_hosts: Vec<String>,
+}
+
+pub struct StaticResponse {
+    pub header: ResponseHeader,
+    pub body: bytes::Bytes,
+}
+
+impl Snapshot {
+    /// Resolves backend names and assembles the runtime view. Backends of `previous` whose
+    /// pool, address and weight are unchanged keep their `Arc<Backend>`, so health state and
+    /// in-flight counts carry over a reload.
+    pub async fn build(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Vec<ConfigError>> {
+        let resolved = resolve_all(&config).await?;
+        let mut carried: HashMap<(String, String, SocketAddr, u32), Arc<Backend>> = HashMap::new();
+        if let Some(prev) = previous {
+            for pool in &prev.pools {
+                for b in &pool.backends {
+                    carried.insert((pool.name.clone(), b.config.url.clone(), b.addr, b.weight()), b.clone());
+                }
+            }
+        }
+        // At first start a checked backend is trusted until its first probe says otherwise;
+        // one added later waits for a good probe before it gets traffic.
+        let first_start = previous.is_none();
+        let pools: Vec<Arc<Pool>> = config
+            .pools
+            .iter()
+            .map(|pc| {
+                let backends = pc
+                    .backends
+                    .iter()
+                    .map(|bc| {
+                        // resolve_all succeeded, so every backend's name has an address.
+                        let addr = resolved
+                            .get(&(bc.host.clone(), bc.port))
+                            .copied()
+                            .unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), bc.port));
+                        let key = (pc.name.clone(), bc.url.clone(), addr, bc.weight);
+                        carried.get(&key).cloned().unwrap_or_else(|| {
+                            let healthy = first_start || pc.health_check.is_none();
+                            Arc::new(Backend::new(bc.clone(), addr, healthy))
+                        })
+                    })
+                    .collect();
+                Arc::new(pool_from(pc, backends))
+            })
+            .collect();
+
+        let mut domains = Vec::with_capacity(config.domains.len());
+        for d in &config.domains {
+            let routes = d
+                .routes
+                .iter()
+                .map(|r| RouteRuntime {
+                    path_prefix: r.path_prefix.clone(),
+                    action: runtime_action(&r.action, &pools),
+                    headers: Arc::new(r.headers.clone()),
+                })
+                .collect();
+            domains.push(DomainRuntime {
+                name: d.hosts.first().map(host_name).unwrap_or_default(),
+                action: runtime_action(&d.action, &pools),
+                headers: Arc::new(d.headers.clone()),
+                routes,
+            });
+        }
+        let router = Router::new(config.domains.iter().map(|d| {
+            (
+                &d.hosts[..],
+                d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
+            )
+        }));
+        Ok(Snapshot { config: Arc::new(config), router, pools, domains })
+    }
+
+    /// The action and header rules for a request, or `None` for an unknown host.
+    pub fn lookup(&self, host: &str, path: &str) -> Option<(Hit, &RouteAction, &Arc<HeaderRules>)> {
+        let hit = self.router.route(host, path)?;
+        let domain = self.domains.get(hit.domain)?;
+        Some(match hit.route.and_then(|r| domain.routes.get(r)) {
+            Some(route) => (hit, &route.action, &route.headers),
+            None => (hit, &domain.action, &domain.headers),
+        })
+    }
+}
+
+pub fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
+    Pool::new(pc.name.clone(), pc.strategy, backends, pc.health_check.clone())
+}
+
+fn host_name(h: &crate::config::HostPattern) -> String {
+    match h {
+        crate::config::HostPattern::Exact(s) => s.clone(),
+        crate::config::HostPattern::Wildcard(s) => format!("*{s}"),
+        crate::config::HostPattern::Any => "*".to_string(),
+    }
+}
+
+fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
+    match action {
+        Action::Proxy { pool, options } => match pools.get(*pool) {
+            Some(p) => RouteAction::Proxy(Arc::new(target(p.clone(), *pool, options))),
+            None => RouteAction::NotFound,
+        },
+        Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
+        Action::NotFound => RouteAction::NotFound,
+    }
+}
+
+pub fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
+    let peers = pool.backends.iter().map(|b| peer_for(b, options)).collect();
+    let default_hosts = pool.backends.iter().map(|b| authority(&b.config)).collect();
+    Target { pool, pool_index, options: options.clone(), peers, default_hosts }
+}
+
+fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
+    let tls = backend.config.scheme == Scheme::Https;
+    let sni = if tls { backend.config.host.clone() } else { String::new() };
+    // A SocketAddr argument never triggers HttpPeer::new's blocking lookup.
+    let mut peer = HttpPeer::new(backend.addr, tls, sni);
+    let o = &mut peer.options;
+    o.connection_timeout = Some(options.connect_timeout);
+    o.total_connection_timeout = Some(options.connect_timeout);
+    o.read_timeout = Some(options.read_timeout);
+    o.write_timeout = Some(options.write_timeout);
+    o.idle_timeout = Some(if options.max_idle_conns == 0 {
+        // Pingora treats a zero idle timeout as "do not pool".
+        Duration::ZERO
+    } else {
+        options.idle_timeout
+    });
+    o.tcp_keepalive = None;
+    if backend.config.scheme == Scheme::H2c {
+        o.alpn = ALPN::H2;
+        o.max_h2_streams = 100;
+    }
+    peer
+}
+
+/// `host[:port]` as the backend's URL names it, with the default port left out.
+fn authority(b: &BackendConfig) -> String {
+    let default_port = match b.scheme {
+        Scheme::Https => 443,
+        Scheme::Http | Scheme::H2c => 80,
+    };
+    let host = if b.host.contains(':') { format!("[{}]", b.host) } else { b.host.clone() };
+    if b.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", b.port)
+    }
+}
+
+fn static_response(r: &Respond) -> StaticResponse {
+    let body = bytes::Bytes::from(r.body.clone());
+    // The decoder only admits statuses 100..=599, which always build; 500 is the fallback.
+    let mut header = ResponseHeader::build(r.status, Some(r.headers.len() + 2))
+        .or_else(|_| ResponseHeader::build(500, None))
+        .expect("500 is a valid status");
+    let mut has_type = false;
+    for (name, value) in &r.headers {
+        has_type |= name.eq_ignore_ascii_case("content-type");
+        // Names and values were validated by the decoder; a failure here only drops the header.
+        let _ = header.append_header(name.clone(), value.as_str());
+    }
+    if !has_type {
+        let _ = header.insert_header("Content-Type", "text/plain; charset=utf-8");
+    }
+    let _ = header.insert_header("Content-Length", body.len().to_string());
+    StaticResponse { header, body }
+}
+
+/// Resolves every distinct backend host name once, concurrently, without blocking a thread.
+async fn resolve_all(config: &Config) -> Result<HashMap<(String, u16), SocketAddr>, Vec<ConfigError>> {
+    let mut first_use: HashMap<(String, u16), &BackendConfig> = HashMap::new();
+    for b in config.pools.iter().flat_map(|p| p.backends.iter()) {
+        first_use.entry((b.host.clone(), b.port)).or_insert(b);
+    }
+    let mut lookups = tokio::task::JoinSet::new();
+    for (host, port) in first_use.keys().cloned() {
+        lookups.spawn(async move {
+            let result = resolve(&host, port).await;
+            ((host, port), result)
+        });
+    }
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    while let Some(joined) = lookups.join_next().await {
+        let Ok((key, result)) = joined else { continue };
+        match result {
+            Ok(addr) => {
+                out.insert(key, addr);
+            }
+            Err(message) => {
+                if let Some(b) = first_use.get(&key) {
+                    errors.push(ConfigError {
+                        file: config.source.clone(),
+                        line: b.pos.line,
+                        col: b.pos.col,
+                        path: b.path.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    if out.len() != first_use.len() && errors.is_empty() {
+        errors.push(ConfigError {
+            file: config.source.clone(),
+            line: 0,
+            col: 0,
+            path: String::new(),
+            message: "backend name resolution was interrupted".to_string(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        errors.sort_by_key(|e| (e.line, e.col));
+        Err(errors)
+    }
+}
+
+pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Err(_) => Err(format!("cannot resolve `{host}`: no answer within {RESOLVE_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(format!("cannot resolve `{host}`: {e}")),
+        Ok(Ok(mut addrs)) => {
+            let all: Vec<SocketAddr> = addrs.by_ref().collect();
+            // Prefer IPv4 where both exist: loopback-only test hosts often lack IPv6 routes.
+            all.iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| all.first())
+                .copied()
+                .ok_or_else(|| format!("cannot resolve `{host}`: no addresses"))
+        }
+    }
+}
