@@ -61,7 +61,9 @@ impl HealthChecker {
         let snapshot = self.state.snapshot();
         let mut live: HashMap<usize, ()> = HashMap::new();
         for pool in &snapshot.pools {
-            let Some(policy) = &pool.health_check else { continue };
+            let Some(policy) = &pool.health_check else {
+                continue;
+            };
             for backend in &pool.backends {
                 let key = Arc::as_ptr(backend) as usize;
                 live.insert(key, ());
@@ -94,7 +96,8 @@ impl HealthChecker {
             }
             keep
         });
-        if !self.state.health_ready() && probers.values().all(|p| p.checked.load(Ordering::Relaxed)) {
+        if !self.state.health_ready() && probers.values().all(|p| p.checked.load(Ordering::Relaxed))
+        {
             self.state.set_health_ready();
         }
     }
@@ -113,7 +116,6 @@ async fn probe_loop(
         weight: 1,
         ext: http::Extensions::new(),
     };
-    let mut streak = Streak::default();
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
         let result = match tokio::time::timeout(policy.timeout, check.run(&target)).await {
@@ -123,40 +125,29 @@ async fn probe_loop(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if let Some(up) = streak.record(result.is_ok(), first, backend.is_healthy(), &policy) {
-            if backend.set_healthy(up) {
-                let url = &backend.config.url;
-                match &result {
-                    Ok(()) => info!("backend {url} (pool {pool}) is UP after {} good check(s)", streak.count),
-                    Err(e) => warn!("backend {url} (pool {pool}) is DOWN after {} failed check(s): {e}", streak.count),
-                }
+        // The first probe decides at once: a backend that is down at start must not wait
+        // for `fail_threshold` rounds of failed requests.
+        let (ok_needed, fail_needed) = if first {
+            (1, 1)
+        } else {
+            (policy.success_threshold, policy.fail_threshold)
+        };
+        if backend.observe_check(result.is_ok(), ok_needed, fail_needed) {
+            let url = &backend.config.url;
+            match &result {
+                Ok(()) => info!(
+                    "backend {url} (pool {pool}) is UP after {} good check(s)",
+                    backend.check_successes()
+                ),
+                Err(e) => warn!(
+                    "backend {url} (pool {pool}) is DOWN after {} failed check(s): {e}",
+                    backend.check_failures()
+                ),
             }
         }
         first = false;
         checked.store(true, Ordering::Relaxed);
         tokio::time::sleep(policy.interval).await;
-    }
-}
-
-/// Consecutive results of one kind; the first probe of a backend decides its state at once.
-#[derive(Default)]
-struct Streak {
-    ok: bool,
-    count: u32,
-}
-
-impl Streak {
-    /// Returns the state the backend should be in when it must change, else `None`.
-    fn record(&mut self, ok: bool, first: bool, healthy: bool, policy: &HealthCheck) -> Option<bool> {
-        if self.ok == ok && self.count > 0 {
-            self.count = self.count.saturating_add(1);
-        } else {
-            self.ok = ok;
-            self.count = 1;
-        }
-        let threshold = if ok { policy.success_threshold } else { policy.fail_threshold };
-        let decided = first || self.count >= threshold;
-        (decided && healthy != ok).then_some(ok)
     }
 }
 
@@ -209,41 +200,9 @@ fn accept_2xx_3xx(resp: &ResponseHeader) -> pingora::Result<()> {
     if (200..400).contains(&status) {
         Ok(())
     } else {
-        Error::e_explain(ErrorType::HTTPStatus(status), format!("health check answered {status}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy(fail: u32, success: u32) -> HealthCheck {
-        HealthCheck {
-            kind: HealthKind::Tcp,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            fail_threshold: fail,
-            success_threshold: success,
-        }
-    }
-
-    #[test]
-    fn first_result_decides_at_once() {
-        let mut s = Streak::default();
-        assert_eq!(s.record(false, true, true, &policy(3, 2)), Some(false));
-    }
-
-    #[test]
-    fn thresholds_need_consecutive_results() {
-        let p = policy(3, 2);
-        let mut s = Streak::default();
-        assert_eq!(s.record(false, false, true, &p), None);
-        assert_eq!(s.record(false, false, true, &p), None);
-        assert_eq!(s.record(true, false, true, &p), None, "a success breaks the failure streak");
-        assert_eq!(s.record(false, false, true, &p), None);
-        assert_eq!(s.record(false, false, true, &p), None);
-        assert_eq!(s.record(false, false, true, &p), Some(false));
-        assert_eq!(s.record(true, false, false, &p), None);
-        assert_eq!(s.record(true, false, false, &p), Some(true));
+        Error::e_explain(
+            ErrorType::HTTPStatus(status),
+            format!("health check answered {status}"),
+        )
     }
 }

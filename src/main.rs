@@ -13,7 +13,11 @@ use strait::server::{self, RunOptions};
 const DEFAULT_CONFIG: &str = "conf/strait.yaml";
 
 #[derive(Parser, Debug)]
-#[command(name = "strait", version, about = "A high-throughput edge reverse proxy on Pingora")]
+#[command(
+    name = "strait",
+    version,
+    about = "A high-throughput edge reverse proxy on Pingora"
+)]
 struct Cli {
     /// The YAML config file.
     #[arg(short = 'c', long = "conf", env = "STRAIT_CONFIG", value_name = "FILE")]
@@ -58,7 +62,10 @@ fn main() -> ExitCode {
         return check(&path, config);
     }
     strait::logging::init(config.logging.level);
-    let options = RunOptions { daemon: cli.daemon, upgrade: cli.upgrade };
+    let options = RunOptions {
+        daemon: cli.daemon,
+        upgrade: cli.upgrade,
+    };
     match server::run(config, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
@@ -72,7 +79,10 @@ fn check(path: &Path, config: config::Config) -> ExitCode {
     let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
     match server::build_snapshot(config, None) {
         Ok(_) => {
-            println!("{}: ok ({domains} domains, {backends} backends)", path.display());
+            println!(
+                "{}: ok ({domains} domains, {backends} backends)",
+                path.display()
+            );
             ExitCode::SUCCESS
         }
         Err(server::StartError::Config(errors)) => report(path, &errors),
@@ -84,7 +94,11 @@ fn report(path: &Path, errors: &[config::ConfigError]) -> ExitCode {
     for e in errors {
         eprintln!("{e}");
     }
-    eprintln!("{}: {} error(s); nothing was started", path.display(), errors.len());
+    eprintln!(
+        "{}: {} error(s); nothing was started",
+        path.display(),
+        errors.len()
+    );
     ExitCode::FAILURE
 }
 

@@ -25,9 +25,7 @@ pub struct Router {
 
 impl Router {
     /// `domains` yields, per domain, its host patterns and its routes' path prefixes.
-    pub fn new<'a>(
-        domains: impl IntoIterator<Item = (&'a [HostPattern], Vec<&'a str>)>,
-    ) -> Router {
+    pub fn new<'a>(domains: impl IntoIterator<Item = (&'a [HostPattern], Vec<&'a str>)>) -> Router {
         let mut router = Router::default();
         for (index, (hosts, prefixes)) in domains.into_iter().enumerate() {
             for host in hosts {
@@ -118,7 +116,10 @@ mod tests {
     #[test]
     fn exact_beats_wildcard_and_port_and_case_are_ignored() {
         let r = router();
-        assert_eq!(r.route("API.Example.com:8080", "/x").map(|h| h.domain), Some(0));
+        assert_eq!(
+            r.route("API.Example.com:8080", "/x").map(|h| h.domain),
+            Some(0)
+        );
         assert_eq!(r.route("api.example.com.", "/x").map(|h| h.domain), Some(0));
     }
 
@@ -134,7 +135,10 @@ mod tests {
     #[test]
     fn default_and_unknown() {
         let r = router();
-        assert_eq!(r.route("other.org", "/ping").map(|h| h.route), Some(Some(0)));
+        assert_eq!(
+            r.route("other.org", "/ping").map(|h| h.route),
+            Some(Some(0))
+        );
         let no_default = Router::new(vec![(&[HostPattern::Exact("a".into())][..], vec![])]);
         assert_eq!(no_default.route("b", "/"), None);
         assert_eq!(no_default.route("[::1]:80", "/"), None);

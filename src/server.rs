@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -26,7 +25,10 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub enum StartError {
     Config(Vec<crate::config::ConfigError>),
-    Listen { addr: std::net::SocketAddr, reason: std::io::Error },
+    Listen {
+        addr: std::net::SocketAddr,
+        reason: std::io::Error,
+    },
     Runtime(std::io::Error),
 }
 
@@ -57,7 +59,8 @@ pub fn build_snapshot(config: Config, previous: Option<&Snapshot>) -> Result<Sna
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
-    rt.block_on(Snapshot::build(config, previous)).map_err(StartError::Config)
+    rt.block_on(Snapshot::build(config, previous))
+        .map_err(StartError::Config)
 }
 
 /// Builds everything and serves until shut down. Returns only on a start-up failure.
@@ -72,7 +75,11 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError
     if !options.upgrade {
         check_listeners(&config)?;
     }
-    let listeners: Vec<String> = config.listeners.iter().map(|l| l.addr.to_string()).collect();
+    let listeners: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| l.addr.to_string())
+        .collect();
     let threads = config.server.threads;
     let conf = server_conf(&config, options);
     let state = State::new(build_snapshot(config, None)?);
@@ -88,14 +95,20 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy =
-        http_proxy_service_with_name(&server.configuration, StraitProxy::new(state.clone()), "strait proxy");
+    let mut proxy = http_proxy_service_with_name(
+        &server.configuration,
+        StraitProxy::new(state.clone()),
+        "strait proxy",
+    );
     for addr in &listeners {
         proxy.add_tcp(addr);
     }
     proxy.threads = Some(threads);
     server.add_service(proxy);
-    server.add_service(background_service("strait health checks", HealthChecker::new(state)));
+    server.add_service(background_service(
+        "strait health checks",
+        HealthChecker::new(state),
+    ));
     for addr in &listeners {
         log::info!("strait listening on http://{addr}");
     }
@@ -137,7 +150,10 @@ fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
 /// cases (port taken, no permission, address not local) into a clear message and exit 1.
 fn check_listeners(config: &Config) -> Result<(), StartError> {
     for l in &config.listeners {
-        std::net::TcpListener::bind(l.addr).map_err(|reason| StartError::Listen { addr: l.addr, reason })?;
+        std::net::TcpListener::bind(l.addr).map_err(|reason| StartError::Listen {
+            addr: l.addr,
+            reason,
+        })?;
     }
     Ok(())
 }
@@ -154,6 +170,3 @@ fn exit_when_listeners_fail() {
         default(info);
     }));
 }
-
-
-

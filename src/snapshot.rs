@@ -69,13 +69,19 @@ impl Snapshot {
     /// Resolves backend names and assembles the runtime view. Backends of `previous` whose
     /// pool, address and weight are unchanged keep their `Arc<Backend>`, so health state and
     /// in-flight counts carry over a reload.
-    pub async fn build(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Vec<ConfigError>> {
+    pub async fn build(
+        config: Config,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, Vec<ConfigError>> {
         let resolved = resolve_all(&config).await?;
         let mut carried: HashMap<(String, String, SocketAddr, u32), Arc<Backend>> = HashMap::new();
         if let Some(prev) = previous {
             for pool in &prev.pools {
                 for b in &pool.backends {
-                    carried.insert((pool.name.clone(), b.config.url.clone(), b.addr, b.weight()), b.clone());
+                    carried.insert(
+                        (pool.name.clone(), b.config.url.clone(), b.addr, b.weight()),
+                        b.clone(),
+                    );
                 }
             }
         }
@@ -94,7 +100,9 @@ impl Snapshot {
                         let addr = resolved
                             .get(&(bc.host.clone(), bc.port))
                             .copied()
-                            .unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), bc.port));
+                            .unwrap_or_else(|| {
+                                SocketAddr::new(IpAddr::from([0, 0, 0, 0]), bc.port)
+                            });
                         let key = (pc.name.clone(), bc.url.clone(), addr, bc.weight);
                         carried.get(&key).cloned().unwrap_or_else(|| {
                             let healthy = first_start || pc.health_check.is_none();
@@ -130,7 +138,12 @@ impl Snapshot {
                 d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
             )
         }));
-        Ok(Snapshot { config: Arc::new(config), router, pools, domains })
+        Ok(Snapshot {
+            config: Arc::new(config),
+            router,
+            pools,
+            domains,
+        })
     }
 
     /// The action and header rules for a request, or `None` for an unknown host.
@@ -145,7 +158,12 @@ impl Snapshot {
 }
 
 pub fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
-    Pool::new(pc.name.clone(), pc.strategy, backends, pc.health_check.clone())
+    Pool::new(
+        pc.name.clone(),
+        pc.strategy,
+        backends,
+        pc.health_check.clone(),
+    )
 }
 
 fn host_name(h: &crate::config::HostPattern) -> String {
@@ -170,12 +188,22 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
 pub fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
     let peers = pool.backends.iter().map(|b| peer_for(b, options)).collect();
     let default_hosts = pool.backends.iter().map(|b| authority(&b.config)).collect();
-    Target { pool, pool_index, options: options.clone(), peers, default_hosts }
+    Target {
+        pool,
+        pool_index,
+        options: options.clone(),
+        peers,
+        default_hosts,
+    }
 }
 
 fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
     let tls = backend.config.scheme == Scheme::Https;
-    let sni = if tls { backend.config.host.clone() } else { String::new() };
+    let sni = if tls {
+        backend.config.host.clone()
+    } else {
+        String::new()
+    };
     // A SocketAddr argument never triggers HttpPeer::new's blocking lookup.
     let mut peer = HttpPeer::new(backend.addr, tls, sni);
     let o = &mut peer.options;
@@ -203,7 +231,11 @@ fn authority(b: &BackendConfig) -> String {
         Scheme::Https => 443,
         Scheme::Http | Scheme::H2c => 80,
     };
-    let host = if b.host.contains(':') { format!("[{}]", b.host) } else { b.host.clone() };
+    let host = if b.host.contains(':') {
+        format!("[{}]", b.host)
+    } else {
+        b.host.clone()
+    };
     if b.port == default_port {
         host
     } else {
@@ -231,7 +263,9 @@ fn static_response(r: &Respond) -> StaticResponse {
 }
 
 /// Resolves every distinct backend host name once, concurrently, without blocking a thread.
-async fn resolve_all(config: &Config) -> Result<HashMap<(String, u16), SocketAddr>, Vec<ConfigError>> {
+async fn resolve_all(
+    config: &Config,
+) -> Result<HashMap<(String, u16), SocketAddr>, Vec<ConfigError>> {
     let mut first_use: HashMap<(String, u16), &BackendConfig> = HashMap::new();
     for b in config.pools.iter().flat_map(|p| p.backends.iter()) {
         first_use.entry((b.host.clone(), b.port)).or_insert(b);
@@ -286,7 +320,9 @@ pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::new(ip, port));
     }
     match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
-        Err(_) => Err(format!("cannot resolve `{host}`: no answer within {RESOLVE_TIMEOUT:?}")),
+        Err(_) => Err(format!(
+            "cannot resolve `{host}`: no answer within {RESOLVE_TIMEOUT:?}"
+        )),
         Ok(Err(e)) => Err(format!("cannot resolve `{host}`: {e}")),
         Ok(Ok(mut addrs)) => {
             let all: Vec<SocketAddr> = addrs.by_ref().collect();

@@ -1,113 +1,130 @@
-//! TEMPORARY stub with the agreed API; replaced by the real strategies.
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+//! Load balancing: per-backend runtime state, the five strategies, and `Pool`, which ties one
+//! backend list to one strategy.
+//!
+//! Nothing here touches the network or Pingora: a strategy is a function of the backend list,
+//! the backends' atomics and its own small state, so it is tested with plain values. Backends
+//! are `Arc`s shared across config snapshots; balancer state (cursors, WRR scores, the hash
+//! ring) belongs to one snapshot's `Pool` and is rebuilt with it.
+
+mod backend;
+mod ip_hash;
+mod lease;
+mod least_connections;
+mod random;
+mod round_robin;
+mod weighted_round_robin;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::{BackendConfig, HealthCheck, Strategy};
+use crate::config::{HealthCheck, Strategy};
 
-pub struct Backend {
-    pub config: BackendConfig,
-    pub addr: SocketAddr,
-    healthy: AtomicBool,
-    enabled: AtomicBool,
-    active: AtomicUsize,
-    requests: AtomicU64,
-    failures: AtomicU64,
-    pub consecutive_ok: AtomicU32,
-    pub consecutive_fail: AtomicU32,
+pub use backend::{Backend, MAX_WEIGHT};
+pub use ip_hash::{IpHash, POINTS_PER_WEIGHT};
+pub use lease::Lease;
+pub use least_connections::LeastConnections;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use weighted_round_robin::WeightedRoundRobin;
+
+/// One load-balancing strategy.
+///
+/// `pick` returns the index in `backends` of a usable backend (healthy and enabled) for which
+/// `skip(i)` is false, or `None` when there is none. `skip` marks backends already tried for
+/// this request, so a retry lands somewhere else. Implementations must not panic, whatever the
+/// list (empty, or not the one they were built from), and must stay O(n) without allocating:
+/// this runs for every request. (`IpHash` walks ring points past down backends: a step or two
+/// per pick unless most of the pool is down, and only after checking that the walk will end.)
+pub trait Balancer: Send + Sync {
+    fn pick(
+        &self,
+        backends: &[Arc<Backend>],
+        client: Option<IpAddr>,
+        skip: &dyn Fn(usize) -> bool,
+    ) -> Option<usize>;
 }
 
-impl Backend {
-    pub fn new(config: BackendConfig, addr: SocketAddr, healthy: bool) -> Self {
-        Backend {
-            config,
-            addr,
-            healthy: AtomicBool::new(healthy),
-            enabled: AtomicBool::new(true),
-            active: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            consecutive_ok: AtomicU32::new(0),
-            consecutive_fail: AtomicU32::new(0),
-        }
-    }
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-    pub fn set_healthy(&self, h: bool) -> bool {
-        self.healthy.swap(h, Ordering::Relaxed) != h
-    }
-    pub fn is_enabled(&self) -> bool {
-        self.enabled.load(Ordering::Relaxed)
-    }
-    pub fn set_enabled(&self, e: bool) {
-        self.enabled.store(e, Ordering::Relaxed)
-    }
-    pub fn is_usable(&self) -> bool {
-        self.is_healthy() && self.is_enabled()
-    }
-    pub fn active(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
-    }
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-    pub fn record_failure(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn weight(&self) -> u32 {
-        self.config.weight
-    }
-    pub fn lease(self: &Arc<Self>) -> Lease {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        Lease(self.clone())
+/// The balancer for `strategy`; those that precompute (the hash ring) do so from `backends`,
+/// and must then be used with that same list.
+pub fn build(strategy: Strategy, backends: &[Arc<Backend>]) -> Box<dyn Balancer> {
+    match strategy {
+        Strategy::RoundRobin => Box::new(RoundRobin::new()),
+        Strategy::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(backends)),
+        Strategy::LeastConnections => Box::new(LeastConnections::new()),
+        Strategy::IpHash => Box::new(IpHash::new(backends)),
+        Strategy::Random => Box::new(Random::new()),
     }
 }
 
-pub struct Lease(Arc<Backend>);
-impl Lease {
-    pub fn backend(&self) -> &Arc<Backend> {
-        &self.0
-    }
-}
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
+fn is_candidate(backends: &[Arc<Backend>], i: usize, skip: &dyn Fn(usize) -> bool) -> bool {
+    backends.get(i).is_some_and(|b| b.is_usable()) && !skip(i)
 }
 
+/// A backend list with its strategy and health policy, as one config snapshot sees it.
 pub struct Pool {
     pub name: String,
+    /// Kept together with `balancer`, which may have been built from it: build a new `Pool`
+    /// rather than editing this list in place.
     pub backends: Vec<Arc<Backend>>,
     pub health_check: Option<HealthCheck>,
     pub strategy: Strategy,
-    cursor: AtomicUsize,
+    balancer: Box<dyn Balancer>,
 }
 
 impl Pool {
     pub fn new(
-        name: String,
+        name: impl Into<String>,
         strategy: Strategy,
         backends: Vec<Arc<Backend>>,
         health_check: Option<HealthCheck>,
     ) -> Self {
-        Pool { name, backends, health_check, strategy, cursor: AtomicUsize::new(0) }
+        let balancer = build(strategy, &backends);
+        Pool {
+            name: name.into(),
+            backends,
+            health_check,
+            strategy,
+            balancer,
+        }
     }
-    pub fn select(&self, _client: Option<IpAddr>, tried: &[usize]) -> Option<(usize, Lease)> {
-        let n = self.backends.len();
-        for _ in 0..n {
-            let i = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
-            if self.backends[i].is_usable() && !tried.contains(&i) {
-                return Some((i, self.backends[i].lease()));
+
+    /// Picks a backend for a request and takes an in-flight slot on it. `tried` holds the
+    /// indices already used by this request; a retry passes them so it goes elsewhere. `None`
+    /// means no usable backend is left (503 on a first attempt, give up on a retry).
+    pub fn select(&self, client: Option<IpAddr>, tried: &[usize]) -> Option<(usize, Lease)> {
+        let skip = |i: usize| tried.contains(&i);
+        let i = self.balancer.pick(&self.backends, client, &skip)?;
+        match self.backends.get(i) {
+            Some(b) => Some((i, b.lease())),
+            None => {
+                log::error!(
+                    "pool {}: {} balancer returned index {i} of {} backends",
+                    self.name,
+                    self.strategy.name(),
+                    self.backends.len()
+                );
+                None
             }
         }
-        None
     }
+
+    /// Whether any backend could take a request now (for `/ready` and quick 503s).
     pub fn has_usable(&self) -> bool {
         self.backends.iter().any(|b| b.is_usable())
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("strategy", &self.strategy)
+            .field("backends", &self.backends)
+            .field("health_check", &self.health_check)
+            .finish_non_exhaustive()
     }
 }

@@ -35,11 +35,19 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let a = DemoOrigin::start("origin-a").map_err(|e| format!("cannot start origin-a: {e}"))?;
     let b = DemoOrigin::start("origin-b").map_err(|e| format!("cannot start origin-b: {e}"))?;
     let yaml = demo_yaml(listen, a.addr, b.addr);
-    let config = config::load_str(&yaml, "<demo>", &|k| std::env::var(k).ok()).map_err(|errors| {
-        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
-    })?;
+    let config =
+        config::load_str(&yaml, "<demo>", &|k| std::env::var(k).ok()).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
     crate::logging::init(config.logging.level);
-    println!("strait demo: two origins ({} on {}, {} on {}) behind the proxy.", a.name, a.addr, b.name, b.addr);
+    println!(
+        "strait demo: two origins ({} on {}, {} on {}) behind the proxy.",
+        a.name, a.addr, b.name, b.addr
+    );
     println!("config:\n{yaml}");
     println!("try:  curl http://{listen}/   (repeat it: the origins alternate)");
     println!("      curl http://{listen}/ping");
@@ -68,7 +76,10 @@ fn show_alternation(listen: SocketAddr) {
 fn get(addr: SocketAddr) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET / HTTP/1.1\r\nHost: demo.local\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: demo.local\r\nConnection: close\r\n\r\n"
+    )?;
     let mut reply = String::new();
     s.read_to_string(&mut reply)?;
     Ok(reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string())

@@ -22,15 +22,17 @@ impl DemoOrigin {
         let name = name.to_string();
         let counter = Arc::new(AtomicU64::new(0));
         let thread_name = name.clone();
-        thread::Builder::new().name(format!("demo-{name}")).spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let name = thread_name.clone();
-                let counter = counter.clone();
-                let _ = thread::Builder::new().spawn(move || {
-                    let _ = serve(stream, &name, &counter);
-                });
-            }
-        })?;
+        thread::Builder::new()
+            .name(format!("demo-{name}"))
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let name = thread_name.clone();
+                    let counter = counter.clone();
+                    let _ = thread::Builder::new().spawn(move || {
+                        let _ = serve(stream, &name, &counter);
+                    });
+                }
+            })?;
         Ok(DemoOrigin { name, addr })
     }
 }
@@ -39,14 +41,18 @@ fn serve(stream: TcpStream, name: &str, counter: &AtomicU64) -> io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     loop {
-        let Some(head) = read_head(&mut reader)? else { return Ok(()) };
+        let Some(head) = read_head(&mut reader)? else {
+            return Ok(());
+        };
         let mut lines = head.lines();
         let request_line = lines.next().unwrap_or_default();
         let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
         let mut body_len = 0usize;
         let mut close = request_line.ends_with("HTTP/1.0");
         for line in lines {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             let (k, v) = (k.trim(), v.trim());
             if k.eq_ignore_ascii_case("content-length") {
                 body_len = v.parse().unwrap_or(0);
@@ -86,7 +92,10 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
         }
         head.push_str(&line);
         if head.len() > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
     }
 }

@@ -15,8 +15,6 @@ pub struct Ctx {
     pub target: Option<Arc<Target>>,
     pub headers: Option<Arc<HeaderRules>>,
     pub client_ip: Option<IpAddr>,
-    /// The client's Host, kept for X-Forwarded-Host.
-    pub host: Option<String>,
     /// Indexes (into the target's pool) of backends already tried on this request.
     pub tried: Vec<usize>,
     /// Holds the in-flight count of the backend in use; replaced on retry, released on drop.
@@ -35,7 +33,6 @@ impl Ctx {
             target: None,
             headers: None,
             client_ip: None,
-            host: None,
             tried: Vec::new(),
             lease: None,
             backend_index: None,
@@ -46,7 +43,9 @@ impl Ctx {
 
     /// Whether a retry could go to a backend this request has not tried yet.
     pub fn can_retry(&self) -> bool {
-        let Some(target) = &self.target else { return false };
+        let Some(target) = &self.target else {
+            return false;
+        };
         if self.attempts > target.options.max_retries {
             return false;
         }

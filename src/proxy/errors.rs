@@ -88,7 +88,9 @@ pub async fn respond(session: &mut Session, failure: Failure) -> Result<u16> {
     header.insert_header("Cache-Control", "no-store")?;
     header.insert_header("X-Strait-Error", failure.code())?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(header), head_only).await?;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
     if !head_only {
         session.write_response_body(Some(body), true).await?;
     }

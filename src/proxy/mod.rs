@@ -110,6 +110,9 @@ impl ProxyHttp for StraitProxy {
             Some(f) => f.status(),
             None => 0,
         };
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `request_filter`: pick the snapshot, route by Host and path, answer static routes.
 
+use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
@@ -13,27 +14,19 @@ pub async fn route(state: &State, session: &mut Session, ctx: &mut Ctx) -> Resul
     let snapshot = state.snapshot();
     // Pingora keeps idle HTTP/1 clients forever unless told otherwise.
     session.set_keepalive(Some(snapshot.config.server.keepalive_timeout.as_secs()));
-    ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    ctx.client_ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
 
     let req = session.req_header();
-    // HTTP/2 and absolute-form requests carry the authority in the URI; HTTP/1 in Host.
-    let host = match req.uri.authority() {
-        Some(a) => a.as_str(),
-        None => req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(""),
-    };
     let found = snapshot
-        .lookup(host, req.uri.path())
+        .lookup(request_host(req), req.uri.path())
         .map(|(_, action, headers)| (action, headers.clone()));
-    let host = host.to_string();
     let Some((action, headers)) = found else {
         errors::respond(session, Failure::UnknownHost).await?;
         return Ok(true);
     };
-    ctx.host = Some(host);
     ctx.headers = Some(headers);
     match action {
         RouteAction::Proxy(target) => {
@@ -45,9 +38,13 @@ pub async fn route(state: &State, session: &mut Session, ctx: &mut Ctx) -> Resul
             if let Some(rules) = &ctx.headers {
                 super::headers::apply_response(&rules.response, &mut header);
             }
-            session.write_response_header(Box::new(header), head_only).await?;
+            session
+                .write_response_header(Box::new(header), head_only)
+                .await?;
             if !head_only {
-                session.write_response_body(Some(r.body.clone()), true).await?;
+                session
+                    .write_response_body(Some(r.body.clone()), true)
+                    .await?;
             }
             ctx.snapshot = Some(snapshot);
             return Ok(true);
@@ -59,4 +56,16 @@ pub async fn route(state: &State, session: &mut Session, ctx: &mut Ctx) -> Resul
     }
     ctx.snapshot = Some(snapshot);
     Ok(false)
+}
+
+/// HTTP/2 and absolute-form requests carry the authority in the URI; HTTP/1 in `Host`.
+pub fn request_host(req: &RequestHeader) -> &str {
+    match req.uri.authority() {
+        Some(a) => a.as_str(),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    }
 }

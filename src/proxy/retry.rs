@@ -14,12 +14,20 @@ pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
     e
 }
 
-pub fn on_proxy_failure(session: &Session, ctx: &mut Ctx, mut e: Box<Error>, reused: bool) -> Box<Error> {
+pub fn on_proxy_failure(
+    session: &Session,
+    ctx: &mut Ctx,
+    mut e: Box<Error>,
+    reused: bool,
+) -> Box<Error> {
     record_failure(ctx);
     let replayable = session.req_header().method.is_idempotent()
         && !session.as_ref().retry_buffer_truncated()
         && !ctx.upstream_responded;
-    let timed_out = matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout);
+    let timed_out = matches!(
+        e.etype(),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout
+    );
     // A timeout on a pooled connection that went stale says nothing about the backend.
     let retry = replayable && (!timed_out || reused) && ctx.can_retry();
     e.set_retry(retry);

@@ -11,7 +11,10 @@ use super::errors::NO_HEALTHY_BACKEND;
 
 pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     let Some(target) = ctx.target.clone() else {
-        return Error::e_explain(ErrorType::InternalError, "no upstream target for this request");
+        return Error::e_explain(
+            ErrorType::InternalError,
+            "no upstream target for this request",
+        );
     };
     ctx.attempts += 1;
     // Release the previous attempt's backend before taking the next one.
@@ -29,7 +32,9 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
 }
 
 pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-    let Some(target) = &ctx.target else { return Ok(()) };
+    let Some(target) = &ctx.target else {
+        return Ok(());
+    };
     if !target.options.preserve_host {
         let host = match &target.options.host_header {
             Some(h) => h.as_str(),
@@ -46,7 +51,11 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) ->
 
     if let Some(ip) = ctx.client_ip {
         let ip = ip.to_string();
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
             _ => ip,
         };
@@ -54,10 +63,10 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) ->
     }
     let proto = if is_tls(session) { "https" } else { "http" };
     req.insert_header("X-Forwarded-Proto", proto)?;
-    if let Some(host) = &ctx.host {
-        if !host.is_empty() {
-            req.insert_header("X-Forwarded-Host", host.as_str())?;
-        }
+    // `req` is already rewritten; the client's original Host is still in the session.
+    let client_host = super::request::request_host(session.req_header());
+    if !client_host.is_empty() {
+        req.insert_header("X-Forwarded-Host", client_host)?;
     }
     if let Some(rules) = &ctx.headers {
         super::headers::apply_request(&rules.request, req);

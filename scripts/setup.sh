@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what building strait needs on Debian when it is missing: cmake (zlib-ng),
+# perl and make (vendored OpenSSL), a C/C++ compiler. Safe to run repeatedly.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v perl >/dev/null || need+=(perl)
+command -v make >/dev/null || need+=(make)
+command -v cc >/dev/null || need+=(gcc)
+command -v c++ >/dev/null || need+=(g++)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (>= 1.85) first" >&2; exit 1; }

@@ -1,0 +1,221 @@
+//! Runtime state of one backend.
+//!
+//! A `Backend` outlives config snapshots: a reload that keeps a backend's target and weight keeps
+//! the same `Arc<Backend>`, so health, drain state and counters carry over instead of resetting
+//! to "healthy, idle" on every SIGHUP.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::BackendConfig;
+
+use super::Lease;
+
+// Every counter and flag here is read independently (no invariant spans two of them), so Relaxed
+// ordering is enough; nothing synchronises other memory through these atomics.
+const ORD: Ordering = Ordering::Relaxed;
+
+/// The largest weight the config accepts.
+pub const MAX_WEIGHT: u32 = 100;
+
+#[derive(Debug)]
+pub struct Backend {
+    pub config: BackendConfig,
+    /// Resolved by the caller, so balancing never waits on DNS.
+    pub addr: SocketAddr,
+    healthy: AtomicBool,
+    enabled: AtomicBool,
+    pub(super) active: AtomicU64,
+    pub(super) requests: AtomicU64,
+    failures: AtomicU64,
+    check_successes: AtomicU32,
+    check_failures: AtomicU32,
+}
+
+impl Backend {
+    /// `healthy` is the starting state: the caller decides whether a backend that has never been
+    /// probed takes traffic (Pingora assumes yes; a pool with a health check may prefer no).
+    pub fn new(config: BackendConfig, addr: SocketAddr, healthy: bool) -> Self {
+        Backend {
+            config,
+            addr,
+            healthy: AtomicBool::new(healthy),
+            enabled: AtomicBool::new(true),
+            active: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            check_successes: AtomicU32::new(0),
+            check_failures: AtomicU32::new(0),
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(ORD)
+    }
+
+    /// Returns whether the state changed, so the caller logs and counts transitions only.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, ORD) != healthy
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(ORD)
+    }
+
+    /// Returns whether the state changed. A disabled backend gets no new requests; leases
+    /// already taken on it run to completion (drain).
+    pub fn set_enabled(&self, enabled: bool) -> bool {
+        self.enabled.swap(enabled, ORD) != enabled
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.is_healthy() && self.is_enabled()
+    }
+
+    /// Requests in flight on this backend right now.
+    pub fn active(&self) -> u64 {
+        self.active.load(ORD)
+    }
+
+    /// Times this backend was picked (every lease, retries included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(ORD)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(ORD)
+    }
+
+    pub fn record_failure(&self) {
+        self.failures.fetch_add(1, ORD);
+    }
+
+    /// The configured weight within 1..=`MAX_WEIGHT`. Validation already enforces that range;
+    /// clamping again here means no strategy has to guard against a zero weight (division, an
+    /// empty random range) or a huge one (overflow, a giant hash ring) in a hand-built config.
+    pub fn weight(&self) -> u32 {
+        self.config.weight.clamp(1, MAX_WEIGHT)
+    }
+
+    /// Takes an in-flight slot; it is given back when the `Lease` drops.
+    pub fn lease(self: &Arc<Self>) -> Lease {
+        Lease::new(Arc::clone(self))
+    }
+
+    /// Whether a reloaded config entry denotes this same backend, i.e. whether a reload may keep
+    /// this `Arc` (and its health and counters) for it.
+    pub fn same_target(&self, other: &BackendConfig) -> bool {
+        self.config.scheme == other.scheme
+            && self.config.host.eq_ignore_ascii_case(&other.host)
+            && self.config.port == other.port
+            && self.config.weight == other.weight
+    }
+
+    /// Consecutive successful active checks since the last failed one.
+    pub fn check_successes(&self) -> u32 {
+        self.check_successes.load(ORD)
+    }
+
+    /// Consecutive failed active checks since the last successful one.
+    pub fn check_failures(&self) -> u32 {
+        self.check_failures.load(ORD)
+    }
+
+    /// Feeds one active health-check result and flips health once `success_threshold`
+    /// consecutive successes (or `fail_threshold` consecutive failures) are seen, so one lost
+    /// probe does not eject a backend and one lucky probe does not readmit it. Thresholds of 0
+    /// act as 1. Returns whether health changed.
+    ///
+    /// Meant for the single process-wide health checker: two concurrent callers for the same
+    /// backend could interleave the reset and the increment.
+    pub fn observe_check(&self, ok: bool, success_threshold: u32, fail_threshold: u32) -> bool {
+        let (streak, other, threshold) = if ok {
+            (
+                &self.check_successes,
+                &self.check_failures,
+                success_threshold,
+            )
+        } else {
+            (&self.check_failures, &self.check_successes, fail_threshold)
+        };
+        other.store(0, ORD);
+        let prev = streak
+            .fetch_update(ORD, ORD, |n| Some(n.saturating_add(1)))
+            .unwrap_or(u32::MAX);
+        if prev.saturating_add(1) >= threshold.max(1) {
+            self.set_healthy(ok)
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::backends;
+
+    #[test]
+    fn flags_report_changes() {
+        let b = backends(&[1]).remove(0);
+        assert!(b.is_usable());
+        assert!(!b.set_healthy(true));
+        assert!(b.set_healthy(false));
+        assert!(!b.is_usable());
+        assert!(b.set_healthy(true));
+        assert!(b.set_enabled(false));
+        assert!(!b.set_enabled(false));
+        assert!(b.is_healthy() && !b.is_enabled() && !b.is_usable());
+    }
+
+    #[test]
+    fn check_thresholds() {
+        let b = backends(&[1]).remove(0);
+        // fail_threshold 3: two failures, a success, then two failures must not eject.
+        assert!(!b.observe_check(false, 2, 3));
+        assert!(!b.observe_check(false, 2, 3));
+        assert!(!b.observe_check(true, 2, 3));
+        assert!(!b.observe_check(false, 2, 3));
+        assert!(!b.observe_check(false, 2, 3));
+        assert!(b.is_healthy());
+        assert!(b.observe_check(false, 2, 3));
+        assert!(!b.is_healthy());
+        assert_eq!(b.check_failures(), 3);
+        assert!(!b.observe_check(false, 2, 3));
+        // success_threshold 2.
+        assert!(!b.observe_check(true, 2, 3));
+        assert_eq!(b.check_failures(), 0);
+        assert!(b.observe_check(true, 2, 3));
+        assert!(b.is_healthy());
+        assert_eq!(b.check_successes(), 2);
+        // Threshold 0 behaves as 1.
+        assert!(b.observe_check(false, 0, 0));
+        assert!(b.observe_check(true, 0, 0));
+    }
+
+    #[test]
+    fn weight_clamped() {
+        let mut cfg = backends(&[1]).remove(0).config.clone();
+        cfg.weight = 0;
+        let b = super::Backend::new(cfg.clone(), "127.0.0.1:1".parse().unwrap(), true);
+        assert_eq!(b.weight(), 1);
+        cfg.weight = u32::MAX;
+        let b = super::Backend::new(cfg, "127.0.0.1:1".parse().unwrap(), true);
+        assert_eq!(b.weight(), super::MAX_WEIGHT);
+    }
+
+    #[test]
+    fn same_target_ignores_position_and_host_case() {
+        let b = backends(&[2]).remove(0);
+        let mut cfg = b.config.clone();
+        cfg.pos.line += 10;
+        cfg.path = "elsewhere".into();
+        cfg.host = cfg.host.to_uppercase();
+        assert!(b.same_target(&cfg));
+        cfg.weight = 3;
+        assert!(!b.same_target(&cfg));
+        cfg.weight = 2;
+        cfg.port += 1;
+        assert!(!b.same_target(&cfg));
+    }
+}
