@@ -1,43 +1,152 @@
-//! TEMPORARY stub; replaced by the real loader.
+//! Loading `strait.yaml` into the validated [`Config`] model.
+//!
+//! The pipeline is text → `${VAR}` expansion (`env.rs`) → a YAML tree whose every node knows its
+//! line and column (`yaml.rs`) → the model (`decode/`). Each stage reports problems as
+//! [`ConfigError`]s carrying `file:line:col` of the source text as the user wrote it, so
+//! `strait -t` can print one line per problem and a reload can answer with the same list.
+//! Decoding never stops at the first problem: a file with five mistakes yields five errors,
+//! sorted in file order.
+//!
+//! # Schema notes beyond design §3
+//!
+//! * `${VAR}` / `${VAR:-default}` are expanded everywhere in the text, comments included, so a
+//!   commented-out `${VAR}` still has to be set (or given a default). `${VAR:-x}` uses `x` when
+//!   `VAR` is unset *or empty*; `${VAR}` with an empty `VAR` expands to nothing. `$$` is a
+//!   literal `$`; a `$` followed by anything else is kept as is. Defaults cannot nest. The value
+//!   is pasted into the YAML before parsing: quote the reference (`"${VAR}"`) when the value may
+//!   contain `#`, `: ` or leading special characters. When a variable is missing only the
+//!   environment errors are reported, because the text after a failed expansion is not what
+//!   the user wrote and would produce misleading follow-up errors.
+//! * An explicit empty value (`key:`, `key: ~`, `key: null`) means the same as leaving the key
+//!   out. This lets `token: ${TOKEN:-}` switch a setting off from the environment.
+//! * Quoted scalars are strings: `threads: "2"` is an error, `token: 12345` is the string
+//!   `"12345"`. Booleans are `true`/`false` only (YAML 1.2), not `yes`/`no`.
+//! * Durations: `<number><unit>` repeated, units `ms`, `s`, `m`, `h` (`1h30m`, `90s`). A bare
+//!   number is rejected because `timeout: 30` is ambiguous.
+//! * Sizes: a bare number is bytes; `B`, `KiB`, `MiB`, `GiB`, `TiB` are powers of 1024 and
+//!   `KB`, `MB`, `GB`, `TB` powers of 1000, as their names say. Units are case-sensitive.
+//! * Anchors, aliases and `<<` merge keys are supported; merged keys never override keys
+//!   written in the mapping itself. Tags other than `!!str` are rejected.
+//! * `backends: []` is allowed and creates an empty pool (503 until backends are added through
+//!   the admin API); leaving `backends` out means the domain answers 404 outside its routes.
+//! * A missing `health_check` means no active checks (passive ejection only).
+//! * Hosts are names made of letters, digits, `-`, `_` and dots (lower-cased), `*.suffix` or
+//!   `*`; IPv6 literals are not accepted as hosts.
+//! * A route with `respond` may not also set `backends`, `load_balancer` or `health_check`.
+//! * Timeouts, intervals and `rate_limit.per` must be longer than `0s`; `idle_timeout` and the
+//!   `server` durations may be `0s`.
+//! * A domain's `cache:` map overrides the global settings (or the defaults when there is no
+//!   global section); a route's `cache:` map overrides its domain's effective settings. A
+//!   `rules` list replaces the inherited rules instead of extending them.
+//! * Header rules merge per header name, case-insensitively, route over domain across all
+//!   three operations: a route's `remove: [X]` drops the domain's `set`/`add` of `X`, and a
+//!   route's `set`/`add` of `X` drops the domain's `remove` of `X`.
+//! * A route's `preserve_host: true` drops an inherited `host_header` and vice versa; both in
+//!   the same mapping is an error.
+//! * Listener, admin and probe addresses must not overlap: the same port on the same IP, or on
+//!   an unspecified IP (`0.0.0.0`, `[::]`) of the same family, is an error. Port 0 (pick any
+//!   free port) is exempt.
+
+mod decode;
+mod env;
 pub mod model;
+mod units;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+
 pub use model::*;
 
-#[derive(Debug, Clone)]
+/// One problem in a config file, printed as `file:line:col: path: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
+    /// 1-based; 0 when the problem is not at a place in the file (e.g. it cannot be read).
     pub line: usize,
+    /// 1-based, in characters.
     pub col: usize,
+    /// Field path such as `domains[0].backends[1].addr`; empty for problems with the text
+    /// itself (syntax, environment variables).
     pub path: String,
     pub message: String,
 }
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.col, self.path, self.message
-        )
+
+impl ConfigError {
+    pub(crate) fn new(file: &str, pos: Pos, path: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
-pub fn load_file(path: &std::path::Path) -> Result<Config, Vec<ConfigError>> {
-    Err(vec![ConfigError {
-        file: path.display().to_string(),
-        line: 0,
-        col: 0,
-        path: String::new(),
-        message: "stub".into(),
-    }])
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.col)?;
+        }
+        if self.path.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.path, self.message)
+        }
+    }
 }
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and decodes a config file, expanding `${VAR}` from the process environment.
+pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let source = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, &source, &|name| std::env::var(name).ok()),
+        Err(err) => Err(vec![ConfigError::new(
+            &source,
+            Pos::default(),
+            "",
+            format!("cannot read: {err}"),
+        )]),
+    }
+}
+
+/// Decodes config text. `source` names the text in errors and becomes [`Config::source`];
+/// `env` resolves `${VAR}` references (tests and the admin API pass their own).
 pub fn load_str(
-    _t: &str,
-    s: &str,
-    _e: &dyn Fn(&str) -> Option<String>,
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<ConfigError>> {
-    Err(vec![ConfigError {
-        file: s.into(),
-        line: 0,
-        col: 0,
-        path: String::new(),
-        message: "stub".into(),
-    }])
+    // Editors do not show a byte-order mark, so columns are counted without it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let expanded = env::expand(text, env).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|(pos, message)| ConfigError::new(source, pos, "", message))
+            .collect::<Vec<_>>()
+    })?;
+    let parsed = yaml::parse(&expanded);
+    let mut errors: Vec<ConfigError> = parsed
+        .problems
+        .into_iter()
+        .map(|p| ConfigError::new(source, p.pos, &p.path, p.message))
+        .collect();
+    // No tree means the YAML itself is broken; decoding it would only add noise.
+    if let Some(root) = parsed.root {
+        match decode::decode(&root, source) {
+            Ok(config) if errors.is_empty() => return Ok(config),
+            Ok(_) => {}
+            Err(more) => errors.extend(more),
+        }
+    }
+    // Stable, so problems found at the same spot keep the order they were found in.
+    errors.sort_by_key(|e| (e.line, e.col));
+    Err(errors)
 }

@@ -61,10 +61,10 @@ fn serve(stream: TcpStream, name: &str, counter: &AtomicU64) -> io::Result<()> {
             }
         }
         io::copy(&mut (&mut reader).take(body_len as u64), &mut io::sink())?;
-        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         let body = if path == "/health" {
             "ok\n".to_string()
         } else {
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
             format!("Hello from {name} (request #{n} to this origin, path {path})\n")
         };
         write!(

@@ -1,0 +1,254 @@
+//! `domains`: host patterns, the domain's pool and what its unmatched requests get.
+
+use super::backend::{backends, health_check, is_hostname, strategy};
+use super::cache;
+use super::fields::{item_path, list, string, Errors, Fields};
+use super::headers;
+use super::options;
+use super::policy;
+use super::route::{routes, Parent};
+use crate::config::model::{
+    Action, CacheSettings, Domain, DomainCache, HostPattern, PoolConfig, Pos, Strategy,
+};
+use crate::config::yaml::Node;
+
+const DOMAIN_KEYS: &[&str] = &[
+    "hosts",
+    "load_balancer",
+    "backends",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "max_retries",
+    "max_idle_conns",
+    "idle_timeout",
+    "preserve_host",
+    "host_header",
+    "health_check",
+    "cache",
+    "rate_limit",
+    "headers",
+    "routes",
+];
+
+/// State shared across all domains of the file.
+struct Seen {
+    hosts: Vec<(HostPattern, Pos)>,
+}
+
+/// Decodes the `domains` list into domains and the pools they reference.
+pub fn domains(
+    e: &mut Errors,
+    node: &Node,
+    global_cache: Option<&CacheSettings>,
+) -> (Vec<PoolConfig>, Vec<Domain>) {
+    let mut pools = Vec::new();
+    let mut out = Vec::new();
+    let Some(items) = list(e, node, "domains") else {
+        return (pools, out);
+    };
+    if items.is_empty() {
+        e.push(node.pos, "domains", "at least one domain is required");
+    }
+    let mut seen = Seen { hosts: Vec::new() };
+    for (i, item) in items.iter().enumerate() {
+        let path = item_path("domains", i);
+        if let Some(d) = domain(e, item, &path, global_cache, &mut seen, &mut pools) {
+            out.push(d);
+        }
+    }
+    (pools, out)
+}
+
+fn domain(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    global_cache: Option<&CacheSettings>,
+    seen: &mut Seen,
+    pools: &mut Vec<PoolConfig>,
+) -> Option<Domain> {
+    let f = Fields::new(e, node, path, DOMAIN_KEYS)?;
+    f.require(e, "hosts");
+    let hosts = f
+        .get("hosts")
+        .map(|n| hosts(e, n, &f.path("hosts"), seen))
+        .unwrap_or_default();
+    let name = hosts
+        .first()
+        .map(|(_, text)| text.clone())
+        .unwrap_or_default();
+    let strategy = f
+        .get("load_balancer")
+        .and_then(|n| strategy(e, n, &f.path("load_balancer")))
+        .unwrap_or(Strategy::RoundRobin);
+    let backend_list = f
+        .get("backends")
+        .map(|n| backends(e, n, &f.path("backends")));
+    let health = f
+        .get("health_check")
+        .and_then(|n| health_check(e, n, &f.path("health_check")));
+    let proxy_options = options::read(e, &f).apply(&options::defaults());
+    let header_rules = f
+        .get("headers")
+        .map(|n| headers::rules(e, n, &f.path("headers")))
+        .unwrap_or_default();
+    let rate_limit = f
+        .get("rate_limit")
+        .and_then(|n| policy::rate_limit(e, n, &f.path("rate_limit")));
+    let cache_base = global_cache.cloned().unwrap_or_else(cache::defaults);
+    let cache = cache::section(
+        e,
+        f.get("cache"),
+        &f.path("cache"),
+        global_cache,
+        &cache_base,
+    )
+    .unwrap_or(DomainCache::Off);
+
+    let pool = backend_list.map(|backends| {
+        pools.push(PoolConfig {
+            name: name.clone(),
+            strategy,
+            backends,
+            health_check: health.clone(),
+        });
+        pools.len() - 1
+    });
+    let action = match pool {
+        Some(pool) => Action::Proxy {
+            pool,
+            options: proxy_options.clone(),
+        },
+        None => Action::NotFound,
+    };
+    let parent = Parent {
+        name: &name,
+        pool,
+        strategy,
+        health: health.as_ref(),
+        options: &proxy_options,
+        headers: &header_rules,
+        rate_limit: rate_limit.as_ref(),
+        cache: &cache,
+        global_cache,
+    };
+    let routes = f
+        .get("routes")
+        .map(|n| routes(e, n, &f.path("routes"), &parent, pools))
+        .unwrap_or_default();
+    Some(Domain {
+        hosts: hosts.into_iter().map(|(pattern, _)| pattern).collect(),
+        action,
+        headers: header_rules,
+        rate_limit,
+        cache,
+        routes,
+        pos: node.pos,
+    })
+}
+
+/// Host patterns with their lower-cased text (used to name pools).
+fn hosts(e: &mut Errors, node: &Node, path: &str, seen: &mut Seen) -> Vec<(HostPattern, String)> {
+    let Some(items) = list(e, node, path) else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        e.push(node.pos, path, "at least one host is required");
+    }
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = item_path(path, i);
+        let Some(text) = string(e, item, &item_path) else {
+            continue;
+        };
+        let pattern = match parse_host(&text) {
+            Ok(p) => p,
+            Err(message) => {
+                e.push(item.pos, &item_path, message);
+                continue;
+            }
+        };
+        if let Some((_, first)) = seen.hosts.iter().find(|(p, _)| *p == pattern) {
+            e.push(
+                item.pos,
+                &item_path,
+                format!(
+                    "duplicate host {:?} (first at line {})",
+                    text.to_ascii_lowercase(),
+                    first.line
+                ),
+            );
+            continue;
+        }
+        seen.hosts.push((pattern.clone(), item.pos));
+        out.push((pattern, text.to_ascii_lowercase()));
+    }
+    out
+}
+
+/// `name`, `*.suffix` or `*`; ports are refused because routing ignores the listener.
+pub fn parse_host(text: &str) -> Result<HostPattern, String> {
+    let lower = text.to_ascii_lowercase();
+    if lower.is_empty() {
+        return Err("a host cannot be empty".to_string());
+    }
+    if lower.chars().any(char::is_whitespace) {
+        return Err(format!("a host cannot contain spaces, found {text:?}"));
+    }
+    if lower == "*" {
+        return Ok(HostPattern::Any);
+    }
+    let (name, wildcard) = match lower.strip_prefix("*.") {
+        Some(rest) => (rest, true),
+        None => (lower.as_str(), false),
+    };
+    if name.contains('*') {
+        return Err(format!(
+            "a wildcard is only allowed as a leading `*.` or as `*` alone, found {text:?}"
+        ));
+    }
+    if name.contains(':') {
+        return Err(format!(
+            "a host cannot have a port (hosts match on the name only), found {text:?}"
+        ));
+    }
+    if !is_hostname(name) {
+        return Err(format!("invalid host {text:?}"));
+    }
+    Ok(if wildcard {
+        HostPattern::Wildcard(format!(".{name}"))
+    } else {
+        HostPattern::Exact(name.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(
+            parse_host("API.Example.com"),
+            Ok(HostPattern::Exact("api.example.com".into()))
+        );
+        assert_eq!(
+            parse_host("*.example.com"),
+            Ok(HostPattern::Wildcard(".example.com".into()))
+        );
+        assert_eq!(parse_host("*"), Ok(HostPattern::Any));
+        for bad in [
+            "",
+            "a b",
+            "a.*.com",
+            "*example.com",
+            "a.com:80",
+            "a..com",
+            "*.",
+            "a.com.",
+        ] {
+            assert!(parse_host(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! From the YAML tree to the [`Config`] model.
+//!
+//! Split by section; every function reports into one [`Errors`] and substitutes a placeholder
+//! for whatever it could not read, so one pass finds every problem in the file.
+
+mod backend;
+mod cache;
+mod domain;
+mod fields;
+mod headers;
+mod options;
+mod policy;
+mod route;
+mod server;
+
+use fields::{Errors, Fields};
+
+use crate::config::model::Config;
+use crate::config::yaml::Node;
+use crate::config::ConfigError;
+
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "listeners",
+    "admin",
+    "probe",
+    "logging",
+    "cache",
+    "domains",
+];
+
+pub fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut e = Errors::new(source);
+    let Some(f) = Fields::new(&mut e, root, "", TOP_KEYS) else {
+        return Err(e.into_vec());
+    };
+    let server = server::server(&mut e, f.get("server"));
+    let listeners = f
+        .require(&mut e, "listeners")
+        .map(|n| server::listeners(&mut e, n))
+        .unwrap_or_default();
+    let admin = f.get("admin").and_then(|n| server::admin(&mut e, n));
+    let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
+    let logging = server::logging(&mut e, f.get("logging"));
+    let global_cache = f
+        .get("cache")
+        .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
+    let (pools, domains) = f
+        .require(&mut e, "domains")
+        .map(|n| domain::domains(&mut e, n, global_cache.as_ref()))
+        .unwrap_or_default();
+
+    let mut binds: Vec<_> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.addr, l.pos, format!("listeners[{i}].addr")))
+        .collect();
+    binds.extend(
+        admin
+            .iter()
+            .map(|a| (a.addr, a.pos, "admin.addr".to_string())),
+    );
+    binds.extend(
+        probe
+            .iter()
+            .map(|p| (p.addr, p.pos, "probe.addr".to_string())),
+    );
+    server::check_addresses(&mut e, &binds);
+
+    if !e.is_empty() {
+        return Err(e.into_vec());
+    }
+    Ok(Config {
+        source: source.to_string(),
+        server,
+        listeners,
+        admin,
+        probe,
+        logging,
+        cache: global_cache,
+        pools,
+        domains,
+    })
+}

@@ -1,0 +1,92 @@
+//! Upstream options (`connect_timeout` … `host_header`) shared by domains and routes.
+
+use std::time::Duration;
+
+use super::fields::{Errors, Fields};
+use crate::config::model::ProxyOptions;
+
+pub fn defaults() -> ProxyOptions {
+    ProxyOptions {
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(60),
+        max_retries: 2,
+        max_idle_conns: 32,
+        idle_timeout: Duration::from_secs(60),
+        preserve_host: false,
+        host_header: None,
+    }
+}
+
+/// The option fields one mapping wrote; unset ones inherit.
+#[derive(Default)]
+pub struct Overrides {
+    connect_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    max_retries: Option<u32>,
+    max_idle_conns: Option<u32>,
+    idle_timeout: Option<Duration>,
+    preserve_host: Option<bool>,
+    host_header: Option<String>,
+}
+
+pub fn read(e: &mut Errors, f: &Fields) -> Overrides {
+    let host_header = f.string(e, "host_header").filter(|h| {
+        let ok = !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            let at = f.get("host_header").map_or(f.node.pos, |n| n.pos);
+            e.push(
+                at,
+                &f.path("host_header"),
+                format!("expected a host name like backend.internal, found {h:?}"),
+            );
+        }
+        ok
+    });
+    let preserve_host = f.boolean(e, "preserve_host");
+    if preserve_host == Some(true) && host_header.is_some() {
+        if let Some(node) = f.get("host_header") {
+            e.push(
+                node.pos,
+                &f.path("host_header"),
+                "host_header cannot be combined with preserve_host: true",
+            );
+        }
+    }
+    Overrides {
+        connect_timeout: f.positive_duration(e, "connect_timeout"),
+        read_timeout: f.positive_duration(e, "read_timeout"),
+        write_timeout: f.positive_duration(e, "write_timeout"),
+        max_retries: f.int(e, "max_retries", 0, 10).map(|v| v as u32),
+        max_idle_conns: f.int(e, "max_idle_conns", 0, 10_000).map(|v| v as u32),
+        idle_timeout: f.duration(e, "idle_timeout"),
+        preserve_host,
+        host_header,
+    }
+}
+
+impl Overrides {
+    pub fn apply(&self, base: &ProxyOptions) -> ProxyOptions {
+        let mut out = base.clone();
+        out.connect_timeout = self.connect_timeout.unwrap_or(out.connect_timeout);
+        out.read_timeout = self.read_timeout.unwrap_or(out.read_timeout);
+        out.write_timeout = self.write_timeout.unwrap_or(out.write_timeout);
+        out.max_retries = self.max_retries.unwrap_or(out.max_retries);
+        out.max_idle_conns = self.max_idle_conns.unwrap_or(out.max_idle_conns);
+        out.idle_timeout = self.idle_timeout.unwrap_or(out.idle_timeout);
+        // The two ways of choosing the upstream Host exclude each other, so setting one
+        // here cancels the other inherited from the domain.
+        if let Some(preserve) = self.preserve_host {
+            out.preserve_host = preserve;
+            if preserve {
+                out.host_header = None;
+            }
+        }
+        if let Some(host) = &self.host_header {
+            out.host_header = Some(host.clone());
+            out.preserve_host = false;
+        }
+        out
+    }
+}

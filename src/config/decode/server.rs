@@ -1,0 +1,211 @@
+//! Process-level sections: `server`, `listeners`, `admin`, `probe`, `logging`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::fields::{item_path, list, Errors, Fields};
+use crate::config::model::{
+    AccessLog, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
+};
+use crate::config::yaml::Node;
+
+const SERVER_KEYS: &[&str] = &[
+    "threads",
+    "pid_file",
+    "upgrade_sock",
+    "grace_period",
+    "shutdown_timeout",
+    "drain_delay",
+    "keepalive_timeout",
+    "user",
+    "group",
+];
+const LISTENER_KEYS: &[&str] = &["addr", "tls"];
+const TLS_KEYS: &[&str] = &["certs", "cert_dir", "http2"];
+const CERT_KEYS: &[&str] = &["cert", "key"];
+const ADMIN_KEYS: &[&str] = &["addr", "token"];
+const PROBE_KEYS: &[&str] = &["addr"];
+const LOGGING_KEYS: &[&str] = &["level", "access_log"];
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+const MAX_THREADS: u64 = 1024;
+
+pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut server = Server {
+        threads: cpus.min(MAX_THREADS as usize),
+        pid_file: PathBuf::from("/tmp/strait.pid"),
+        upgrade_sock: PathBuf::from("/tmp/strait_upgrade.sock"),
+        grace_period: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_secs(10),
+        drain_delay: Duration::from_secs(1),
+        keepalive_timeout: Duration::from_secs(60),
+        user: None,
+        group: None,
+    };
+    let Some(f) = node.and_then(|n| Fields::new(e, n, "server", SERVER_KEYS)) else {
+        return server;
+    };
+    if let Some(threads) = f.int(e, "threads", 1, MAX_THREADS) {
+        server.threads = threads as usize;
+    }
+    if let Some(path) = f.file_path(e, "pid_file") {
+        server.pid_file = path;
+    }
+    if let Some(path) = f.file_path(e, "upgrade_sock") {
+        server.upgrade_sock = path;
+    }
+    let durations = [
+        ("grace_period", &mut server.grace_period),
+        ("shutdown_timeout", &mut server.shutdown_timeout),
+        ("drain_delay", &mut server.drain_delay),
+        ("keepalive_timeout", &mut server.keepalive_timeout),
+    ];
+    for (key, slot) in durations {
+        if let Some(value) = f.duration(e, key) {
+            *slot = value;
+        }
+    }
+    server.user = f.string(e, "user").filter(|s| !s.is_empty());
+    server.group = f.string(e, "group").filter(|s| !s.is_empty());
+    server
+}
+
+/// `listeners` must be present and non-empty; the caller checks it is present.
+pub fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
+    let Some(items) = list(e, node, "listeners") else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        e.push(node.pos, "listeners", "at least one listener is required");
+    }
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = item_path("listeners", i);
+        let Some(f) = Fields::new(e, item, &path, LISTENER_KEYS) else {
+            continue;
+        };
+        f.require(e, "addr");
+        let tls = f.get("tls").and_then(|n| tls(e, n, &f.path("tls")));
+        if let Some((addr, pos)) = f.addr(e, "addr") {
+            out.push(Listener { addr, tls, pos });
+        }
+    }
+    out
+}
+
+fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
+    let f = Fields::new(e, node, path, TLS_KEYS)?;
+    let items = f.list(e, "certs");
+    let mut certs = Vec::new();
+    for (i, item) in items.unwrap_or_default().iter().enumerate() {
+        let path = item_path(&f.path("certs"), i);
+        let Some(c) = Fields::new(e, item, &path, CERT_KEYS) else {
+            continue;
+        };
+        c.require(e, "cert");
+        c.require(e, "key");
+        if let (Some(cert), Some(key)) = (c.file_path(e, "cert"), c.file_path(e, "key")) {
+            certs.push(CertPair { cert, key });
+        }
+    }
+    let cert_dir = f.file_path(e, "cert_dir");
+    if !f.has("certs") && !f.has("cert_dir") {
+        e.push(node.pos, path, "tls needs `certs` or `cert_dir`");
+    } else if items.is_some_and(<[Node]>::is_empty) && !f.has("cert_dir") {
+        let at = f.get("certs").map_or(node.pos, |n| n.pos);
+        e.push(
+            at,
+            &f.path("certs"),
+            "at least one certificate is required when there is no `cert_dir`",
+        );
+    }
+    Some(Tls {
+        certs,
+        cert_dir,
+        http2: f.boolean(e, "http2").unwrap_or(false),
+    })
+}
+
+pub fn admin(e: &mut Errors, node: &Node) -> Option<Admin> {
+    let f = Fields::new(e, node, "admin", ADMIN_KEYS)?;
+    f.require(e, "addr");
+    let token = f.string(e, "token").filter(|t| !t.is_empty());
+    let (addr, pos) = f.addr(e, "addr")?;
+    if token.is_none() && !addr.ip().is_loopback() {
+        // Point at the empty token if there is one, else at the section that lacks it.
+        let at = f.get("token").map_or(node.pos, |n| n.pos);
+        e.push(
+            at,
+            "admin.token",
+            "required when admin.addr is not a loopback address",
+        );
+    }
+    Some(Admin { addr, token, pos })
+}
+
+pub fn probe(e: &mut Errors, node: &Node) -> Option<Probe> {
+    let f = Fields::new(e, node, "probe", PROBE_KEYS)?;
+    f.require(e, "addr");
+    let (addr, pos) = f.addr(e, "addr")?;
+    Some(Probe { addr, pos })
+}
+
+pub fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
+    let mut logging = Logging {
+        level: log::LevelFilter::Info,
+        access_log: None,
+    };
+    let Some(f) = node.and_then(|n| Fields::new(e, n, "logging", LOGGING_KEYS)) else {
+        return logging;
+    };
+    if let Some(i) = f.one_of(e, "level", LEVELS) {
+        logging.level = [
+            log::LevelFilter::Off,
+            log::LevelFilter::Error,
+            log::LevelFilter::Warn,
+            log::LevelFilter::Info,
+            log::LevelFilter::Debug,
+            log::LevelFilter::Trace,
+        ][i];
+    }
+    logging.access_log = f.file_path(e, "access_log").map(|path| {
+        if path.as_os_str() == "-" {
+            AccessLog::Stdout
+        } else {
+            AccessLog::File(path)
+        }
+    });
+    logging
+}
+
+/// Every socket strait binds must be distinct; two binds of one port on overlapping IPs fail
+/// at startup, so they are reported here with both places.
+pub fn check_addresses(e: &mut Errors, binds: &[(SocketAddr, Pos, String)]) {
+    for (i, (addr, pos, path)) in binds.iter().enumerate() {
+        let clash = binds[..i]
+            .iter()
+            .find(|(other, _, _)| overlaps(*addr, *other));
+        if let Some((other, other_pos, other_path)) = clash {
+            let message = if other == addr {
+                format!(
+                    "duplicate address {addr} (first at line {}, {other_path})",
+                    other_pos.line
+                )
+            } else {
+                format!(
+                    "address {addr} overlaps {other} ({other_path}, line {})",
+                    other_pos.line
+                )
+            };
+            e.push(*pos, path, message);
+        }
+    }
+}
+
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}

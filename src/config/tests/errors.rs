@@ -1,0 +1,424 @@
+//! Files that do not load: each problem's exact line, column, path and message.
+
+use super::*;
+
+#[test]
+fn unknown_fields() {
+    assert_eq!(
+        errors(&format!("{MINIMAL}extra: 1\n")),
+        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, cache, domains"]
+    );
+    assert_eq!(
+        errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
+        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group"]
+    );
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+    tls: { certs: [{ cert: a.pem, key: a.key, chain: c.pem }] }
+domains:
+  - hosts: [a.com]
+    backends: [{ addr: http://127.0.0.1:3000, wieght: 2 }]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:3:47: listeners[0].tls.certs[0]: unknown field `chain`, expected one of: cert, key",
+            "t.yaml:6:47: domains[0].backends[0]: unknown field `wieght`, expected one of: addr, weight",
+        ]
+    );
+}
+
+#[test]
+fn bad_durations_and_sizes() {
+    assert_eq!(
+        errors(&format!(
+            "server:\n  grace_period: 30\n  shutdown_timeout: abc\n{MINIMAL}"
+        )),
+        [
+            r#"t.yaml:2:17: server.grace_period: expected a duration like 10s, found "30" (add a unit, e.g. 10s)"#,
+            r#"t.yaml:3:21: server.shutdown_timeout: expected a duration like 10s, found "abc""#,
+        ]
+    );
+    assert_eq!(
+        errors(&format!("cache:\n  max_bytes: 12XB\n  max_entry_bytes: [1]\n  precompress: {{ min_bytes: -5 }}\n{MINIMAL}")),
+        [
+            r#"t.yaml:2:14: cache.max_bytes: expected a size like 64KiB, found "12XB" (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"#,
+            "t.yaml:3:20: cache.max_entry_bytes: expected a size like 64KiB, found a list",
+            r#"t.yaml:4:29: cache.precompress.min_bytes: a size cannot be negative, found "-5""#,
+        ]
+    );
+}
+
+#[test]
+fn backend_weights() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends:
+      - { addr: http://127.0.0.1:3000, weight: 0 }
+      - { addr: http://127.0.0.1:3001, weight: 101 }
+      - { addr: http://127.0.0.1:3002, weight: 100 }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:6:48: domains[0].backends[0].weight: weight must be between 1 and 100, found 0",
+            "t.yaml:7:48: domains[0].backends[1].weight: weight must be between 1 and 100, found 101",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_host_across_domains() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com, '*.a.com']
+    backends: [http://127.0.0.1:3000]
+  - hosts: [b.com, A.com, '*.A.COM']
+    backends: [http://127.0.0.1:3001]
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:6:20: domains[1].hosts[1]: duplicate host "a.com" (first at line 4)"#,
+            r#"t.yaml:6:27: domains[1].hosts[2]: duplicate host "*.a.com" (first at line 4)"#,
+        ]
+    );
+}
+
+#[test]
+fn bad_backend_addresses() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends:
+      - http://127.0.0.1:3000
+      - { addr: 'http://' }
+      - { addr: ftp://files.internal }
+      - 127.0.0.1:3001
+      - http://127.0.0.1:3000/
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:7:17: domains[0].backends[1].addr: missing host in "http://""#,
+            r#"t.yaml:8:17: domains[0].backends[2].addr: unsupported scheme "ftp" in "ftp://files.internal", expected http, https or h2c"#,
+            r#"t.yaml:9:9: domains[0].backends[3]: expected a URL like http://127.0.0.1:3000, found "127.0.0.1:3001" (missing http://, https:// or h2c://)"#,
+            "t.yaml:10:9: domains[0].backends[4]: duplicate backend http://127.0.0.1:3000/ (first at line 6)",
+        ]
+    );
+}
+
+#[test]
+fn environment_variables() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:${NOPE}
+  - { addr: '127.0.0.1:${PORT}', bogus: 1 }  # ${ALSO_NOPE:-fine}
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+";
+    // Only the missing variable is reported: the rest of the line is not what was written.
+    assert_eq!(
+        errors(text),
+        ["t.yaml:2:21: environment variable NOPE is not set"]
+    );
+    // With the variable set, the error after the expansion is still at its written column.
+    let text = text.replace("${NOPE}", "${NOPE:-8080}");
+    assert_eq!(
+        errors(&text),
+        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, tls"]
+    );
+    let text = text.replace(", bogus: 1", "");
+    let c = ok(&text);
+    assert_eq!(c.listeners[1].addr, "127.0.0.1:8081".parse().unwrap());
+    assert_eq!(c.listeners[1].pos, Pos { line: 3, col: 13 });
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let text = "listeners:\n  - addr: 127.0.0.1:8080\n   bad: 1\ndomains: []\n";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:3:7: invalid YAML: while parsing a block collection, did not find expected '-' indicator"]
+    );
+    assert_eq!(
+        errors("listeners: [1, 2\n"),
+        ["t.yaml:2:1: invalid YAML: while parsing a flow sequence, expected ',' or ']'"]
+    );
+}
+
+#[test]
+fn duplicate_yaml_keys() {
+    let text = format!("{MINIMAL}listeners:\n  - addr: 127.0.0.1:9\n");
+    assert_eq!(
+        errors(&text),
+        ["t.yaml:6:1: duplicate key `listeners` (first at line 1)"]
+    );
+}
+
+#[test]
+fn wrong_types() {
+    let text = "\
+server:
+  threads: \"2\"
+listeners: 127.0.0.1:8080
+logging: { level: loud, access_log: [x] }
+domains:
+  - hosts: a.com
+    preserve_host: yes
+    backends: [http://127.0.0.1:3000]
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:2:12: server.threads: expected an integer, found "2""#,
+            r#"t.yaml:3:12: listeners: expected a list, found "127.0.0.1:8080""#,
+            r#"t.yaml:4:19: logging.level: unknown value "loud", expected one of: off, error, warn, info, debug, trace"#,
+            "t.yaml:4:37: logging.access_log: expected a string, found a list",
+            r#"t.yaml:6:12: domains[0].hosts: expected a list, found "a.com""#,
+            r#"t.yaml:7:20: domains[0].preserve_host: expected true or false, found "yes""#,
+        ]
+    );
+    assert_eq!(
+        errors("- a\n- b\n"),
+        ["t.yaml:1:1: expected a mapping, found a list"]
+    );
+}
+
+#[test]
+fn missing_sections() {
+    assert_eq!(
+        errors("domains:\n  - hosts: [a.com]\n"),
+        ["t.yaml:1:1: missing field `listeners`"]
+    );
+    assert_eq!(
+        errors("# nothing yet\n"),
+        [
+            "t.yaml:1:1: missing field `listeners`",
+            "t.yaml:1:1: missing field `domains`",
+        ]
+    );
+    assert_eq!(
+        errors("listeners: []\ndomains: []\n"),
+        [
+            "t.yaml:1:12: listeners: at least one listener is required",
+            "t.yaml:2:10: domains: at least one domain is required",
+        ]
+    );
+    assert_eq!(
+        errors("listeners:\n  - tls: { http2: true }\ndomains:\n  - backends: []\n"),
+        [
+            "t.yaml:2:5: listeners[0]: missing field `addr`",
+            "t.yaml:2:10: listeners[0].tls: tls needs `certs` or `cert_dir`",
+            "t.yaml:4:5: domains[0]: missing field `hosts`",
+        ]
+    );
+}
+
+#[test]
+fn admin_token() {
+    assert_eq!(
+        errors(&format!("{MINIMAL}admin:\n  addr: 0.0.0.0:9900\n")),
+        ["t.yaml:7:3: admin.token: required when admin.addr is not a loopback address"]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{MINIMAL}admin:\n  addr: '[::]:9900'\n  token: ''\n"
+        )),
+        ["t.yaml:8:10: admin.token: required when admin.addr is not a loopback address"]
+    );
+    let c = ok(&format!(
+        "{MINIMAL}admin:\n  addr: '[::1]:9900'\n  token: ${{NONE:-}}\n"
+    ));
+    let admin = c.admin.unwrap();
+    assert_eq!(admin.token, None);
+    assert_eq!(admin.pos, Pos { line: 7, col: 9 });
+    let c = ok(&format!(
+        "{MINIMAL}admin:\n  addr: 10.0.0.1:9900\n  token: 12345\n"
+    ));
+    assert_eq!(c.admin.unwrap().token.as_deref(), Some("12345"));
+}
+
+#[test]
+fn addresses() {
+    let text = "\
+listeners:
+  - addr: 0.0.0.0:8080
+  - addr: 127.0.0.1:8080
+  - addr: localhost:8081
+  - addr: '[::]:8080'
+  - addr: 10.0.0.1
+admin: { addr: 127.0.0.1:9900 }
+probe: { addr: 127.0.0.1:9900 }
+domains:
+  - hosts: ['*']
+    backends: [http://127.0.0.1:3000]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:3:11: listeners[1].addr: address 127.0.0.1:8080 overlaps 0.0.0.0:8080 (listeners[0].addr, line 2)",
+            r#"t.yaml:4:11: listeners[2].addr: expected IP:port like 0.0.0.0:8080, found "localhost:8081" (use an IP address, not a host name)"#,
+            r#"t.yaml:6:11: listeners[4].addr: expected IP:port like 0.0.0.0:8080, found "10.0.0.1" (missing :port)"#,
+            "t.yaml:8:16: probe.addr: duplicate address 127.0.0.1:9900 (first at line 7, admin.addr)",
+        ]
+    );
+}
+
+#[test]
+fn errors_are_all_reported_in_file_order() {
+    let text = "\
+server:
+  threads: 0
+listeners:
+  - addr: 127.0.0.1:8080
+admin: { addr: 0.0.0.0:9900 }
+domains:
+  - hosts: [a.com, 'a.com:8080']
+    load_balancer: fastest
+    backends:
+      - { addr: http://127.0.0.1:3000, weight: 0 }
+    health_check: { type: tcp, path: /health, interval: 1s, timeout: 2s }
+    routes:
+      - { path_prefix: api, respond: { status: 700 } }
+      - { path_prefix: /x, respond: {}, backends: [http://127.0.0.1:1] }
+  - hosts: [A.com]
+    cache: true
+  - hosts: [b.com]
+    routes:
+      - path_prefix: /
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:2:12: server.threads: threads must be between 1 and 1024, found 0",
+            "t.yaml:5:8: admin.token: required when admin.addr is not a loopback address",
+            r#"t.yaml:7:20: domains[0].hosts[1]: a host cannot have a port (hosts match on the name only), found "a.com:8080""#,
+            r#"t.yaml:8:20: domains[0].load_balancer: unknown value "fastest", expected one of: round_robin, weighted_round_robin, least_connections, ip_hash, random"#,
+            "t.yaml:10:48: domains[0].backends[0].weight: weight must be between 1 and 100, found 0",
+            "t.yaml:11:38: domains[0].health_check.path: path is only used with type: http",
+            "t.yaml:11:70: domains[0].health_check.timeout: timeout (2s) must not be longer than interval (1s)",
+            r#"t.yaml:13:24: domains[0].routes[0].path_prefix: path_prefix must start with /, found "api""#,
+            "t.yaml:13:48: domains[0].routes[0].respond.status: status must be between 100 and 599, found 700",
+            "t.yaml:14:37: domains[0].routes[1].respond: respond cannot be combined with `backends`",
+            r#"t.yaml:15:13: domains[1].hosts[0]: duplicate host "a.com" (first at line 7)"#,
+            "t.yaml:16:12: domains[1].cache: cache: true needs a top-level `cache` section (or use a mapping here)",
+            "t.yaml:19:9: domains[2].routes[0]: no backends (the domain has none)",
+        ]
+    );
+}
+
+#[test]
+fn option_and_header_conflicts() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: []
+    preserve_host: true
+    host_header: b.internal
+    max_retries: 11
+    headers:
+      request: { set: { 'Bad Name': x, X-Ok: \"a\\nb\" }, remove: [X-Ok, 'x:y'] }
+    rate_limit: { requests: 0, per: 0s, key: cookie }
+    routes:
+      - { path_prefix: /a/ }
+      - { path_prefix: /a/, connect_timeout: 0s }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:7:18: domains[0].host_header: host_header cannot be combined with preserve_host: true",
+            "t.yaml:8:18: domains[0].max_retries: max_retries must be between 0 and 10, found 11",
+            r#"t.yaml:10:25: domains[0].headers.request.set: invalid header name "Bad Name": use letters, digits and !#$%&'*+-.^_`|~"#,
+            "t.yaml:10:46: domains[0].headers.request.set.X-Ok: invalid header value: only visible ASCII characters, spaces and tabs are allowed",
+            r#"t.yaml:10:71: domains[0].headers.request.remove[1]: invalid header name "x:y": use letters, digits and !#$%&'*+-.^_`|~"#,
+            "t.yaml:11:29: domains[0].rate_limit.requests: requests must be between 1 and 4294967295, found 0",
+            "t.yaml:11:37: domains[0].rate_limit.per: per must be longer than 0s",
+            r#"t.yaml:11:46: domains[0].rate_limit.key: unknown value "cookie", expected one of: client_ip, route, header:NAME"#,
+            r#"t.yaml:14:24: domains[0].routes[1].path_prefix: duplicate path_prefix "/a/" (first at line 13)"#,
+            "t.yaml:14:46: domains[0].routes[1].connect_timeout: connect_timeout must be longer than 0s",
+        ]
+    );
+}
+
+#[test]
+fn cache_settings_validation() {
+    let text = "\
+cache:
+  max_bytes: 1MiB
+  max_entry_bytes: 2MiB
+  precompress: { level: 10 }
+  rules:
+    - { path_prefix: /a/, methods: [get, BREW], statuses: [99], max_entry_bytes: 4MiB }
+    - { ttl: 1m }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: []
+    cache: { max_bytes: 1KiB, enabled: true }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:3:20: cache.max_entry_bytes: max_entry_bytes (2MiB) must not exceed max_bytes (1MiB)",
+            "t.yaml:4:25: cache.precompress.level: level must be between 1 and 9, found 10",
+            r#"t.yaml:6:42: cache.rules[0].methods[1]: unknown method "BREW", expected one of: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE"#,
+            "t.yaml:6:60: cache.rules[0].statuses[0]: status must be between 100 and 599, found 99",
+            "t.yaml:6:82: cache.rules[0].max_entry_bytes: max_entry_bytes (4MiB) must not exceed the cache's max_bytes (1MiB)",
+            "t.yaml:7:7: cache.rules[1]: missing field `path_prefix`",
+            "t.yaml:13:25: domains[0].cache.max_bytes: max_entry_bytes (2MiB) must not exceed max_bytes (1KiB)",
+            "t.yaml:13:31: domains[0].cache: unknown field `enabled`, expected one of: max_bytes, max_entries, max_entry_bytes, default_ttl, max_ttl, stale_while_revalidate, stale_if_error, precompress, rules",
+        ]
+    );
+}
+
+#[test]
+fn byte_order_mark_and_crlf_do_not_shift_positions() {
+    let text = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n")) + "bogus: ${PORT}\r\n";
+    assert_eq!(
+        errors(&text),
+        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, cache, domains"]
+    );
+    assert_eq!(
+        errors("~\n"),
+        [
+            "t.yaml:1:1: missing field `listeners`",
+            "t.yaml:1:1: missing field `domains`",
+        ]
+    );
+}
+
+#[test]
+fn host_and_health_check_details() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: ['a.*.com', '', 'x y']
+    backends: []
+    health_check: { type: udp, path: health, interval: 1s }
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:4:13: domains[0].hosts[0]: a wildcard is only allowed as a leading `*.` or as `*` alone, found "a.*.com""#,
+            "t.yaml:4:24: domains[0].hosts[1]: a host cannot be empty",
+            r#"t.yaml:4:28: domains[0].hosts[2]: a host cannot contain spaces, found "x y""#,
+            r#"t.yaml:6:27: domains[0].health_check.type: unknown value "udp", expected one of: http, tcp"#,
+            r#"t.yaml:6:38: domains[0].health_check.path: path must start with /, found "health""#,
+            "t.yaml:6:56: domains[0].health_check.interval: timeout (2s) must not be longer than interval (1s)",
+        ]
+    );
+}

@@ -1,0 +1,12 @@
+//! strait's integration tests: real origins on loopback, a real `strait` process, real
+//! HTTP/1.1 over TCP. One test binary (one link) with a module per area.
+
+mod support;
+
+mod balancing;
+mod config_errors;
+mod headers;
+mod health;
+mod retries;
+mod routing;
+mod timeouts;

@@ -1,0 +1,245 @@
+//! Retries on another backend: connect failures always, idempotent requests that failed
+//! before any response byte; never a non-idempotent request that reached a backend.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::client::{self, Conn};
+use crate::support::{
+    backends, config, eventually_msg, names, send_many, served_by, tally, Behaviour, Origin, Strait,
+};
+
+fn domain(backends: &str, extra: &str) -> String {
+    config(&format!(
+        "domains:
+  - hosts: [rt.test]
+    load_balancer: round_robin
+    backends: {backends}
+    connect_timeout: 1s
+{extra}"
+    ))
+}
+
+/// An origin that was started and stopped: its port now refuses connections.
+fn dead_origin(name: &str) -> Origin {
+    let o = Origin::plain(name);
+    o.stop();
+    o
+}
+
+#[test]
+fn backend_killed_mid_loop_loses_no_get() {
+    let a = Origin::plain("a");
+    let b = Origin::plain("b");
+    let s = Strait::start(&domain(&backends(&[&a, &b]), "    max_retries: 2\n"));
+    let mut conn = Conn::connect(s.addr()).expect("connect");
+    let mut failures = Vec::new();
+    let mut served = Vec::new();
+    for i in 0..300 {
+        if i == 100 {
+            b.stop();
+        }
+        if conn.is_closed() {
+            conn = Conn::connect(s.addr()).expect("reconnect");
+        }
+        match conn.get("rt.test", &format!("/n/{i}")) {
+            Ok(r) if r.status == 200 => served.push(served_by(&r)),
+            Ok(r) => failures.push(format!(
+                "#{i}: {} {:?} {}",
+                r.status,
+                r.header("x-strait-error"),
+                r.text()
+            )),
+            Err(e) => {
+                failures.push(format!("#{i}: {e}"));
+                conn = Conn::connect(s.addr()).expect("reconnect");
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed GETs: {failures:?}",
+        failures.len()
+    );
+    let before = tally(served[..100].iter().cloned());
+    assert_eq!(
+        before.get("b"),
+        Some(&50),
+        "both served before the kill: {before:?}"
+    );
+    assert!(
+        served[100..].iter().all(|n| n == "a"),
+        "only a can answer after b died"
+    );
+}
+
+#[test]
+fn get_in_flight_on_a_dying_backend_is_retried() {
+    let a = Origin::plain("a");
+    let b = Arc::new(Origin::start(
+        "b",
+        Behaviour::default().delay(Duration::from_secs(3)),
+    ));
+    let s = Arc::new(Strait::start(&domain(
+        &backends(&[&a, &b]),
+        "    max_retries: 1\n    read_timeout: 10s\n",
+    )));
+    let killed = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (s, killed) = (Arc::clone(&s), Arc::clone(&killed));
+        thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut after_kill = 0;
+            // Bounded: at most 20 requests, and 4 once b is dead.
+            for i in 0..20 {
+                if killed.load(Ordering::SeqCst) {
+                    after_kill += 1;
+                    if after_kill > 4 {
+                        break;
+                    }
+                }
+                let t = Instant::now();
+                let r = client::get(s.addr(), "rt.test", &format!("/n/{i}"));
+                out.push((r.map(|r| (r.status, served_by(&r))), t.elapsed()));
+            }
+            out
+        })
+    };
+    eventually_msg(Duration::from_secs(5), "a request in flight on b", || {
+        b.in_flight() == 1
+    });
+    b.stop();
+    killed.store(true, Ordering::SeqCst);
+    let results = client.join().expect("client thread");
+    for (i, (r, took)) in results.iter().enumerate() {
+        match r {
+            Ok((200, name)) => {
+                assert_eq!(name, "a", "request {i}: only a can answer");
+                assert!(
+                    *took < Duration::from_millis(2500),
+                    "request {i} took {took:?}: b's answer was awaited instead of retried"
+                );
+            }
+            other => panic!("request {i} failed: {other:?}\n{}", s.stderr()),
+        }
+    }
+    assert_eq!(b.hits(), 1, "exactly one request reached b");
+}
+
+#[test]
+fn dropped_get_is_retried_but_dropped_post_is_not() {
+    let a = Origin::plain("a");
+    let d = Origin::start("d", Behaviour::default().drop_requests());
+    let s = Strait::start(&domain(&backends(&[&a, &d]), "    max_retries: 1\n"));
+    let got = send_many(&s, "rt.test", "/", 10);
+    for r in &got {
+        assert_eq!(
+            (r.status, served_by(r)),
+            (200, "a".to_string()),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(
+        d.hits() >= 1,
+        "no GET reached the dropping backend, so nothing was retried"
+    );
+
+    let d_before = d.hits();
+    let mut failed = 0;
+    let mut ok = 0;
+    for i in 0..10 {
+        let body = format!("order {i}");
+        let r = client::request(
+            s.addr(),
+            "POST",
+            "/orders",
+            &[("Host", "rt.test")],
+            body.as_bytes(),
+        )
+        .expect("POST through strait");
+        match r.status {
+            200 => {
+                assert_eq!(served_by(&r), "a");
+                ok += 1;
+            }
+            502 => {
+                assert_eq!(r.header("x-strait-error"), Some("upstream-failed"));
+                failed += 1;
+            }
+            other => panic!("POST {i}: unexpected {other}: {}", r.text()),
+        }
+    }
+    let d_posts = d.hits() - d_before;
+    assert!(
+        failed >= 1,
+        "no POST failed: POSTs that reached the dropping backend were retried"
+    );
+    assert_eq!(
+        failed, d_posts,
+        "each POST that reached d failed, and no other did"
+    );
+    assert_eq!(ok + failed, 10);
+    assert_eq!(
+        a.requests().iter().filter(|r| r.method == "POST").count(),
+        ok,
+        "no POST was sent twice"
+    );
+}
+
+#[test]
+fn refused_connections_are_retried_for_any_method() {
+    let a = Origin::plain("a");
+    let dead = dead_origin("dead");
+    let s = Strait::start(&domain(&backends(&[&dead, &a]), "    max_retries: 1\n"));
+    let got = names(&send_many(&s, "rt.test", "/", 20));
+    assert!(got.iter().all(|n| n == "a"), "{got:?}");
+    for i in 0..6 {
+        let r = client::request(s.addr(), "POST", "/p", &[("Host", "rt.test")], b"x")
+            .expect("POST through strait");
+        assert_eq!(
+            (r.status, served_by(&r)),
+            (200, "a".to_string()),
+            "POST {i}: a refused connect sent nothing, so it is retried: {}",
+            r.text()
+        );
+    }
+}
+
+#[test]
+fn without_retries_a_refused_backend_gives_502() {
+    let a = Origin::plain("a");
+    let dead = dead_origin("dead");
+    let s = Strait::start(&config(&format!(
+        "domains:
+  - hosts: [one.test]
+    backends: {}
+    connect_timeout: 1s
+    max_retries: 0
+  - hosts: [two.test]
+    load_balancer: round_robin
+    backends: {}
+    connect_timeout: 1s
+    max_retries: 0
+",
+        backends(&[&dead]),
+        backends(&[&dead, &a])
+    )));
+    let r = s.get("one.test", "/");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.header("x-strait-error"), Some("upstream-failed"));
+    let ctype = r.header("content-type").unwrap_or_default();
+    assert!(ctype.starts_with("text/plain"), "content-type {ctype:?}");
+    assert!(!r.body.is_empty() && r.body.len() < 200, "{:?}", r.text());
+
+    let got = send_many(&s, "two.test", "/", 10);
+    let failed = got.iter().filter(|r| r.status == 502).count();
+    let ok = got.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok + failed, 10);
+    assert!(
+        failed >= 1,
+        "max_retries: 0 must not retry, yet every request succeeded"
+    );
+}

@@ -1,0 +1,53 @@
+//! Bounded polling: wait for a condition instead of sleeping for a guessed time.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often a condition is re-evaluated.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `cond` until it returns true; panics (at the caller's line) after `timeout`.
+#[track_caller]
+pub fn eventually(timeout: Duration, cond: impl FnMut() -> bool) {
+    eventually_msg(timeout, "condition", cond)
+}
+
+/// Like [`eventually`], naming what was awaited in the panic message.
+#[track_caller]
+pub fn eventually_msg(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    if !try_eventually(timeout, cond) {
+        panic!("timed out after {timeout:?} waiting for {what}");
+    }
+}
+
+/// Polls `cond` until it returns true (→ true) or `timeout` passes (→ false).
+/// The condition is always evaluated at least once, and once more at the deadline.
+pub fn try_eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        thread::sleep(POLL.min(deadline - now));
+    }
+}
+
+/// Sleeps for `total` in small steps, returning early (false) once `stop()` is true.
+/// Used by origins so a delayed response never outlives `Origin::stop`.
+pub fn sleep_unless(total: Duration, stop: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + total;
+    loop {
+        if stop() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5).min(deadline - now));
+    }
+}
