@@ -1,0 +1,448 @@
+//! The JSON access log: one object per line, written off the request path.
+//!
+//! Requests hand their [`Entry`] to a bounded queue and move on; a dedicated thread formats and
+//! writes. When the queue is full the entry is dropped and counted
+//! (`strait_access_log_dropped_total`) rather than making a request wait on the disk. The
+//! writer flushes whenever the queue runs empty, so a line is on disk moments after the
+//! response. SIGUSR1 reopens the file (logrotate's `postrotate`); `-` writes to stdout.
+//!
+//! Line fields: `time` (RFC 3339, UTC, milliseconds, when the request ended), `request_id`,
+//! `client` (IP), `method`, `host`, `path`, `query` (or null), `status` (0: no response was
+//! sent), `bytes_in` / `bytes_out` (request / response body bytes), `duration_ms`, `domain` and
+//! `route` (configured names, null when nothing matched), `upstream` (the backend URL of the
+//! last attempt, or null), `upstream_duration_ms` (from choosing that backend to its response
+//! head, or null), `attempts`, `cache` (`hit`, `miss`, `stale`, `bypass` or null),
+//! `user_agent`, `error` (or null).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use log::{error, info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde::Serialize;
+
+use crate::config::AccessLog;
+
+/// Entries waiting for the writer; beyond this they are dropped.
+pub const QUEUE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    #[serde(skip)]
+    pub at: SystemTime,
+    pub request_id: String,
+    pub client: Option<String>,
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration_ms: f64,
+    pub domain: Option<String>,
+    pub route: Option<String>,
+    pub upstream: Option<String>,
+    pub upstream_duration_ms: Option<f64>,
+    pub attempts: u32,
+    pub cache: Option<&'static str>,
+    pub user_agent: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What goes over the wire: `time` first, then the entry's fields.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    #[serde(flatten)]
+    entry: &'a Entry,
+}
+
+enum Msg {
+    Entry(Box<Entry>),
+    /// Wakes the writer to look at the reopen flag.
+    Reopen,
+}
+
+struct Logger {
+    tx: SyncSender<Msg>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    reopen: AtomicBool,
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+}
+
+static LOGGER: ArcSwapOption<Logger> = ArcSwapOption::const_empty();
+
+/// Whether an access log is configured (so the caller can skip building entries).
+pub fn enabled() -> bool {
+    LOGGER.load().is_some()
+}
+
+/// Queues one entry; never blocks. Returns false when it was dropped.
+pub fn send(entry: Entry) -> bool {
+    let guard = LOGGER.load();
+    let Some(logger) = guard.as_ref() else {
+        return false;
+    };
+    match logger.tx.try_send(Msg::Entry(Box::new(entry))) {
+        Ok(()) => {
+            logger.shared.queued.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            logger.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::ACCESS_LOG_DROPPED.inc();
+            false
+        }
+    }
+}
+
+/// Asks the writer to reopen the file before its next line (what SIGUSR1 does).
+pub fn reopen() {
+    if let Some(logger) = LOGGER.load().as_ref() {
+        logger.shared.reopen.store(true, Ordering::Release);
+        // When the queue is full the writer is busy and sees the flag after this batch.
+        let _ = logger.tx.try_send(Msg::Reopen);
+    }
+}
+
+/// Waits (up to `timeout`) until every queued line is written and flushed; for exit paths.
+pub fn flush(timeout: Duration) {
+    let Some(logger) = LOGGER.load_full() else {
+        return;
+    };
+    let deadline = Instant::now() + timeout;
+    while logger.shared.written.load(Ordering::Acquire)
+        < logger.shared.queued.load(Ordering::Acquire)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Lines dropped so far because the queue was full.
+pub fn dropped() -> u64 {
+    LOGGER
+        .load()
+        .as_ref()
+        .map_or(0, |l| l.shared.dropped.load(Ordering::Relaxed))
+}
+
+enum Sink {
+    Stdout(io::Stdout),
+    File { path: PathBuf, out: BufWriter<File> },
+}
+
+fn open(path: &Path) -> io::Result<BufWriter<File>> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(BufWriter::with_capacity(64 * 1024, file))
+}
+
+impl Sink {
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Stdout(s) => s,
+            Sink::File { out, .. } => out,
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let Sink::File { path, out } = self {
+            let _ = out.flush();
+            match open(path) {
+                Ok(fresh) => {
+                    *out = fresh;
+                    info!("access log reopened: {}", path.display());
+                }
+                Err(e) => error!(
+                    "cannot reopen the access log {}: {e}; still writing to the old file",
+                    path.display()
+                ),
+            }
+        }
+    }
+}
+
+/// The writer's half, moved into its thread when the service starts (after any daemon fork:
+/// threads started before a fork do not survive it).
+struct Pending {
+    rx: Receiver<Msg>,
+    sink: Sink,
+}
+
+/// Opens the log (so a bad path fails at start with a clear message), installs the queue and
+/// returns the background service that runs the writer and listens for SIGUSR1. `None` when
+/// no access log is configured.
+pub fn install(config: Option<&AccessLog>) -> io::Result<Option<AccessLogService>> {
+    let Some(config) = config else {
+        LOGGER.store(None);
+        return Ok(None);
+    };
+    let sink = match config {
+        AccessLog::Stdout => Sink::Stdout(io::stdout()),
+        AccessLog::File(path) => Sink::File {
+            path: path.clone(),
+            out: open(path)?,
+        },
+    };
+    crate::metrics::init();
+    let (tx, rx) = sync_channel(QUEUE);
+    let shared = Arc::new(Shared::default());
+    LOGGER.store(Some(Arc::new(Logger {
+        tx,
+        shared: shared.clone(),
+    })));
+    Ok(Some(AccessLogService {
+        pending: Mutex::new(Some(Pending { rx, sink })),
+        shared,
+    }))
+}
+
+pub struct AccessLogService {
+    pending: Mutex<Option<Pending>>,
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for AccessLogService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(Pending { rx, sink }) = pending {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("strait-access-log".into())
+                .spawn(move || write_loop(rx, sink, &shared));
+            if let Err(e) = spawned {
+                error!("cannot start the access log writer: {e}");
+            }
+        }
+        let mut usr1 =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!("cannot listen for SIGUSR1 (access log reopen): {e}");
+                    None
+                }
+            };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(()) = async { match usr1.as_mut() { Some(s) => s.recv().await, None => None } } => {
+                    info!("SIGUSR1: reopening the access log");
+                    reopen();
+                }
+            }
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
+    let mut buf = Vec::with_capacity(1024);
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut batch = 0u64;
+        while let Some(msg) = next.take() {
+            if shared.reopen.swap(false, Ordering::AcqRel) {
+                sink.reopen();
+            }
+            if let Msg::Entry(entry) = msg {
+                buf.clear();
+                let line = Line {
+                    time: rfc3339_millis(entry.at),
+                    entry: &entry,
+                };
+                if serde_json::to_writer(&mut buf, &line).is_ok() {
+                    buf.push(b'\n');
+                    if let Err(e) = sink.out().write_all(&buf) {
+                        warn_rarely(&e);
+                    }
+                }
+                batch += 1;
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = sink.out().flush() {
+            warn_rarely(&e);
+        }
+        if shared.reopen.swap(false, Ordering::AcqRel) {
+            sink.reopen();
+        }
+        shared.written.fetch_add(batch, Ordering::Release);
+    }
+}
+
+/// A full disk would otherwise log one warning per request.
+fn warn_rarely(e: &io::Error) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+        *last = Some(Instant::now());
+        warn!("cannot write the access log: {e}");
+    }
+}
+
+/// `2024-05-01T12:34:56.789Z`
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (the well-known era-based method:
+/// 400-year eras of 146 097 days, years starting in March so leap days fall at the end).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times() {
+        let at = |s: u64, ms: u64| UNIX_EPOCH + Duration::from_millis(s * 1000 + ms);
+        assert_eq!(rfc3339_millis(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(at(951_782_400, 5)),
+            "2000-02-29T00:00:00.005Z"
+        );
+        assert_eq!(
+            rfc3339_millis(at(1_709_251_199, 999)),
+            "2024-02-29T23:59:59.999Z"
+        );
+        assert_eq!(
+            rfc3339_millis(at(4_102_444_800, 0)),
+            "2100-01-01T00:00:00.000Z"
+        );
+    }
+
+    fn entry(path: &str) -> Entry {
+        Entry {
+            at: UNIX_EPOCH,
+            request_id: "r".into(),
+            client: None,
+            method: "GET".into(),
+            host: "h".into(),
+            path: path.into(),
+            query: None,
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_ms: 0.0,
+            domain: None,
+            route: None,
+            upstream: None,
+            upstream_duration_ms: None,
+            attempts: 0,
+            cache: None,
+            user_agent: None,
+            error: None,
+        }
+    }
+
+    /// The only test touching the process-wide logger. With the writer not started, the queue
+    /// fills: further entries are dropped and counted at once instead of blocking; once the
+    /// writer runs, everything queued reaches the file.
+    #[test]
+    fn full_queue_drops_instead_of_blocking_then_drains() {
+        let dir = std::env::temp_dir().join(format!("strait-access-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let _ = std::fs::remove_file(&path);
+        let service = install(Some(&AccessLog::File(path.clone())))
+            .unwrap()
+            .expect("a service");
+        assert!(enabled());
+        for i in 0..QUEUE {
+            assert!(send(entry(&format!("/{i}"))), "entry {i} dropped early");
+        }
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert!(!send(entry("/over")));
+        }
+        assert!(t.elapsed() < Duration::from_millis(100));
+        assert_eq!(dropped(), 3);
+        let Pending { rx, sink } = service.pending.lock().unwrap().take().unwrap();
+        let shared = service.shared.clone();
+        std::thread::spawn(move || write_loop(rx, sink, &shared));
+        flush(Duration::from_secs(10));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), QUEUE);
+        assert!(text
+            .lines()
+            .last()
+            .unwrap()
+            .contains(&format!("\"/{}\"", QUEUE - 1)));
+        LOGGER.store(None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn entry_serialises_with_time_first() {
+        let entry = Entry {
+            at: UNIX_EPOCH,
+            request_id: "r1".into(),
+            client: Some("127.0.0.1".into()),
+            method: "GET".into(),
+            host: "a.test".into(),
+            path: "/x\"y".into(),
+            query: None,
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 5,
+            duration_ms: 1.5,
+            domain: Some("a.test".into()),
+            route: None,
+            upstream: None,
+            upstream_duration_ms: None,
+            attempts: 0,
+            cache: None,
+            user_agent: None,
+            error: None,
+        };
+        let line = serde_json::to_string(&Line {
+            time: rfc3339_millis(entry.at),
+            entry: &entry,
+        })
+        .unwrap();
+        assert!(line.starts_with("{\"time\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"r1\""));
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["path"], "/x\"y");
+        assert_eq!(back["status"], 200);
+    }
+}

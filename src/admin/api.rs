@@ -1,0 +1,256 @@
+//! The admin listener (design §4): JSON in and out, `Authorization: Bearer TOKEN` when a token
+//! is configured.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Value};
+
+use super::cache_api::{self, Purge};
+use super::changes::{self, backend_json, find_pool, host_text};
+use super::web::{authorized, json_response, query_params, read_body, ApiError, ApiResult};
+use crate::config::Action;
+use crate::metrics;
+use crate::snapshot::Snapshot;
+use crate::state::State;
+
+pub struct AdminApp {
+    pub state: Arc<State>,
+    pub token: Option<String>,
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if let Some(token) = &self.token {
+            if !authorized(session, token) {
+                let mut r = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong `Authorization: Bearer` token",
+                )
+                .into_response();
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"strait admin\""),
+                );
+                return r;
+            }
+        }
+        match self.handle(session).await {
+            Ok((status, body)) => json_response(status, &body),
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+fn required<'a>(
+    params: &'a std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<&'a str, ApiError> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("missing query parameter `{name}`")))
+}
+
+fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed here; use {allow}"),
+    )
+}
+
+impl AdminApp {
+    async fn handle(&self, session: &mut ServerSession) -> ApiResult {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        let params = query_params(session.req_header().uri.query());
+        let path = path.trim_end_matches('/');
+        let route = params
+            .get("route")
+            .map(String::as_str)
+            .filter(|r| !r.is_empty());
+        match (path, &method) {
+            ("/domains", &Method::GET) => Ok((StatusCode::OK, domains(&self.state.snapshot()))),
+            ("/domains", _) => Err(method_not_allowed("GET")),
+            ("/backends", &Method::GET) => {
+                let snapshot = self.state.snapshot();
+                let at = find_pool(&snapshot, required(&params, "domain")?, route)?;
+                let list: Vec<Value> = snapshot.pools[at.pool]
+                    .backends
+                    .iter()
+                    .map(|b| backend_json(b))
+                    .collect();
+                Ok((StatusCode::OK, Value::Array(list)))
+            }
+            ("/backends", &Method::POST) => {
+                let domain = required(&params, "domain")?.to_string();
+                let body = read_body(session).await?;
+                changes::add(&self.state, &domain, route, &body).await
+            }
+            ("/backends", &Method::DELETE) => {
+                let domain = required(&params, "domain")?;
+                let addr = required(&params, "addr")?;
+                changes::remove(&self.state, domain, route, addr).await
+            }
+            ("/backends", _) => Err(method_not_allowed("GET, POST or DELETE")),
+            ("/backends/enabled", &Method::PUT) => {
+                let domain = required(&params, "domain")?.to_string();
+                let addr = required(&params, "addr")?.to_string();
+                let body = read_body(session).await?;
+                changes::set_enabled(&self.state, &domain, route, &addr, &body)
+            }
+            ("/backends/enabled", _) => Err(method_not_allowed("PUT")),
+            ("/cache/stats", &Method::GET) => Ok((StatusCode::OK, cache_api::stats()?)),
+            ("/cache/stats", _) => Err(method_not_allowed("GET")),
+            ("/cache", &Method::DELETE) => {
+                let snapshot = self.state.snapshot();
+                let purge = match (params.get("domain"), params.get("path")) {
+                    (None, None) => Purge::All,
+                    (Some(d), None) => Purge::Domain(d),
+                    (Some(d), Some(p)) => Purge::Object {
+                        domain: d,
+                        path: p,
+                        method: params.get("method").map_or("GET", String::as_str),
+                    },
+                    (None, Some(_)) => {
+                        return Err(ApiError::bad_request("`path` needs `domain` too"))
+                    }
+                };
+                let purged = cache_api::purge(&snapshot, purge)?;
+                Ok((StatusCode::OK, json!({ "purged": purged })))
+            }
+            ("/cache", _) => Err(method_not_allowed("DELETE")),
+            ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state.snapshot()))),
+            ("/stats", _) => Err(method_not_allowed("GET")),
+            ("/reload", &Method::POST) => reload(&self.state).await,
+            ("/reload", _) => Err(method_not_allowed("POST")),
+            _ => Err(ApiError::not_found(format!(
+                "no admin endpoint {path}; see GET /domains, /backends, /stats, /cache/stats"
+            ))),
+        }
+    }
+}
+
+fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::Proxy { .. } => "proxy",
+        Action::Respond(_) => "respond",
+        Action::NotFound => "not_found",
+    }
+}
+
+fn pool_summary(snapshot: &Snapshot, a: &Action) -> Value {
+    let Action::Proxy { pool, .. } = a else {
+        return Value::Null;
+    };
+    let Some(p) = snapshot.pools.get(*pool) else {
+        return Value::Null;
+    };
+    json!({
+        "name": p.name,
+        "load_balancer": p.strategy.name(),
+        "health_check": p.health_check.is_some(),
+        "backends": p.backends.len(),
+        "healthy": p.backends.iter().filter(|b| b.is_healthy()).count(),
+        "enabled": p.backends.iter().filter(|b| b.is_enabled()).count(),
+        "usable": p.backends.iter().filter(|b| b.is_usable()).count(),
+    })
+}
+
+fn domains(snapshot: &Snapshot) -> Value {
+    let list: Vec<Value> = snapshot
+        .config
+        .domains
+        .iter()
+        .zip(&snapshot.domains)
+        .map(|(d, runtime)| {
+            let routes: Vec<Value> = d
+                .routes
+                .iter()
+                .map(|r| {
+                    json!({
+                        "path_prefix": r.path_prefix,
+                        "action": action_name(&r.action),
+                        "pool": pool_summary(snapshot, &r.action),
+                    })
+                })
+                .collect();
+            json!({
+                "name": runtime.name,
+                "hosts": d.hosts.iter().map(host_text).collect::<Vec<_>>(),
+                "action": action_name(&d.action),
+                "pool": pool_summary(snapshot, &d.action),
+                "routes": routes,
+            })
+        })
+        .collect();
+    json!({ "domains": list })
+}
+
+fn stats(snapshot: &Snapshot) -> Value {
+    let mut names: Vec<String> = snapshot.domains.iter().map(|d| d.name.clone()).collect();
+    for (name, _) in metrics::all_domain_stats() {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let domains: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let s = metrics::domain_stats(name);
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let p = s.latency.percentiles();
+            json!({
+                "domain": name,
+                "configured": snapshot.domains.iter().any(|d| &d.name == name),
+                "requests": load(&s.requests),
+                "errors": load(&s.errors),
+                "status": {
+                    "none": load(&s.classes[0]),
+                    "1xx": load(&s.classes[1]),
+                    "2xx": load(&s.classes[2]),
+                    "3xx": load(&s.classes[3]),
+                    "4xx": load(&s.classes[4]),
+                    "5xx": load(&s.classes[5]),
+                },
+                "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
+            })
+        })
+        .collect();
+    json!({
+        "domains": domains,
+        "access_log_dropped": crate::access_log::dropped(),
+    })
+}
+
+async fn reload(state: &State) -> ApiResult {
+    match crate::lifecycle::reload(state).await {
+        Ok(report) => Ok((
+            StatusCode::OK,
+            json!({
+                "reloaded": true,
+                "domains": report.domains,
+                "backends": report.backends,
+                "kept": report.kept,
+                "not_applied": report.not_applied,
+            }),
+        )),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the config has errors; the running config is unchanged",
+        )
+        .with(
+            "errors",
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .into(),
+        )),
+    }
+}

@@ -1,0 +1,369 @@
+//! Runtime backend changes: find a pool by domain (and route), then add, remove, drain.
+//!
+//! Adding or removing renders a new [`Config`] with that one pool's list changed and builds the
+//! next snapshot from it with the current one as `previous`, exactly as a reload does: every
+//! backend that stays keeps its `Arc<Backend>` (health, drain state, in-flight count), a new
+//! backend in a health-checked pool starts unhealthy and is probed at once by the health
+//! checker (which follows the live snapshot), and a removed backend simply is not carried:
+//! requests already on it hold their lease and target and finish there. Everything is checked
+//! before the swap, under `State::control`, so a change is applied whole or not at all and never
+//! races a reload. Draining only flips the backend's `enabled` flag.
+//!
+//! These changes live in memory: a reload from the file replaces them (`"persisted": false`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::web::{ApiError, ApiResult};
+use crate::balance::{Backend, Pool, MAX_WEIGHT};
+use crate::config::{Action, BackendConfig, HostPattern, Pos, Scheme};
+use crate::snapshot::{self, Snapshot};
+use crate::state::State;
+
+/// A domain's (or route's) pool in one snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolRef {
+    pub domain: usize,
+    pub route: Option<usize>,
+    pub pool: usize,
+}
+
+pub fn host_text(h: &HostPattern) -> String {
+    match h {
+        HostPattern::Exact(s) => s.clone(),
+        HostPattern::Wildcard(s) => format!("*{s}"),
+        HostPattern::Any => "*".to_string(),
+    }
+}
+
+/// A domain by its name (first host) or any of its host patterns, case-insensitively.
+pub fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiError> {
+    let name = name.trim().to_ascii_lowercase();
+    snapshot
+        .config
+        .domains
+        .iter()
+        .position(|d| d.hosts.iter().any(|h| host_text(h) == name))
+        .ok_or_else(|| ApiError::not_found(format!("no domain {name:?}")))
+}
+
+/// The pool that `domain` (or its route with this exact `path_prefix`) proxies to.
+pub fn find_pool(
+    snapshot: &Snapshot,
+    domain: &str,
+    route: Option<&str>,
+) -> Result<PoolRef, ApiError> {
+    let d = find_domain(snapshot, domain)?;
+    let dc = &snapshot.config.domains[d];
+    let (route_index, action) = match route {
+        None => (None, &dc.action),
+        Some(prefix) => {
+            let r = dc
+                .routes
+                .iter()
+                .position(|r| r.path_prefix == prefix)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("domain {domain:?} has no route {prefix:?}"))
+                })?;
+            (Some(r), &dc.routes[r].action)
+        }
+    };
+    match action {
+        Action::Proxy { pool, .. } if *pool < snapshot.pools.len() => Ok(PoolRef {
+            domain: d,
+            route: route_index,
+            pool: *pool,
+        }),
+        Action::Respond(_) => Err(ApiError::conflict(
+            "this route answers with a static response; it has no backends",
+        )),
+        _ => Err(ApiError::conflict(
+            "no backend pool here (the config has no `backends` for it)",
+        )),
+    }
+}
+
+pub fn backend_json(b: &Backend) -> Value {
+    json!({
+        "addr": b.config.url,
+        "resolved": b.addr.to_string(),
+        "weight": b.weight(),
+        "healthy": b.is_healthy(),
+        "enabled": b.is_enabled(),
+        "active": b.active(),
+        "requests": b.requests(),
+        "failures": b.failures(),
+    })
+}
+
+/// `scheme://host:port` (scheme optional) naming a backend in a query parameter.
+struct Address {
+    scheme: Option<Scheme>,
+    host: String,
+    port: u16,
+}
+
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request("missing `addr`"));
+    }
+    let (scheme, url) = if text.contains("://") {
+        (true, text.to_string())
+    } else {
+        (false, format!("http://{text}"))
+    };
+    let (s, host, port) = crate::config::parse_backend_url(&url).map_err(ApiError::bad_request)?;
+    Ok(Address {
+        scheme: scheme.then_some(s),
+        host,
+        port,
+    })
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
+impl Address {
+    fn matches(&self, b: &BackendConfig) -> bool {
+        self.scheme.is_none_or(|s| s == b.scheme)
+            && self.port == b.port
+            && same_host(&self.host, &b.host)
+    }
+}
+
+/// The index in `pool` of the one backend `addr` names.
+fn find_backend(pool: &Pool, addr: &str) -> Result<usize, ApiError> {
+    let wanted = parse_address(addr)?;
+    let found: Vec<usize> = pool
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| wanted.matches(&b.config))
+        .map(|(i, _)| i)
+        .collect();
+    match found[..] {
+        [i] => Ok(i),
+        [] => Err(ApiError::not_found(format!(
+            "pool {} has no backend {addr:?}",
+            pool.name
+        ))),
+        _ => Err(ApiError::conflict(format!(
+            "{addr:?} names several backends of pool {}; give the scheme too",
+            pool.name
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBackend {
+    addr: String,
+    #[serde(default = "one")]
+    weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enabled {
+    enabled: bool,
+}
+
+pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("expected a JSON body"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
+}
+
+/// Builds and swaps in the next snapshot with pool `pool`'s backends replaced.
+async fn apply(
+    state: &State,
+    current: &Snapshot,
+    pool: usize,
+    backends: Vec<BackendConfig>,
+) -> Result<Arc<Snapshot>, ApiError> {
+    let mut config = (*current.config).clone();
+    let Some(pc) = config.pools.get_mut(pool) else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "pool vanished",
+        ));
+    };
+    pc.backends = backends;
+    let next = Snapshot::build(config, Some(current))
+        .await
+        .map_err(|errors| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot rebuild the routing table; nothing was changed",
+            )
+            .with(
+                "errors",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .into(),
+            )
+        })?;
+    state.swap(next);
+    Ok(state.snapshot())
+}
+
+/// `POST /backends?domain=D[&route=/p/]` with `{"addr": "...", "weight": N}`.
+pub async fn add(state: &State, domain: &str, route: Option<&str>, body: &[u8]) -> ApiResult {
+    let new: NewBackend = parse_json(body)?;
+    if !(1..=MAX_WEIGHT).contains(&new.weight) {
+        return Err(ApiError::bad_request(format!(
+            "weight must be 1-{MAX_WEIGHT}, found {}",
+            new.weight
+        )));
+    }
+    let url = new.addr.trim().to_string();
+    if !url.contains("://") {
+        return Err(ApiError::bad_request(format!(
+            "expected a URL like http://127.0.0.1:3000, found {url:?}"
+        )));
+    }
+    let (scheme, host, port) =
+        crate::config::parse_backend_url(&url).map_err(ApiError::bad_request)?;
+    // Resolve before taking the lock: a slow name must not hold up other changes.
+    let addr = snapshot::resolve(&host, port)
+        .await
+        .map_err(ApiError::bad_request)?;
+
+    let _serialised = state.control.lock().await;
+    let current = state.snapshot();
+    let at = find_pool(&current, domain, route)?;
+    let pool = &current.pools[at.pool];
+    let wanted = Address {
+        scheme: Some(scheme),
+        host: host.clone(),
+        port,
+    };
+    if let Some(b) = pool
+        .backends
+        .iter()
+        .find(|b| wanted.matches(&b.config) || (b.config.scheme == scheme && b.addr == addr))
+    {
+        return Err(ApiError::conflict(format!(
+            "pool {} already has backend {} ({})",
+            pool.name, b.config.url, b.addr
+        )));
+    }
+    let mut backends: Vec<BackendConfig> = current.config.pools[at.pool].backends.clone();
+    backends.push(BackendConfig {
+        url: url.clone(),
+        scheme,
+        host,
+        port,
+        weight: new.weight,
+        pos: Pos::default(),
+        path: format!("admin API: pool {}", pool.name),
+    });
+    let checked = pool.health_check.is_some();
+    let pool_name = pool.name.clone();
+    let next = apply(state, &current, at.pool, backends).await?;
+    let added = next
+        .pools
+        .get(at.pool)
+        .and_then(|p| p.backends.iter().find(|b| b.config.url == url));
+    log::info!("admin API: added backend {url} to pool {pool_name}");
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "pool": pool_name,
+            "backend": added.map(|b| backend_json(b)),
+            "health_checked": checked,
+            "note": if checked {
+                "gets traffic after its first good health check"
+            } else {
+                "no health check: takes traffic now"
+            },
+            "persisted": false,
+        }),
+    ))
+}
+
+/// `DELETE /backends?domain=D[&route=/p/]&addr=A`.
+pub async fn remove(state: &State, domain: &str, route: Option<&str>, addr: &str) -> ApiResult {
+    let _serialised = state.control.lock().await;
+    let current = state.snapshot();
+    let at = find_pool(&current, domain, route)?;
+    let pool = &current.pools[at.pool];
+    let index = find_backend(pool, addr)?;
+    let removed = pool.backends[index].clone();
+    let mut backends = current.config.pools[at.pool].backends.clone();
+    // The config list and the runtime pool are built from each other, index for index.
+    let Some(pos) = backends
+        .iter()
+        .position(|b| b.url == removed.config.url && b.weight == removed.config.weight)
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "backend not in the config model",
+        ));
+    };
+    backends.remove(pos);
+    let pool_name = pool.name.clone();
+    apply(state, &current, at.pool, backends).await?;
+    log::info!(
+        "admin API: removed backend {} from pool {pool_name} ({} request(s) still in flight on it)",
+        removed.config.url,
+        removed.active()
+    );
+    Ok((
+        StatusCode::OK,
+        json!({
+            "pool": pool_name,
+            "removed": backend_json(&removed),
+            "persisted": false,
+        }),
+    ))
+}
+
+/// `PUT /backends/enabled?domain=D[&route=/p/]&addr=A` with `{"enabled": bool}`.
+pub fn set_enabled(
+    state: &State,
+    domain: &str,
+    route: Option<&str>,
+    addr: &str,
+    body: &[u8],
+) -> ApiResult {
+    let wanted: Enabled = parse_json(body)?;
+    let current = state.snapshot();
+    let at = find_pool(&current, domain, route)?;
+    let pool = &current.pools[at.pool];
+    let backend = &pool.backends[find_backend(pool, addr)?];
+    let changed = backend.set_enabled(wanted.enabled);
+    if changed {
+        log::info!(
+            "admin API: backend {} of pool {} {}",
+            backend.config.url,
+            pool.name,
+            if wanted.enabled { "enabled" } else { "drained" }
+        );
+    }
+    Ok((
+        StatusCode::OK,
+        json!({
+            "pool": pool.name,
+            "backend": backend_json(backend),
+            "changed": changed,
+            "persisted": false,
+        }),
+    ))
+}

@@ -1,0 +1,203 @@
+//! Small HTTP plumbing shared by the admin and probe apps: reading a bounded body, query
+//! parameters, bearer auth in constant time, JSON and text replies.
+
+use std::collections::HashMap;
+
+use http::{Response, StatusCode};
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Value};
+
+/// Largest admin request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// An error reply: `{"error": message}` with `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Extra JSON fields (e.g. the list of config errors of a failed reload).
+    pub details: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn with(mut self, key: &'static str, value: Value) -> Self {
+        self.details = Some((key, value));
+        self
+    }
+
+    pub fn into_response(self) -> Response<Vec<u8>> {
+        let mut body = json!({ "error": self.message });
+        if let (Some((k, v)), Some(map)) = (self.details, body.as_object_mut()) {
+            map.insert(k.to_string(), v);
+        }
+        json_response(self.status, &body)
+    }
+}
+
+pub type ApiResult = Result<(StatusCode, Value), ApiError>;
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    respond(status, "application/json", bytes)
+}
+
+pub fn text_response(status: StatusCode, text: &str) -> Response<Vec<u8>> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        text.as_bytes().to_vec(),
+    )
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut r = Response::new(Vec::new());
+    *r.status_mut() = status;
+    let headers = r.headers_mut();
+    // Static strings and numbers: always valid header values.
+    if let Ok(v) = content_type.parse() {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    headers.insert(http::header::CONTENT_LENGTH, body.len().into());
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    *r.body_mut() = body;
+    r
+}
+
+/// Reads the whole request body, refusing more than [`MAX_BODY`] bytes.
+pub async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body larger than {MAX_BODY} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(ApiError::bad_request(format!("cannot read the body: {e}"))),
+        }
+    }
+}
+
+/// Query parameters, percent-decoded (`+` is a space). A repeated name keeps its last value.
+pub fn query_params(query: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(percent_decode(k), percent_decode(v));
+    }
+    out
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Compares in time that depends only on the length of `given`, never on where the first
+/// difference is or on the token's length.
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = (given.len() != expected.len()) as u8;
+    for (i, g) in given.iter().enumerate() {
+        let e = if expected.is_empty() {
+            0
+        } else {
+            expected[i % expected.len()]
+        };
+        diff |= g ^ e;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`.
+pub fn authorized(session: &ServerSession, token: &str) -> bool {
+    let Some(value) = session.get_header(http::header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let scheme = b"bearer ";
+    if value.len() < scheme.len() || !value[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        return false;
+    }
+    let given = value[scheme.len()..].trim_ascii();
+    constant_time_eq(given, token.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_queries() {
+        let q = query_params(Some(
+            "domain=a.test&addr=http%3A%2F%2F127.0.0.1%3A80&x&route=/p/+q",
+        ));
+        assert_eq!(q["domain"], "a.test");
+        assert_eq!(q["addr"], "http://127.0.0.1:80");
+        assert_eq!(q["x"], "");
+        assert_eq!(q["route"], "/p/ q");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%41"), "A");
+    }
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret1", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(!constant_time_eq(b"x", b""));
+        // "secretsecret" wraps around the expected bytes but the length differs.
+        assert!(!constant_time_eq(b"secretsecret", b"secret"));
+    }
+}

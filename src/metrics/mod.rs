@@ -1,0 +1,304 @@
+//! Prometheus metrics (design §5) and the per-domain figures behind the admin `/stats`.
+//!
+//! Everything lives in the default registry of the `prometheus` crate as `pingora-prometheus`
+//! re-exports it, so `/metrics` on the probe listener (and `pingora-prometheus`'s own app, if a
+//! library user adds it) shows one registry: strait's metrics, the process metrics of
+//! [`process`] and anything a library user registers.
+//!
+//! Label values never come from the client: `domain` is the configured name of the matched
+//! domain (its first host pattern) or `(unknown)`, `route` the configured path prefix or
+//! `(none)`, `status` the number strait answered with, `backend` a configured backend URL (or
+//! one added through the admin API).
+//!
+//! Gauges that describe the current state (backend health, cache size) are refreshed from the
+//! live snapshot when `/metrics` is scraped ([`refresh`]), so removed backends disappear.
+
+pub mod latency;
+pub mod process;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use pingora_prometheus::prometheus::{
+    self, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
+};
+
+use crate::state::State;
+use latency::Latency;
+
+/// `domain` label of a request whose Host matches no configured domain.
+pub const UNKNOWN_DOMAIN: &str = "(unknown)";
+/// `route` label of a request that matched its domain but none of its routes.
+pub const NO_ROUTE: &str = "(none)";
+
+/// Seconds; from sub-millisecond cache hits to slow uploads.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+// Registration can only fail on a name clash inside this one registry, i.e. a bug caught by
+// the first test that touches metrics; `expect` documents that.
+pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_requests_total",
+        "Requests answered, by configured domain, route prefix and status (0: no response).",
+        &["domain", "route", "status"]
+    )
+    .expect("register strait_requests_total")
+});
+
+pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "strait_request_duration_seconds",
+        "Time from the request head to the end of the response, by configured domain.",
+        &["domain"],
+        DURATION_BUCKETS.to_vec()
+    )
+    .expect("register strait_request_duration_seconds")
+});
+
+pub static UPSTREAM_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_upstream_requests_total",
+        "Attempts sent to a backend: outcome ok (it answered), error, or timeout.",
+        &["backend", "outcome"]
+    )
+    .expect("register strait_upstream_requests_total")
+});
+
+pub static BACKEND_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "strait_backend_healthy",
+        "1 when the backend passes its health checks (or has none), else 0.",
+        &["domain", "backend"]
+    )
+    .expect("register strait_backend_healthy")
+});
+
+pub static BACKEND_ENABLED: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "strait_backend_enabled",
+        "1 unless the backend is drained through the admin API.",
+        &["domain", "backend"]
+    )
+    .expect("register strait_backend_enabled")
+});
+
+pub static BACKEND_ACTIVE: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "strait_backend_active_requests",
+        "Requests in flight on the backend.",
+        &["domain", "backend"]
+    )
+    .expect("register strait_backend_active_requests")
+});
+
+pub static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_cache_requests_total",
+        "Requests that went through the cache, by result: hit, miss, stale or bypass.",
+        &["result"]
+    )
+    .expect("register strait_cache_requests_total")
+});
+
+pub static CACHE_BYTES: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("strait_cache_bytes", "Bytes held by the response cache.")
+        .expect("register strait_cache_bytes")
+});
+
+pub static CACHE_ENTRIES: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("strait_cache_entries", "Responses held by the cache.")
+        .expect("register strait_cache_entries")
+});
+
+pub static RATELIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_ratelimited_total",
+        "Requests refused with 429 by strait itself (not by a backend), by configured domain.",
+        &["domain"]
+    )
+    .expect("register strait_ratelimited_total")
+});
+
+pub static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "strait_access_log_dropped_total",
+        "Access log lines dropped because the writer fell behind (the queue was full)."
+    )
+    .expect("register strait_access_log_dropped_total")
+});
+
+/// Registers every metric (so `/metrics` lists them from the start) and the process collector.
+/// Idempotent.
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        Lazy::force(&REQUESTS);
+        Lazy::force(&REQUEST_DURATION);
+        Lazy::force(&UPSTREAM_REQUESTS);
+        Lazy::force(&BACKEND_HEALTHY);
+        Lazy::force(&BACKEND_ENABLED);
+        Lazy::force(&BACKEND_ACTIVE);
+        Lazy::force(&CACHE_REQUESTS);
+        Lazy::force(&CACHE_BYTES);
+        Lazy::force(&CACHE_ENTRIES);
+        Lazy::force(&RATELIMITED);
+        Lazy::force(&ACCESS_LOG_DROPPED);
+        if let Err(e) = prometheus::register(Box::new(process::ProcessCollector::new())) {
+            log::warn!("process metrics unavailable: {e}");
+        }
+    });
+}
+
+/// Status codes as label strings without formatting one per request.
+static STATUS_LABELS: Lazy<Vec<String>> = Lazy::new(|| (0..600).map(|s| s.to_string()).collect());
+
+pub fn status_label(status: u16) -> &'static str {
+    STATUS_LABELS
+        .get(status as usize)
+        .map(String::as_str)
+        .unwrap_or("0")
+}
+
+/// One finished request, as the proxy's `logging` phase saw it.
+pub struct RequestRecord<'a> {
+    pub domain: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+    /// Whether strait answered 429 itself (rate limit), as opposed to relaying a backend's 429.
+    pub ratelimited: bool,
+    /// `hit`, `miss`, `stale` or `bypass`; `None` when the cache was not involved.
+    pub cache: Option<&'static str>,
+}
+
+pub fn record(r: &RequestRecord<'_>) {
+    // `strait_requests_total` last: a scrape that sees a request there finds it everywhere.
+    domain_stats(r.domain).record(r.status, r.duration);
+    REQUEST_DURATION
+        .with_label_values(&[r.domain])
+        .observe(r.duration.as_secs_f64());
+    if r.ratelimited {
+        RATELIMITED.with_label_values(&[r.domain]).inc();
+    }
+    if let Some(result) = r.cache {
+        CACHE_REQUESTS.with_label_values(&[result]).inc();
+    }
+    REQUESTS
+        .with_label_values(&[r.domain, r.route, status_label(r.status)])
+        .inc();
+}
+
+pub fn record_upstream(backend: &str, outcome: &str) {
+    UPSTREAM_REQUESTS
+        .with_label_values(&[backend, outcome])
+        .inc();
+}
+
+/// Refreshes the state gauges from the live snapshot; called before each scrape.
+pub fn refresh(state: &State) {
+    let snapshot = state.snapshot();
+    BACKEND_HEALTHY.reset();
+    BACKEND_ENABLED.reset();
+    BACKEND_ACTIVE.reset();
+    let mut seen = Vec::new();
+    for (domain, pool) in snapshot_pools(&snapshot) {
+        if seen.contains(&pool) {
+            continue;
+        }
+        seen.push(pool);
+        let Some(pool) = snapshot.pools.get(pool) else {
+            continue;
+        };
+        for b in &pool.backends {
+            let labels = [domain, b.config.url.as_str()];
+            BACKEND_HEALTHY
+                .with_label_values(&labels)
+                .set(i64::from(b.is_healthy()));
+            BACKEND_ENABLED
+                .with_label_values(&labels)
+                .set(i64::from(b.is_enabled()));
+            BACKEND_ACTIVE
+                .with_label_values(&labels)
+                .set(b.active() as i64);
+        }
+    }
+    let (bytes, entries) = crate::admin::cache_api::size();
+    CACHE_BYTES.set(bytes as i64);
+    CACHE_ENTRIES.set(entries as i64);
+}
+
+/// `(domain name, pool index)` for every pool a domain or one of its routes proxies to.
+pub fn snapshot_pools(snapshot: &crate::snapshot::Snapshot) -> Vec<(&str, usize)> {
+    use crate::config::Action;
+    let mut out = Vec::new();
+    for (d, runtime) in snapshot.config.domains.iter().zip(&snapshot.domains) {
+        let actions = std::iter::once(&d.action).chain(d.routes.iter().map(|r| &r.action));
+        for action in actions {
+            if let Action::Proxy { pool, .. } = action {
+                out.push((runtime.name.as_str(), *pool));
+            }
+        }
+    }
+    out
+}
+
+/// Per-domain request figures for `/stats`.
+#[derive(Default)]
+pub struct DomainStats {
+    pub requests: AtomicU64,
+    /// Status 5xx, or no response at all.
+    pub errors: AtomicU64,
+    /// Index 0: no response; 1..=5: 1xx..5xx.
+    pub classes: [AtomicU64; 6],
+    pub latency: Latency,
+}
+
+impl DomainStats {
+    fn record(&self, status: u16, duration: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let class = (status / 100) as usize;
+        if status == 0 || class >= 5 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(c) = self.classes.get(class.min(5)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency.record(duration);
+    }
+}
+
+static DOMAINS: Lazy<RwLock<HashMap<String, Arc<DomainStats>>>> = Lazy::new(Default::default);
+
+/// The stats of `domain`, created on first use. Domains are configured names, so this map is
+/// bounded by the configs this process has run.
+pub fn domain_stats(domain: &str) -> Arc<DomainStats> {
+    if let Some(s) = DOMAINS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(domain)
+    {
+        return s.clone();
+    }
+    DOMAINS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(domain.to_string())
+        .or_default()
+        .clone()
+}
+
+/// Every domain seen so far with its stats.
+pub fn all_domain_stats() -> Vec<(String, Arc<DomainStats>)> {
+    let map = DOMAINS.read().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}

@@ -1,0 +1,225 @@
+//! What the proxy records about each request: the `X-Request-Id`, upstream timing, and in the
+//! `logging` phase the metrics (`crate::metrics`) and the access log line (`crate::access_log`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use once_cell::sync::Lazy;
+use pingora::cache::CachePhase;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use super::ctx::Ctx;
+use super::request::request_host;
+use crate::access_log::{self, Entry};
+use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
+use crate::snapshot::Snapshot;
+use crate::state::State;
+
+pub const REQUEST_ID: &str = "x-request-id";
+/// A client's own id longer than this (or not visible ASCII) is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Per-request observations, kept in [`Ctx`].
+#[derive(Debug, Default)]
+pub struct Observe {
+    pub request_id: String,
+    /// When the current upstream attempt started (its backend was chosen).
+    pub upstream_started: Option<Instant>,
+    /// From choosing the backend of the answering attempt to its response head.
+    pub upstream_duration: Option<Duration>,
+}
+
+/// A random per-process prefix and a counter: unique without a syscall per request.
+static ID_PREFIX: Lazy<String> = Lazy::new(|| format!("{:012x}", rand::random::<u64>() >> 16));
+static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub fn new_request_id() -> String {
+    let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{n:08x}", *ID_PREFIX)
+}
+
+fn acceptable_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Keeps the client's `X-Request-Id` when it is sane, else sets a new one on the request, so
+/// the upstream request (copied from it) carries the same id the log shows.
+pub fn on_request(session: &mut Session, ctx: &mut Ctx) {
+    let given = session
+        .req_header()
+        .headers
+        .get(REQUEST_ID)
+        .map(|v| v.as_bytes())
+        .filter(|v| acceptable_id(v))
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    ctx.observe.request_id = match given {
+        Some(id) => id,
+        None => {
+            let id = new_request_id();
+            // An id made of hex digits and `-` is always a valid header value.
+            let _ = session
+                .req_header_mut()
+                .insert_header("X-Request-Id", id.as_str());
+            id
+        }
+    };
+}
+
+/// `upstream_peer` is about to choose a backend (first attempt or retry).
+pub fn on_upstream_attempt(ctx: &mut Ctx) {
+    ctx.observe.upstream_started = Some(Instant::now());
+}
+
+/// The upstream response head arrived.
+pub fn on_upstream_response(ctx: &mut Ctx) {
+    ctx.observe.upstream_duration = ctx.observe.upstream_started.map(|t| t.elapsed());
+}
+
+/// How the cache took part, as the metric and the log name it. Prefers the cache's own
+/// `X-Cache` verdict when it sent one, else Pingora's cache phase.
+fn cache_result(session: &Session) -> Option<&'static str> {
+    let header = session
+        .response_written()
+        .and_then(|r| r.headers.get("x-cache"))
+        .map(|v| v.as_bytes().to_ascii_uppercase());
+    if let Some(h) = header {
+        return match h.as_slice() {
+            b"HIT" | b"REVALIDATED" => Some("hit"),
+            b"MISS" | b"EXPIRED" => Some("miss"),
+            b"STALE" | b"UPDATING" => Some("stale"),
+            b"BYPASS" => Some("bypass"),
+            _ => None,
+        };
+    }
+    match session.cache.phase() {
+        CachePhase::Hit | CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => {
+            Some("hit")
+        }
+        CachePhase::Miss | CachePhase::Expired => Some("miss"),
+        CachePhase::Stale | CachePhase::StaleUpdating => Some("stale"),
+        CachePhase::Bypass => Some("bypass"),
+        CachePhase::Disabled(pingora::cache::NoCacheReason::NeverEnabled) => None,
+        CachePhase::Disabled(_) => Some("bypass"),
+        CachePhase::Uninit | CachePhase::CacheKey => None,
+    }
+}
+
+fn timed_out(e: &Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+    ) && e.esource() != &ErrorSource::Downstream
+}
+
+/// The `logging` phase: metrics always, an access log line when one is configured.
+pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &Ctx) {
+    let duration = ctx.started.elapsed();
+    let snapshot: Arc<Snapshot> = ctx.snapshot.clone().unwrap_or_else(|| state.snapshot());
+    let req = session.req_header();
+    let host = request_host(req);
+    let path = req.uri.path();
+    // Routing again (a hash lookup and a prefix scan) keeps the request path free of
+    // bookkeeping and gives the configured names, never the client's strings.
+    let matched = snapshot.router.route(host, path).and_then(|hit| {
+        let d = snapshot.domains.get(hit.domain)?;
+        let route = hit
+            .route
+            .and_then(|r| d.routes.get(r))
+            .map(|r| r.path_prefix.as_str());
+        Some((d.name.as_str(), route))
+    });
+    let domain = matched.map_or(UNKNOWN_DOMAIN, |(d, _)| d);
+    let route = matched.and_then(|(_, r)| r);
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let cache = cache_result(session);
+
+    // Attempts: every one before the last failed (that is why there was another).
+    let mut upstream = None;
+    if let Some(target) = &ctx.target {
+        let last = ctx.tried.len().saturating_sub(1);
+        for (n, &i) in ctx.tried.iter().enumerate() {
+            let Some(b) = target.pool.backends.get(i) else {
+                continue;
+            };
+            let outcome = if n < last {
+                "error"
+            } else if ctx.upstream_responded {
+                "ok"
+            } else if error.is_some_and(timed_out) {
+                "timeout"
+            } else {
+                "error"
+            };
+            metrics::record_upstream(&b.config.url, outcome);
+            if n == last {
+                upstream = Some(b.config.url.as_str());
+            }
+        }
+    }
+
+    metrics::record(&RequestRecord {
+        domain,
+        route: route.unwrap_or(NO_ROUTE),
+        status,
+        duration,
+        ratelimited: status == 429 && !ctx.upstream_responded && cache.is_none(),
+        cache,
+    });
+
+    if !access_log::enabled() {
+        return;
+    }
+    let header = |name: &str| {
+        req.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    access_log::send(Entry {
+        at: SystemTime::now(),
+        request_id: ctx.observe.request_id.clone(),
+        client: ctx.client_ip.map(|ip| ip.to_string()).or_else(|| {
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string())
+        }),
+        method: req.method.as_str().to_string(),
+        host: host.to_string(),
+        path: path.to_string(),
+        query: req.uri.query().map(str::to_string),
+        status,
+        bytes_in: session.body_bytes_read() as u64,
+        bytes_out: session.body_bytes_sent() as u64,
+        duration_ms: millis(duration),
+        domain: matched.map(|(d, _)| d.to_string()),
+        route: route.map(str::to_string),
+        upstream: upstream.map(str::to_string),
+        upstream_duration_ms: ctx.observe.upstream_duration.map(millis),
+        attempts: ctx.attempts,
+        cache,
+        user_agent: header("user-agent"),
+        error: error.map(|e| e.etype().as_str().to_string()),
+    });
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_unique_and_acceptable() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(acceptable_id(a.as_bytes()), "{a}");
+        assert!(!acceptable_id(b""));
+        assert!(!acceptable_id(b"has space"));
+        assert!(!acceptable_id(&[b'x'; 129]));
+    }
+}

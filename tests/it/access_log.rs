@@ -1,0 +1,342 @@
+//! The JSON access log: one parseable line per request matching what was sent, `X-Request-Id`
+//! passed upstream and logged, `-` for stdout, and reopening after logrotate's rename.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::client::{self, parse_echo};
+use crate::support::{backends, config, eventually_msg, Behaviour, Origin, Strait};
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect()
+}
+
+fn text_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l:?}")))
+        .collect()
+}
+
+fn domain(origin: &Origin) -> String {
+    format!(
+        "domains:
+  - hosts: [log.test]
+    backends: {}
+    routes:
+      - {{ path_prefix: /ping, respond: {{ status: 200, body: pong }} }}
+",
+        backends(&[origin])
+    )
+}
+
+/// Whether the process has a SIGUSR1 handler installed (so the signal will not kill it).
+fn catches_usr1(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGUSR1 - 1)) != 0)
+}
+
+#[test]
+fn lines_parse_and_match_the_requests() {
+    let origin = Origin::start("o", Behaviour::default().echo());
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n{}",
+        domain(&origin)
+    )));
+    let log = s.dir().join("access.log");
+    struct Sent {
+        method: &'static str,
+        host: &'static str,
+        target: &'static str,
+        id: Option<&'static str>,
+        status: u16,
+        body: &'static [u8],
+    }
+    let sent = [
+        Sent {
+            method: "GET",
+            host: "log.test",
+            target: "/a?x=1&y=%20",
+            id: None,
+            status: 200,
+            body: b"",
+        },
+        Sent {
+            method: "POST",
+            host: "log.test",
+            target: "/upload",
+            id: Some("client-id-42"),
+            status: 200,
+            body: b"0123456789",
+        },
+        Sent {
+            method: "GET",
+            host: "log.test",
+            target: "/ping",
+            id: None,
+            status: 200,
+            body: b"",
+        },
+        Sent {
+            method: "GET",
+            host: "nowhere.test",
+            target: "/zz",
+            id: Some("bad id with spaces"),
+            status: 404,
+            body: b"",
+        },
+        Sent {
+            method: "HEAD",
+            host: "log.test",
+            target: "/h",
+            id: None,
+            status: 200,
+            body: b"",
+        },
+    ];
+    let mut responses = Vec::new();
+    for r in &sent {
+        let mut headers = vec![("Host", r.host), ("User-Agent", "strait-test/1")];
+        if let Some(id) = r.id {
+            headers.push(("X-Request-Id", id));
+        }
+        let resp = client::request(s.addr(), r.method, r.target, &headers, r.body)
+            .unwrap_or_else(|e| panic!("{} {}: {e}", r.method, r.target));
+        assert_eq!(resp.status, r.status, "{} {}", r.method, r.target);
+        responses.push(resp);
+    }
+    eventually_msg(Duration::from_secs(5), "one line per request", || {
+        lines(&log).len() >= sent.len()
+    });
+    let got = lines(&log);
+    assert_eq!(got.len(), sent.len(), "{got:#?}");
+    let mut ids = HashSet::new();
+    // Lines are written as requests finish, which need not be the order they were sent in.
+    for (r, resp) in sent.iter().zip(&responses) {
+        let path_only = r.target.split('?').next().unwrap_or("");
+        let line = got
+            .iter()
+            .find(|l| l["method"] == r.method && l["path"] == path_only)
+            .unwrap_or_else(|| panic!("no line for {} {}: {got:#?}", r.method, r.target));
+        let (path, query) = match r.target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (r.target, None),
+        };
+        assert_eq!(line["method"], r.method, "{line}");
+        assert_eq!(line["host"], r.host, "{line}");
+        assert_eq!(line["path"], path, "{line}");
+        assert_eq!(
+            line["query"],
+            query.map_or(Value::Null, |q| q.into()),
+            "{line}"
+        );
+        assert_eq!(line["status"], r.status, "{line}");
+        assert_eq!(line["client"], "127.0.0.1", "{line}");
+        assert_eq!(line["user_agent"], "strait-test/1", "{line}");
+        assert_eq!(line["bytes_in"], r.body.len() as u64, "{line}");
+        assert_eq!(line["bytes_out"], resp.body.len() as u64, "{line}");
+        let t = line["time"].as_str().expect("time");
+        assert!(
+            t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T",
+            "{t}"
+        );
+        let d = line["duration_ms"].as_f64().expect("duration_ms");
+        assert!((0.0..10_000.0).contains(&d), "{line}");
+        let id = line["request_id"].as_str().expect("request_id").to_string();
+        match r.id {
+            Some(given) if !given.contains(' ') => assert_eq!(id, given),
+            _ => assert!(!id.is_empty() && !id.contains(' '), "{id}"),
+        }
+        assert!(ids.insert(id.clone()), "request id {id} repeated");
+        let proxied = r.host == "log.test" && path != "/ping";
+        if proxied {
+            assert_eq!(line["upstream"], origin.url(), "{line}");
+            assert!(
+                line["upstream_duration_ms"]
+                    .as_f64()
+                    .is_some_and(|u| u <= d),
+                "{line}"
+            );
+            assert_eq!(line["attempts"], 1);
+            assert_eq!(line["domain"], "log.test");
+            assert_eq!(line["route"], Value::Null);
+            // The backend saw the id the log shows.
+            let seen = origin
+                .requests()
+                .into_iter()
+                .find(|s| s.target == r.target)
+                .expect("origin saw the request");
+            assert_eq!(seen.header("x-request-id"), Some(id.as_str()));
+            if r.method == "GET" {
+                let (_, echoed) = parse_echo(&resp.body);
+                assert!(echoed
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("x-request-id") && *v == id));
+            }
+        } else {
+            assert_eq!(line["upstream"], Value::Null, "{line}");
+            assert_eq!(line["upstream_duration_ms"], Value::Null, "{line}");
+        }
+        if path == "/ping" {
+            assert_eq!(line["route"], "/ping");
+        }
+        if r.host == "nowhere.test" {
+            assert_eq!(line["domain"], Value::Null);
+        }
+        assert_eq!(line["cache"], Value::Null);
+    }
+}
+
+#[test]
+fn dash_writes_to_stdout() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"-\"\n{}",
+        domain(&origin)
+    )));
+    for i in 0..3 {
+        assert_eq!(s.get("log.test", &format!("/s{i}")).status, 200);
+    }
+    eventually_msg(Duration::from_secs(5), "three lines on stdout", || {
+        text_lines(&s.stdout()).len() >= 3
+    });
+    let got = text_lines(&s.stdout());
+    let mut paths: Vec<&str> = got.iter().filter_map(|l| l["path"].as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, vec!["/s0", "/s1", "/s2"]);
+}
+
+#[test]
+fn sigusr1_reopens_the_file_after_a_rename() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n{}",
+        domain(&origin)
+    )));
+    let log = s.dir().join("access.log");
+    let rotated = s.dir().join("access.log.1");
+    for i in 0..4 {
+        assert_eq!(s.get("log.test", &format!("/before{i}")).status, 200);
+    }
+    eventually_msg(Duration::from_secs(5), "4 lines", || lines(&log).len() == 4);
+    eventually_msg(Duration::from_secs(5), "the SIGUSR1 handler", || {
+        catches_usr1(s.pid())
+    });
+
+    std::fs::rename(&log, &rotated).expect("rename the log");
+    // Until the signal, lines still go to the renamed file (same open file).
+    assert_eq!(s.get("log.test", "/between").status, 200);
+    eventually_msg(
+        Duration::from_secs(5),
+        "a 5th line in the rotated file",
+        || lines(&rotated).len() == 5,
+    );
+    assert!(!log.exists());
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGUSR1) };
+    eventually_msg(Duration::from_secs(5), "the log reopened", || log.exists());
+    for i in 0..3 {
+        assert_eq!(s.get("log.test", &format!("/after{i}")).status, 200);
+    }
+    eventually_msg(Duration::from_secs(5), "3 lines in the new file", || {
+        lines(&log).len() == 3
+    });
+    // Sorted: lines are written as requests finish, not necessarily in the order sent.
+    let mut old: Vec<String> = lines(&rotated)
+        .iter()
+        .map(|l| l["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    let mut new: Vec<String> = lines(&log)
+        .iter()
+        .map(|l| l["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    old.sort();
+    new.sort();
+    assert_eq!(
+        old,
+        ["/before0", "/before1", "/before2", "/before3", "/between"]
+    );
+    assert_eq!(new, ["/after0", "/after1", "/after2"]);
+    assert!(s.stderr_has("reopen"), "{}", s.stderr());
+}
+
+#[test]
+fn unwritable_log_path_is_a_start_error() {
+    let origin = Origin::plain("o");
+    let yaml = config(&format!(
+        "logging:\n  access_log: /nonexistent-dir/strait/access.log\n{}",
+        domain(&origin)
+    ));
+    let dir = crate::support::strait::temp_dir("bad-log");
+    let file = dir.join("strait.yaml");
+    let port = crate::support::strait::free_port();
+    std::fs::write(
+        &file,
+        yaml.replace("{listen}", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::strait::BIN)
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .expect("run strait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("logging.access_log") && err.contains("/nonexistent-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cache_results_are_logged() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\ncache: {{ max_bytes: 8MiB, default_ttl: 1m }}\ndomains:\n  - hosts: [c.test]\n    backends: {}\n    cache: true\n",
+        backends(&[&origin])
+    )));
+    let log = s.dir().join("access.log");
+    for _ in 0..2 {
+        assert_eq!(s.get("c.test", "/page").status, 200);
+    }
+    let post = client::request(s.addr(), "POST", "/page", &[("Host", "c.test")], b"x").unwrap();
+    assert_eq!(post.status, 200);
+    eventually_msg(Duration::from_secs(5), "3 lines", || lines(&log).len() == 3);
+    let all = lines(&log);
+    let mut got: Vec<&str> = all.iter().filter_map(|l| l["cache"].as_str()).collect();
+    got.sort();
+    assert_eq!(got, ["bypass", "hit", "miss"], "{all:#?}");
+    let hit = all.iter().find(|l| l["cache"] == "hit").expect("a hit");
+    assert_eq!(hit["upstream"], Value::Null, "a hit has no upstream: {hit}");
+    assert_eq!(hit["attempts"], 0);
+    assert_eq!(origin.hits(), 2);
+}
+
+#[test]
+fn console_level_comes_from_config_unless_the_environment_says_otherwise() {
+    let origin = Origin::plain("o");
+    let yaml = config(&format!("logging:\n  level: warn\n{}", domain(&origin)));
+    let quiet = Strait::start_env(&yaml, &[("STRAIT_LOG", ""), ("RUST_LOG", "")]);
+    assert_eq!(quiet.get("log.test", "/").status, 200);
+    let loud = Strait::start_env(&yaml, &[("STRAIT_LOG", "info")]);
+    assert_eq!(loud.get("log.test", "/").status, 200);
+    assert!(
+        loud.stderr_contains("strait listening", Duration::from_secs(5)),
+        "{}",
+        loud.stderr()
+    );
+    assert!(!quiet.stderr_has("strait listening"), "{}", quiet.stderr());
+    let rust_log = Strait::start_env(&yaml, &[("RUST_LOG", "strait=info")]);
+    assert!(rust_log.stderr_contains("strait listening", Duration::from_secs(5)));
+}
