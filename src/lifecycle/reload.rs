@@ -1,0 +1,155 @@
+//! In-place reload (SIGHUP, POST /reload): validate the whole file, then swap one snapshot.
+//! On any error the running config stays and every error is reported. Unchanged backends keep
+//! their state (see `Snapshot::build`); listener and server settings need a binary upgrade.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use log::{error, info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{self, Config, ConfigError};
+use crate::snapshot::Snapshot;
+use crate::state::State;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub domains: usize,
+    pub backends: usize,
+    /// Backends whose state (health, counters) carried over.
+    pub kept: usize,
+    /// Changes that were not applied because they need `strait -u`.
+    pub not_applied: Vec<String>,
+}
+
+/// Reloads the config file the process was started with.
+pub async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
+    let _serialised = state.control.lock().await;
+    let Some(path) = state.config_path() else {
+        return Err(vec![plain_error(
+            "-",
+            "this instance was not started from a config file",
+        )]);
+    };
+    let text_path = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load_file(&text_path)).await;
+    let config = match loaded {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(vec![plain_error(
+                &path.display().to_string(),
+                &format!("reload task failed: {e}"),
+            )])
+        }
+    };
+    let current = state.snapshot();
+    let not_applied = needs_upgrade(&current.config, &config);
+    let next = Snapshot::build(config, Some(&current)).await?;
+    let old_backends: Vec<*const crate::balance::Backend> = current
+        .pools
+        .iter()
+        .flat_map(|p| p.backends.iter().map(Arc::as_ptr))
+        .collect();
+    let report = ReloadReport {
+        domains: next.domains.len(),
+        backends: next.pools.iter().map(|p| p.backends.len()).sum(),
+        kept: next
+            .pools
+            .iter()
+            .flat_map(|p| p.backends.iter())
+            .filter(|b| old_backends.contains(&Arc::as_ptr(b)))
+            .count(),
+        not_applied,
+    };
+    state.swap(next);
+    Ok(report)
+}
+
+/// Settings fixed when the process started: Pingora owns the sockets and runtimes.
+fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let addrs = |c: &Config| c.listeners.iter().map(|l| l.addr).collect::<Vec<_>>();
+    if addrs(old) != addrs(new) {
+        out.push("listeners changed: apply with a binary upgrade (strait -u)".to_string());
+    }
+    let s = (&old.server, &new.server);
+    if s.0.threads != s.1.threads
+        || s.0.pid_file != s.1.pid_file
+        || s.0.upgrade_sock != s.1.upgrade_sock
+    {
+        out.push(
+            "server.threads/pid_file/upgrade_sock changed: apply with a binary upgrade (strait -u)"
+                .to_string(),
+        );
+    }
+    let addr = |a: Option<std::net::SocketAddr>| a;
+    if addr(old.admin.as_ref().map(|a| a.addr)) != addr(new.admin.as_ref().map(|a| a.addr))
+        || addr(old.probe.as_ref().map(|p| p.addr)) != addr(new.probe.as_ref().map(|p| p.addr))
+    {
+        out.push(
+            "admin/probe address changed: apply with a binary upgrade (strait -u)".to_string(),
+        );
+    }
+    out
+}
+
+fn plain_error(file: &str, message: &str) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        line: 0,
+        col: 0,
+        path: String::new(),
+        message: message.to_string(),
+    }
+}
+
+/// Logs the outcome of a reload in the words an operator needs.
+pub fn log_outcome(result: &Result<ReloadReport, Vec<ConfigError>>) {
+    match result {
+        Ok(r) => {
+            info!(
+                "config reloaded: {} domains, {} backends ({} kept their state)",
+                r.domains, r.backends, r.kept
+            );
+            for n in &r.not_applied {
+                warn!("reload: {n}");
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                error!("reload rejected: {e}");
+            }
+            error!(
+                "reload rejected with {} error(s); the running config stays",
+                errors.len()
+            );
+        }
+    }
+}
+
+/// Reloads on SIGHUP.
+pub struct ReloadService {
+    pub state: Arc<State>,
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            error!("cannot listen for SIGHUP; reload only through the admin API");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading {}", self.state.config_path().map(|p| p.display().to_string()).unwrap_or_default());
+                    let result = reload(&self.state).await;
+                    log_outcome(&result);
+                }
+            }
+        }
+    }
+}
