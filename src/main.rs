@@ -65,6 +65,7 @@ fn main() -> ExitCode {
     let options = RunOptions {
         daemon: cli.daemon,
         upgrade: cli.upgrade,
+        config_path: Some(absolute(&path)),
     };
     match server::run(config, options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +89,11 @@ fn check(path: &Path, config: config::Config) -> ExitCode {
         Err(server::StartError::Config(errors)) => report(path, &errors),
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// A daemon changes its working directory; reloads must still find the file.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn report(path: &Path, errors: &[config::ConfigError]) -> ExitCode {

@@ -44,10 +44,12 @@ impl Router {
                 .enumerate()
                 .map(|(i, p)| (p.to_string(), i))
                 .collect();
-            routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
             router.routes.push(routes);
         }
-        router.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+            .wildcards
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         router
     }
 
@@ -101,11 +103,11 @@ mod tests {
     use super::*;
 
     fn router() -> Router {
-        let d0 = vec![HostPattern::Exact("api.example.com".into())];
-        let d1 = vec![HostPattern::Wildcard(".example.com".into())];
-        let d2 = vec![HostPattern::Wildcard(".eu.example.com".into())];
-        let d3 = vec![HostPattern::Any];
-        Router::new(vec![
+        let d0 = [HostPattern::Exact("api.example.com".into())];
+        let d1 = [HostPattern::Wildcard(".example.com".into())];
+        let d2 = [HostPattern::Wildcard(".eu.example.com".into())];
+        let d3 = [HostPattern::Any];
+        Router::new([
             (&d0[..], vec!["/", "/auth/", "/auth/admin/"]),
             (&d1[..], vec![]),
             (&d2[..], vec![]),
@@ -139,7 +141,7 @@ mod tests {
             r.route("other.org", "/ping").map(|h| h.route),
             Some(Some(0))
         );
-        let no_default = Router::new(vec![(&[HostPattern::Exact("a".into())][..], vec![])]);
+        let no_default = Router::new([(&[HostPattern::Exact("a".into())][..], vec![])]);
         assert_eq!(no_default.route("b", "/"), None);
         assert_eq!(no_default.route("[::1]:80", "/"), None);
     }

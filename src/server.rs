@@ -2,24 +2,52 @@
 //! health checker, and strait's defaults where Pingora's do not suit an edge proxy.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 
 use crate::config::Config;
 use crate::health::HealthChecker;
+use crate::lifecycle::{self, ExitWhenIdle, ReloadService, StraitSignals};
 use crate::proxy::StraitProxy;
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Fork into the background (pid_file written).
     pub daemon: bool,
     /// Take the listening sockets from a running instance over `upgrade_sock`.
     pub upgrade: bool,
+    /// The file SIGHUP and POST /reload read again; `None` for configs built in code.
+    pub config_path: Option<PathBuf>,
+}
+
+/// A server ready to run, with the state its services share.
+pub struct Prepared {
+    pub server: Server,
+    pub state: Arc<State>,
+    drain_delay: Duration,
+}
+
+impl Prepared {
+    /// Serves until shut down, then exits the process.
+    pub fn run_forever(self) -> ! {
+        let signals = StraitSignals {
+            state: self.state,
+            drain_delay: self.drain_delay,
+        };
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(signals),
+        });
+        lifecycle::exit::before_exit();
+        std::process::exit(0)
+    }
 }
 
 #[derive(Debug)]
@@ -65,13 +93,12 @@ pub fn build_snapshot(config: Config, previous: Option<&Snapshot>) -> Result<Sna
 
 /// Builds everything and serves until shut down. Returns only on a start-up failure.
 pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
-    let server = prepare(config, options)?;
-    server.run_forever()
+    prepare(config, options)?.run_forever()
 }
 
 /// Everything up to, but not including, serving: a library user can add services to the
 /// returned server before calling `run_forever`.
-pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError> {
+pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartError> {
     if !options.upgrade {
         check_listeners(&config)?;
     }
@@ -81,8 +108,12 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError
         .map(|l| l.addr.to_string())
         .collect();
     let threads = config.server.threads;
-    let conf = server_conf(&config, options);
+    let drain_delay = config.server.drain_delay;
+    let conf = server_conf(&config, &options);
     let state = State::new(build_snapshot(config, None)?);
+    if let Some(path) = options.config_path {
+        state.set_config_path(path);
+    }
 
     exit_when_listeners_fail();
     let opt = Opt {
@@ -93,7 +124,9 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError
         conf: None,
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
-    server.bootstrap();
+    // As a service, bootstrap (taking sockets over from an old instance) runs after the
+    // daemon fork, which is what lets the parent wait until the child is ready.
+    let bootstrap = server.bootstrap_as_a_service();
 
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
@@ -104,18 +137,30 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Server, StartError
         proxy.add_tcp(addr);
     }
     proxy.threads = Some(threads);
-    server.add_service(proxy);
+    server.add_service(proxy).add_dependency(&bootstrap);
     server.add_service(background_service(
         "strait health checks",
-        HealthChecker::new(state),
+        HealthChecker::new(state.clone()),
     ));
+    server.add_service(background_service(
+        "strait reload",
+        ReloadService {
+            state: state.clone(),
+        },
+    ));
+    server.add_service(background_service("strait exit when idle", ExitWhenIdle));
+    crate::admin::add_services(&mut server, &state, options.upgrade, &bootstrap)?;
     for addr in &listeners {
         log::info!("strait listening on http://{addr}");
     }
-    Ok(server)
+    Ok(Prepared {
+        server,
+        state,
+        drain_delay,
+    })
 }
 
-fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
+fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {
     let s = &config.server;
     let pool_size: usize = config
         .domains

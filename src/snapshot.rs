@@ -33,12 +33,16 @@ pub struct DomainRuntime {
     pub action: RouteAction,
     pub headers: Arc<HeaderRules>,
     pub routes: Vec<RouteRuntime>,
+    /// The response-cache policy; `None` when the domain does not cache.
+    pub cache: Option<Arc<crate::cache::Policy>>,
 }
 
 pub struct RouteRuntime {
     pub path_prefix: String,
     pub action: RouteAction,
     pub headers: Arc<HeaderRules>,
+    /// The response-cache policy (inherited from the domain unless set); `None`: no caching.
+    pub cache: Option<Arc<crate::cache::Policy>>,
 }
 
 pub enum RouteAction {
@@ -123,6 +127,7 @@ impl Snapshot {
                     path_prefix: r.path_prefix.clone(),
                     action: runtime_action(&r.action, &pools),
                     headers: Arc::new(r.headers.clone()),
+                    cache: crate::cache::Policy::resolve(&r.cache, config.cache.as_ref()),
                 })
                 .collect();
             domains.push(DomainRuntime {
@@ -130,6 +135,7 @@ impl Snapshot {
                 action: runtime_action(&d.action, &pools),
                 headers: Arc::new(d.headers.clone()),
                 routes,
+                cache: crate::cache::Policy::resolve(&d.cache, config.cache.as_ref()),
             });
         }
         let router = Router::new(config.domains.iter().map(|d| {
@@ -138,6 +144,7 @@ impl Snapshot {
                 d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
             )
         }));
+        crate::cache::apply_budgets(&config);
         Ok(Snapshot {
             config: Arc::new(config),
             router,

@@ -1,7 +1,8 @@
 //! State shared by the proxy, the health checker and (later) the admin and probe services.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -13,6 +14,11 @@ pub struct State {
     health_ready: AtomicBool,
     /// Set on SIGTERM: /ready answers 503 so a load balancer in front stops sending.
     draining: AtomicBool,
+    /// The file to reload from; unset for configs built in code (demo, library users).
+    config_path: OnceLock<PathBuf>,
+    /// Serialises control-plane changes (reload, admin API) so none is lost to a race:
+    /// each reads the current snapshot, builds the next and swaps it under this lock.
+    pub control: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -21,6 +27,8 @@ impl State {
             snapshot: ArcSwap::from_pointee(snapshot),
             health_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            config_path: OnceLock::new(),
+            control: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -47,5 +55,13 @@ impl State {
 
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn set_config_path(&self, path: PathBuf) {
+        let _ = self.config_path.set(path);
+    }
+
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.get().map(PathBuf::as_path)
     }
 }

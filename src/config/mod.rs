@@ -59,6 +59,8 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
+/// Splits a backend URL (`scheme://host[:port]`) as the loader does; the admin API uses it.
+pub use decode::parse_url as parse_backend_url;
 pub use model::*;
 
 /// One problem in a config file, printed as `file:line:col: path: message`.

@@ -6,10 +6,13 @@ use std::time::Instant;
 
 use crate::balance::Lease;
 use crate::config::HeaderRules;
+use crate::lifecycle::InFlight;
 use crate::snapshot::{Snapshot, Target};
 
 pub struct Ctx {
     pub started: Instant,
+    /// Counts this request as in flight until the context is dropped (graceful exit).
+    _in_flight: InFlight,
     /// The one snapshot this request reads, so a reload never splits a request across configs.
     pub snapshot: Option<Arc<Snapshot>>,
     pub target: Option<Arc<Target>>,
@@ -23,12 +26,17 @@ pub struct Ctx {
     pub attempts: u32,
     /// An upstream response header arrived: from here on a failure cannot be retried.
     pub upstream_responded: bool,
+    /// Request id and upstream timing for the access log and metrics.
+    pub observe: super::observe::Observe,
+    /// Response-cache state (see `proxy/cache.rs`).
+    pub cache: super::cache::CacheCtx,
 }
 
 impl Ctx {
     pub fn new() -> Ctx {
         Ctx {
             started: Instant::now(),
+            _in_flight: InFlight::start(),
             snapshot: None,
             target: None,
             headers: None,
@@ -38,6 +46,8 @@ impl Ctx {
             backend_index: None,
             attempts: 0,
             upstream_responded: false,
+            observe: Default::default(),
+            cache: Default::default(),
         }
     }
 

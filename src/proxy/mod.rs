@@ -1,8 +1,10 @@
 //! strait's `ProxyHttp`: each Pingora phase delegates to the file named for it.
 
+pub mod cache;
 mod ctx;
 pub mod errors;
 mod headers;
+pub mod observe;
 mod request;
 mod retry;
 mod upstream;
@@ -40,10 +42,12 @@ impl ProxyHttp for StraitProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        observe::on_request(session, ctx);
         request::route(&self.state, session, ctx).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        observe::on_upstream_attempt(ctx);
         upstream::peer(ctx)
     }
 
@@ -53,29 +57,106 @@ impl ProxyHttp for StraitProxy {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        upstream::rewrite_request(session, req, ctx)
+        upstream::rewrite_request(session, req, ctx)?;
+        cache::upstream_request(session, req, ctx)
     }
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
-        _resp: &mut ResponseHeader,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_responded = true;
+        observe::on_upstream_response(ctx);
+        cache::upstream_response(session, resp, ctx);
         Ok(())
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        cache::response_filter(session, resp, ctx)?;
+        // An HTTP/1.0 origin's status line would tell HTTP/1.1 clients to drop keep-alive;
+        // the proxy speaks HTTP/1.1 whatever the origin speaks.
+        if resp.version == http::Version::HTTP_10 {
+            resp.set_version(http::Version::HTTP_11);
+        }
         if let Some(rules) = &ctx.headers {
             headers::apply_response(&rules.response, resp);
         }
         Ok(())
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        cache::request_filter(session, ctx)
+    }
+
+    fn cache_key_callback(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+    ) -> Result<pingora::cache::CacheKey> {
+        cache::cache_key(session, ctx)
+    }
+
+    fn cache_miss(&self, session: &mut Session, ctx: &mut Ctx) {
+        cache::miss(session, ctx)
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        session: &mut Session,
+        _meta: &pingora::cache::CacheMeta,
+        hit_handler: &mut pingora::cache::HitHandler,
+        is_fresh: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<pingora::cache::ForcedFreshness>> {
+        cache::hit_filter(session, hit_handler, is_fresh, ctx);
+        Ok(None)
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<pingora::cache::RespCacheable> {
+        cache::response_cacheable(session, resp, ctx)
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &pingora::cache::CacheMeta,
+        _ctx: &mut Ctx,
+        req: &RequestHeader,
+    ) -> Option<pingora::cache::key::HashBinary> {
+        cache::variance(meta, req)
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
+        cache::serve_stale(error)
+    }
+
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::proxy::RangeType {
+        cache::range(session, resp, ctx)
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        observe::logging(&self.state, session, e, ctx);
     }
 
     fn fail_to_connect(
@@ -101,9 +182,10 @@ impl ProxyHttp for StraitProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
-        let failure = Failure::of(e);
-        // Once a response has started there is nothing sane left to send: close.
-        let code = match failure {
+        // After a failed proxy attempt Pingora closes the client connection whatever this
+        // returns (its reuse flag only applies to filter errors), so the page must say so.
+        session.set_keepalive(None);
+        let code = match Failure::of(e) {
             Some(f) if session.response_written().is_none() => {
                 errors::respond(session, f).await.unwrap_or(0)
             }

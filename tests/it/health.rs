@@ -36,19 +36,21 @@ fn any_from(s: &Strait, name: &str, n: usize) -> bool {
 fn failing_backend_is_taken_out_then_brought_back() {
     let a = Origin::plain("a");
     let b = Origin::plain("b");
-    let interval = Duration::from_millis(100);
+    let interval = Duration::from_millis(200);
     let (fail_threshold, success_threshold) = (3, 2);
     let s = Strait::start(&domain(
         &backends(&[&a, &b]),
         &format!(
-            "{{ type: http, path: /health, interval: 100ms, timeout: 100ms, fail_threshold: {fail_threshold}, success_threshold: {success_threshold} }}"
+            "{{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: {fail_threshold}, success_threshold: {success_threshold} }}"
         ),
     ));
+    // Start from a settled state: the first check result applies at once, so wait until
+    // every backend passed two checks and both are in rotation.
+    eventually_msg(Duration::from_secs(5), "two good checks on a and b", || {
+        a.health_ok() >= 2 && b.health_ok() >= 2
+    });
     eventually_msg(Duration::from_secs(5), "both backends serving", || {
         any_from(&s, "b", 4) && any_from(&s, "a", 4)
-    });
-    eventually_msg(Duration::from_secs(5), "health checks reaching b", || {
-        b.health_ok() >= 1
     });
 
     // Out: within interval × fail_threshold (plus slack), and not before fail_threshold
@@ -107,7 +109,7 @@ fn first_check_result_applies_at_once() {
     // With fail_threshold 5 × 400ms, counting failures from the start would keep b in for 2s.
     let s = Strait::start(&domain(
         &backends(&[&a, &b]),
-        "{ type: http, path: /health, interval: 400ms, timeout: 400ms, fail_threshold: 5, success_threshold: 5 }",
+        "{ type: http, path: /health, interval: 400ms, timeout: 400ms, fail_threshold: 5, success_threshold: 1 }",
     ));
     let started = Instant::now();
     eventually_msg(Duration::from_secs(5), "b's first health check", || {
@@ -135,9 +137,11 @@ fn all_backends_unhealthy_gives_503_no_healthy_backend() {
     let b = Origin::plain("b");
     let s = Strait::start(&domain(
         &backends(&[&a, &b]),
-        "{ type: http, path: /health, interval: 100ms, timeout: 100ms, fail_threshold: 1, success_threshold: 1 }",
+        "{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }",
     ));
-    assert_eq!(s.get("hc.test", "/").status, 200);
+    eventually_msg(Duration::from_secs(5), "a 200 first", || {
+        s.get("hc.test", "/").status == 200
+    });
     a.set_healthy(false);
     b.set_healthy(false);
     eventually_msg(Duration::from_secs(5), "a 503", || {
@@ -169,9 +173,11 @@ fn stopped_backends_give_503_once_checks_see_them_down() {
     let b = Origin::plain("b");
     let s = Strait::start(&domain(
         &backends(&[&a, &b]),
-        "{ type: http, path: /health, interval: 100ms, timeout: 100ms, fail_threshold: 1, success_threshold: 1 }",
+        "{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }",
     ));
-    assert_eq!(s.get("hc.test", "/").status, 200);
+    eventually_msg(Duration::from_secs(5), "a 200 first", || {
+        s.get("hc.test", "/").status == 200
+    });
     a.stop();
     b.stop();
     eventually_msg(Duration::from_secs(5), "503 no-healthy-backend", || {
@@ -186,7 +192,7 @@ fn tcp_check_takes_a_closed_port_out() {
     let b = Origin::plain("b");
     let s = Strait::start(&domain(
         &backends(&[&a, &b]),
-        "{ type: tcp, interval: 100ms, timeout: 100ms, fail_threshold: 2, success_threshold: 1 }",
+        "{ type: tcp, interval: 200ms, timeout: 200ms, fail_threshold: 2, success_threshold: 1 }",
     ));
     eventually_msg(Duration::from_secs(5), "both backends serving", || {
         any_from(&s, "b", 4) && any_from(&s, "a", 4)

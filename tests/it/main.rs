@@ -3,10 +3,15 @@
 
 mod support;
 
+mod access_log;
+mod admin;
 mod balancing;
+mod cache;
 mod config_errors;
 mod headers;
 mod health;
+mod lifecycle;
+mod metrics;
 mod retries;
 mod routing;
 mod timeouts;

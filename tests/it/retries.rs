@@ -243,3 +243,55 @@ fn without_retries_a_refused_backend_gives_502() {
         "max_retries: 0 must not retry, yet every request succeeded"
     );
 }
+
+/// After an error page on a keep-alive connection, strait either says `Connection: close`
+/// (and closes), or keeps serving on that connection. Advertising keep-alive and then
+/// closing breaks clients that do not resend (and no client may resend a POST).
+#[test]
+fn error_responses_keep_alive_or_close_cleanly() {
+    let dead = dead_origin("dead");
+    let down = dead_origin("down");
+    let slow = Origin::start("slow", Behaviour::default().delay(Duration::from_secs(3)));
+    let s = Strait::start(&config(&format!(
+        "domains:
+  - hosts: [dead.test]
+    backends: {}
+    max_retries: 0
+  - hosts: [down.test]
+    backends: {}
+    health_check: {{ type: tcp, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }}
+  - hosts: [slow.test]
+    backends: {}
+    read_timeout: 200ms
+    max_retries: 0
+",
+        backends(&[&dead]),
+        backends(&[&down]),
+        backends(&[&slow])
+    )));
+    eventually_msg(Duration::from_secs(5), "down.test answering 503", || {
+        s.get("down.test", "/").status == 503
+    });
+    let mut broken = Vec::new();
+    for (host, status) in [
+        ("nope.test", 404),
+        ("dead.test", 502),
+        ("down.test", 503),
+        ("slow.test", 504),
+    ] {
+        let mut conn = Conn::connect(s.addr()).expect("connect");
+        let r = conn.get(host, "/first").expect("first request");
+        assert_eq!(r.status, status, "{host}: {}", r.text());
+        if r.closes() {
+            continue;
+        }
+        match conn.get(host, "/second") {
+            Ok(r) => assert_eq!(r.status, status, "{host}: {}", r.text()),
+            Err(e) => broken.push(format!(
+                "{host}: the {status} said `Connection: {}`, then the next request failed: {e}",
+                r.header("connection").unwrap_or("(none, i.e. keep-alive)")
+            )),
+        }
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+}

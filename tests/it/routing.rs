@@ -1,6 +1,7 @@
 //! Host routing (exact, `*.suffix` wildcards, `*` default, unknown host) and path routing
 //! (longest `path_prefix`, fixed `respond` routes).
 
+use crate::support::client;
 use crate::support::{backends, config, Origin, Strait};
 
 #[test]
@@ -242,4 +243,37 @@ fn domain_with_only_respond_routes_needs_no_backend() {
     assert_eq!((r.status, r.text().as_str()), (200, "welcome"));
     let r = s.get("anything.test", "/gone/x");
     assert_eq!((r.status, r.text().as_str()), (410, "gone"));
+}
+
+#[test]
+fn malformed_requests_get_400_and_strait_keeps_serving() {
+    let origin = Origin::plain("origin");
+    let s = Strait::start(&config(&format!(
+        "domains:
+  - hosts: [\"*\"]
+    backends: {}
+",
+        backends(&[&origin])
+    )));
+    let bad: [&[u8]; 3] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: abc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nBad Header Line\r\n\r\n",
+    ];
+    for raw in bad {
+        let reply = client::raw(s.addr(), raw).expect("raw exchange");
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with("HTTP/1.1 400 "),
+            "request {:?} got {text:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    assert_eq!(
+        origin.hits(),
+        0,
+        "a malformed request never reaches a backend"
+    );
+    let r = s.get("a.test", "/");
+    assert_eq!((r.status, r.text().as_str()), (200, "origin"));
 }

@@ -13,6 +13,7 @@ mod policy;
 mod route;
 mod server;
 
+pub use backend::parse_url;
 use fields::{Errors, Fields};
 
 use crate::config::model::Config;

@@ -294,6 +294,8 @@ pub struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     closed: bool,
+    /// Responses read so far on this connection.
+    answered: usize,
 }
 
 impl Conn {
@@ -312,6 +314,7 @@ impl Conn {
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
             closed: false,
+            answered: 0,
         })
     }
 
@@ -322,6 +325,11 @@ impl Conn {
     /// Whether the server ended the connection (by `Connection: close` or an EOF body).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// How many responses this connection has carried (0: fresh).
+    pub fn answered(&self) -> usize {
+        self.answered
     }
 
     /// Sends one request and reads its response.
@@ -340,11 +348,7 @@ impl Conn {
         }
         self.writer
             .write_all(&encode_request(method, path, headers, body))?;
-        let (response, to_eof) = read_response(&mut self.reader, method)?;
-        if to_eof || response.closes() {
-            self.closed = true;
-        }
-        Ok(response)
+        self.read_response(method)
     }
 
     /// `GET path` with `Host: host`, keeping the connection open.
@@ -360,11 +364,24 @@ impl Conn {
     /// Reads one response (after `send_raw`).
     pub fn read_response(&mut self, method: &str) -> io::Result<Response> {
         let (response, to_eof) = read_response(&mut self.reader, method)?;
+        self.answered += 1;
         if to_eof || response.closes() {
             self.closed = true;
         }
         Ok(response)
     }
+}
+
+/// Whether `e` is how a server closing an idle keep-alive connection shows up on the next
+/// request: nothing was answered, the connection is just gone.
+pub fn is_stale_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// One-shot `GET` with `Connection: close`.

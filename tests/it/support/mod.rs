@@ -19,8 +19,10 @@ pub fn config(rest: &str) -> String {
     format!("listeners:\n  - addr: \"{{listen}}\"\n{rest}")
 }
 
-/// Sends `n` sequential `GET path` requests with `Host: host` over keep-alive connections
-/// (reconnecting when strait closes one). Panics on a transport error.
+/// Sends `n` sequential `GET path` requests with `Host: host` over keep-alive connections.
+/// Like any HTTP client, it resends once on a fresh connection when a reused one turns out
+/// to be closed before anything was answered (see `error_responses_keep_alive_or_close_cleanly`
+/// for the test that holds strait to announcing such closes). Panics on any other failure.
 #[track_caller]
 pub fn send_many(s: &Strait, host: &str, path: &str, n: usize) -> Vec<Response> {
     let mut out = Vec::with_capacity(n);
@@ -30,7 +32,15 @@ pub fn send_many(s: &Strait, host: &str, path: &str, n: usize) -> Vec<Response> 
             Some(c) if !c.is_closed() => c,
             _ => conn.insert(Conn::connect(s.addr()).expect("connect to strait")),
         };
-        match c.get(host, path) {
+        let reused = c.answered() > 0;
+        let result = match c.get(host, path) {
+            Err(e) if reused && client::is_stale_connection(&e) => {
+                let fresh = conn.insert(Conn::connect(s.addr()).expect("connect to strait"));
+                fresh.get(host, path)
+            }
+            other => other,
+        };
+        match result {
             Ok(r) => out.push(r),
             Err(e) => panic!(
                 "request {i} of {n} (GET http://{host}{path}) failed: {e}\n--- strait stderr ---\n{}",

@@ -29,6 +29,45 @@ pub struct Behaviour {
     healthy: bool,
     health_path: String,
     drop_requests: bool,
+    responder: Option<Responder>,
+}
+
+/// A programmed answer (see [`Behaviour::respond_with`]). `X-Origin` and `Content-Length` are
+/// added by the origin; `Content-Type` defaults to `text/plain` unless set here.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn new(status: u16) -> Reply {
+        Reply {
+            status,
+            ..Reply::default()
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Reply {
+        self.body = body.into();
+        self
+    }
+}
+
+/// Computes the answer to each request (health checks excluded).
+#[derive(Clone)]
+pub struct Responder(Arc<dyn Fn(&Seen) -> Reply + Send + Sync>);
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder(..)")
+    }
 }
 
 impl Default for Behaviour {
@@ -40,11 +79,19 @@ impl Default for Behaviour {
             healthy: true,
             health_path: "/health".to_string(),
             drop_requests: false,
+            responder: None,
         }
     }
 }
 
 impl Behaviour {
+    /// Answer every request with what `f` computes from it (status, headers, body), after
+    /// the delay. Takes precedence over `status` and `echo`.
+    pub fn respond_with(mut self, f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        self.responder = Some(Responder(Arc::new(f)));
+        self
+    }
+
     /// Wait this long before answering (not applied to the health path).
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
@@ -126,6 +173,7 @@ struct Shared {
     accepted: AtomicUsize,
     per_path: Mutex<HashMap<String, usize>>,
     seen: Mutex<Vec<Seen>>,
+    responder: Mutex<Option<Responder>>,
     /// Open connections, so `stop` can shut each one down.
     conns: Mutex<HashMap<u64, TcpStream>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -165,6 +213,7 @@ impl Origin {
             accepted: AtomicUsize::new(0),
             per_path: Mutex::new(HashMap::new()),
             seen: Mutex::new(Vec::new()),
+            responder: Mutex::new(behaviour.responder),
             conns: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
         });
@@ -218,6 +267,11 @@ impl Origin {
 
     pub fn set_drop_requests(&self, drop: bool) {
         self.shared.drop_requests.store(drop, Ordering::SeqCst);
+    }
+
+    /// Replaces the programmed answer (see [`Behaviour::respond_with`]).
+    pub fn set_responder(&self, f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) {
+        *lock(&self.shared.responder) = Some(Responder(Arc::new(f)));
     }
 
     /// Requests received, health checks excluded.
@@ -431,6 +485,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()>
         let path = target.split('?').next().unwrap_or("").to_string();
         *lock(&shared.per_path).entry(path.clone()).or_insert(0) += 1;
 
+        let mut extra: Vec<(String, String)> = Vec::new();
         let (status, payload) = if path == shared.health_path {
             if shared.healthy.load(Ordering::SeqCst) {
                 shared.health_ok.fetch_add(1, Ordering::SeqCst);
@@ -441,17 +496,18 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()>
             }
         } else {
             shared.hits.fetch_add(1, Ordering::SeqCst);
+            let this = Seen {
+                method: method.clone(),
+                target: target.clone(),
+                headers: head.headers.clone(),
+                body: body.clone(),
+                peer,
+                at: Instant::now(),
+            };
             {
                 let mut seen = lock(&shared.seen);
                 if seen.len() < MAX_RECORDS {
-                    seen.push(Seen {
-                        method: method.clone(),
-                        target: target.clone(),
-                        headers: head.headers.clone(),
-                        body: body.clone(),
-                        peer,
-                        at: Instant::now(),
-                    });
+                    seen.push(this.clone());
                 }
             }
             let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -465,19 +521,32 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()>
             if !delay.is_zero() && !sleep_unless(delay, || shared.stopping.load(Ordering::SeqCst)) {
                 return Ok(());
             }
-            let payload = if shared.echo.load(Ordering::SeqCst) {
-                head.raw.clone().into_bytes()
+            let responder = lock(&shared.responder).clone();
+            if let Some(Responder(respond)) = responder {
+                let reply = respond(&this);
+                extra = reply.headers;
+                (reply.status, reply.body)
             } else {
-                shared.name.clone().into_bytes()
-            };
-            (shared.status.load(Ordering::SeqCst), payload)
+                let payload = if shared.echo.load(Ordering::SeqCst) {
+                    head.raw.clone().into_bytes()
+                } else {
+                    shared.name.clone().into_bytes()
+                };
+                (shared.status.load(Ordering::SeqCst), payload)
+            }
         };
 
-        let mut out = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nX-Origin: {}\r\n",
-            reason(status),
-            shared.name
-        );
+        let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        if !extra
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            out.push_str("Content-Type: text/plain\r\n");
+        }
+        out.push_str(&format!("X-Origin: {}\r\n", shared.name));
+        for (k, v) in &extra {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
         if !keep_alive {
             out.push_str("Connection: close\r\n");
         }
