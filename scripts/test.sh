@@ -11,3 +11,11 @@ for f in conf/strait.yaml conf/examples/*.yaml; do
   [ -e "$f" ] || continue
   cargo run -q -- -t -c "$f"
 done
+# The unit file, with its binary paths pointed at the one just built.
+if command -v systemd-analyze >/dev/null; then
+  unit_dir=$(mktemp -d)
+  sed "s#/usr/local/bin/strait#$PWD/target/debug/strait#g" systemd/strait.service > "$unit_dir/strait.service"
+  systemd-analyze verify "$unit_dir/strait.service"
+  rm -rf "$unit_dir"
+  echo "systemd/strait.service: verified"
+fi

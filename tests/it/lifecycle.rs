@@ -302,3 +302,90 @@ fn sigterm_drains_then_finishes_in_flight_requests() {
         s.stderr()
     );
 }
+
+/// Reads a pid file written by a daemonized strait.
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Kills daemons the test started if it fails half-way.
+struct Daemons(Vec<u32>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if alive(*pid) {
+                // SAFETY: a pid this test's daemons wrote; SIGKILL ends it.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// The sequence systemd/strait.service runs: `-d` to start, then on reload `-u -d` and
+/// `kill -QUIT $MAINPID`, with real daemons and a pid file handed from one to the other.
+#[test]
+fn systemd_sequence_daemon_start_and_upgrade() {
+    let a = Origin::plain("a");
+    let dir = crate::support::strait::temp_dir("systemd");
+    let port = crate::support::strait::free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let yaml = lifecycle_config(&[&a], "")
+        .replace("{listen}", &addr.to_string())
+        .replace("{dir}", &dir.display().to_string());
+    let conf = dir.join("strait.yaml");
+    fs::write(&conf, yaml).expect("write config");
+    let pid_file = dir.join("strait.pid");
+    let mut daemons = Daemons(Vec::new());
+
+    let mut start = Spawned::start(&["-d"], &conf, &dir, "start.log");
+    assert_eq!(
+        start.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "`strait -d` reports ready"
+    );
+    let old = read_pid(&pid_file).expect("pid file after start");
+    daemons.0.push(old);
+    assert!(alive(old));
+    assert_eq!(
+        client::get(addr, "app.test", "/ping")
+            .expect("serving")
+            .status,
+        200
+    );
+
+    let load = Load::start(addr, "/");
+    load.wait_for_more(30, "load through the first daemon");
+    let mut upgrade = Spawned::start(&["-u", "-d"], &conf, &dir, "upgrade.log");
+    assert_eq!(
+        upgrade.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "`strait -u -d` reports ready"
+    );
+    signal(old, libc::SIGQUIT);
+    eventually_msg(Duration::from_secs(20), "the old daemon exits", || {
+        !alive(old)
+    });
+    let new = read_pid(&pid_file).expect("pid file after upgrade");
+    daemons.0.push(new);
+    assert_ne!(new, old, "the pid file names the new daemon");
+    load.wait_for_more(30, "load through the new daemon");
+    let results = load.finish();
+    assert!(
+        failures(&results).is_empty(),
+        "failures: {:?}",
+        failures(&results)
+    );
+
+    signal(new, libc::SIGTERM);
+    eventually_msg(
+        Duration::from_secs(10),
+        "the new daemon stops on SIGTERM",
+        || !alive(new),
+    );
+}
