@@ -78,8 +78,8 @@ fn main() -> ExitCode {
 fn check(path: &Path, config: config::Config) -> ExitCode {
     let domains = config.domains.len();
     let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
-    match server::build_snapshot(config, None) {
-        Ok(_) => {
+    match server::check(config) {
+        Ok(()) => {
             println!(
                 "{}: ok ({domains} domains, {backends} backends)",
                 path.display()

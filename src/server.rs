@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::health::HealthChecker;
 use crate::lifecycle::{self, ExitWhenIdle, ReloadService, StraitSignals};
 use crate::proxy::StraitProxy;
@@ -102,11 +103,7 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartErr
     if !options.upgrade {
         check_listeners(&config)?;
     }
-    let listeners: Vec<String> = config
-        .listeners
-        .iter()
-        .map(|l| l.addr.to_string())
-        .collect();
+    let listeners = listener_endpoints(&config).map_err(StartError::Config)?;
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
     let conf = server_conf(&config, &options);
@@ -133,8 +130,18 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartErr
         StraitProxy::new(state.clone()),
         "strait proxy",
     );
-    for addr in &listeners {
-        proxy.add_tcp(addr);
+    let mut urls = Vec::with_capacity(listeners.len());
+    for (addr, tls) in listeners {
+        match tls {
+            Some(settings) => {
+                urls.push(format!("https://{addr}"));
+                proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+            }
+            None => {
+                urls.push(format!("http://{addr}"));
+                proxy.add_tcp(&addr.to_string());
+            }
+        }
     }
     proxy.threads = Some(threads);
     server.add_service(proxy).add_dependency(&bootstrap);
@@ -150,14 +157,51 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartErr
     ));
     server.add_service(background_service("strait exit when idle", ExitWhenIdle));
     crate::admin::add_services(&mut server, &state, options.upgrade, &bootstrap)?;
-    for addr in &listeners {
-        log::info!("strait listening on http://{addr}");
+    for url in &urls {
+        log::info!("strait listening on {url}");
     }
     Ok(Prepared {
         server,
         state,
         drain_delay,
     })
+}
+
+/// Each listener with its TLS settings loaded: certificates are read and checked here, so a
+/// bad file fails start-up and `strait -t` rather than the first handshake.
+fn listener_endpoints(
+    config: &Config,
+) -> Result<Vec<(std::net::SocketAddr, Option<TlsSettings>)>, Vec<ConfigError>> {
+    let mut out = Vec::with_capacity(config.listeners.len());
+    let mut errors = Vec::new();
+    for l in &config.listeners {
+        match &l.tls {
+            None => out.push((l.addr, None)),
+            Some(tls) => match crate::tls::settings(l, tls, &config.source) {
+                Ok(settings) => out.push((l.addr, Some(settings))),
+                Err(e) => errors.push(e),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What `strait -t` checks beyond the file itself: names resolve, certificates load.
+pub fn check(config: Config) -> Result<(), StartError> {
+    let mut errors = listener_endpoints(&config).err().unwrap_or_default();
+    if let Err(StartError::Config(e)) = build_snapshot(config, None) {
+        errors.extend(e);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.sort_by_key(|e| (e.line, e.col));
+        Err(StartError::Config(errors))
+    }
 }
 
 fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {

@@ -15,3 +15,4 @@ mod metrics;
 mod retries;
 mod routing;
 mod timeouts;
+mod tls;
