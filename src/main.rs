@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         daemon: cli.daemon,
         upgrade: cli.upgrade,
         config_path: Some(absolute(&path)),
+        ..Default::default()
     };
     match server::run(config, options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::listeners::tls::TlsSettings;
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
 use crate::config::{Config, ConfigError};
 use crate::health::HealthChecker;
 use crate::lifecycle::{self, ExitWhenIdle, ReloadService, StraitSignals};
+use crate::limits::listener::GuardedHttp;
 use crate::proxy::StraitProxy;
 use crate::snapshot::Snapshot;
 use crate::state::State;
@@ -27,6 +29,8 @@ pub struct RunOptions {
     pub upgrade: bool,
     /// The file SIGHUP and POST /reload read again; `None` for configs built in code.
     pub config_path: Option<PathBuf>,
+    /// Embedders' hooks (see `crate::hooks` and the `crate::Strait` builder).
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// A server ready to run, with the state its services share.
@@ -111,6 +115,7 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartErr
     if let Some(path) = options.config_path {
         state.set_config_path(path);
     }
+    state.set_hooks(options.hooks);
 
     exit_when_listeners_fail();
     let opt = Opt {
@@ -125,10 +130,13 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartErr
     // daemon fork, which is what lets the parent wait until the child is ready.
     let bootstrap = server.bootstrap_as_a_service();
 
-    let mut proxy = http_proxy_service_with_name(
-        &server.configuration,
-        StraitProxy::new(state.clone()),
-        "strait proxy",
+    // Pingora's proxy behind strait's request-head limits (408/431, crate::limits::listener).
+    let mut proxy = Service::new(
+        "strait proxy".to_string(),
+        GuardedHttp::new(
+            http_proxy(&server.configuration, StraitProxy::new(state.clone())),
+            state.clone(),
+        ),
     );
     let mut urls = Vec::with_capacity(listeners.len());
     for (addr, tls) in listeners {

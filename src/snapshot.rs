@@ -35,6 +35,8 @@ pub struct DomainRuntime {
     pub routes: Vec<RouteRuntime>,
     /// The response-cache policy; `None` when the domain does not cache.
     pub cache: Option<Arc<crate::cache::Policy>>,
+    /// `deny`, `rate_limit`, `max_body_bytes` (see `crate::limits`).
+    pub limits: Arc<crate::limits::Policy>,
 }
 
 pub struct RouteRuntime {
@@ -43,11 +45,14 @@ pub struct RouteRuntime {
     pub headers: Arc<HeaderRules>,
     /// The response-cache policy (inherited from the domain unless set); `None`: no caching.
     pub cache: Option<Arc<crate::cache::Policy>>,
+    /// `deny`, `rate_limit`, `max_body_bytes` (see `crate::limits`).
+    pub limits: Arc<crate::limits::Policy>,
 }
 
 pub enum RouteAction {
     Proxy(Arc<Target>),
     Respond(Arc<StaticResponse>),
+    Redirect(Arc<crate::config::Redirect>),
     NotFound,
 }
 
@@ -108,6 +113,9 @@ impl Snapshot {
                                 SocketAddr::new(IpAddr::from([0, 0, 0, 0]), bc.port)
                             });
                         let key = (pc.name.clone(), bc.url.clone(), addr, bc.weight);
+                        if let Some(kept) = carried.get(&key) {
+                            kept.set_max_connections(bc.max_connections);
+                        }
                         carried.get(&key).cloned().unwrap_or_else(|| {
                             let healthy = first_start || pc.health_check.is_none();
                             Arc::new(Backend::new(bc.clone(), addr, healthy))
@@ -128,6 +136,14 @@ impl Snapshot {
                     action: runtime_action(&r.action, &pools),
                     headers: Arc::new(r.headers.clone()),
                     cache: crate::cache::Policy::resolve(&r.cache, config.cache.as_ref()),
+                    limits: crate::limits::Policy::build(
+                        &host_list_name(d),
+                        Some(&r.path_prefix),
+                        &r.deny,
+                        r.rate_limit.as_ref(),
+                        d.rate_limit.as_ref(),
+                        r.max_body_bytes,
+                    ),
                 })
                 .collect();
             domains.push(DomainRuntime {
@@ -136,6 +152,14 @@ impl Snapshot {
                 headers: Arc::new(d.headers.clone()),
                 routes,
                 cache: crate::cache::Policy::resolve(&d.cache, config.cache.as_ref()),
+                limits: crate::limits::Policy::build(
+                    &host_list_name(d),
+                    None,
+                    &d.deny,
+                    d.rate_limit.as_ref(),
+                    d.rate_limit.as_ref(),
+                    d.max_body_bytes,
+                ),
             });
         }
         let router = Router::new(config.domains.iter().map(|d| {
@@ -173,6 +197,11 @@ pub fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
     )
 }
 
+/// Every host of a domain: what its rate counters are kept under across reloads.
+fn host_list_name(d: &crate::config::Domain) -> String {
+    d.hosts.iter().map(host_name).collect::<Vec<_>>().join(" ")
+}
+
 fn host_name(h: &crate::config::HostPattern) -> String {
     match h {
         crate::config::HostPattern::Exact(s) => s.clone(),
@@ -188,6 +217,7 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
             None => RouteAction::NotFound,
         },
         Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
+        Action::Redirect(r) => RouteAction::Redirect(Arc::new(r.clone())),
         Action::NotFound => RouteAction::NotFound,
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
+use crate::hooks::Hooks;
 use crate::snapshot::Snapshot;
 
 pub struct State {
@@ -16,6 +17,8 @@ pub struct State {
     draining: AtomicBool,
     /// The file to reload from; unset for configs built in code (demo, library users).
     config_path: OnceLock<PathBuf>,
+    /// Embedders' hooks (see `crate::hooks`); set once, before serving.
+    hooks: OnceLock<Arc<Hooks>>,
     /// Serialises control-plane changes (reload, admin API) so none is lost to a race:
     /// each reads the current snapshot, builds the next and swaps it under this lock.
     pub control: tokio::sync::Mutex<()>,
@@ -28,6 +31,7 @@ impl State {
             health_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             config_path: OnceLock::new(),
+            hooks: OnceLock::new(),
             control: tokio::sync::Mutex::new(()),
         })
     }
@@ -63,5 +67,16 @@ impl State {
 
     pub fn config_path(&self) -> Option<&Path> {
         self.config_path.get().map(PathBuf::as_path)
+    }
+
+    /// Installs the hooks; only the first call has an effect.
+    pub fn set_hooks(&self, hooks: Hooks) {
+        let _ = self.hooks.set(Arc::new(hooks));
+    }
+
+    /// The installed hooks (none unless `set_hooks` was called).
+    pub fn hooks(&self) -> &Hooks {
+        static NONE: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(Hooks::default);
+        self.hooks.get().map_or(&NONE, |h| h.as_ref())
     }
 }

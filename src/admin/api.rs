@@ -140,6 +140,7 @@ fn action_name(a: &Action) -> &'static str {
     match a {
         Action::Proxy { .. } => "proxy",
         Action::Respond(_) => "respond",
+        Action::Redirect(_) => "redirect",
         Action::NotFound => "not_found",
     }
 }

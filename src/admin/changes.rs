@@ -271,6 +271,7 @@ pub async fn add(state: &State, domain: &str, route: Option<&str>, body: &[u8]) 
         host,
         port,
         weight: new.weight,
+        max_connections: None,
         pos: Pos::default(),
         path: format!("admin API: pool {}", pool.name),
     });

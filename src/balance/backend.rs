@@ -31,6 +31,11 @@ pub struct Backend {
     failures: AtomicU64,
     check_successes: AtomicU32,
     check_failures: AtomicU32,
+    /// `max_connections` of the current config; 0: unlimited. Not part of the identity a
+    /// reload keeps, so a snapshot build refreshes it (see `set_max_connections`).
+    max_connections: AtomicU32,
+    /// Woken when a lease on a limited backend is given back (requests queued for a slot).
+    pub(super) freed: tokio::sync::Notify,
 }
 
 impl Backend {
@@ -38,7 +43,6 @@ impl Backend {
     /// probed takes traffic (Pingora assumes yes; a pool with a health check may prefer no).
     pub fn new(config: BackendConfig, addr: SocketAddr, healthy: bool) -> Self {
         Backend {
-            config,
             addr,
             healthy: AtomicBool::new(healthy),
             enabled: AtomicBool::new(true),
@@ -47,7 +51,41 @@ impl Backend {
             failures: AtomicU64::new(0),
             check_successes: AtomicU32::new(0),
             check_failures: AtomicU32::new(0),
+            max_connections: AtomicU32::new(config.max_connections.unwrap_or(0)),
+            freed: tokio::sync::Notify::new(),
+            config,
         }
+    }
+
+    /// The concurrency cap in force (`None`: unlimited).
+    pub fn max_connections(&self) -> Option<u32> {
+        Some(self.max_connections.load(ORD)).filter(|&n| n > 0)
+    }
+
+    /// Applies a reloaded config's `max_connections` to a backend kept across the reload.
+    pub fn set_max_connections(&self, limit: Option<u32>) {
+        self.max_connections.store(limit.unwrap_or(0), ORD);
+        // Requests queued under a lower limit may fit now.
+        self.freed.notify_waiters();
+    }
+
+    /// Takes an in-flight slot only if that keeps the backend within `max_connections`
+    /// (always, when unlimited). The check and the increment are one atomic step, so
+    /// concurrent requests cannot overshoot the cap.
+    pub fn try_lease(self: &Arc<Self>) -> Option<Lease> {
+        let limit = self.max_connections.load(ORD);
+        if limit == 0 {
+            return Some(self.lease());
+        }
+        self.active
+            .fetch_update(ORD, ORD, |n| (n < u64::from(limit)).then_some(n + 1))
+            .ok()?;
+        Some(Lease::adopt(Arc::clone(self)))
+    }
+
+    /// Waits until a lease on this backend is given back (or the limit changes).
+    pub async fn slot_freed(&self) {
+        self.freed.notified().await
     }
 
     pub fn is_healthy(&self) -> bool {

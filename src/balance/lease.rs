@@ -21,6 +21,12 @@ impl Lease {
         Lease { backend }
     }
 
+    /// A lease whose in-flight slot the caller has already taken (see `Backend::try_lease`).
+    pub(super) fn adopt(backend: Arc<Backend>) -> Self {
+        backend.requests.fetch_add(1, Ordering::Relaxed);
+        Lease { backend }
+    }
+
     pub fn backend(&self) -> &Arc<Backend> {
         &self.backend
     }
@@ -29,6 +35,10 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.backend.active.fetch_sub(1, Ordering::Relaxed);
+        if self.backend.max_connections().is_some() {
+            // One queued request may take the slot; the permit is kept if none waits yet.
+            self.backend.freed.notify_one();
+        }
     }
 }
 

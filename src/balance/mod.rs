@@ -112,6 +112,12 @@ impl Pool {
         }
     }
 
+    /// The backend the strategy would pick, without taking a slot on it: callers that must
+    /// check a backend's capacity first take the slot themselves (`Backend::try_lease`).
+    pub fn pick(&self, client: Option<IpAddr>, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
+        self.balancer.pick(&self.backends, client, skip)
+    }
+
     /// Whether any backend could take a request now (for `/ready` and quick 503s).
     pub fn has_usable(&self) -> bool {
         self.backends.iter().any(|b| b.is_usable())

@@ -24,6 +24,7 @@ pub(super) fn backend(n: u16, weight: u32) -> Arc<Backend> {
         host,
         port,
         weight,
+        max_connections: None,
         pos: Pos::default(),
         path: format!("test.backends[{n}]"),
     };

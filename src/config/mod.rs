@@ -43,6 +43,14 @@
 //!   route's `set`/`add` of `X` drops the domain's `remove` of `X`.
 //! * A route's `preserve_host: true` drops an inherited `host_header` and vice versa; both in
 //!   the same mapping is an error.
+//! * Traffic policy (docs/policy.md): `server.trusted_proxies` and `deny` take IPv4/IPv6
+//!   networks (`10.0.0.0/8`) or single addresses; host bits beyond the prefix are an error. A
+//!   route's `deny` adds to its domain's; its `max_body_bytes` and `rate_limit` replace the
+//!   domain's. `redirect` (status 301/302/303/307/308, default 302; `location` with `$host`,
+//!   `$path`, `$query`) and `respond` may be set on a domain or a route, exclusive with each
+//!   other and with `backends`, `load_balancer` and `health_check`. `max_connections` is a
+//!   per-backend field (`{ addr, weight, max_connections }`). `max_header_bytes` is 1KiB to
+//!   512KiB.
 //! * Listener, admin and probe addresses must not overlap: the same port on the same IP, or on
 //!   an unspecified IP (`0.0.0.0`, `[::]`) of the same family, is an error. Port 0 (pick any
 //!   free port) is exempt.

@@ -4,7 +4,7 @@
 //! renders into these types, and nothing downstream of `config` ever sees raw YAML.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +45,49 @@ pub struct Server {
     pub keepalive_timeout: Duration,
     pub user: Option<String>,
     pub group: Option<String>,
+    /// Peers whose `X-Forwarded-For` names the client (the right-most address not in this
+    /// list). Empty: the TCP peer is always the client.
+    pub trusted_proxies: Vec<Cidr>,
+    /// How long a client may take to send a complete request head once it has started (and,
+    /// on a new connection, to start): 408 when it runs out.
+    pub request_header_timeout: Duration,
+    /// The largest request head (request line and header fields) accepted: 431 above it.
+    pub max_header_bytes: usize,
+}
+
+/// An IPv4 or IPv6 network, `addr/prefix`; the address has no bits set beyond the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) match
+    /// IPv4 networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +208,8 @@ pub struct BackendConfig {
     pub port: u16,
     /// 1..=100.
     pub weight: u32,
+    /// Most requests strait sends to this backend at once; `None`: no limit.
+    pub max_connections: Option<u32>,
     pub pos: Pos,
     /// Field path for messages, e.g. `domains[0].backends[1].addr`.
     pub path: String,
@@ -208,6 +253,9 @@ pub struct ProxyOptions {
     pub idle_timeout: Duration,
     pub preserve_host: bool,
     pub host_header: Option<String>,
+    /// Replaces `read_timeout` (both directions) once a request is upgraded (WebSocket): how
+    /// long a tunnel may stay silent.
+    pub websocket_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,18 +288,38 @@ pub struct Respond {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RateKey {
     ClientIp,
     Route,
     Header(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RateLimit {
     pub requests: u64,
     pub per: Duration,
     pub key: RateKey,
+}
+
+/// `redirect: { status, location }`; `location` may use `$host`, `$path` and `$query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    pub location: Vec<LocationPart>,
+}
+
+/// A piece of a redirect `location` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationPart {
+    Text(String),
+    /// The request host, without port.
+    Host,
+    /// The request path.
+    Path,
+    /// `?` and the query string, or nothing when the request has none.
+    Query,
 }
 
 /// What a domain or route does with a request.
@@ -261,6 +329,8 @@ pub enum Action {
     Proxy { pool: usize, options: ProxyOptions },
     /// Answer directly.
     Respond(Respond),
+    /// Answer with a redirect.
+    Redirect(Redirect),
     /// The domain has no backends and no route matched.
     NotFound,
 }
@@ -281,6 +351,10 @@ pub struct Route {
     pub headers: HeaderRules,
     pub rate_limit: Option<RateLimit>,
     pub cache: DomainCache,
+    /// Client networks answered 403: the domain's list plus the route's own.
+    pub deny: Vec<Cidr>,
+    /// Larger request bodies are answered 413; inherited from the domain when unset.
+    pub max_body_bytes: Option<u64>,
     pub pos: Pos,
 }
 
@@ -292,6 +366,10 @@ pub struct Domain {
     pub headers: HeaderRules,
     pub rate_limit: Option<RateLimit>,
     pub cache: DomainCache,
+    /// Client networks answered 403.
+    pub deny: Vec<Cidr>,
+    /// Larger request bodies are answered 413.
+    pub max_body_bytes: Option<u64>,
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
     pub pos: Pos,

@@ -32,6 +32,7 @@ use crate::cache::key::{self, normalize_host};
 use crate::cache::precompress::{self, Precompress};
 use crate::cache::storage::{FillOptions, Hit};
 use crate::cache::{cache_lock, policy, predictor, purge, store, vary, Outcome, Policy};
+use crate::hooks::CacheDecision;
 use crate::snapshot::Snapshot;
 
 /// Request header asking for the reason of a non-hit.
@@ -185,11 +186,36 @@ pub fn response_cacheable(
             merged.insert_header(header::AGE, age.clone())?;
         }
     }
+    let now = SystemTime::now();
+    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    // An `on_response` hook's `cache_for` / `dont_cache` overrides RFC 9111 and the rules;
+    // a partial (206) response is never stored whole.
+    match super::hooked::cache_decision(ctx) {
+        Some(CacheDecision::Never) => {
+            ctx.cache.refused = Some("hook");
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("hook")));
+        }
+        Some(CacheDecision::For(ttl)) if merged.status.as_u16() != 206 => {
+            let s = &policy.settings;
+            let fresh_until = if ttl.is_zero() {
+                now - Duration::from_secs(1)
+            } else {
+                now + ttl
+            };
+            return Ok(RespCacheable::Cacheable(CacheMeta::new(
+                fresh_until,
+                now,
+                secs(s.stale_while_revalidate),
+                secs(s.stale_if_error),
+                policy::stored_header(&merged),
+            )));
+        }
+        _ => {}
+    }
     let authorization = session
         .req_header()
         .headers
         .contains_key(header::AUTHORIZATION);
-    let now = SystemTime::now();
     match policy::evaluate(
         &policy.settings,
         policy.rule(ctx.cache.rule),
@@ -203,7 +229,6 @@ pub fn response_cacheable(
             } else {
                 now + f.fresh_for
             };
-            let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
             let mut meta = CacheMeta::new(
                 fresh_until,
                 now,

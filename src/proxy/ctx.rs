@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::balance::Lease;
 use crate::config::HeaderRules;
 use crate::lifecycle::InFlight;
+use crate::router::Hit;
 use crate::snapshot::{Snapshot, Target};
 
 pub struct Ctx {
@@ -17,7 +18,20 @@ pub struct Ctx {
     pub snapshot: Option<Arc<Snapshot>>,
     pub target: Option<Arc<Target>>,
     pub headers: Option<Arc<HeaderRules>>,
+    /// The client: the TCP peer, or whom `X-Forwarded-For` names behind a trusted proxy.
     pub client_ip: Option<IpAddr>,
+    /// The TCP peer (what this hop appends to `X-Forwarded-For`).
+    pub peer_ip: Option<IpAddr>,
+    /// The domain and route the request matched.
+    pub hit: Option<Hit>,
+    /// A WebSocket (HTTP/1.1 `Upgrade`) request.
+    pub upgrade: bool,
+    /// The backend shown to `on_request` hooks, which the first attempt then uses if it can.
+    pub first_pick: Option<usize>,
+    /// Limits state (see `proxy/policy.rs`).
+    pub policy: super::policy::PolicyCtx,
+    /// Hook state (see `proxy/hooked.rs`).
+    pub hook: super::hooked::HookCtx,
     /// Indexes (into the target's pool) of backends already tried on this request.
     pub tried: Vec<usize>,
     /// Holds the in-flight count of the backend in use; replaced on retry, released on drop.
@@ -41,6 +55,12 @@ impl Ctx {
             target: None,
             headers: None,
             client_ip: None,
+            peer_ip: None,
+            hit: None,
+            upgrade: false,
+            first_pick: None,
+            policy: Default::default(),
+            hook: Default::default(),
             tried: Vec::new(),
             lease: None,
             backend_index: None,

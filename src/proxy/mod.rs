@@ -4,7 +4,9 @@ pub mod cache;
 mod ctx;
 pub mod errors;
 mod headers;
+mod hooked;
 pub mod observe;
+mod policy;
 mod request;
 mod retry;
 mod upstream;
@@ -48,7 +50,20 @@ impl ProxyHttp for StraitProxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         observe::on_upstream_attempt(ctx);
-        upstream::peer(ctx)
+        hooked::on_attempt(ctx);
+        let mut peer = upstream::peer(ctx).await?;
+        policy::shape_peer(ctx, &mut peer);
+        Ok(peer)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        policy::count_body(ctx, body.as_ref())
     }
 
     async fn upstream_request_filter(
@@ -58,6 +73,9 @@ impl ProxyHttp for StraitProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         upstream::rewrite_request(session, req, ctx)?;
+        if let Some(host) = &ctx.hook.upstream_host {
+            req.insert_header(http::header::HOST, host.as_str())?;
+        }
         cache::upstream_request(session, req, ctx)
     }
 
@@ -70,6 +88,7 @@ impl ProxyHttp for StraitProxy {
         ctx.upstream_responded = true;
         observe::on_upstream_response(ctx);
         cache::upstream_response(session, resp, ctx);
+        hooked::on_upstream_response(&self.state, session, ctx, resp).await;
         Ok(())
     }
 
@@ -88,6 +107,8 @@ impl ProxyHttp for StraitProxy {
         if let Some(rules) = &ctx.headers {
             headers::apply_response(&rules.response, resp);
         }
+        policy::rate_headers(ctx, resp);
+        hooked::on_response_filter(&self.state, session, ctx, resp).await;
         Ok(())
     }
 
@@ -161,12 +182,14 @@ impl ProxyHttp for StraitProxy {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut Ctx,
         e: Box<Error>,
     ) -> Box<Error> {
-        retry::on_connect_failure(ctx, e)
+        let e = retry::on_connect_failure(ctx, e);
+        hooked::on_attempt_error(&self.state, session, ctx, &e);
+        e
     }
 
     fn error_while_proxy(
@@ -177,17 +200,32 @@ impl ProxyHttp for StraitProxy {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        let e = e.more_context(format!("peer: {peer}"));
-        retry::on_proxy_failure(session, ctx, e, client_reused)
+        let mut e = e.more_context(format!("peer: {peer}"));
+        // An oversized body is the client's fault: not the backend's, and not worth a retry.
+        e = if *e.etype() == errors::BODY_TOO_LARGE {
+            e.set_retry(false);
+            e
+        } else {
+            retry::on_proxy_failure(session, ctx, e, client_reused)
+        };
+        hooked::on_attempt_error(&self.state, session, ctx, &e);
+        e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        hooked::on_final_error(&self.state, session, ctx, e);
         // After a failed proxy attempt Pingora closes the client connection whatever this
         // returns (its reuse flag only applies to filter errors), so the page must say so.
         session.set_keepalive(None);
         let code = match Failure::of(e) {
             Some(f) if session.response_written().is_none() => {
-                errors::respond(session, f).await.unwrap_or(0)
+                let snapshot = ctx
+                    .snapshot
+                    .clone()
+                    .unwrap_or_else(|| self.state.snapshot());
+                hooked::error_page(&self.state, &snapshot, session, ctx, f)
+                    .await
+                    .unwrap_or(0)
             }
             Some(f) => f.status(),
             None => 0,

@@ -14,40 +14,34 @@ pub async fn route(state: &State, session: &mut Session, ctx: &mut Ctx) -> Resul
     let snapshot = state.snapshot();
     // Pingora keeps idle HTTP/1 clients forever unless told otherwise.
     session.set_keepalive(Some(snapshot.config.server.keepalive_timeout.as_secs()));
-    ctx.client_ip = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
+    super::policy::identify_client(&snapshot, session, ctx);
 
     let req = session.req_header();
     let found = snapshot
         .lookup(request_host(req), req.uri.path())
-        .map(|(_, action, headers)| (action, headers.clone()));
-    let Some((action, headers)) = found else {
+        .map(|(hit, action, headers)| (hit, action, headers.clone()));
+    let Some((hit, action, headers)) = found else {
         errors::respond(session, Failure::UnknownHost).await?;
         return Ok(true);
     };
     ctx.headers = Some(headers);
+    if super::policy::enforce(state, &snapshot, hit, action, session, ctx).await? {
+        ctx.snapshot = Some(snapshot);
+        return Ok(true);
+    }
     match action {
         RouteAction::Proxy(target) => {
             ctx.target = Some(target.clone());
         }
         RouteAction::Respond(r) => {
-            let head_only = session.req_header().method == http::Method::HEAD;
-            let mut header = r.header.clone();
-            if let Some(rules) = &ctx.headers {
-                super::headers::apply_response(&rules.response, &mut header);
-            }
-            session
-                .write_response_header(Box::new(header), head_only)
-                .await?;
-            if !head_only {
-                session
-                    .write_response_body(Some(r.body.clone()), true)
-                    .await?;
-            }
+            let done = super::policy::respond(state, &snapshot, session, ctx, r).await?;
             ctx.snapshot = Some(snapshot);
-            return Ok(true);
+            return Ok(done);
+        }
+        RouteAction::Redirect(r) => {
+            let done = super::policy::redirect(state, &snapshot, session, ctx, r).await?;
+            ctx.snapshot = Some(snapshot);
+            return Ok(done);
         }
         RouteAction::NotFound => {
             errors::respond(session, Failure::NoRoute).await?;

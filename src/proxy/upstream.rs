@@ -8,8 +8,9 @@ use pingora::Error;
 
 use super::ctx::Ctx;
 use super::errors::NO_HEALTHY_BACKEND;
+use crate::limits::concurrency::{self, Pick};
 
-pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+pub async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     let Some(target) = ctx.target.clone() else {
         return Error::e_explain(
             ErrorType::InternalError,
@@ -19,9 +20,26 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     ctx.attempts += 1;
     // Release the previous attempt's backend before taking the next one.
     ctx.lease = None;
-    let Some((index, lease)) = target.pool.select(ctx.client_ip, &ctx.tried) else {
-        return Error::e_explain(NO_HEALTHY_BACKEND, format!("pool {}", target.pool.name));
-    };
+    // The first attempt prefers the backend `on_request` hooks were shown; `max_connections`
+    // may make the pick wait for a slot (crate::limits::concurrency).
+    let preferred = ctx.first_pick.take();
+    let wait = target.options.connect_timeout;
+    let (index, lease) =
+        match concurrency::select(&target.pool, ctx.client_ip, &ctx.tried, preferred, wait).await {
+            Pick::Got(index, lease) => (index, lease),
+            Pick::NoBackend => {
+                return Error::e_explain(NO_HEALTHY_BACKEND, format!("pool {}", target.pool.name))
+            }
+            Pick::Busy => {
+                return Error::e_explain(
+                    concurrency::BACKEND_BUSY,
+                    format!(
+                        "pool {}: every backend at max_connections",
+                        target.pool.name
+                    ),
+                )
+            }
+        };
     ctx.tried.push(index);
     ctx.backend_index = Some(index);
     ctx.lease = Some(lease);
@@ -49,7 +67,8 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) ->
         }
     }
 
-    if let Some(ip) = ctx.client_ip {
+    // This hop appends the address it was connected from (the peer, not the client it names).
+    if let Some(ip) = ctx.peer_ip.or(ctx.client_ip) {
         let ip = ip.to_string();
         let xff = match req
             .headers

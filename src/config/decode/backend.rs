@@ -8,7 +8,7 @@ use crate::config::model::{BackendConfig, HealthCheck, HealthKind, Scheme, Strat
 use crate::config::units::fmt_duration;
 use crate::config::yaml::{Node, Value};
 
-const BACKEND_KEYS: &[&str] = &["addr", "weight"];
+const BACKEND_KEYS: &[&str] = &["addr", "weight", "max_connections"];
 const HEALTH_KEYS: &[&str] = &[
     "type",
     "path",
@@ -35,18 +35,19 @@ pub fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
     let mut out: Vec<BackendConfig> = Vec::new();
     for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
         let item_path = item_path(path, i);
-        let (addr_node, addr_path, weight) = match &item.value {
+        let (addr_node, addr_path, weight, max_connections) = match &item.value {
             Value::Map(_) => {
                 let Some(f) = Fields::new(e, item, &item_path, BACKEND_KEYS) else {
                     continue;
                 };
                 let weight = f.int(e, "weight", 1, 100).unwrap_or(1) as u32;
+                let max_connections = f.int(e, "max_connections", 1, 1_000_000).map(|n| n as u32);
                 let Some(addr) = f.require(e, "addr") else {
                     continue;
                 };
-                (addr, key_path(&item_path, "addr"), weight)
+                (addr, key_path(&item_path, "addr"), weight, max_connections)
             }
-            _ => (item, item_path, 1),
+            _ => (item, item_path, 1, None),
         };
         let Some(url) = string(e, addr_node, &addr_path) else {
             continue;
@@ -64,6 +65,7 @@ pub fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
             host,
             port,
             weight,
+            max_connections,
             pos: addr_node.pos,
             path: addr_path,
         };

@@ -24,10 +24,15 @@ const DOMAIN_KEYS: &[&str] = &[
     "idle_timeout",
     "preserve_host",
     "host_header",
+    "websocket_idle_timeout",
     "health_check",
     "cache",
     "rate_limit",
     "headers",
+    "deny",
+    "max_body_bytes",
+    "respond",
+    "redirect",
     "routes",
 ];
 
@@ -96,6 +101,12 @@ fn domain(
     let rate_limit = f
         .get("rate_limit")
         .and_then(|n| policy::rate_limit(e, n, &f.path("rate_limit")));
+    let deny = f
+        .get("deny")
+        .map(|n| policy::cidr_list(e, n, &f.path("deny")))
+        .unwrap_or_default();
+    let max_body_bytes = f.size(e, "max_body_bytes");
+    let answer = policy::answer(e, &f, &["backends", "load_balancer", "health_check"]);
     let cache_base = global_cache.cloned().unwrap_or_else(cache::defaults);
     let cache = cache::section(
         e,
@@ -115,12 +126,13 @@ fn domain(
         });
         pools.len() - 1
     });
-    let action = match pool {
-        Some(pool) => Action::Proxy {
+    let action = match (answer, pool) {
+        (Some(answer), _) => answer,
+        (None, Some(pool)) => Action::Proxy {
             pool,
             options: proxy_options.clone(),
         },
-        None => Action::NotFound,
+        (None, None) => Action::NotFound,
     };
     let parent = Parent {
         name: &name,
@@ -132,6 +144,8 @@ fn domain(
         rate_limit: rate_limit.as_ref(),
         cache: &cache,
         global_cache,
+        deny: &deny,
+        max_body_bytes,
     };
     let routes = f
         .get("routes")
@@ -143,6 +157,8 @@ fn domain(
         headers: header_rules,
         rate_limit,
         cache,
+        deny,
+        max_body_bytes,
         routes,
         pos: node.pos,
     })

@@ -15,6 +15,8 @@ mod server;
 
 pub use backend::parse_url;
 use fields::{Errors, Fields};
+#[cfg(test)]
+pub use policy::parse_cidr as policy_cidr;
 
 use crate::config::model::Config;
 use crate::config::yaml::Node;

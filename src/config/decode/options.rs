@@ -15,6 +15,7 @@ pub fn defaults() -> ProxyOptions {
         idle_timeout: Duration::from_secs(60),
         preserve_host: false,
         host_header: None,
+        websocket_idle_timeout: Duration::from_secs(3600),
     }
 }
 
@@ -29,6 +30,7 @@ pub struct Overrides {
     idle_timeout: Option<Duration>,
     preserve_host: Option<bool>,
     host_header: Option<String>,
+    websocket_idle_timeout: Option<Duration>,
 }
 
 pub fn read(e: &mut Errors, f: &Fields) -> Overrides {
@@ -63,6 +65,7 @@ pub fn read(e: &mut Errors, f: &Fields) -> Overrides {
         idle_timeout: f.duration(e, "idle_timeout"),
         preserve_host,
         host_header,
+        websocket_idle_timeout: f.positive_duration(e, "websocket_idle_timeout"),
     }
 }
 
@@ -75,6 +78,9 @@ impl Overrides {
         out.max_retries = self.max_retries.unwrap_or(out.max_retries);
         out.max_idle_conns = self.max_idle_conns.unwrap_or(out.max_idle_conns);
         out.idle_timeout = self.idle_timeout.unwrap_or(out.idle_timeout);
+        out.websocket_idle_timeout = self
+            .websocket_idle_timeout
+            .unwrap_or(out.websocket_idle_timeout);
         // The two ways of choosing the upstream Host exclude each other, so setting one
         // here cancels the other inherited from the domain.
         if let Some(preserve) = self.preserve_host {

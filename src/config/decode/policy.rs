@@ -1,10 +1,12 @@
-//! Per-request policies that need no backend: `respond` and `rate_limit`.
+//! Per-request policies that need no backend: `respond`, `redirect`, `rate_limit` and the
+//! network lists of `deny` and `server.trusted_proxies`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
-use super::fields::{is_token, Errors, Fields};
+use super::fields::{is_token, item_path, list, one_of, string, Errors, Fields};
 use super::headers::header_map;
-use crate::config::model::{RateKey, RateLimit, Respond};
+use crate::config::model::{Action, Cidr, LocationPart, RateKey, RateLimit, Redirect, Respond};
 use crate::config::yaml::Node;
 
 const RESPOND_KEYS: &[&str] = &["status", "body", "headers"];
@@ -52,4 +54,232 @@ pub fn rate_limit(e: &mut Errors, node: &Node, path: &str) -> Option<RateLimit> 
         per: per?,
         key: key?,
     })
+}
+
+/// A `respond` or `redirect` of a domain or route: the answer it gives instead of proxying.
+/// Each excludes the other and the `exclusive` keys (a pool's fields).
+pub fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> {
+    let mut found = None;
+    for key in ["respond", "redirect"] {
+        let Some(node) = f.get(key) else {
+            continue;
+        };
+        let mut others: Vec<&str> = exclusive.to_vec();
+        if key == "redirect" {
+            others.insert(0, "respond");
+        }
+        for other in others {
+            if f.has(other) {
+                e.push(
+                    node.pos,
+                    &f.path(key),
+                    format!("{key} cannot be combined with `{other}`"),
+                );
+            }
+        }
+        let action = if key == "respond" {
+            respond(e, node, &f.path(key)).map(Action::Respond)
+        } else {
+            redirect(e, node, &f.path(key)).map(Action::Redirect)
+        };
+        if found.is_none() {
+            found = action;
+        }
+    }
+    found
+}
+
+const REDIRECT_KEYS: &[&str] = &["status", "location"];
+const REDIRECT_STATUSES: &[&str] = &["301", "302", "303", "307", "308"];
+
+pub fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redirect> {
+    let f = Fields::new(e, node, path, REDIRECT_KEYS)?;
+    f.require(e, "location");
+    let status = match f.get("status") {
+        None => Some(302),
+        Some(n) => one_of(e, n, &f.path("status"), REDIRECT_STATUSES)
+            .and_then(|i| REDIRECT_STATUSES[i].parse().ok()),
+    };
+    let location_node = f.get("location");
+    let location = f.string(e, "location").and_then(|text| {
+        let at = location_node.map_or(node.pos, |n| n.pos);
+        parse_location(&text)
+            .map_err(|message| e.push(at, &f.path("location"), message))
+            .ok()
+    });
+    Some(Redirect {
+        status: status?,
+        location: location?,
+    })
+}
+
+/// Splits a `location` template into text and `$host` / `$path` / `$query`. A `$` not
+/// followed by a letter is kept as is.
+pub fn parse_location(text: &str) -> Result<Vec<LocationPart>, String> {
+    if text.is_empty() {
+        return Err(
+            "expected a URL or path like https://example.com$path, found an empty string".into(),
+        );
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "a location cannot contain spaces or non-ASCII characters, found {text:?}"
+        ));
+    }
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        literal.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        if name_len == 0 || !after.as_bytes()[0].is_ascii_alphabetic() {
+            literal.push('$');
+            rest = after;
+            continue;
+        }
+        let part = match &after[..name_len] {
+            "host" => LocationPart::Host,
+            "path" => LocationPart::Path,
+            "query" => LocationPart::Query,
+            other => {
+                return Err(format!(
+                    "unknown variable ${other} in location, expected $host, $path or $query"
+                ))
+            }
+        };
+        if !literal.is_empty() {
+            parts.push(LocationPart::Text(std::mem::take(&mut literal)));
+        }
+        parts.push(part);
+        rest = &after[name_len..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        parts.push(LocationPart::Text(literal));
+    }
+    Ok(parts)
+}
+
+/// A list of networks (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
+pub fn cidr_list(e: &mut Errors, node: &Node, path: &str) -> Vec<Cidr> {
+    let mut out: Vec<Cidr> = Vec::new();
+    for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
+        let item_path = item_path(path, i);
+        let Some(text) = string(e, item, &item_path) else {
+            continue;
+        };
+        match parse_cidr(&text) {
+            Ok(c) if !out.contains(&c) => out.push(c),
+            Ok(_) => e.push(item.pos, &item_path, format!("duplicate network {text:?}")),
+            Err(message) => e.push(item.pos, &item_path, message),
+        }
+    }
+    out
+}
+
+/// `addr/prefix` or a bare address (a /32 or /128). Bits beyond the prefix must be zero, so
+/// `10.1.2.3/8` (probably a typo) is refused with the network it would mean.
+pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let (addr_text, prefix_text) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let Ok(addr) = addr_text.parse::<IpAddr>() else {
+        return Err(format!(
+            "expected an IP network like 10.0.0.0/8 or 2001:db8::/32, found {text:?}"
+        ));
+    };
+    let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix_text {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => {
+                return Err(format!(
+                    "invalid prefix length {p:?} in {text:?}, expected 0-{max}"
+                ))
+            }
+        },
+    };
+    let cidr = Cidr { addr, prefix };
+    let network = network_of(cidr);
+    if network != addr {
+        return Err(format!(
+            "{text:?} has bits set beyond the /{prefix} prefix; the network is {network}/{prefix}"
+        ));
+    }
+    Ok(cidr)
+}
+
+fn network_of(c: Cidr) -> IpAddr {
+    match c.addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(c.prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(c.prefix))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c = parse_cidr("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.255.1.2".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        // IPv4-mapped IPv6 clients match IPv4 networks.
+        assert!(c.contains("::ffff:10.1.1.1".parse().unwrap()));
+        let one = parse_cidr("192.168.1.7").unwrap();
+        assert_eq!(one.prefix, 32);
+        assert!(one.contains("192.168.1.7".parse().unwrap()));
+        assert!(!one.contains("192.168.1.8".parse().unwrap()));
+        let all = parse_cidr("0.0.0.0/0").unwrap();
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+        let v6 = parse_cidr("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(parse_cidr("::/0").unwrap().contains("::1".parse().unwrap()));
+        assert_eq!(
+            parse_cidr("10.1.2.3/8").unwrap_err(),
+            r#""10.1.2.3/8" has bits set beyond the /8 prefix; the network is 10.0.0.0/8"#
+        );
+        assert_eq!(
+            parse_cidr("10.0.0.0/33").unwrap_err(),
+            r#"invalid prefix length "33" in "10.0.0.0/33", expected 0-32"#
+        );
+        assert!(parse_cidr("example.com/8").is_err());
+        assert!(parse_cidr("10.0.0.0/+8").is_err());
+    }
+
+    #[test]
+    fn locations() {
+        use LocationPart::*;
+        assert_eq!(
+            parse_location("https://$host$path$query").unwrap(),
+            vec![Text("https://".into()), Host, Path, Query]
+        );
+        assert_eq!(
+            parse_location("/new$path?x=$1").unwrap(),
+            vec![Text("/new".into()), Path, Text("?x=$1".into())]
+        );
+        assert_eq!(
+            parse_location("https://a.com/$paths").unwrap_err(),
+            "unknown variable $paths in location, expected $host, $path or $query"
+        );
+        assert!(parse_location("https://a b").is_err());
+        assert!(parse_location("").is_err());
+    }
 }

@@ -7,8 +7,8 @@ use super::headers;
 use super::options;
 use super::policy;
 use crate::config::model::{
-    Action, CacheSettings, DomainCache, HeaderRules, HealthCheck, PoolConfig, Pos, ProxyOptions,
-    RateLimit, Route, Strategy,
+    Action, CacheSettings, Cidr, DomainCache, HeaderRules, HealthCheck, PoolConfig, Pos,
+    ProxyOptions, RateLimit, Route, Strategy,
 };
 use crate::config::yaml::Node;
 
@@ -18,6 +18,7 @@ const ROUTE_KEYS: &[&str] = &[
     "load_balancer",
     "health_check",
     "respond",
+    "redirect",
     "connect_timeout",
     "read_timeout",
     "write_timeout",
@@ -26,9 +27,12 @@ const ROUTE_KEYS: &[&str] = &[
     "idle_timeout",
     "preserve_host",
     "host_header",
+    "websocket_idle_timeout",
     "headers",
     "rate_limit",
     "cache",
+    "deny",
+    "max_body_bytes",
 ];
 
 /// What a route inherits from its domain.
@@ -44,6 +48,8 @@ pub struct Parent<'a> {
     pub rate_limit: Option<&'a RateLimit>,
     pub cache: &'a DomainCache,
     pub global_cache: Option<&'a CacheSettings>,
+    pub deny: &'a [Cidr],
+    pub max_body_bytes: Option<u64>,
 }
 
 pub fn routes(
@@ -90,9 +96,7 @@ fn route(
             None => prefixes.push((prefix.clone(), at.pos)),
         }
     }
-    let respond = f
-        .get("respond")
-        .and_then(|n| policy::respond(e, n, &f.path("respond")));
+    let answer = policy::answer(e, &f, &["backends", "load_balancer", "health_check"]);
     let own_backends = f
         .get("backends")
         .map(|n| backends(e, n, &f.path("backends")));
@@ -127,17 +131,20 @@ fn route(
     let strategy = own_strategy.unwrap_or(parent.strategy);
     let health = own_health.or_else(|| parent.health.cloned());
     let pool_name = format!("{}{}", parent.name, prefix.as_deref().unwrap_or_default());
-    let action = if let Some(respond_node) = f.get("respond") {
-        for key in ["backends", "load_balancer", "health_check"] {
-            if f.has(key) {
-                e.push(
-                    respond_node.pos,
-                    &f.path("respond"),
-                    format!("respond cannot be combined with `{key}`"),
-                );
+    let mut deny = parent.deny.to_vec();
+    if let Some(n) = f.get("deny") {
+        for c in policy::cidr_list(e, n, &f.path("deny")) {
+            if !deny.contains(&c) {
+                deny.push(c);
             }
         }
-        respond.map_or(Action::NotFound, Action::Respond)
+    }
+    let max_body_bytes = f.size(e, "max_body_bytes").or(parent.max_body_bytes);
+    let action = if let Some(answer) = answer {
+        answer
+    } else if f.has("respond") || f.has("redirect") {
+        // Reported by `policy::answer`.
+        Action::NotFound
     } else if let Some(backends) = own_backends {
         pools.push(PoolConfig {
             name: pool_name,
@@ -184,6 +191,8 @@ fn route(
         },
         rate_limit,
         cache,
+        deny,
+        max_body_bytes,
         pos: node.pos,
     })
 }

@@ -8,6 +8,7 @@ use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
     AccessLog, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
 };
+use crate::config::units;
 use crate::config::yaml::Node;
 
 const SERVER_KEYS: &[&str] = &[
@@ -20,6 +21,9 @@ const SERVER_KEYS: &[&str] = &[
     "keepalive_timeout",
     "user",
     "group",
+    "trusted_proxies",
+    "request_header_timeout",
+    "max_header_bytes",
 ];
 const LISTENER_KEYS: &[&str] = &["addr", "tls"];
 const TLS_KEYS: &[&str] = &["certs", "cert_dir", "http2"];
@@ -29,6 +33,11 @@ const PROBE_KEYS: &[&str] = &["addr"];
 const LOGGING_KEYS: &[&str] = &["level", "access_log"];
 const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 const MAX_THREADS: u64 = 1024;
+/// Below this, ordinary browser requests (cookies, user agents) would not fit.
+const MIN_HEADER_BYTES: u64 = 1 << 10;
+/// Pingora's own parser refuses request heads above about 1 MiB; this leaves room for the
+/// body bytes that arrive with the head.
+const MAX_HEADER_BYTES: u64 = 512 << 10;
 
 pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -42,6 +51,9 @@ pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
         keepalive_timeout: Duration::from_secs(60),
         user: None,
         group: None,
+        trusted_proxies: Vec::new(),
+        request_header_timeout: Duration::from_secs(10),
+        max_header_bytes: 64 << 10,
     };
     let Some(f) = node.and_then(|n| Fields::new(e, n, "server", SERVER_KEYS)) else {
         return server;
@@ -64,6 +76,26 @@ pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
     for (key, slot) in durations {
         if let Some(value) = f.duration(e, key) {
             *slot = value;
+        }
+    }
+    if let Some(n) = f.get("trusted_proxies") {
+        server.trusted_proxies = super::policy::cidr_list(e, n, &f.path("trusted_proxies"));
+    }
+    if let Some(t) = f.positive_duration(e, "request_header_timeout") {
+        server.request_header_timeout = t;
+    }
+    if let (Some(n), Some(bytes)) = (f.get("max_header_bytes"), f.size(e, "max_header_bytes")) {
+        if (MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&bytes) {
+            server.max_header_bytes = bytes as usize;
+        } else {
+            e.push(
+                n.pos,
+                &f.path("max_header_bytes"),
+                format!(
+                    "max_header_bytes must be between 1KiB and 512KiB, found {}",
+                    units::fmt_size(bytes)
+                ),
+            );
         }
     }
     server.user = f.string(e, "user").filter(|s| !s.is_empty());

@@ -10,7 +10,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
-        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group"]
+        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes"]
     );
     let text = "\
 listeners:
@@ -24,7 +24,7 @@ domains:
         errors(text),
         [
             "t.yaml:3:47: listeners[0].tls.certs[0]: unknown field `chain`, expected one of: cert, key",
-            "t.yaml:6:47: domains[0].backends[0]: unknown field `wieght`, expected one of: addr, weight",
+            "t.yaml:6:47: domains[0].backends[0]: unknown field `wieght`, expected one of: addr, weight, max_connections",
         ]
     );
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::*;
 
 mod errors;
+mod policy;
 mod valid;
 
 pub(super) fn env(name: &str) -> Option<String> {

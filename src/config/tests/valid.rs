@@ -173,6 +173,7 @@ fn design_example_decodes_to_the_model() {
             host: "127.0.0.1".into(),
             port: 3001,
             weight: 3,
+            max_connections: None,
             pos: Pos { line: 47, col: 17 },
             path: "domains[0].backends[0].addr".into(),
         }
@@ -204,6 +205,7 @@ fn design_example_decodes_to_the_model() {
         idle_timeout: secs(90),
         preserve_host: false,
         host_header: Some("backend.internal".into()),
+        websocket_idle_timeout: secs(3600),
     };
     assert_eq!(
         d.action,
@@ -294,6 +296,7 @@ fn defaults_fill_a_minimal_file() {
                 idle_timeout: secs(60),
                 preserve_host: false,
                 host_header: None,
+                websocket_idle_timeout: secs(3600),
             }
         }
     );

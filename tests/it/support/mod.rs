@@ -6,6 +6,7 @@ pub mod client;
 pub mod origin;
 pub mod strait;
 pub mod wait;
+pub mod websocket;
 
 pub use client::{Conn, Response};
 pub use origin::{Behaviour, Origin};

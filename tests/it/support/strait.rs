@@ -90,13 +90,27 @@ impl Strait {
 
     /// Like [`Strait::start`], with extra environment variables for the process.
     pub fn start_env(yaml: &str, env: &[(&str, &str)]) -> Strait {
+        Strait::start_with(yaml, env, &|config| {
+            let mut cmd = Command::new(BIN);
+            cmd.arg("-c").arg(config);
+            cmd
+        })
+    }
+
+    /// Starts a program that serves `yaml` the way `program(config_path)` says: e.g. this
+    /// test binary re-run as a server with hooks (see `hooks.rs`).
+    pub fn start_with(
+        yaml: &str,
+        env: &[(&str, &str)],
+        program: &dyn Fn(&Path) -> Command,
+    ) -> Strait {
         assert!(
             yaml.contains("{listen}"),
             "the config needs a `{{listen}}` placeholder so the harness knows where to connect"
         );
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Strait::try_start(yaml, env) {
+            match Strait::try_start(yaml, env, program) {
                 Ok(s) => return s,
                 Err((error, retry)) => {
                     last_error = error;
@@ -110,7 +124,11 @@ impl Strait {
     }
 
     /// One start attempt. Err((why, worth retrying with another port)).
-    fn try_start(yaml: &str, env: &[(&str, &str)]) -> Result<Strait, (String, bool)> {
+    fn try_start(
+        yaml: &str,
+        env: &[(&str, &str)],
+        program: &dyn Fn(&Path) -> Command,
+    ) -> Result<Strait, (String, bool)> {
         let dir = temp_dir("run");
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -121,10 +139,8 @@ impl Strait {
         fs::write(&config, &text).expect("write the config");
         let stdout = File::create(dir.join("stdout.log")).expect("create stdout.log");
         let stderr = File::create(dir.join("stderr.log")).expect("create stderr.log");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-c")
-            .arg(&config)
-            .current_dir(&dir)
+        let mut cmd = program(&config);
+        cmd.current_dir(&dir)
             .env_remove("STRAIT_CONFIG")
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -134,7 +150,7 @@ impl Strait {
         }
         let child = cmd
             .spawn()
-            .map_err(|e| (format!("cannot spawn {BIN}: {e}"), false))?;
+            .map_err(|e| (format!("cannot spawn {cmd:?}: {e}"), false))?;
         let mut strait = Strait {
             child,
             dir,

@@ -1,0 +1,136 @@
+//! The [`Strait`] builder: a config plus hooks, then serve.
+
+use std::path::Path;
+
+use crate::config::{self, Config};
+use crate::hooks::{
+    ErrorEvent, ErrorHook, Hooks, Reject, Request, RequestHook, Response, ResponseHook,
+};
+use crate::server::{self, Prepared, RunOptions, StartError};
+
+/// A strait server to embed: build it from a config file, YAML text or a [`Config`], add
+/// hooks, then [`run`](Strait::run) it.
+///
+/// ```no_run
+/// use strait::{Reject, Strait};
+///
+/// Strait::from_file("conf/strait.yaml")?
+///     .on_request(|req| match req.header("x-api-key") {
+///         Some("let-me-in") => Ok(()),
+///         _ => Err(Reject::new(401).body("missing or wrong X-Api-Key\n")),
+///     })
+///     .run()?;
+/// # Ok::<(), strait::StartError>(())
+/// ```
+#[derive(Debug)]
+pub struct Strait {
+    config: Config,
+    options: RunOptions,
+}
+
+impl Strait {
+    /// Loads a config file (`${VAR}` expanded from the environment). SIGHUP and the admin
+    /// API's reload read it again; the hooks stay.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Strait, StartError> {
+        let path = path.as_ref();
+        let config = config::load_file(path).map_err(StartError::Config)?;
+        let mut strait = Strait::from_config(config);
+        strait.options.config_path =
+            Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(strait)
+    }
+
+    /// Decodes YAML text (`${VAR}` expanded from the environment); `source` names it in
+    /// error messages.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Strait, StartError> {
+        config::load_str(text, source, &|name| std::env::var(name).ok())
+            .map(Strait::from_config)
+            .map_err(StartError::Config)
+    }
+
+    /// Uses a config decoded (and possibly adjusted) by the caller.
+    pub fn from_config(config: Config) -> Strait {
+        Strait {
+            config,
+            options: RunOptions::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Adds an `on_request` hook (see [`crate::hooks`]).
+    pub fn on_request<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut Request<'_>) -> Result<(), Reject> + Send + Sync + 'static,
+    {
+        self.options.hooks.on_request(f);
+        self
+    }
+
+    /// Adds an `on_response` hook.
+    pub fn on_response<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut Response<'_>) + Send + Sync + 'static,
+    {
+        self.options.hooks.on_response(f);
+        self
+    }
+
+    /// Adds an `on_error` hook.
+    pub fn on_error<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&ErrorEvent<'_>) + Send + Sync + 'static,
+    {
+        self.options.hooks.on_error(f);
+        self
+    }
+
+    /// Adds an `on_request` hook that may await.
+    pub fn request_hook(mut self, hook: impl RequestHook) -> Self {
+        self.options.hooks.add_request_hook(hook);
+        self
+    }
+
+    /// Adds an `on_response` hook that may await.
+    pub fn response_hook(mut self, hook: impl ResponseHook) -> Self {
+        self.options.hooks.add_response_hook(hook);
+        self
+    }
+
+    pub fn error_hook(mut self, hook: impl ErrorHook) -> Self {
+        self.options.hooks.add_error_hook(hook);
+        self
+    }
+
+    /// Replaces all hooks with `hooks`.
+    pub fn hooks(mut self, hooks: Hooks) -> Self {
+        self.options.hooks = hooks;
+        self
+    }
+
+    /// Forks into the background before serving (writes `server.pid_file`).
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.options.daemon = daemon;
+        self
+    }
+
+    /// Takes the listening sockets over from a running instance (graceful upgrade).
+    pub fn upgrade(mut self, upgrade: bool) -> Self {
+        self.options.upgrade = upgrade;
+        self
+    }
+
+    /// Builds the server without serving: add Pingora services to `Prepared::server`, then
+    /// call `run_forever`.
+    pub fn prepare(self) -> Result<Prepared, StartError> {
+        crate::logging::init(self.config.logging.level);
+        server::prepare(self.config, self.options)
+    }
+
+    /// Serves until shut down, then exits the process; returns only on a start-up failure.
+    pub fn run(self) -> Result<(), StartError> {
+        self.prepare()?.run_forever()
+    }
+}

@@ -1,0 +1,272 @@
+//! The proxy service's connection handler: Pingora's HTTP/1 loop with the request head read
+//! first under strait's limits.
+//!
+//! Pingora reads a request head with its keep-alive timeout per read (so a client dripping a
+//! byte now and then holds the connection indefinitely), accepts heads up to about 1 MiB, and
+//! closes without a word when its timer runs out. Here every HTTP/1 request head is read
+//! before Pingora sees the connection: a head not complete `server.request_header_timeout`
+//! after its first byte gets 408, one larger than `server.max_header_bytes` gets 431, and
+//! both close the connection. The bytes read are handed to Pingora's parser unchanged (as the
+//! "pipelined prefix" it already supports), so parsing, smuggling checks and everything after
+//! stay Pingora's. HTTP/2 connections (ALPN `h2`) go to Pingora directly: their header limits
+//! are the h2 crate's.
+//!
+//! Waiting for the first byte is not a header timeout: a new connection that sends nothing
+//! for `request_header_timeout`, or a kept-alive one idle for `keepalive_timeout`, is closed
+//! silently, as Pingora does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::state::State;
+
+/// Bytes asked for per read while a head arrives.
+const READ_CHUNK: usize = 8 << 10;
+/// How long, and how much, a refused client's further input is read and dropped.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_MAX_BYTES: usize = 1 << 20;
+
+pub struct GuardedHttp<A> {
+    inner: Arc<A>,
+    state: Arc<State>,
+    /// Set when the service stops: connections waiting for a next request close.
+    closing: watch::Sender<bool>,
+}
+
+impl<A> GuardedHttp<A> {
+    pub fn new(inner: A, state: Arc<State>) -> Self {
+        GuardedHttp {
+            inner: Arc::new(inner),
+            state,
+            closing: watch::channel(false).0,
+        }
+    }
+
+    pub fn inner(&self) -> &Arc<A> {
+        &self.inner
+    }
+}
+
+/// How reading one request head ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// The head (and whatever followed it in the same reads).
+    Ready(BytesMut),
+    /// Closed, idle, or shutting down before the first byte: close quietly.
+    Quiet,
+    TimedOut,
+    TooLarge,
+}
+
+/// Where the head in `buf` ends (just past its empty line), ignoring empty lines before the
+/// request line as RFC 9112 §2.2 allows. Bytes before `from` are known not to end it, except
+/// for the last three (a terminator split across reads).
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = buf
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let from = from.saturating_sub(3).max(start);
+    (from..buf.len()).find_map(|i| {
+        if buf[i..].starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if buf[i..].starts_with(b"\n\n") {
+            Some(i + 2)
+        } else {
+            None
+        }
+    })
+}
+
+/// Reads one request head from `stream`: up to `idle` for the first byte, then up to
+/// `timeout` for the rest, at most `max` bytes.
+pub async fn read_head(
+    stream: &mut Stream,
+    idle: Duration,
+    timeout: Duration,
+    max: usize,
+    mut closing: watch::Receiver<bool>,
+) -> Head {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let first = tokio::select! {
+        r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
+        _ = closing.changed() => return Head::Quiet,
+    };
+    match first {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return Head::Quiet,
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut scanned = 0;
+    loop {
+        if let Some(end) = head_end(&buf, scanned) {
+            return if end > max {
+                Head::TooLarge
+            } else {
+                Head::Ready(buf)
+            };
+        }
+        if buf.len() > max {
+            return Head::TooLarge;
+        }
+        scanned = buf.len();
+        buf.reserve(READ_CHUNK);
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Err(_) => return Head::TimedOut,
+            // The client gave up mid-head: nobody to answer.
+            Ok(Ok(0)) | Ok(Err(_)) => return Head::Quiet,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// The 408 or 431 answer, written straight to the connection (no request was parsed, so no
+/// route, hook or log line applies).
+pub fn refusal(head: &Head) -> Option<&'static [u8]> {
+    match head {
+        Head::TimedOut => Some(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 39\r\nConnection: close\r\nX-Strait-Error: request-header-timeout\r\n\r\n\
+strait: the request head took too long\n",
+        ),
+        Head::TooLarge => Some(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 38\r\nConnection: close\r\nX-Strait-Error: header-too-large\r\n\r\n\
+strait: the request head is too large\n",
+        ),
+        _ => None,
+    }
+}
+
+/// Reads and drops what the client still sends after a refusal, briefly: closing a socket
+/// with unread input sends a reset, which can destroy the answer before the client reads it.
+async fn linger(stream: &mut Stream) {
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < LINGER_MAX_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+#[async_trait]
+impl<A> ServerApp for GuardedHttp<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
+        let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
+        if h2c || !h1 {
+            return ServerApp::process_new(&self.inner, stream, shutdown).await;
+        }
+        let reuse_limit = self
+            .inner
+            .server_options()
+            .and_then(|o| o.keepalive_request_limit);
+        let mut settings = None;
+        let mut first = true;
+        loop {
+            let (idle, timeout, max) = {
+                let snapshot = self.state.snapshot();
+                let s = &snapshot.config.server;
+                let idle = if first {
+                    s.request_header_timeout
+                } else {
+                    s.keepalive_timeout
+                };
+                (idle, s.request_header_timeout, s.max_header_bytes)
+            };
+            let head = read_head(&mut stream, idle, timeout, max, self.closing.subscribe()).await;
+            let prefix = match head {
+                Head::Ready(prefix) => prefix,
+                other => {
+                    if let Some(answer) = refusal(&other) {
+                        log::debug!("refused a request head: {other:?}");
+                        let _ = stream.write_all(answer).await;
+                        let _ = stream.flush().await;
+                        let _ = stream.shutdown().await;
+                        linger(&mut stream).await;
+                    }
+                    return None;
+                }
+            };
+            let mut session = ServerSession::new_http1(stream);
+            match settings.take() {
+                // As Pingora's own loop: a first request may be kept alive unless the server
+                // is shutting down (the proxy sets the real keep-alive per request).
+                None if first => {
+                    session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+                    session.set_keepalive_reuses_remaining(reuse_limit);
+                }
+                None => {}
+                // strait never enables HTTP/1.1 pipelining, so these carry no prefix of their
+                // own that the one below would replace.
+                Some(s) => pingora::apps::HttpPersistentSettings::apply_to_session(s, &mut session),
+            }
+            session.set_pipelined_prefix(prefix);
+            let reused = self.inner.process_new_http(session, shutdown).await?;
+            let (next, next_settings) = reused.consume();
+            stream = next;
+            settings = next_settings;
+            first = false;
+        }
+    }
+
+    async fn cleanup(&self) {
+        let _ = self.closing.send(true);
+        self.inner.http_cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_ends() {
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
+        assert_eq!(head_end(full, 0), Some(27));
+        // Scanning resumes three bytes early: a terminator split across reads is found.
+        assert_eq!(head_end(full, 25), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
+        assert_eq!(head_end(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0), Some(22));
+        assert_eq!(head_end(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", 4), Some(22));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+        assert_eq!(head_end(b"\r\n\r\n", 0), None);
+        assert_eq!(head_end(b"", 0), None);
+    }
+
+    #[test]
+    fn refusals_are_well_formed() {
+        for head in [Head::TimedOut, Head::TooLarge] {
+            let text = std::str::from_utf8(refusal(&head).unwrap()).unwrap();
+            let (head_text, body) = text.split_once("\r\n\r\n").unwrap();
+            let length: usize = head_text
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(length, body.len(), "{text}");
+        }
+    }
+}

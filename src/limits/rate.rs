@@ -1,0 +1,183 @@
+//! `rate_limit`: `requests` per `per`, counted per key (client IP, a header's value, or the
+//! route) with pingora-limits' `Rate`, a fixed window per limit.
+//!
+//! `Rate` starts a new window on the first request after the previous one ended, and counts
+//! with a count-min sketch: it never under-counts, and with the default 4×1024 table it is
+//! exact unless thousands of keys share a window. Counters live in a process-wide registry
+//! keyed by what they limit, so a reload or an admin change that keeps a limit keeps its
+//! counts; a limit that changes starts afresh.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use pingora_limits::rate::Rate;
+
+use crate::config::{RateKey, RateLimit};
+
+/// One configured limit with its counters.
+pub struct RateLimiter {
+    rate: Rate,
+    pub limit: RateLimit,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of counting one request, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the current window ends, rounded up to whole seconds (at least 1).
+    pub reset_secs: u64,
+}
+
+/// What a request is counted under.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum RateKeyValue<'a> {
+    Ip(IpAddr),
+    Header(&'a [u8]),
+    Route(&'a str),
+    /// No client address is known (e.g. a Unix socket listener): all such requests share.
+    Unknown,
+}
+
+type Id = (String, Option<String>, RateLimit);
+
+static REGISTRY: Lazy<Mutex<HashMap<Id, Weak<RateLimiter>>>> =
+    Lazy::new(|| Mutex::new(HashMap::new()));
+
+impl RateLimiter {
+    pub fn new(limit: &RateLimit) -> RateLimiter {
+        RateLimiter {
+            rate: Rate::new(limit.per),
+            limit: limit.clone(),
+        }
+    }
+
+    /// The limiter for `limit` on `domain` (and `route`, when it has a limit of its own),
+    /// reusing the one a previous snapshot built while any snapshot still holds it.
+    pub fn shared(domain: &str, route: Option<&str>, limit: &RateLimit) -> Arc<RateLimiter> {
+        let id: Id = (domain.to_string(), route.map(str::to_string), limit.clone());
+        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = registry.get(&id).and_then(Weak::upgrade) {
+            return live;
+        }
+        registry.retain(|_, w| w.strong_count() > 0);
+        let fresh = Arc::new(RateLimiter::new(limit));
+        registry.insert(id, Arc::downgrade(&fresh));
+        fresh
+    }
+
+    /// The key this request counts under: `header:NAME` falls back to the client IP when the
+    /// request lacks the header (so omitting it cannot dodge the limit).
+    pub fn key<'a>(
+        &self,
+        client_ip: Option<IpAddr>,
+        header: impl FnOnce(&str) -> Option<&'a [u8]>,
+        route: &'a str,
+    ) -> RateKeyValue<'a> {
+        let by_ip = || client_ip.map_or(RateKeyValue::Unknown, RateKeyValue::Ip);
+        match &self.limit.key {
+            RateKey::ClientIp => by_ip(),
+            RateKey::Route => RateKeyValue::Route(route),
+            RateKey::Header(name) => header(name).map_or_else(by_ip, RateKeyValue::Header),
+        }
+    }
+
+    /// Counts one request under `key`.
+    pub fn check(&self, key: &RateKeyValue<'_>) -> RateState {
+        let seen = self.rate.observe(key, 1).max(0) as u64;
+        // After `observe` (which starts a new window when the last one is over), the fraction
+        // of the current window already gone.
+        let gone = self.rate.rate_with(key, |c| c.current_interval_fraction);
+        let left = self.limit.per.mul_f64((1.0 - gone).clamp(0.0, 1.0));
+        let limit = self.limit.requests;
+        RateState {
+            allowed: seen <= limit,
+            limit,
+            remaining: limit.saturating_sub(seen),
+            reset_secs: ceil_secs(left).max(1),
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(requests: u64, per: Duration, key: RateKey) -> RateLimit {
+        RateLimit { requests, per, key }
+    }
+
+    #[test]
+    fn counts_exactly_per_key_within_a_window() {
+        let l = RateLimiter::new(&limit(3, Duration::from_secs(60), RateKey::ClientIp));
+        let a = RateKeyValue::Ip("10.0.0.1".parse().unwrap());
+        let b = RateKeyValue::Ip("10.0.0.2".parse().unwrap());
+        let states: Vec<_> = (0..5).map(|_| l.check(&a)).collect();
+        assert_eq!(
+            states
+                .iter()
+                .map(|s| (s.allowed, s.remaining))
+                .collect::<Vec<_>>(),
+            [(true, 2), (true, 1), (true, 0), (false, 0), (false, 0)]
+        );
+        assert!(states
+            .iter()
+            .all(|s| s.limit == 3 && (1..=60).contains(&s.reset_secs)));
+        assert!(l.check(&b).allowed);
+    }
+
+    #[test]
+    fn a_new_window_starts_afresh() {
+        let l = RateLimiter::new(&limit(1, Duration::from_millis(50), RateKey::Route));
+        let k = RateKeyValue::Route("/x");
+        assert!(l.check(&k).allowed);
+        assert!(!l.check(&k).allowed);
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(l.check(&k).allowed);
+    }
+
+    #[test]
+    fn header_keys_fall_back_to_the_client() {
+        let l = RateLimiter::new(&limit(
+            1,
+            Duration::from_secs(1),
+            RateKey::Header("X-Key".into()),
+        ));
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(
+            l.key(Some(ip), |_| Some(b"k1"), "/"),
+            RateKeyValue::Header(b"k1")
+        );
+        assert_eq!(l.key(Some(ip), |_| None, "/"), RateKeyValue::Ip(ip));
+        assert_eq!(l.key(None, |_| None, "/"), RateKeyValue::Unknown);
+    }
+
+    #[test]
+    fn the_registry_keeps_counters_across_snapshots() {
+        let l = limit(2, Duration::from_secs(60), RateKey::ClientIp);
+        let first = RateLimiter::shared("reg.test", Some("/a/"), &l);
+        let again = RateLimiter::shared("reg.test", Some("/a/"), &l);
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = RateLimiter::shared("reg.test", None, &l);
+        assert!(!Arc::ptr_eq(&first, &other));
+        let changed = RateLimiter::shared("reg.test", Some("/a/"), &limit(3, l.per, l.key.clone()));
+        assert!(!Arc::ptr_eq(&first, &changed));
+    }
+}

@@ -1,0 +1,428 @@
+//! Where the proxy phases call the embedder's hooks (`crate::hooks`), and the writer for the
+//! responses strait makes itself (static routes, refusals, error pages), so those get the
+//! `on_response` hooks and the rate-limit headers too.
+//!
+//! Every request that matched a domain gets each hook kind at most once: `on_request` in
+//! `request_filter`; `on_response` in `upstream_response_filter` for a backend's response
+//! (edits recorded, applied in `response_filter`, so they never reach the cache), else in
+//! `response_filter` (cache hits) or in [`write_own`]; `on_error` per failed attempt and once
+//! for a final failure no attempt reported. Background cache refreshes (subrequests) run none:
+//! no client sees them, and their request already carries the hooks' edits.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use pingora::cache::CachePhase;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use super::ctx::Ctx;
+use crate::hooks::{
+    apply_edits, CacheDecision, Edit, ErrorEvent, ErrorKind, Meta, Reject, Request, RequestKind,
+    Response, ResponseSource,
+};
+use crate::limits::concurrency::BACKEND_BUSY;
+use crate::snapshot::Snapshot;
+use crate::state::State;
+
+/// Per-request hook state, kept in [`Ctx`].
+#[derive(Debug, Default)]
+pub struct HookCtx {
+    /// `Request::set_upstream_host`.
+    pub upstream_host: Option<String>,
+    /// Edits made to a backend's response before cache admission, for `response_filter`.
+    edits: Option<Vec<Edit>>,
+    /// `on_response` ran for this request.
+    response_done: bool,
+    /// `cache_for` / `dont_cache`.
+    pub cache: Option<CacheDecision>,
+    /// `on_error` reported the current attempt's failure.
+    error_reported: bool,
+}
+
+fn client_addr(session: &Session) -> Option<SocketAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).copied()
+}
+
+/// The names hooks see; `None` when the request matched no domain (no hook runs then).
+fn meta<'a>(
+    snapshot: &'a Snapshot,
+    ctx: &'a Ctx,
+    client_addr: Option<SocketAddr>,
+) -> Option<Meta<'a>> {
+    let hit = ctx.hit?;
+    let domain = snapshot.domains.get(hit.domain)?;
+    let route = hit
+        .route
+        .and_then(|r| domain.routes.get(r))
+        .map(|r| r.path_prefix.as_str());
+    let backend = ctx.target.as_ref().and_then(|t| {
+        let i = ctx.backend_index.or(ctx.first_pick)?;
+        t.pool.backends.get(i).map(|b| b.config.url.as_str())
+    });
+    Some(Meta {
+        domain: &domain.name,
+        route,
+        backend,
+        client_addr,
+        client_ip: ctx.client_ip,
+        request_id: &ctx.observe.request_id,
+    })
+}
+
+fn is_subrequest(session: &Session) -> bool {
+    session.subrequest_ctx.is_some()
+}
+
+/// Runs the `on_request` hooks; `Some` when one rejected the request.
+pub async fn on_request(
+    state: &State,
+    snapshot: &Snapshot,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    kind: RequestKind,
+) -> Option<Reject> {
+    let hooks = state.hooks();
+    if hooks.request.is_empty() || is_subrequest(session) {
+        return None;
+    }
+    let addr = client_addr(session);
+    let mut upstream_host = ctx.hook.upstream_host.take();
+    let mut rejected = None;
+    if let Some(meta) = meta(snapshot, ctx, addr) {
+        let mut req = Request {
+            header: session.req_header_mut(),
+            meta,
+            kind,
+            upstream_host: &mut upstream_host,
+        };
+        for hook in &hooks.request {
+            if let Err(reject) = hook.on_request(&mut req).await {
+                rejected = Some(reject);
+                break;
+            }
+        }
+    }
+    ctx.hook.upstream_host = upstream_host;
+    rejected
+}
+
+/// Runs the `on_response` hooks on `resp` itself (edits apply directly).
+async fn run_direct(
+    state: &State,
+    snapshot: &Snapshot,
+    session: &Session,
+    ctx: &mut Ctx,
+    resp: &mut ResponseHeader,
+    source: ResponseSource,
+) {
+    let hooks = state.hooks();
+    if hooks.response.is_empty() || ctx.hook.response_done || is_subrequest(session) {
+        return;
+    }
+    ctx.hook.response_done = true;
+    let mut decision = ctx.hook.cache.take();
+    if let Some(meta) = meta(snapshot, ctx, client_addr(session)) {
+        let req = session.req_header();
+        let mut view = Response {
+            header: resp,
+            edits: None,
+            cache: &mut decision,
+            source,
+            meta,
+            method: &req.method,
+            uri: &req.uri,
+        };
+        for hook in &hooks.response {
+            hook.on_response(&mut view).await;
+        }
+    }
+    ctx.hook.cache = decision;
+}
+
+/// `upstream_response_filter`: shows a backend's response to the hooks before the cache
+/// decides on it, recording their edits for `response_filter`. A 304 answering a cache
+/// revalidation is left to `response_filter`, where the client's (stored) response is known.
+pub async fn on_upstream_response(
+    state: &State,
+    session: &Session,
+    ctx: &mut Ctx,
+    resp: &ResponseHeader,
+) {
+    let hooks = state.hooks();
+    if hooks.response.is_empty()
+        || ctx.hook.response_done
+        || is_subrequest(session)
+        || interim(resp)
+    {
+        return;
+    }
+    if resp.status.as_u16() == 304 && session.cache.enabled() {
+        return;
+    }
+    let Some(snapshot) = ctx.snapshot.clone() else {
+        return;
+    };
+    ctx.hook.response_done = true;
+    let mut copy = resp.clone();
+    let mut edits = Vec::new();
+    let mut decision = ctx.hook.cache.take();
+    if let Some(meta) = meta(&snapshot, ctx, client_addr(session)) {
+        let req = session.req_header();
+        let mut view = Response {
+            header: &mut copy,
+            edits: Some(&mut edits),
+            cache: &mut decision,
+            source: ResponseSource::Backend,
+            meta,
+            method: &req.method,
+            uri: &req.uri,
+        };
+        for hook in &hooks.response {
+            hook.on_response(&mut view).await;
+        }
+    }
+    ctx.hook.cache = decision;
+    ctx.hook.edits = Some(edits);
+}
+
+/// `response_filter`: applies recorded edits, or runs the hooks for a response that did not
+/// come through `upstream_response_filter` (a cache hit).
+pub async fn on_response_filter(
+    state: &State,
+    session: &Session,
+    ctx: &mut Ctx,
+    resp: &mut ResponseHeader,
+) {
+    if interim(resp) {
+        return;
+    }
+    if let Some(edits) = ctx.hook.edits.take() {
+        apply_edits(&edits, resp);
+        return;
+    }
+    let Some(snapshot) = ctx.snapshot.clone() else {
+        return;
+    };
+    let source = if ctx.upstream_responded && !from_cache(session.cache.phase()) {
+        ResponseSource::Backend
+    } else {
+        ResponseSource::Cache
+    };
+    run_direct(state, &snapshot, session, ctx, resp, source).await;
+}
+
+/// `100 Continue`, `103 Early Hints`: forwarded as they are; the hooks see the final answer.
+pub fn interim(resp: &ResponseHeader) -> bool {
+    resp.status.is_informational() && resp.status.as_u16() != 101
+}
+
+fn from_cache(phase: CachePhase) -> bool {
+    matches!(
+        phase,
+        CachePhase::Hit
+            | CachePhase::Stale
+            | CachePhase::StaleUpdating
+            | CachePhase::Revalidated
+            | CachePhase::RevalidatedNoCache(_)
+    )
+}
+
+/// Writes a response strait makes itself, after the rate-limit headers and the `on_response`
+/// hooks. Returns the status written.
+pub async fn write_own(
+    state: &State,
+    snapshot: &Snapshot,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    mut header: ResponseHeader,
+    body: Bytes,
+) -> Result<u16> {
+    super::policy::rate_headers(ctx, &mut header);
+    run_direct(
+        state,
+        snapshot,
+        session,
+        ctx,
+        &mut header,
+        ResponseSource::Strait,
+    )
+    .await;
+    let status = header.status.as_u16();
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(status)
+}
+
+/// An error page (design §7) through [`write_own`].
+pub async fn error_page(
+    state: &State,
+    snapshot: &Snapshot,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    failure: super::errors::Failure,
+) -> Result<u16> {
+    let (header, body) = super::errors::page(failure)?;
+    write_own(state, snapshot, session, ctx, header, body).await
+}
+
+/// A hook's rejection as a response.
+pub fn rejection(reject: &Reject) -> Result<ResponseHeader> {
+    let mut header = ResponseHeader::build(reject.status, Some(reject.headers.len() + 2))?;
+    for (name, value) in &reject.headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if header.append_header(name.clone(), value.as_str()).is_err() {
+            log::warn!("hook: invalid header {name:?} in a rejection ignored");
+        }
+    }
+    if !header.headers.contains_key(http::header::CONTENT_TYPE) && !reject.body.is_empty() {
+        header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    }
+    header.insert_header("Content-Length", reject.body.len().to_string())?;
+    Ok(header)
+}
+
+/// A new upstream attempt starts: its failure has not been reported yet, and no backend is
+/// its own until `upstream::peer` picks one (a pick that fails must not name the last one).
+pub fn on_attempt(ctx: &mut Ctx) {
+    ctx.hook.error_reported = false;
+    ctx.backend_index = None;
+}
+
+/// `fail_to_connect` / `error_while_proxy`: one failed attempt, after the retry decision.
+pub fn on_attempt_error(state: &State, session: &Session, ctx: &mut Ctx, e: &Error) {
+    report(state, session, ctx, e, e.retry());
+    ctx.hook.error_reported = true;
+}
+
+/// `fail_to_proxy`: the request failed; reported unless its last attempt already was.
+pub fn on_final_error(state: &State, session: &Session, ctx: &mut Ctx, e: &Error) {
+    if !ctx.hook.error_reported {
+        report(state, session, ctx, e, false);
+        ctx.hook.error_reported = true;
+    }
+}
+
+fn report(state: &State, session: &Session, ctx: &Ctx, e: &Error, retrying: bool) {
+    let hooks = state.hooks();
+    if hooks.error.is_empty() || is_subrequest(session) {
+        return;
+    }
+    let Some(snapshot) = ctx.snapshot.clone() else {
+        return;
+    };
+    let Some(meta) = meta(&snapshot, ctx, client_addr(session)) else {
+        return;
+    };
+    let req = session.req_header();
+    let event = ErrorEvent {
+        meta,
+        attempt: ctx.attempts,
+        kind: error_kind(e),
+        retrying,
+        error: e,
+        method: &req.method,
+        uri: &req.uri,
+    };
+    for hook in &hooks.error {
+        hook.on_error(&event);
+    }
+}
+
+pub fn error_kind(e: &Error) -> ErrorKind {
+    use ErrorType::*;
+    let etype = e.etype();
+    if *etype == super::errors::NO_HEALTHY_BACKEND {
+        return ErrorKind::NoHealthyBackend;
+    }
+    if *etype == BACKEND_BUSY {
+        return ErrorKind::BackendBusy;
+    }
+    if *etype == super::errors::BODY_TOO_LARGE || *e.esource() == ErrorSource::Downstream {
+        return ErrorKind::Client;
+    }
+    match etype {
+        ConnectRefused => ErrorKind::ConnectRefused,
+        ConnectTimedout => ErrorKind::ConnectTimeout,
+        ConnectNoRoute | ConnectError | BindError | TLSHandshakeFailure | TLSHandshakeTimedout
+        | InvalidCert | HandshakeError | ConnectProxyFailure | SocketError => {
+            ErrorKind::ConnectFailed
+        }
+        ReadTimedout => ErrorKind::ReadTimeout,
+        WriteTimedout => ErrorKind::WriteTimeout,
+        ConnectionClosed | ReadError | WriteError => ErrorKind::UpstreamClosed,
+        InvalidHTTPHeader | H1Error | H2Error | InvalidH2 | H2Downgrade => {
+            ErrorKind::UpstreamProtocol
+        }
+        _ if *e.esource() == ErrorSource::Upstream => ErrorKind::UpstreamClosed,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// The hooks' cache decision for `response_cache_filter`.
+pub fn cache_decision(ctx: &Ctx) -> Option<CacheDecision> {
+    ctx.hook.cache
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds() {
+        let up = |t| Error::new(t).into_up();
+        assert_eq!(
+            error_kind(&up(ErrorType::ConnectRefused)),
+            ErrorKind::ConnectRefused
+        );
+        assert_eq!(
+            error_kind(&up(ErrorType::ConnectTimedout)),
+            ErrorKind::ConnectTimeout
+        );
+        assert_eq!(
+            error_kind(&up(ErrorType::ReadTimedout)),
+            ErrorKind::ReadTimeout
+        );
+        assert_eq!(
+            error_kind(&up(ErrorType::ConnectionClosed)),
+            ErrorKind::UpstreamClosed
+        );
+        assert_eq!(
+            error_kind(&up(ErrorType::InvalidHTTPHeader)),
+            ErrorKind::UpstreamProtocol
+        );
+        assert_eq!(
+            error_kind(&Error::new(super::super::errors::NO_HEALTHY_BACKEND)),
+            ErrorKind::NoHealthyBackend
+        );
+        assert_eq!(
+            error_kind(&Error::new(BACKEND_BUSY)),
+            ErrorKind::BackendBusy
+        );
+        assert_eq!(
+            error_kind(&Error::new(ErrorType::ReadError).into_down()),
+            ErrorKind::Client
+        );
+    }
+
+    #[test]
+    fn rejections_frame_their_body() {
+        let r = Reject::new(401)
+            .body("no\n")
+            .header("WWW-Authenticate", "Bearer")
+            .header("Content-Length", "999");
+        let h = rejection(&r).unwrap();
+        assert_eq!(h.status.as_u16(), 401);
+        assert_eq!(h.headers.get("content-length").unwrap(), "3");
+        assert_eq!(h.headers.get("www-authenticate").unwrap(), "Bearer");
+        assert_eq!(Reject::new(42).status(), 500);
+    }
+}
