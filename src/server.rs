@@ -212,6 +212,35 @@ pub fn check(config: Config) -> Result<(), StartError> {
     }
 }
 
+/// The CA bundle that verifies https:// backends. Pingora's vendored OpenSSL looks in its own
+/// build-time directory, which holds no certificates, so without this every https backend
+/// would fail verification. `SSL_CERT_FILE` wins; then the usual system bundles. Only a file
+/// that exists is passed on: Pingora panics on one it cannot load.
+fn upstream_ca_file() -> Option<String> {
+    let from_env = std::env::var("SSL_CERT_FILE").ok();
+    from_env
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/cert.pem",
+            ]
+            .map(String::from),
+        )
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| m.is_file()) && loads(path))
+}
+
+fn loads(path: &str) -> bool {
+    use pingora::tls::ssl::{SslContextBuilder, SslMethod};
+    let ok =
+        SslContextBuilder::new(SslMethod::tls()).is_ok_and(|mut b| b.set_ca_file(path).is_ok());
+    if !ok {
+        log::warn!("CA bundle {path} cannot be loaded; https backends will not verify against it");
+    }
+    ok
+}
+
 fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {
     let s = &config.server;
     let pool_size: usize = config
@@ -237,6 +266,7 @@ fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {
         graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
         // Pingora's pool is one LRU for all peers; size it for every backend's share.
         upstream_keepalive_pool_size: pool_size.max(128),
+        ca_file: upstream_ca_file(),
         daemon_wait_for_ready: options.daemon,
         ..ServerConf::default()
     }

@@ -161,3 +161,66 @@ fn cert_dir_pairs_load_and_a_bad_certificate_is_a_config_error() {
     assert_eq!(check.code, Some(1), "{}", check.output());
     assert!(check.output().contains("broken.crt"), "{}", check.output());
 }
+
+/// A TLS origin on loopback: answers every request with 200 "tls-origin" and closes.
+fn tls_origin(dir: &Path) -> std::net::SocketAddr {
+    use openssl::ssl::{SslAcceptor, SslFiletype};
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
+    acceptor
+        .set_certificate_chain_file(dir.join("origin.crt"))
+        .expect("origin cert");
+    acceptor
+        .set_private_key_file(dir.join("origin.key"), SslFiletype::PEM)
+        .expect("origin key");
+    let acceptor = std::sync::Arc::new(acceptor.build());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let acceptor = acceptor.clone();
+            std::thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(mut tls) = acceptor.accept(tcp) else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntls-origin",
+                );
+                let _ = tls.shutdown();
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn https_backends_are_verified_against_the_trust_store() {
+    let certs = temp_dir("upstream-tls");
+    make_cert(&certs, "origin", &["localhost"]);
+    let origin = tls_origin(&certs);
+    let yaml = config(&format!(
+        "domains:\n  - hosts: [\"*\"]\n    backends: [{{ addr: \"https://localhost:{}\" }}]\n    max_retries: 0\n",
+        origin.port()
+    ));
+    let ca = certs.join("origin.crt");
+
+    let trusted = Strait::start_env(
+        &yaml,
+        &[("SSL_CERT_FILE", ca.to_str().expect("utf-8 path"))],
+    );
+    let resp = trusted.get("app.test", "/");
+    assert_eq!((resp.status, resp.text()), (200, "tls-origin".to_string()));
+
+    // The origin's self-signed certificate is in no system bundle: verification must fail.
+    let untrusted = Strait::start(&yaml);
+    let resp = untrusted.get("app.test", "/");
+    assert_eq!(resp.status, 502, "an unverifiable backend must not be used");
+}
