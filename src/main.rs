@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use strait::config;
 use strait::server::{self, RunOptions};
 
+/// mimalloc rather than the system allocator: a proxied request makes a few hundred small
+/// allocations (header maps, buffers, futures); see the allocator notes in benches/README.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Used when neither -c nor STRAIT_CONFIG names a file.
 const DEFAULT_CONFIG: &str = "conf/strait.yaml";
 

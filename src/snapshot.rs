@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
@@ -67,6 +68,9 @@ pub struct Target {
     /// The `Host` sent upstream for each backend when neither `preserve_host` nor
     /// `host_header` is set: the authority of the backend's URL.
     pub default_hosts: Vec<String>,
+    /// The `Host` sent upstream for each backend unless `preserve_host` is set: `host_header`,
+    /// else the backend's default host; prebuilt so a request only clones it.
+    pub upstream_hosts: Vec<Option<HeaderValue>>,
 }
 
 pub struct StaticResponse {
@@ -224,13 +228,24 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
 
 pub fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
     let peers = pool.backends.iter().map(|b| peer_for(b, options)).collect();
-    let default_hosts = pool.backends.iter().map(|b| authority(&b.config)).collect();
+    let default_hosts: Vec<String> = pool.backends.iter().map(|b| authority(&b.config)).collect();
+    let upstream_hosts = default_hosts
+        .iter()
+        .map(|default| {
+            let host = options.host_header.as_deref().unwrap_or(default);
+            // Validated names and URL authorities always make a header value.
+            (!host.is_empty())
+                .then(|| HeaderValue::from_str(host).ok())
+                .flatten()
+        })
+        .collect();
     Target {
         pool,
         pool_index,
         options: options.clone(),
         peers,
         default_hosts,
+        upstream_hosts,
     }
 }
 

@@ -35,9 +35,20 @@ pub struct Observe {
 static ID_PREFIX: Lazy<String> = Lazy::new(|| format!("{:012x}", rand::random::<u64>() >> 16));
 static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// `{prefix}-{counter}`, the counter in lower-case hex of at least 8 digits.
 pub fn new_request_id() -> String {
     let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}-{n:08x}", *ID_PREFIX)
+    // Written by hand: `format!` costs several times this on every request.
+    let digits = (16 - n.leading_zeros() as usize / 4).max(8);
+    let mut id = String::with_capacity(ID_PREFIX.len() + 1 + digits);
+    id.push_str(&ID_PREFIX);
+    id.push('-');
+    for i in (0..digits).rev() {
+        id.push(char::from(
+            b"0123456789abcdef"[(n >> (i * 4)) as usize & 0xf],
+        ));
+    }
+    id
 }
 
 fn acceptable_id(v: &[u8]) -> bool {
@@ -116,13 +127,25 @@ fn timed_out(e: &Error) -> bool {
 /// The `logging` phase: metrics always, an access log line when one is configured.
 pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &Ctx) {
     let duration = ctx.started.elapsed();
-    let snapshot: Arc<Snapshot> = ctx.snapshot.clone().unwrap_or_else(|| state.snapshot());
+    let current: Arc<Snapshot>;
+    let snapshot: &Snapshot = match &ctx.snapshot {
+        Some(s) => s,
+        None => {
+            current = state.snapshot();
+            &current
+        }
+    };
     let req = session.req_header();
     let host = request_host(req);
     let path = req.uri.path();
-    // Routing again (a hash lookup and a prefix scan) keeps the request path free of
-    // bookkeeping and gives the configured names, never the client's strings.
-    let matched = snapshot.router.route(host, path).and_then(|hit| {
+    // The configured names, never the client's strings: from the route `request_filter`
+    // matched (`ctx.hit`, set with `ctx.snapshot`), else by routing again.
+    let hit = match ctx.snapshot {
+        Some(_) => ctx.hit,
+        None => None,
+    }
+    .or_else(|| snapshot.router.route(host, path));
+    let matched = hit.and_then(|hit| {
         let d = snapshot.domains.get(hit.domain)?;
         let route = hit
             .route
@@ -179,12 +202,19 @@ pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &Ct
     access_log::send(Entry {
         at: SystemTime::now(),
         request_id: ctx.observe.request_id.clone(),
-        client: ctx.client_ip.map(|ip| ip.to_string()).or_else(|| {
-            session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string())
-        }),
+        client: ctx
+            .client_ip
+            .or_else(|| {
+                session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip())
+            })
+            .map(|ip| {
+                let mut text = String::with_capacity(39);
+                super::upstream::push_ip(&mut text, ip);
+                text
+            }),
         method: req.method.as_str().to_string(),
         host: host.to_string(),
         path: path.to_string(),
@@ -211,6 +241,23 @@ fn millis(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_ids_are_prefix_dash_hex_counter() {
+        let id = new_request_id();
+        let (prefix, counter) = id.split_once('-').unwrap();
+        assert_eq!(prefix, ID_PREFIX.as_str());
+        let n = u64::from_str_radix(counter, 16).unwrap();
+        assert_eq!(counter, format!("{n:08x}"));
+        ID_COUNTER.fetch_max(0x1_2345_6789, Ordering::Relaxed);
+        let long = new_request_id();
+        let counter = long.split_once('-').unwrap().1;
+        assert_eq!(
+            counter,
+            format!("{:08x}", u64::from_str_radix(counter, 16).unwrap())
+        );
+        assert!(counter.len() >= 9, "{long}");
+    }
 
     #[test]
     fn generated_ids_are_unique_and_acceptable() {

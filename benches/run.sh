@@ -1,0 +1,545 @@
+#!/usr/bin/env bash
+# strait vs nginx vs HAProxy as round-robin reverse proxies, on loopback. See benches/README.md.
+#
+#   benches/run.sh              full run (5 profiles x 3 proxies x 3 rounds, about 8 minutes)
+#   QUICK=1 benches/run.sh      one short round per profile (about 1 minute)
+#   PROFILES="plain cache" PROXIES="strait nginx" ROUNDS=5 benches/run.sh
+#
+# Environment (defaults in brackets):
+#   ROUNDS [3]  DURATION [8] seconds per wrk run  WARMUP [2] seconds per proxy and profile
+#   PROFILES [plain plain16k observe cache c1000]  PROXIES [strait nginx haproxy]
+#   BASELINE [plain] profiles that also run bare Pingora (benches/baseline/bare_pingora.rs),
+#                    the floor under strait; "" for none
+#   WORKERS [1] worker processes/threads of every proxy   CONNS [64] wrk connections
+#   PROXY_CPUS [1] / LOAD_CPUS [0]  taskset lists for the proxies / for wrk and the origin
+#                                   (PIN=0 disables pinning)
+#   STRAIT_BIN [target/release/strait, built here with cargo build --release]
+#   OUT [benches/results/<date>]  where raw.tsv, summary.md and the logs are kept
+#
+# Only loopback addresses are used; every wrk run is bounded by DURATION; every process
+# started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=${ROUNDS:-1}
+  DURATION=${DURATION:-3}
+  WARMUP=${WARMUP:-1}
+fi
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+PROFILES=${PROFILES:-plain plain16k observe cache c1000}
+PROXIES=${PROXIES:-strait nginx haproxy}
+WORKERS=${WORKERS:-1}
+CONNS=${CONNS:-64}
+PIN=${PIN:-1}
+PROXY_CPUS=${PROXY_CPUS:-1}
+LOAD_CPUS=${LOAD_CPUS:-0}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$ROOT/benches/results/$STAMP}
+
+ORIGIN_A=18081
+ORIGIN_B=18082
+ORIGIN_STATUS=18089
+BASELINE=${BASELINE-plain}
+declare -A PORT=([strait]=18100 [nginx]=18101 [haproxy]=18102 [pingora]=18103)
+STRAIT_PROBE=18110
+STRAIT_ADMIN=18111
+NGINX_STATUS=18112
+HAPROXY_STATS=18113
+HOST_HEADER="bench.local"
+
+say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+  say "error: $*"
+  exit 1
+}
+
+# --- tools ------------------------------------------------------------------------------------
+need_install=()
+command -v wrk >/dev/null || need_install+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_install+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_install+=(haproxy)
+command -v taskset >/dev/null || need_install+=(util-linux)
+command -v curl >/dev/null || need_install+=(curl)
+if [ ${#need_install[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${need_install[*]}; install them (apt-get install ${need_install[*]}) or run as root"
+  say "installing ${need_install[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_install[@]}" >/dev/null ||
+    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_install[@]}" >/dev/null; }
+fi
+export PATH=$PATH:/usr/sbin:/sbin
+NGINX=$(command -v nginx)
+HAPROXY=$(command -v haproxy)
+
+if [ -z "${STRAIT_BIN:-}" ]; then
+  say "cargo build --release (strait and the bare Pingora baseline)"
+  cargo build --release --quiet --bin strait --example bare_pingora
+  STRAIT_BIN=$ROOT/target/release/strait
+fi
+BARE_BIN=${BARE_BIN:-$(dirname "$STRAIT_BIN")/examples/bare_pingora}
+[ -x "$STRAIT_BIN" ] || die "no strait binary at $STRAIT_BIN"
+[ -z "$BASELINE" ] || [ -x "$BARE_BIN" ] || die "no bare Pingora binary at $BARE_BIN (cargo build --release --example bare_pingora)"
+
+# wrk -c1000 needs 1000 sockets in wrk and 2000+ in each proxy.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -ge 4096 ] || die "ulimit -n is $(ulimit -n); the c1000 profile needs at least 4096"
+
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  PIN_PROXY=(taskset -c "$PROXY_CPUS")
+  PIN_LOAD=(taskset -c "$LOAD_CPUS")
+else
+  PIN_PROXY=()
+  PIN_LOAD=()
+  PROXY_CPUS=all
+  LOAD_CPUS=all
+fi
+
+TMP=$(mktemp -d /tmp/strait-bench.XXXXXX)
+# nginx workers run as nobody when started by root; they must reach the cache and temp dirs.
+chmod 755 "$TMP"
+mkdir -p "$OUT" "$TMP/www"
+# The processes started here and still running, by name.
+declare -A LIVE=()
+cleanup() {
+  local pid
+  for pid in "${LIVE[@]}"; do
+    kill -INT "$pid" 2>/dev/null || true
+  done
+  sleep 0.5
+  for pid in "${LIVE[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  # Keep the logs of this run next to its results.
+  cp "$TMP"/*.log "$OUT"/ 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- origin: one nginx worker, two ports --------------------------------------------------------
+SMALL_BODY='{"ok":true,"from":"origin","pad":"0123456789abcdef0123456789"}'
+head -c 16384 /dev/zero | tr '\0' 'x' >"$TMP/www/16k"
+cat >"$TMP/origin.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/origin.pid;
+error_log $TMP/origin-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  open_file_cache max=16 inactive=600s;
+  open_file_cache_valid 600s;
+  sendfile on;
+  tcp_nodelay on;
+  server {
+    listen 127.0.0.1:$ORIGIN_A backlog=4096;
+    listen 127.0.0.1:$ORIGIN_B backlog=4096;
+    root $TMP/www;
+    add_header Cache-Control "public, max-age=3600";
+    location = /small { default_type application/json; return 200 '$SMALL_BODY'; }
+    location = /16k { default_type application/octet-stream; }
+  }
+  server {
+    listen 127.0.0.1:$ORIGIN_STATUS;
+    location = /status { stub_status; }
+  }
+}
+EOF
+
+wait_http() { # url name
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "${LIVE[$2]}" 2>/dev/null || die "$2 exited; see $TMP/$2.log: $(tail -3 "$TMP/$2.log")"
+    if curl -fsS -o /dev/null -m 1 -H "Host: $HOST_HEADER" "$1" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "nothing answers at $1"
+}
+
+start() { # name cmd...  (pinning is part of cmd)
+  local name=$1
+  shift
+  "$@" >>"$TMP/$name.log" 2>&1 &
+  LIVE[$name]=$!
+}
+
+stop() { # name
+  local pid=${LIVE[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -INT "$pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "LIVE[$1]"
+}
+
+start origin "${PIN_LOAD[@]}" "$NGINX" -p "$TMP" -c "$TMP/origin.conf" -e "$TMP/origin-error.log"
+wait_http "http://127.0.0.1:$ORIGIN_A/small" origin
+wait_http "http://127.0.0.1:$ORIGIN_B/16k" origin
+
+origin_accepts() {
+  curl -fsS -m 2 "http://127.0.0.1:$ORIGIN_STATUS/status" | awk 'NR == 3 { print $1 }'
+}
+
+# --- proxy configs ----------------------------------------------------------------------------
+# All three do the same work per request: round robin over the two origin ports on pooled
+# keep-alive connections, Host rewritten, X-Forwarded-For/-Proto/-Host and X-Request-Id set.
+write_strait() { # profile
+  local p=$1 hc="" obs="" cache="" dcache=""
+  if [ "$p" = observe ]; then
+    hc='    health_check: { type: http, path: /small, interval: 1s, timeout: 1s, fail_threshold: 2, success_threshold: 1 }'
+    obs="  access_log: $TMP/strait-access.log
+probe:
+  addr: 127.0.0.1:$STRAIT_PROBE
+admin:
+  addr: 127.0.0.1:$STRAIT_ADMIN"
+  fi
+  if [ "$p" = cache ]; then
+    cache="cache:
+  max_bytes: 64MiB
+  max_entries: 10000"
+    dcache="    cache: true"
+  fi
+  cat >"$TMP/strait.yaml" <<EOF
+server:
+  threads: $WORKERS
+  pid_file: $TMP/strait.pid
+  upgrade_sock: $TMP/strait-upgrade.sock
+  grace_period: 1s
+  shutdown_timeout: 1s
+listeners:
+  - addr: 127.0.0.1:${PORT[strait]}
+logging:
+  level: info
+$obs
+$cache
+domains:
+  - hosts: ["*"]
+    load_balancer: round_robin
+    backends:
+      - { addr: "http://127.0.0.1:$ORIGIN_A" }
+      - { addr: "http://127.0.0.1:$ORIGIN_B" }
+    max_idle_conns: 1024
+    max_retries: 1
+$hc
+$dcache
+EOF
+}
+
+write_nginx() { # profile
+  local p=$1 log="access_log off;" status="" cache_path="" cache=""
+  if [ "$p" = observe ]; then
+    log="access_log $TMP/nginx-access.log;"
+    status="server { listen 127.0.0.1:$NGINX_STATUS; location = /status { stub_status; } }"
+  fi
+  if [ "$p" = cache ]; then
+    cache_path="proxy_cache_path $TMP/nginx-cache levels=1:2 keys_zone=bench:10m max_size=64m inactive=60m use_temp_path=off;"
+    cache="proxy_cache bench; proxy_cache_valid 200 1h; add_header X-Cache \$upstream_cache_status;"
+  fi
+  cat >"$TMP/nginx.conf" <<EOF
+worker_processes $WORKERS;
+worker_rlimit_nofile 16384;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  $log
+  client_body_temp_path $TMP/nginx-body;
+  proxy_temp_path $TMP/nginx-proxy;
+  $cache_path
+  keepalive_requests 10000000;
+  keepalive_timeout 60s;
+  upstream origin {
+    server 127.0.0.1:$ORIGIN_A;
+    server 127.0.0.1:$ORIGIN_B;
+    keepalive 1024;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$proxy_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Request-Id \$request_id;
+      $cache
+    }
+  }
+  $status
+}
+EOF
+}
+
+write_haproxy() { # profile
+  local p=$1 check="" log="" stats="" cache_section="" cache_use=""
+  if [ "$p" = observe ]; then
+    check="check inter 1s fall 2 rise 1"
+    log="log stdout format raw local0
+  option httplog"
+    stats="frontend stats
+  bind 127.0.0.1:$HAPROXY_STATS
+  http-request use-service prometheus-exporter if { path /metrics }
+  stats enable
+  stats uri /stats"
+  fi
+  if [ "$p" = cache ]; then
+    cache_section="cache bench
+  total-max-size 64
+  max-object-size 65536
+  max-age 3600"
+    cache_use="http-request cache-use bench
+  http-response cache-store bench"
+  fi
+  cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread $WORKERS
+  maxconn 8000
+defaults
+  mode http
+  $log
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${PORT[haproxy]}
+  option forwardfor
+  unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
+  unique-id-header X-Request-Id
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  $cache_use
+  default_backend be
+backend be
+  balance roundrobin
+  http-request set-header Host origin
+  server o1 127.0.0.1:$ORIGIN_A $check
+  server o2 127.0.0.1:$ORIGIN_B $check
+$cache_section
+$stats
+EOF
+}
+
+start_proxy() { # name profile
+  local name=$1 p=$2
+  case $name in
+  strait)
+    write_strait "$p"
+    start strait "${PIN_PROXY[@]}" "$STRAIT_BIN" -c "$TMP/strait.yaml"
+    ;;
+  nginx)
+    write_nginx "$p"
+    start nginx "${PIN_PROXY[@]}" "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log"
+    ;;
+  haproxy)
+    write_haproxy "$p"
+    start haproxy "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$TMP/haproxy.cfg"
+    ;;
+  pingora)
+    start pingora "${PIN_PROXY[@]}" "$BARE_BIN" "127.0.0.1:${PORT[pingora]}" "$WORKERS" \
+      "127.0.0.1:$ORIGIN_A" "127.0.0.1:$ORIGIN_B"
+    ;;
+  esac
+  wait_http "http://127.0.0.1:${PORT[$name]}/small" "$name"
+}
+
+# utime+stime (clock ticks) of a process and all its children (nginx master + workers).
+cpu_ticks() { # pid
+  local pids total=0 f
+  pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+  for p in $pids; do
+    f=/proc/$p/stat
+    [ -r "$f" ] || continue
+    # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    total=$((total + $(sed 's/.*) //' "$f" | awk '{ print $12 + $13 }')))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
+to_us() { # "635.91us" | "1.20ms" | "2.00s" -> microseconds
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1000000; else print n
+  }'
+}
+
+# Clock ticks the whole machine (all CPUs) spent in processes (user, nice, system, steal), and
+# in interrupts (irq, softirq: much of loopback TCP is processed there, charged to no
+# process), from /proc/stat.
+machine_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 + $9; exit }' /proc/stat
+}
+irq_ticks() {
+  awk '/^cpu / { print $7 + $8; exit }' /proc/stat
+}
+
+# CPU ticks of this shell's finished children (wrk runs in the foreground), from the output of
+# the `times` builtin saved in file $1: `times` must run in this shell, not in a $(...).
+child_ticks() {
+  awk -v hz="$HZ" 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+    printf "%d", t * hz
+  }' "$1"
+}
+
+RAW=$OUT/raw.tsv
+printf 'profile\tproxy\tround\trps\tp50_us\tp99_us\tcpu_us_per_req\tproxy_busy_pct\tload_busy_pct\tirq_pct\tother_pct\torigin_conns\terrors\n' >"$RAW"
+
+wrk_cmd() { # port path conns duration
+  echo "wrk -t1 -c$3 -d$4s --latency -H 'Host: $HOST_HEADER' http://127.0.0.1:$1$2"
+}
+
+# Columns: proxy_busy_pct is the proxy's CPU time over the run's wall time (100 = one core
+# saturated); load_busy_pct the same for wrk plus the origin (on their own core when pinned:
+# near 100 means the load side, not the proxy, limits the rate); irq_pct is interrupt and
+# softirq time (loopback TCP receive work, charged to no process) as a share of all CPUs;
+# other_pct is process CPU used on the machine by anything else, as a share of all CPUs
+# (other tenants; rounds with more than a few percent are suspect).
+run_one() { # profile proxy round path conns
+  local p=$1 name=$2 round=$3 path=$4 conns=$5 pid=${LIVE[$2]} out
+  local before after acc_before acc_after o_before o_after m_before m_after w_before w_after i_before i_after
+  acc_before=$(origin_accepts)
+  o_before=$(cpu_ticks "${LIVE[origin]}")
+  times >"$TMP/times.before"
+  m_before=$(machine_ticks)
+  i_before=$(irq_ticks)
+  before=$(cpu_ticks "$pid")
+  "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" \
+    "http://127.0.0.1:${PORT[$name]}$path" >"$TMP/wrk.out"
+  after=$(cpu_ticks "$pid")
+  m_after=$(machine_ticks)
+  i_after=$(irq_ticks)
+  times >"$TMP/times.after"
+  o_after=$(cpu_ticks "${LIVE[origin]}")
+  acc_after=$(origin_accepts)
+  out=$(cat "$TMP/wrk.out")
+  echo "$out" >>"$OUT/wrk-$p-$name.txt"
+  local rps reqs p50 p99 errs cpu busy load other irq
+  w_before=$(child_ticks "$TMP/times.before")
+  w_after=$(child_ticks "$TMP/times.after")
+  rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+  reqs=$(echo "$out" | awk '/ requests in / { print $1 }')
+  p50=$(to_us "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+  p99=$(to_us "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+  errs=$(echo "$out" | awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(",", ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }')
+  cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  busy=$(awk -v t=$((after - before)) -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%.0f", t / hz / d * 100 }')
+  load=$(awk -v t=$((w_after - w_before + o_after - o_before)) -v hz="$HZ" -v d="$DURATION" \
+    'BEGIN { printf "%.0f", t / hz / d * 100 }')
+  other=$(awk -v m=$((m_after - m_before)) -v own=$((after - before + w_after - w_before + o_after - o_before)) \
+    -v hz="$HZ" -v d="$DURATION" -v n="$(nproc)" 'BEGIN { o = (m - own) / hz / d / n * 100; printf "%.0f", o < 0 ? 0 : o }')
+  irq=$(awk -v t=$((i_after - i_before)) -v hz="$HZ" -v d="$DURATION" -v n="$(nproc)" \
+    'BEGIN { printf "%.0f", t / hz / d / n * 100 }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$name" "$round" "$rps" "$p50" "$p99" "$cpu" \
+    "$busy" "$load" "$irq" "$other" $((acc_after - acc_before)) "$errs" >>"$RAW"
+  say "$p $name round $round: $rps req/s, p50 ${p50}us p99 ${p99}us, ${cpu}us CPU/req, busy ${busy}% (load side ${load}%, irq ${irq}%, others ${other}%), origin conns +$((acc_after - acc_before)), errors $errs"
+}
+
+say "results in $OUT; proxies on CPU $PROXY_CPUS, wrk and origin on CPU $LOAD_CPUS, $WORKERS worker(s) each"
+for p in $PROFILES; do
+  case $p in
+  plain | observe | cache)
+    path=/small
+    conns=$CONNS
+    ;;
+  plain16k)
+    path=/16k
+    conns=$CONNS
+    ;;
+  c1000)
+    path=/small
+    conns=1000
+    ;;
+  *) die "unknown profile $p" ;;
+  esac
+  proxies=$PROXIES
+  case " $BASELINE " in *" $p "*) proxies="$proxies pingora" ;; esac
+  for name in $proxies; do
+    start_proxy "$name" "$p"
+    # Warm-up: fills the upstream pools (and the caches), not measured.
+    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" -H "Host: $HOST_HEADER" "http://127.0.0.1:${PORT[$name]}$path" >/dev/null
+  done
+  echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION")" >>"$OUT/commands.txt"
+  for round in $(seq 1 "$ROUNDS"); do
+    for name in $proxies; do
+      run_one "$p" "$name" "$round" "$path" "$conns"
+    done
+  done
+  for name in $proxies; do
+    stop "$name"
+  done
+done
+
+# --- summary ----------------------------------------------------------------------------------
+{
+  echo "# strait vs nginx vs HAProxy, $STAMP"
+  echo
+  echo "- machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+  echo "- versions: $("$STRAIT_BIN" --version), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $("$HAPROXY" -v | head -1 | awk '{ print "haproxy/" $3 }'), $(wrk -v 2>&1 | head -1 | awk '{ print $1 "/" $2 }')"
+  echo "- layout: $WORKERS worker(s) per proxy on CPU $PROXY_CPUS; wrk and the origin (1 nginx worker) on CPU $LOAD_CPUS"
+  echo "- rounds: $ROUNDS x ${DURATION}s per proxy and profile (after ${WARMUP}s warm-up), interleaved A B C A B C"
+  echo "- command: $(wrk_cmd '<port>' '<path>' '<conns>' "$DURATION")"
+  echo
+  echo "Medians over the rounds. CPU/req: the proxy's utime+stime (all its processes) per request."
+  echo "busy: proxy CPU / wall time; load: wrk + origin CPU / wall time; irq: interrupt + softirq"
+  echo "time (loopback TCP), % of all CPUs; others: other processes on the machine, % of all CPUs."
+  echo "Ratios: strait's req/s over nginx's / HAProxy's / bare Pingora's."
+  echo
+  echo "| profile | proxy | req/s | p50 µs | p99 µs | CPU µs/req | busy % | load % | irq % | others % | origin conns opened | errors | vs nginx | vs HAProxy | vs Pingora |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' '
+    function median(key, col,   n, i, j, t, a) {
+      n = 0
+      for (i = 1; i <= cnt[key]; i++) a[++n] = val[key, i, col]
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      if (n % 2) return a[(n + 1) / 2]
+      return (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function ratio(pr, other, rps) {
+      if (!((pr SUBSEP other) in cnt)) return "-"
+      return sprintf("%.2f", rps / median(pr SUBSEP other, 4))
+    }
+    NR > 1 {
+      key = $1 SUBSEP $2
+      if (!(key in cnt)) { order[++k] = key; if (!($1 in seenp)) { seenp[$1] = 1; profs[++np] = $1 } }
+      cnt[key]++
+      for (c = 4; c <= 13; c++) val[key, cnt[key], c] = $c
+    }
+    END {
+      for (i = 1; i <= np; i++) {
+        pr = profs[i]
+        for (o = 1; o <= k; o++) {
+          split(order[o], kp, SUBSEP)
+          if (kp[1] != pr) continue
+          key = order[o]
+          rps = median(key, 4)
+          vn = "-"; vh = "-"; vp = "-"
+          if (kp[2] == "strait") { vn = ratio(pr, "nginx", rps); vh = ratio(pr, "haproxy", rps); vp = ratio(pr, "pingora", rps) }
+          printf "| %s | %s | %.0f | %.0f | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %d | %d | %s | %s | %s |\n", pr, kp[2], rps, median(key, 5), median(key, 6), median(key, 7), median(key, 8), median(key, 9), median(key, 10), median(key, 11), median(key, 12), median(key, 13), vn, vh, vp
+        }
+      }
+    }' "$RAW"
+} >"$OUT/summary.md"
+cat "$OUT/summary.md"
