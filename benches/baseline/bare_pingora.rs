@@ -67,7 +67,6 @@ fn main() {
 
     let conf = ServerConf {
         threads,
-        work_stealing: false,
         upstream_keepalive_pool_size: 4096,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(0),
