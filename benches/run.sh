@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # strait vs nginx vs HAProxy as round-robin reverse proxies, on loopback. See benches/README.md.
 #
-#   benches/run.sh              full run (5 profiles x 3 proxies x 3 rounds, about 8 minutes)
-#   QUICK=1 benches/run.sh      one short round per profile (about 1 minute)
+#   benches/run.sh              full run (5 profiles x 3 proxies x 3 rounds, about 9 minutes)
+#   QUICK=1 benches/run.sh      one 3 s round per profile (about 3.5 minutes)
 #   PROFILES="plain cache" PROXIES="strait nginx" ROUNDS=5 benches/run.sh
 #
 # Environment (defaults in brackets):

@@ -274,11 +274,6 @@ fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {
         // it the parent returns once the daemon has set up (pid file written), and `-u` still
         // waits up to 5 s for the old process's sockets.
         daemon_wait_for_ready: false,
-        // One single-threaded runtime per worker thread, nginx-style, instead of one
-        // work-stealing runtime: each connection stays on the thread that accepted it. Measured
-        // in benches/README.md: with 2 workers, 12 % more requests/s at 11 % less CPU per
-        // request; with 1 worker, the same.
-        work_stealing: false,
         ..ServerConf::default()
     }
 }
