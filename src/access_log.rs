@@ -3,8 +3,10 @@
 //! Requests hand their [`Entry`] to a bounded queue and move on; a dedicated thread formats and
 //! writes. When the queue is full the entry is dropped and counted
 //! (`strait_access_log_dropped_total`) rather than making a request wait on the disk. The
-//! writer flushes whenever the queue runs empty, so a line is on disk moments after the
-//! response. SIGUSR1 reopens the file (logrotate's `postrotate`); `-` writes to stdout.
+//! writer flushes whenever the queue runs empty, then rests for [`BATCH_PAUSE`] before it
+//! looks again, so a line is on disk within a few milliseconds of the response. Without the
+//! rest the writer would sleep on an empty queue and every request would wake it: three
+//! context switches per request, a quarter of strait's CPU per request under load. SIGUSR1 reopens the file (logrotate's `postrotate`); `-` writes to stdout.
 //!
 //! Line fields: `time` (RFC 3339, UTC, milliseconds, when the request ended), `request_id`,
 //! `client` (IP), `method`, `host`, `path`, `query` (or null), `status` (0: no response was
@@ -33,10 +35,14 @@ use crate::config::AccessLog;
 
 /// Entries waiting for the writer; beyond this they are dropped.
 pub const QUEUE: usize = 64 * 1024;
+/// The writer's rest after each drained batch. At 100 000 requests/s this lets 500 lines
+/// gather, far below [`QUEUE`].
+pub const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    #[serde(skip)]
+    /// When the request ended; written first, as `time`.
+    #[serde(rename = "time", serialize_with = "serialize_time")]
     pub at: SystemTime,
     pub request_id: String,
     pub client: Option<String>,
@@ -58,12 +64,8 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
-/// What goes over the wire: `time` first, then the entry's fields.
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    #[serde(flatten)]
-    entry: &'a Entry,
+fn serialize_time<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_millis(*at))
 }
 
 enum Msg {
@@ -265,11 +267,7 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
             }
             if let Msg::Entry(entry) = msg {
                 buf.clear();
-                let line = Line {
-                    time: rfc3339_millis(entry.at),
-                    entry: &entry,
-                };
-                if serde_json::to_writer(&mut buf, &line).is_ok() {
+                if serde_json::to_writer(&mut buf, &*entry).is_ok() {
                     buf.push(b'\n');
                     if let Err(e) = sink.out().write_all(&buf) {
                         warn_rarely(&e);
@@ -286,6 +284,7 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
             sink.reopen();
         }
         shared.written.fetch_add(batch, Ordering::Release);
+        std::thread::sleep(BATCH_PAUSE);
     }
 }
 
@@ -435,11 +434,7 @@ mod tests {
             user_agent: None,
             error: None,
         };
-        let line = serde_json::to_string(&Line {
-            time: rfc3339_millis(entry.at),
-            entry: &entry,
-        })
-        .unwrap();
+        let line = serde_json::to_string(&entry).unwrap();
         assert!(line.starts_with("{\"time\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"r1\""));
         let back: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(back["path"], "/x\"y");
