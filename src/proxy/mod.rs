@@ -72,6 +72,7 @@ impl ProxyHttp for StraitProxy {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        observe::on_upstream_request(req, ctx)?;
         upstream::rewrite_request(session, req, ctx)?;
         if let Some(host) = &ctx.hook.upstream_host {
             req.insert_header(http::header::HOST, host.as_str())?;
