@@ -18,20 +18,24 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
+use http::{HeaderValue, Method, Uri};
 use log::{error, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use serde::Serialize;
 
 use crate::config::AccessLog;
+
+mod line;
+pub use line::write_line;
 
 /// Entries waiting for the writer; beyond this they are dropped.
 pub const QUEUE: usize = 64 * 1024;
@@ -39,33 +43,31 @@ pub const QUEUE: usize = 64 * 1024;
 /// gather, far below [`QUEUE`].
 pub const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
-#[derive(Debug, Clone, Serialize)]
+/// One request, as the `logging` phase hands it over. Fields hold what the request already
+/// had (reference-counted header values, the address, durations); turning them into text is
+/// the writer thread's work.
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// When the request ended; written first, as `time`.
-    #[serde(rename = "time", serialize_with = "serialize_time")]
     pub at: SystemTime,
     pub request_id: String,
-    pub client: Option<String>,
-    pub method: String,
+    pub client: Option<IpAddr>,
+    pub method: Method,
     pub host: String,
-    pub path: String,
-    pub query: Option<String>,
+    /// Path and query as received.
+    pub uri: Uri,
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub duration_ms: f64,
+    pub duration: Duration,
     pub domain: Option<String>,
     pub route: Option<String>,
     pub upstream: Option<String>,
-    pub upstream_duration_ms: Option<f64>,
+    pub upstream_duration: Option<Duration>,
     pub attempts: u32,
     pub cache: Option<&'static str>,
-    pub user_agent: Option<String>,
-    pub error: Option<String>,
-}
-
-fn serialize_time<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339_millis(*at))
+    pub user_agent: Option<HeaderValue>,
+    pub error: Option<&'static str>,
 }
 
 enum Msg {
@@ -258,6 +260,7 @@ impl BackgroundService for AccessLogService {
 
 fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
     let mut buf = Vec::with_capacity(1024);
+    let mut clock = line::Clock::default();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         let mut batch = 0u64;
@@ -267,11 +270,9 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
             }
             if let Msg::Entry(entry) = msg {
                 buf.clear();
-                if serde_json::to_writer(&mut buf, &*entry).is_ok() {
-                    buf.push(b'\n');
-                    if let Err(e) = sink.out().write_all(&buf) {
-                        warn_rarely(&e);
-                    }
+                write_line(&mut buf, &entry, &mut clock);
+                if let Err(e) = sink.out().write_all(&buf) {
+                    warn_rarely(&e);
                 }
                 batch += 1;
             }
@@ -298,75 +299,26 @@ fn warn_rarely(e: &io::Error) {
     }
 }
 
-/// `2024-05-01T12:34:56.789Z`
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (the well-known era-based method:
-/// 400-year eras of 146 097 days, years starting in March so leap days fall at the end).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn formats_times() {
-        let at = |s: u64, ms: u64| UNIX_EPOCH + Duration::from_millis(s * 1000 + ms);
-        assert_eq!(rfc3339_millis(at(0, 0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_millis(at(951_782_400, 5)),
-            "2000-02-29T00:00:00.005Z"
-        );
-        assert_eq!(
-            rfc3339_millis(at(1_709_251_199, 999)),
-            "2024-02-29T23:59:59.999Z"
-        );
-        assert_eq!(
-            rfc3339_millis(at(4_102_444_800, 0)),
-            "2100-01-01T00:00:00.000Z"
-        );
-    }
-
     fn entry(path: &str) -> Entry {
         Entry {
-            at: UNIX_EPOCH,
+            at: std::time::UNIX_EPOCH,
             request_id: "r".into(),
             client: None,
-            method: "GET".into(),
+            method: Method::GET,
             host: "h".into(),
-            path: path.into(),
-            query: None,
+            uri: path.parse().unwrap(),
             status: 200,
             bytes_in: 0,
             bytes_out: 0,
-            duration_ms: 0.0,
+            duration: Duration::ZERO,
             domain: None,
             route: None,
             upstream: None,
-            upstream_duration_ms: None,
+            upstream_duration: None,
             attempts: 0,
             cache: None,
             user_agent: None,
@@ -409,35 +361,5 @@ mod tests {
             .contains(&format!("\"/{}\"", QUEUE - 1)));
         LOGGER.store(None);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn entry_serialises_with_time_first() {
-        let entry = Entry {
-            at: UNIX_EPOCH,
-            request_id: "r1".into(),
-            client: Some("127.0.0.1".into()),
-            method: "GET".into(),
-            host: "a.test".into(),
-            path: "/x\"y".into(),
-            query: None,
-            status: 200,
-            bytes_in: 0,
-            bytes_out: 5,
-            duration_ms: 1.5,
-            domain: Some("a.test".into()),
-            route: None,
-            upstream: None,
-            upstream_duration_ms: None,
-            attempts: 0,
-            cache: None,
-            user_agent: None,
-            error: None,
-        };
-        let line = serde_json::to_string(&entry).unwrap();
-        assert!(line.starts_with("{\"time\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"r1\""));
-        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(back["path"], "/x\"y");
-        assert_eq!(back["status"], 200);
     }
 }

@@ -131,7 +131,7 @@ fn timed_out(e: &Error) -> bool {
 }
 
 /// The `logging` phase: metrics always, an access log line when one is configured.
-pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &Ctx) {
+pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &mut Ctx) {
     let duration = ctx.started.elapsed();
     let current: Arc<Snapshot>;
     let snapshot: &Snapshot = match &ctx.snapshot {
@@ -200,48 +200,32 @@ pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &Ct
     if !access_log::enabled() {
         return;
     }
-    let header = |name: &str| {
-        req.headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-    };
     access_log::send(Entry {
         at: SystemTime::now(),
-        request_id: ctx.observe.request_id.clone(),
-        client: ctx
-            .client_ip
-            .or_else(|| {
-                session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip())
-            })
-            .map(|ip| {
-                let mut text = String::with_capacity(39);
-                super::upstream::push_ip(&mut text, ip);
-                text
-            }),
-        method: req.method.as_str().to_string(),
+        // The request is over: its id moves into the log instead of being copied.
+        request_id: std::mem::take(&mut ctx.observe.request_id),
+        client: ctx.client_ip.or_else(|| {
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+        }),
+        method: req.method.clone(),
         host: host.to_string(),
-        path: path.to_string(),
-        query: req.uri.query().map(str::to_string),
+        uri: req.uri.clone(),
         status,
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,
-        duration_ms: millis(duration),
+        duration,
         domain: matched.map(|(d, _)| d.to_string()),
         route: route.map(str::to_string),
         upstream: upstream.map(str::to_string),
-        upstream_duration_ms: ctx.observe.upstream_duration.map(millis),
+        upstream_duration: ctx.observe.upstream_duration,
         attempts: ctx.attempts,
         cache,
-        user_agent: header("user-agent"),
-        error: error.map(|e| e.etype().as_str().to_string()),
+        user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
+        error: error.map(|e| e.etype().as_str()),
     });
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 #[cfg(test)]
