@@ -100,6 +100,18 @@ impl Failure {
     }
 }
 
+/// Whether `e` only says the client went away (closed, reset, or stopped reading) before the
+/// response was complete: routine at any scale (browsers cancel, load tools stop), so it is
+/// not an error of the proxy's. The access log still records the request (status 0 when
+/// nothing was sent, and the error's name).
+pub fn is_client_abort(e: &Error) -> bool {
+    *e.esource() == ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+        )
+}
+
 /// The error page: its header and body.
 pub fn page(failure: Failure) -> Result<(ResponseHeader, Bytes)> {
     let body = Bytes::from_static(failure.body().as_bytes());

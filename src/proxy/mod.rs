@@ -213,6 +213,27 @@ impl ProxyHttp for StraitProxy {
         e
     }
 
+    /// Pingora logs every failed request at ERROR; a client hanging up is logged at debug
+    /// instead (one load test's end would otherwise write a thousand ERROR lines).
+    fn suppress_error_log(&self, session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        let abort = errors::is_client_abort(e);
+        if abort {
+            log::debug!("client went away: {e}, {}", request_line(session));
+        }
+        abort
+    }
+
+    /// The same for the warning Pingora writes when it would retry after a client error.
+    fn suppress_proxy_warn_log(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        e: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        self.suppress_error_log(session, ctx, e)
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         hooked::on_final_error(&self.state, session, ctx, e);
         // After a failed proxy attempt Pingora closes the client connection whatever this
@@ -236,4 +257,15 @@ impl ProxyHttp for StraitProxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// `GET host/path` for log lines.
+fn request_line(session: &Session) -> String {
+    let req = session.req_header();
+    format!(
+        "{} {}{}",
+        req.method,
+        request::request_host(req),
+        req.uri.path()
+    )
 }

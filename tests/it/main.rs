@@ -7,6 +7,7 @@ mod access_log;
 mod admin;
 mod balancing;
 mod cache;
+mod client_abort;
 mod config_errors;
 mod headers;
 mod health;
