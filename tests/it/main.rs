@@ -9,6 +9,7 @@ mod balancing;
 mod cache;
 mod client_abort;
 mod config_errors;
+mod h2c;
 mod headers;
 mod health;
 mod hooks;
