@@ -92,6 +92,7 @@ pub fn backend_json(b: &Backend) -> Value {
         "addr": b.config.url,
         "resolved": b.addr.to_string(),
         "weight": b.weight(),
+        "max_connections": b.config.max_connections,
         "healthy": b.is_healthy(),
         "enabled": b.is_enabled(),
         "active": b.active(),
@@ -169,7 +170,13 @@ struct NewBackend {
     addr: String,
     #[serde(default = "one")]
     weight: u32,
+    /// As the config's backend `max_connections`: absent means no cap.
+    #[serde(default)]
+    max_connections: Option<u32>,
 }
+
+/// The config decoder's bounds for `max_connections`.
+const MAX_CONNECTIONS: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 
 fn one() -> u32 {
     1
@@ -223,13 +230,21 @@ async fn apply(
     Ok(state.snapshot())
 }
 
-/// `POST /backends?domain=D[&route=/p/]` with `{"addr": "...", "weight": N}`.
+/// `POST /backends?domain=D[&route=/p/]` with `{"addr": "...", "weight": N,
+/// "max_connections": M}` (weight and max_connections optional).
 pub async fn add(state: &State, domain: &str, route: Option<&str>, body: &[u8]) -> ApiResult {
     let new: NewBackend = parse_json(body)?;
     if !(1..=MAX_WEIGHT).contains(&new.weight) {
         return Err(ApiError::bad_request(format!(
             "weight must be 1-{MAX_WEIGHT}, found {}",
             new.weight
+        )));
+    }
+    if let Some(n) = new.max_connections.filter(|n| !MAX_CONNECTIONS.contains(n)) {
+        return Err(ApiError::bad_request(format!(
+            "max_connections must be {}-{}, found {n}",
+            MAX_CONNECTIONS.start(),
+            MAX_CONNECTIONS.end()
         )));
     }
     let url = new.addr.trim().to_string();
@@ -271,7 +286,7 @@ pub async fn add(state: &State, domain: &str, route: Option<&str>, body: &[u8]) 
         host,
         port,
         weight: new.weight,
-        max_connections: None,
+        max_connections: new.max_connections,
         pos: Pos::default(),
         path: format!("admin API: pool {}", pool.name),
     });

@@ -235,6 +235,43 @@ fn max_connections_queues_then_answers_busy() {
     assert_eq!(slow.max_in_flight(), 1);
 }
 
+/// `max_connections` given to `POST /backends` caps the added backend as the config key does.
+#[test]
+fn max_connections_from_the_admin_api_holds() {
+    let slow = Origin::start(
+        "slow",
+        Behaviour::default().delay(Duration::from_millis(300)),
+    );
+    let p = Ports::new();
+    let s = Strait::start(&config(&format!(
+        "{}domains:\n  - hosts: [capped.test]\n    backends: []\n    connect_timeout: 5s\n",
+        p.yaml(true)
+    )));
+    p.wait_up();
+    let bad = p.call(
+        "POST",
+        "/backends?domain=capped.test",
+        &format!("{{\"addr\": \"{}\", \"max_connections\": 0}}", slow.url()),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("max_connections"), "{}", bad.text());
+
+    let added = p.call(
+        "POST",
+        "/backends?domain=capped.test",
+        &format!("{{\"addr\": \"{}\", \"max_connections\": 1}}", slow.url()),
+    );
+    assert_eq!(added.status, 201, "{}", added.text());
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.call("GET", "/backends?domain=capped.test", "").text())
+            .expect("JSON");
+    assert_eq!(listed[0]["max_connections"], 1, "{listed}");
+
+    let results = concurrent(&s, "capped.test", 3);
+    assert!(results.iter().all(|(r, _)| r.status == 200));
+    assert_eq!(slow.max_in_flight(), 1, "the cap was not applied");
+}
+
 #[test]
 fn max_connections_spreads_over_backends_with_room() {
     let a = Origin::start("a", Behaviour::default().delay(Duration::from_millis(300)));
