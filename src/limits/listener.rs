@@ -16,7 +16,7 @@
 //! silently, as Pingora does.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -63,8 +63,16 @@ pub enum Head {
     Ready(BytesMut),
     /// Closed, idle, or shutting down before the first byte: close quietly.
     Quiet,
-    TimedOut,
-    TooLarge,
+    TimedOut(Partial),
+    TooLarge(Partial),
+}
+
+/// What a refused head had sent, for its log line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Partial {
+    pub bytes: BytesMut,
+    /// When its first byte arrived.
+    pub since: Instant,
 }
 
 /// Where the head in `buf` ends (just past its empty line), ignoring empty lines before the
@@ -105,23 +113,24 @@ pub async fn read_head(
         Ok(Ok(n)) if n > 0 => {}
         _ => return Head::Quiet,
     }
-    let deadline = tokio::time::Instant::now() + timeout;
+    let since = Instant::now();
+    let deadline = tokio::time::Instant::from_std(since) + timeout;
     let mut scanned = 0;
     loop {
         if let Some(end) = head_end(&buf, scanned) {
             return if end > max {
-                Head::TooLarge
+                Head::TooLarge(Partial { bytes: buf, since })
             } else {
                 Head::Ready(buf)
             };
         }
         if buf.len() > max {
-            return Head::TooLarge;
+            return Head::TooLarge(Partial { bytes: buf, since });
         }
         scanned = buf.len();
         buf.reserve(READ_CHUNK);
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
-            Err(_) => return Head::TimedOut,
+            Err(_) => return Head::TimedOut(Partial { bytes: buf, since }),
             // The client gave up mid-head: nobody to answer.
             Ok(Ok(0)) | Ok(Err(_)) => return Head::Quiet,
             Ok(Ok(_)) => {}
@@ -130,15 +139,15 @@ pub async fn read_head(
 }
 
 /// The 408 or 431 answer, written straight to the connection (no request was parsed, so no
-/// route, hook or log line applies).
+/// route or hook applies; [`super::refusal_log`] records it).
 pub fn refusal(head: &Head) -> Option<&'static [u8]> {
     match head {
-        Head::TimedOut => Some(
+        Head::TimedOut(_) => Some(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 39\r\nConnection: close\r\nX-Strait-Error: request-header-timeout\r\n\r\n\
 strait: the request head took too long\n",
         ),
-        Head::TooLarge => Some(
+        Head::TooLarge(_) => Some(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 38\r\nConnection: close\r\nX-Strait-Error: header-too-large\r\n\r\n\
 strait: the request head is too large\n",
@@ -200,7 +209,14 @@ where
                 Head::Ready(prefix) => prefix,
                 other => {
                     if let Some(answer) = refusal(&other) {
-                        log::debug!("refused a request head: {other:?}");
+                        let client = stream
+                            .get_socket_digest()
+                            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+                        match &other {
+                            Head::TimedOut(p) => super::refusal_log::record(408, p, client),
+                            Head::TooLarge(p) => super::refusal_log::record(431, p, client),
+                            _ => {}
+                        }
                         let _ = stream.write_all(answer).await;
                         let _ = stream.flush().await;
                         let _ = stream.shutdown().await;
@@ -257,7 +273,11 @@ mod tests {
 
     #[test]
     fn refusals_are_well_formed() {
-        for head in [Head::TimedOut, Head::TooLarge] {
+        let partial = || Partial {
+            bytes: BytesMut::new(),
+            since: Instant::now(),
+        };
+        for head in [Head::TimedOut(partial()), Head::TooLarge(partial())] {
             let text = std::str::from_utf8(refusal(&head).unwrap()).unwrap();
             let (head_text, body) = text.split_once("\r\n\r\n").unwrap();
             let length: usize = head_text

@@ -9,6 +9,7 @@
 pub mod concurrency;
 pub mod listener;
 pub mod rate;
+pub mod refusal_log;
 
 use std::net::IpAddr;
 use std::sync::Arc;

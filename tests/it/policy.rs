@@ -518,6 +518,84 @@ fn a_slow_request_head_gets_408() {
     }
 }
 
+/// 408 and 431 are answered before Pingora parses anything; they still reach the access log
+/// (with what had arrived of the request line and Host) and `strait_requests_total`.
+#[test]
+fn refused_heads_are_logged_and_counted() {
+    let o = Origin::plain("o");
+    let p = Ports::new();
+    let s = Strait::start(&format!(
+        "{}{}logging:\n  access_log: \"{{dir}}/access.log\"\n",
+        limits_config(&o),
+        p.yaml(true)
+    ));
+    p.wait_up();
+    let mut c = Conn::connect(s.addr()).unwrap();
+    c.send_raw(b"GET /slow?q=1 HTTP/1.1\r\nHost: app.test\r\n")
+        .unwrap();
+    assert_eq!(c.read_response("GET").unwrap().status, 408);
+    let big = "a".repeat(3000);
+    let r = client::request(
+        s.addr(),
+        "PUT",
+        "/big",
+        &[("Host", "app.test"), ("X-Big", &big)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 431);
+
+    let log = s.dir().join("access.log");
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    crate::support::eventually_msg(Duration::from_secs(10), "two access log lines", || {
+        lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        lines.len() >= 2
+    });
+    let slow = lines
+        .iter()
+        .find(|l| l["status"] == 408)
+        .expect("a 408 line");
+    assert_eq!(slow["method"], "GET", "{slow}");
+    assert_eq!(slow["path"], "/slow", "{slow}");
+    assert_eq!(slow["query"], "q=1", "{slow}");
+    assert_eq!(slow["host"], "app.test", "{slow}");
+    assert_eq!(slow["client"], "127.0.0.1", "{slow}");
+    assert_eq!(slow["error"], "request-header-timeout", "{slow}");
+    assert!(
+        slow["duration_ms"].as_f64().unwrap_or(0.0) >= 900.0,
+        "{slow}"
+    );
+    let large = lines
+        .iter()
+        .find(|l| l["status"] == 431)
+        .expect("a 431 line");
+    assert_eq!(large["method"], "PUT", "{large}");
+    assert_eq!(large["path"], "/big", "{large}");
+    assert_eq!(large["error"], "header-too-large", "{large}");
+    assert_eq!(large["domain"], serde_json::Value::Null, "{large}");
+
+    let m = scrape(&p);
+    for status in ["408", "431"] {
+        assert_eq!(
+            m.value(
+                "strait_requests_total",
+                &[
+                    ("domain", "(unknown)"),
+                    ("route", "(none)"),
+                    ("status", status)
+                ]
+            ),
+            1.0,
+            "status {status}"
+        );
+    }
+    assert_eq!(o.hits(), 0);
+}
+
 #[test]
 fn a_large_request_head_gets_431() {
     let o = Origin::plain("o");
