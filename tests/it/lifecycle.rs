@@ -143,6 +143,14 @@ fn binary_upgrade_under_load_loses_no_request() {
     load.wait_for_more(50, "load through the old instance");
 
     let mut new = Spawned::start(&["-u"], old.config_path(), old.dir(), "new.log");
+    let new_log_path = old.dir().join("new.log");
+    let new_log = || fs::read_to_string(&new_log_path).unwrap_or_default();
+    // The new instance says it waits for the sockets (as INFO: it is the normal sequence).
+    eventually_msg(
+        Duration::from_secs(10),
+        "the new instance waiting for the sockets",
+        || new_log().contains("waiting for the running instance to hand over"),
+    );
     signal(old.pid(), libc::SIGQUIT);
     eventually_msg(
         Duration::from_secs(20),
@@ -150,6 +158,16 @@ fn binary_upgrade_under_load_loses_no_request() {
         || !old.is_running(),
     );
     load.wait_for_more(50, "load through the new instance after the old one exited");
+    let errors: Vec<String> = new_log()
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a normal upgrade logged errors:\n{}",
+        errors.join("\n")
+    );
     let results = load.finish();
 
     let failed = failures(&results);
