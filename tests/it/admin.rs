@@ -637,7 +637,7 @@ fn added_backend_takes_traffic_only_after_a_good_health_check() {
     )));
     p.wait_up();
     let load = Load::start(s.addr(), "add.test", 3);
-    thread::sleep(Duration::from_millis(200));
+    eventually_msg(Duration::from_secs(5), "load reaching a", || a.hits() >= 20);
 
     let r = p.call(
         "POST",
