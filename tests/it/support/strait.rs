@@ -1,11 +1,13 @@
 //! Runs the real `strait` binary: a config in a fresh temp dir, output captured to files,
 //! readiness by polling the listener, killed on drop (logs printed if the test failed).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,12 +34,21 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Picks a free loopback port: bind :0, read the port, release it.
+/// Picks a free loopback port: bind :0, read the port, release it. Never the same port twice
+/// in one test run: the kernel may hand a released port out again, and a test that asks for
+/// several (listener, admin, probe) would then get two equal ones.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..10_000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+    panic!("no loopback port left that this test run has not used");
 }
 
 fn read_lossy(path: &Path) -> String {
