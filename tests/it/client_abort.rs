@@ -71,7 +71,13 @@ fn hanging_up_before_the_response_is_not_an_error() {
 
     let line = logged(&s, "/slow");
     assert_eq!(line["status"], 0, "{line}");
-    assert_eq!(line["error"], "ConnectionClosed", "{line}");
+    assert!(
+        matches!(
+            line["error"].as_str(),
+            Some("ConnectionClosed" | "ReadError")
+        ),
+        "{line}"
+    );
     assert_still_serves(&s);
     assert_quiet(&s);
 }
