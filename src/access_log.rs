@@ -6,7 +6,8 @@
 //! writer flushes whenever the queue runs empty, then rests for [`BATCH_PAUSE`] before it
 //! looks again, so a line is on disk within a few milliseconds of the response. Without the
 //! rest the writer would sleep on an empty queue and every request would wake it: three
-//! context switches per request, a quarter of strait's CPU per request under load. SIGUSR1 reopens the file (logrotate's `postrotate`); `-` writes to stdout.
+//! context switches per request, a quarter of strait's CPU per request under load. SIGUSR1
+//! reopens the file (logrotate's `postrotate`); `-` writes to stdout.
 //!
 //! Line fields: `time` (RFC 3339, UTC, milliseconds, when the request ended), `request_id`,
 //! `client` (IP), `method`, `host`, `path`, `query` (or null), `status` (0: no response was

@@ -30,6 +30,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tls;
 
+mod ascii;
 mod builder;
 
 pub use builder::Strait;
