@@ -67,6 +67,18 @@ pub enum Head {
     TooLarge(Partial),
 }
 
+impl Head {
+    /// For a refused head: its status, its `X-Strait-Error` code (as [`refusal`] writes
+    /// them) and what had arrived.
+    pub fn refused(&self) -> Option<(u16, &'static str, &Partial)> {
+        match self {
+            Head::TimedOut(p) => Some((408, "request-header-timeout", p)),
+            Head::TooLarge(p) => Some((431, "header-too-large", p)),
+            Head::Ready(_) | Head::Quiet => None,
+        }
+    }
+}
+
 /// What a refused head had sent, for its log line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Partial {
@@ -212,10 +224,8 @@ where
                         let client = stream
                             .get_socket_digest()
                             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-                        match &other {
-                            Head::TimedOut(p) => super::refusal_log::record(408, p, client),
-                            Head::TooLarge(p) => super::refusal_log::record(431, p, client),
-                            _ => {}
+                        if let Some((status, code, partial)) = other.refused() {
+                            super::refusal_log::record(status, code, partial, client);
                         }
                         let _ = stream.write_all(answer).await;
                         let _ = stream.flush().await;
@@ -279,6 +289,12 @@ mod tests {
         };
         for head in [Head::TimedOut(partial()), Head::TooLarge(partial())] {
             let text = std::str::from_utf8(refusal(&head).unwrap()).unwrap();
+            let (status, code, _) = head.refused().unwrap();
+            assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+            assert!(
+                text.contains(&format!("X-Strait-Error: {code}\r\n")),
+                "{text}"
+            );
             let (head_text, body) = text.split_once("\r\n\r\n").unwrap();
             let length: usize = head_text
                 .lines()

@@ -13,7 +13,8 @@ use crate::access_log::{self, Entry};
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
 use crate::proxy::observe::new_request_id;
 
-pub fn record(status: u16, partial: &Partial, client: Option<IpAddr>) {
+/// `code` is the `X-Strait-Error` the client was sent; the log line's `error`.
+pub fn record(status: u16, code: &'static str, partial: &Partial, client: Option<IpAddr>) {
     let duration = partial.since.elapsed();
     metrics::record(&RequestRecord {
         domain: UNKNOWN_DOMAIN,
@@ -26,10 +27,16 @@ pub fn record(status: u16, partial: &Partial, client: Option<IpAddr>) {
     if !access_log::enabled() {
         return;
     }
-    access_log::send(entry(status, &partial.bytes, client, duration));
+    access_log::send(entry(status, code, &partial.bytes, client, duration));
 }
 
-fn entry(status: u16, head: &[u8], client: Option<IpAddr>, duration: Duration) -> Entry {
+fn entry(
+    status: u16,
+    code: &'static str,
+    head: &[u8],
+    client: Option<IpAddr>,
+    duration: Duration,
+) -> Entry {
     let (method, uri) = request_line(head);
     Entry {
         at: SystemTime::now(),
@@ -49,11 +56,7 @@ fn entry(status: u16, head: &[u8], client: Option<IpAddr>, duration: Duration) -
         attempts: 0,
         cache: None,
         user_agent: None,
-        error: Some(if status == 408 {
-            "request-header-timeout"
-        } else {
-            "header-too-large"
-        }),
+        error: Some(code),
     }
 }
 
@@ -109,7 +112,13 @@ mod tests {
             host(b"GET / HTTP/1.1\r\nHost: a.test\r\n").as_deref(),
             Some("a.test")
         );
-        let e = entry(431, b"\r\nPUT /x HTTP/1.1\n", None, Duration::ZERO);
+        let e = entry(
+            431,
+            "header-too-large",
+            b"\r\nPUT /x HTTP/1.1\n",
+            None,
+            Duration::ZERO,
+        );
         assert_eq!(e.method, Method::PUT);
         assert_eq!(e.uri.path(), "/x");
         assert_eq!(e.error, Some("header-too-large"));
