@@ -215,10 +215,13 @@ impl ProxyHttp for StraitProxy {
 
     /// Pingora logs every failed request at ERROR; a client hanging up is logged at debug
     /// instead (one load test's end would otherwise write a thousand ERROR lines).
-    fn suppress_error_log(&self, session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+    fn suppress_error_log(&self, session: &Session, ctx: &Ctx, e: &Error) -> bool {
         let abort = errors::is_client_abort(e);
         if abort {
-            log::debug!("client went away: {e}, {}", request_line(session));
+            log::debug!(
+                "client went away: {e}, {}",
+                self.request_summary(session, ctx)
+            );
         }
         abort
     }
@@ -257,15 +260,4 @@ impl ProxyHttp for StraitProxy {
             can_reuse_downstream: false,
         }
     }
-}
-
-/// `GET host/path` for log lines.
-fn request_line(session: &Session) -> String {
-    let req = session.req_header();
-    format!(
-        "{} {}{}",
-        req.method,
-        request::request_host(req),
-        req.uri.path()
-    )
 }
