@@ -245,13 +245,6 @@ async fn reload(state: &State) -> ApiResult {
             StatusCode::UNPROCESSABLE_ENTITY,
             "the config has errors; the running config is unchanged",
         )
-        .with(
-            "errors",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .into(),
-        )),
+        .with_errors(&errors)),
     }
 }

@@ -217,14 +217,7 @@ async fn apply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cannot rebuild the routing table; nothing was changed",
             )
-            .with(
-                "errors",
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .into(),
-            )
+            .with_errors(&errors)
         })?;
     state.swap(next);
     Ok(state.snapshot())

@@ -45,6 +45,12 @@ impl ApiError {
         self
     }
 
+    /// Adds `"errors": [...]`, one string per error (config errors with their file:line).
+    pub fn with_errors<E: std::fmt::Display>(self, errors: &[E]) -> Self {
+        let list: Vec<Value> = errors.iter().map(|e| e.to_string().into()).collect();
+        self.with("errors", list.into())
+    }
+
     pub fn into_response(self) -> Response<Vec<u8>> {
         let mut body = json!({ "error": self.message });
         if let (Some((k, v)), Some(map)) = (self.details, body.as_object_mut()) {
