@@ -232,28 +232,32 @@ pub fn age_header(resp: &ResponseHeader) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// Whether `Vary` lists `*`: such a response can never be matched to a later request.
-pub fn vary_star(resp: &ResponseHeader) -> bool {
-    resp.headers
-        .get_all(header::VARY)
-        .iter()
+/// The items of a comma-separated list header (`Vary`, `Connection`) over all its lines,
+/// trimmed, empty ones skipped (RFC 9110 §5.6.1). Lines that are not text are ignored.
+pub fn list_items<'a>(
+    headers: &'a http::HeaderMap,
+    name: HeaderName,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(name)
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|name| name.trim() == "*")
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// Whether `Vary` lists `*`: such a response can never be matched to a later request.
+pub fn vary_star(resp: &ResponseHeader) -> bool {
+    list_items(&resp.headers, header::VARY).any(|name| name == "*")
 }
 
 /// The header as stored: without hop-by-hop fields, `Age`, fields named by the `Connection`
 /// header, and fields that `private="..."` / `no-cache="..."` withhold from shared caches.
 pub fn stored_header(resp: &ResponseHeader) -> ResponseHeader {
     let mut out = resp.clone();
-    let named: Vec<String> = resp
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
+    let named: Vec<String> = list_items(&resp.headers, header::CONNECTION)
+        .map(str::to_ascii_lowercase)
         .collect();
     for name in NOT_STORED
         .iter()

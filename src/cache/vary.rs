@@ -16,14 +16,8 @@ const ABSENT: &[u8] = b"\0absent";
 
 /// The variance of `resp` for `req`; `None` when the response does not vary.
 pub fn variance(resp: &ResponseHeader, req: &RequestHeader) -> Option<HashBinary> {
-    let mut names: Vec<String> = resp
-        .headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
+    let mut names: Vec<String> = super::policy::list_items(&resp.headers, header::VARY)
+        .map(str::to_ascii_lowercase)
         .collect();
     names.sort();
     names.dedup();

@@ -359,13 +359,8 @@ fn classify(phase: CachePhase, c: &CacheCtx) -> (Outcome, &'static str) {
 
 /// Adds `token` to `Vary` unless it is listed already.
 fn add_vary(resp: &mut ResponseHeader, token: &str) -> Result<()> {
-    let listed = resp
-        .headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|n| n.trim().eq_ignore_ascii_case(token) || n.trim() == "*");
+    let listed = policy::list_items(&resp.headers, header::VARY)
+        .any(|n| n.eq_ignore_ascii_case(token) || n == "*");
     if !listed {
         resp.append_header(header::VARY, token)?;
     }
