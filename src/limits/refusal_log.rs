@@ -11,7 +11,7 @@ use http::{Method, Uri};
 use super::listener::Partial;
 use crate::access_log::{self, Entry};
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
-use crate::proxy::observe::new_request_id;
+use crate::proxy::logging::new_request_id;
 
 /// `code` is the `X-Strait-Error` the client was sent; the log line's `error`.
 pub fn record(status: u16, code: &'static str, partial: &Partial, client: Option<IpAddr>) {

@@ -27,22 +27,23 @@ use pingora::proxy::{range_header_filter, RangeType, Session};
 use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::Ctx;
-use super::request::request_host;
+use super::host::{self, request_host};
 use crate::cache::key::{self, normalize_host};
 use crate::cache::precompress::{self, Precompress};
-use crate::cache::storage::{FillOptions, Hit};
+use crate::cache::storage::{self, FillOptions};
 use crate::cache::{cache_lock, policy, predictor, purge, store, vary, Outcome, Policy};
 use crate::hooks::CacheDecision;
+use crate::router::Hit;
 use crate::snapshot::Snapshot;
 
 /// Request header asking for the reason of a non-hit.
-pub const DEBUG_HEADER: &str = "x-cache-debug";
+pub(crate) const DEBUG_HEADER: &str = "x-cache-debug";
 /// Response header carrying that reason.
-pub const REASON_HEADER: &str = "x-cache-reason";
+pub(crate) const REASON_HEADER: &str = "x-cache-reason";
 
 /// Per-request cache state, kept in [`Ctx`].
 #[derive(Debug, Default)]
-pub struct CacheCtx {
+pub(crate) struct CacheCtx {
     /// Set when the request's domain or route caches: such responses all get `X-Cache`.
     policy: Option<Arc<Policy>>,
     rule: Option<usize>,
@@ -64,9 +65,10 @@ pub struct CacheCtx {
     not_modified: Option<Box<ResponseHeader>>,
 }
 
-/// The policy of the domain or route serving `host` + `path`, if it caches.
-fn policy_for(snapshot: &Snapshot, host: &str, path: &str) -> Option<Arc<Policy>> {
-    let hit = snapshot.router.route(host, path)?;
+/// The cache policy of the domain or route the request was routed to, if it caches. Taken
+/// from the routing result, never by routing again: an `on_request` hook may have rewritten
+/// the Host since, and the rules must come from the domain that applied its limits.
+fn policy_for(snapshot: &Snapshot, hit: Hit) -> Option<Arc<Policy>> {
     let domain = snapshot.domains.get(hit.domain)?;
     match hit.route.and_then(|r| domain.routes.get(r)) {
         Some(route) => route.cache.clone(),
@@ -74,19 +76,15 @@ fn policy_for(snapshot: &Snapshot, host: &str, path: &str) -> Option<Arc<Policy>
     }
 }
 
-fn is_tls(session: &Session) -> bool {
-    session.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
 /// `request_cache_filter`.
-pub fn request_filter(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-    let Some(snapshot) = ctx.snapshot.as_ref() else {
+pub(crate) fn request_filter(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+    let (Some(snapshot), Some(hit)) = (ctx.snapshot.as_ref(), ctx.hit) else {
+        return Ok(());
+    };
+    let Some(policy) = policy_for(snapshot, hit) else {
         return Ok(());
     };
     let req = session.req_header();
-    let Some(policy) = policy_for(snapshot, request_host(req), req.uri.path()) else {
-        return Ok(());
-    };
     let c = &mut ctx.cache;
     c.debug = req
         .headers
@@ -132,9 +130,9 @@ pub fn request_filter(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
 }
 
 /// `cache_key_callback`.
-pub fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
+pub(crate) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
     let req = session.req_header();
-    let scheme = if is_tls(session) { "https" } else { "http" };
+    let scheme = host::scheme(session);
     let Some(class) = key::method_class(&req.method) else {
         return Error::e_explain(
             pingora::ErrorType::InternalError,
@@ -153,19 +151,19 @@ pub fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
 }
 
 /// `cache_miss`.
-pub fn miss(session: &mut Session, ctx: &mut Ctx) {
+pub(crate) fn miss(session: &mut Session, ctx: &mut Ctx) {
     ctx.cache.missed = true;
     session.cache.cache_miss();
 }
 
 /// `cache_hit_filter`: notes freshness and chooses the gzip copy for clients that take it.
-pub fn hit_filter(session: &Session, hit: &mut HitHandler, is_fresh: bool, ctx: &mut Ctx) {
+pub(crate) fn hit_filter(session: &Session, hit: &mut HitHandler, is_fresh: bool, ctx: &mut Ctx) {
     let c = &mut ctx.cache;
     c.found_stale = !is_fresh;
     c.gzip_len = None;
     // Ranges are byte offsets into the identity body.
     if c.accepts_gzip && !session.req_header().headers.contains_key(header::RANGE) {
-        if let Some(h) = hit.as_any_mut().downcast_mut::<Hit>() {
+        if let Some(h) = hit.as_any_mut().downcast_mut::<storage::Hit>() {
             c.gzip_len = h.use_gzip();
         }
     }
@@ -173,7 +171,7 @@ pub fn hit_filter(session: &Session, hit: &mut HitHandler, is_fresh: bool, ctx: 
 
 /// `response_cache_filter`: RFC 9111 and the rules decide; a 304 from revalidation has its
 /// fields merged into the stored header first.
-pub fn response_cacheable(
+pub(crate) fn response_cacheable(
     session: &Session,
     resp: &ResponseHeader,
     ctx: &mut Ctx,
@@ -194,7 +192,7 @@ pub fn response_cacheable(
     let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
     // An `on_response` hook's `cache_for` / `dont_cache` overrides RFC 9111 and the rules;
     // a partial (206) response is never stored whole.
-    match super::hooked::cache_decision(ctx) {
+    match super::hook_calls::cache_decision(ctx) {
         Some(CacheDecision::Never) => {
             ctx.cache.refused = Some("hook");
             return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("hook")));
@@ -254,19 +252,19 @@ pub fn response_cacheable(
 }
 
 /// `cache_vary_filter`.
-pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+pub(crate) fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
     vary::variance(meta.response_header(), req)
 }
 
 /// `should_serve_stale`: stale-while-revalidate (`None`) whenever the stored response's window
 /// allows it (Pingora checks the window); stale-if-error for every failure not caused by the
 /// client (connect errors, timeouts, no healthy backend, 5xx).
-pub fn serve_stale(error: Option<&Error>) -> bool {
+pub(crate) fn serve_stale(error: Option<&Error>) -> bool {
     error.is_none_or(|e| *e.esource() != ErrorSource::Downstream)
 }
 
 /// `range_header_filter`: no ranges over the gzip copy.
-pub fn range(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> RangeType {
+pub(crate) fn range(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> RangeType {
     if ctx.cache.gzip_len.is_some() && served_from_cache(session.cache.phase()) {
         return RangeType::None;
     }
@@ -276,7 +274,11 @@ pub fn range(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> RangeTy
 /// `upstream_request_filter` addition: cacheable fetches ask for the identity representation.
 /// So do requests bypassing a URL remembered as uncacheable: their response may be stored
 /// once it is cacheable again.
-pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+pub(crate) fn upstream_request(
+    session: &Session,
+    req: &mut RequestHeader,
+    ctx: &Ctx,
+) -> Result<()> {
     if ctx.cache.policy.is_some() && (session.cache.enabled() || session.cache.bypassing()) {
         req.insert_header(header::ACCEPT_ENCODING, "identity")?;
     }
@@ -285,7 +287,7 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
 
 /// `upstream_response_filter` addition: keeps a revalidation's 304 for the header merge, and
 /// invalidates the URL after a successful unsafe request.
-pub fn upstream_response(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) {
+pub(crate) fn upstream_response(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) {
     let status = resp.status.as_u16();
     if status == 304 && ctx.cache.found_stale {
         ctx.cache.not_modified = Some(Box::new(resp.clone()));
@@ -389,7 +391,11 @@ fn gzip_headers(resp: &mut ResponseHeader, len: usize) -> Result<()> {
 }
 
 /// `response_filter` addition, for every response of a caching domain or route.
-pub fn response_filter(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+pub(crate) fn response_filter(
+    session: &Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut Ctx,
+) -> Result<()> {
     let Some(policy) = ctx.cache.policy.clone() else {
         return Ok(());
     };

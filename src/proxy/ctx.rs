@@ -10,44 +10,44 @@ use crate::lifecycle::InFlight;
 use crate::router::Hit;
 use crate::snapshot::{Snapshot, Target};
 
-pub struct Ctx {
-    pub started: Instant,
+pub(crate) struct Ctx {
+    pub(crate) started: Instant,
     /// Counts this request as in flight until the context is dropped (graceful exit).
     _in_flight: InFlight,
     /// The one snapshot this request reads, so a reload never splits a request across configs.
-    pub snapshot: Option<Arc<Snapshot>>,
-    pub target: Option<Arc<Target>>,
-    pub headers: Option<Arc<HeaderRules>>,
+    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    pub(crate) target: Option<Arc<Target>>,
+    pub(crate) headers: Option<Arc<HeaderRules>>,
     /// The client: the TCP peer, or whom `X-Forwarded-For` names behind a trusted proxy.
-    pub client_ip: Option<IpAddr>,
+    pub(crate) client_ip: Option<IpAddr>,
     /// The TCP peer (what this hop appends to `X-Forwarded-For`).
-    pub peer_ip: Option<IpAddr>,
+    pub(crate) peer_ip: Option<IpAddr>,
     /// The domain and route the request matched.
-    pub hit: Option<Hit>,
+    pub(crate) hit: Option<Hit>,
     /// A WebSocket (HTTP/1.1 `Upgrade`) request.
-    pub upgrade: bool,
+    pub(crate) upgrade: bool,
     /// The backend shown to `on_request` hooks, which the first attempt then uses if it can.
-    pub first_pick: Option<usize>,
-    /// Limits state (see `proxy/policy.rs`).
-    pub policy: super::policy::PolicyCtx,
-    /// Hook state (see `proxy/hooked.rs`).
-    pub hook: super::hooked::HookCtx,
+    pub(crate) first_pick: Option<usize>,
+    /// Limits state (see `proxy/request.rs`).
+    pub(crate) limits: super::request::LimitsCtx,
+    /// Hook state (see `proxy/hook_calls.rs`).
+    pub(crate) hook: super::hook_calls::HookCtx,
     /// Indexes (into the target's pool) of backends already tried on this request.
-    pub tried: Vec<usize>,
+    pub(crate) tried: Vec<usize>,
     /// Holds the in-flight count of the backend in use; replaced on retry, released on drop.
-    pub lease: Option<Lease>,
-    pub backend_index: Option<usize>,
-    pub attempts: u32,
+    pub(crate) lease: Option<Lease>,
+    pub(crate) backend_index: Option<usize>,
+    pub(crate) attempts: u32,
     /// An upstream response header arrived: from here on a failure cannot be retried.
-    pub upstream_responded: bool,
+    pub(crate) upstream_responded: bool,
     /// Request id and upstream timing for the access log and metrics.
-    pub observe: super::observe::Observe,
+    pub(crate) observe: super::logging::Observe,
     /// Response-cache state (see `proxy/cache.rs`).
-    pub cache: super::cache::CacheCtx,
+    pub(crate) cache: super::cache::CacheCtx,
 }
 
 impl Ctx {
-    pub fn new() -> Ctx {
+    pub(crate) fn new() -> Ctx {
         Ctx {
             started: Instant::now(),
             _in_flight: InFlight::start(),
@@ -59,7 +59,7 @@ impl Ctx {
             hit: None,
             upgrade: false,
             first_pick: None,
-            policy: Default::default(),
+            limits: Default::default(),
             hook: Default::default(),
             tried: Vec::new(),
             lease: None,
@@ -72,7 +72,7 @@ impl Ctx {
     }
 
     /// Whether a retry could go to a backend this request has not tried yet.
-    pub fn can_retry(&self) -> bool {
+    pub(crate) fn can_retry(&self) -> bool {
         let Some(target) = &self.target else {
             return false;
         };

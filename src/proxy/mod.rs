@@ -1,36 +1,50 @@
-//! strait's `ProxyHttp`: each Pingora phase delegates to the file named for it.
+//! strait's `ProxyHttp`: each Pingora phase delegates to the file of its phase group. The
+//! path of a proxied request, top-down:
+//!
+//! - `request.rs`: snapshot, request id, client, routing, limits, `on_request` hooks, and
+//!   the decision to proxy or to answer (`answer.rs`: `respond`, `redirect`, error pages);
+//! - `cache.rs`: whether and how the response cache takes part;
+//! - `upstream.rs`: the backend for each attempt, and the request it gets;
+//! - `response.rs`: what the client gets back;
+//! - `failure.rs`: the one classifier of errors, retries, and the error page;
+//! - `logging.rs`: metrics and the access log line.
+//!
+//! `hook_calls.rs` is where those phases call the embedder's hooks; `header_rules.rs` applies
+//! configured header edits; `host.rs` reads the request's host and scheme.
 
-pub mod cache;
+mod answer;
+mod cache;
 mod ctx;
-pub mod errors;
-mod headers;
-mod hooked;
-pub mod observe;
-mod policy;
+mod failure;
+mod header_rules;
+mod hook_calls;
+mod host;
+pub(crate) mod logging;
 mod request;
-mod retry;
+mod response;
 mod upstream;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, RangeType, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Error;
 
-pub use ctx::Ctx;
-use errors::Failure;
+pub(crate) use ctx::Ctx;
 
 use crate::state::State;
 
-pub struct StraitProxy {
+pub(crate) struct StraitProxy {
     state: Arc<State>,
 }
 
 impl StraitProxy {
-    pub fn new(state: Arc<State>) -> Self {
+    pub(crate) fn new(state: Arc<State>) -> Self {
         StraitProxy { state }
     }
 }
@@ -43,17 +57,10 @@ impl ProxyHttp for StraitProxy {
         Ctx::new()
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        observe::on_request(session, ctx);
-        request::route(&self.state, session, ctx).await
-    }
+    // --- request ---
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        observe::on_upstream_attempt(ctx);
-        hooked::on_attempt(ctx);
-        let mut peer = upstream::peer(ctx).await?;
-        policy::shape_peer(ctx, &mut peer);
-        Ok(peer)
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        request::filter(&self.state, session, ctx).await
     }
 
     async fn request_body_filter(
@@ -63,65 +70,16 @@ impl ProxyHttp for StraitProxy {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        policy::count_body(ctx, body.as_ref())
+        request::count_body(ctx, body.as_ref())
     }
 
-    async fn upstream_request_filter(
-        &self,
-        session: &mut Session,
-        req: &mut RequestHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        observe::on_upstream_request(req, ctx)?;
-        upstream::rewrite_request(session, req, ctx)?;
-        if let Some(host) = &ctx.hook.upstream_host {
-            req.insert_header(http::header::HOST, host.as_str())?;
-        }
-        cache::upstream_request(session, req, ctx)
-    }
-
-    async fn upstream_response_filter(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        ctx.upstream_responded = true;
-        observe::on_upstream_response(ctx);
-        cache::upstream_response(session, resp, ctx);
-        hooked::on_upstream_response(&self.state, session, ctx, resp).await;
-        Ok(())
-    }
-
-    async fn response_filter(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        cache::response_filter(session, resp, ctx)?;
-        // An HTTP/1.0 origin's status line would tell HTTP/1.1 clients to drop keep-alive;
-        // the proxy speaks HTTP/1.1 whatever the origin speaks.
-        if resp.version == http::Version::HTTP_10 {
-            resp.set_version(http::Version::HTTP_11);
-        }
-        if let Some(rules) = &ctx.headers {
-            headers::apply_response(&rules.response, resp);
-        }
-        policy::rate_headers(ctx, resp);
-        hooked::on_response_filter(&self.state, session, ctx, resp).await;
-        Ok(())
-    }
+    // --- cache ---
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         cache::request_filter(session, ctx)
     }
 
-    fn cache_key_callback(
-        &self,
-        session: &Session,
-        ctx: &mut Ctx,
-    ) -> Result<pingora::cache::CacheKey> {
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
         cache::cache_key(session, ctx)
     }
 
@@ -132,11 +90,11 @@ impl ProxyHttp for StraitProxy {
     async fn cache_hit_filter(
         &self,
         session: &mut Session,
-        _meta: &pingora::cache::CacheMeta,
-        hit_handler: &mut pingora::cache::HitHandler,
+        _meta: &CacheMeta,
+        hit_handler: &mut HitHandler,
         is_fresh: bool,
         ctx: &mut Ctx,
-    ) -> Result<Option<pingora::cache::ForcedFreshness>> {
+    ) -> Result<Option<ForcedFreshness>> {
         cache::hit_filter(session, hit_handler, is_fresh, ctx);
         Ok(None)
     }
@@ -146,16 +104,16 @@ impl ProxyHttp for StraitProxy {
         session: &Session,
         resp: &ResponseHeader,
         ctx: &mut Ctx,
-    ) -> Result<pingora::cache::RespCacheable> {
+    ) -> Result<RespCacheable> {
         cache::response_cacheable(session, resp, ctx)
     }
 
     fn cache_vary_filter(
         &self,
-        meta: &pingora::cache::CacheMeta,
+        meta: &CacheMeta,
         _ctx: &mut Ctx,
         req: &RequestHeader,
-    ) -> Option<pingora::cache::key::HashBinary> {
+    ) -> Option<HashBinary> {
         cache::variance(meta, req)
     }
 
@@ -173,13 +131,47 @@ impl ProxyHttp for StraitProxy {
         session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
-    ) -> pingora::proxy::RangeType {
+    ) -> RangeType {
         cache::range(session, resp, ctx)
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        observe::logging(&self.state, session, e, ctx);
+    // --- upstream ---
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        upstream::choose(ctx).await
     }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        upstream::request(session, req, ctx)
+    }
+
+    // --- response ---
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        response::from_upstream(&self.state, session, resp, ctx).await;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        response::to_client(&self.state, session, resp, ctx).await
+    }
+
+    // --- failure ---
 
     fn fail_to_connect(
         &self,
@@ -188,9 +180,7 @@ impl ProxyHttp for StraitProxy {
         ctx: &mut Ctx,
         e: Box<Error>,
     ) -> Box<Error> {
-        let e = retry::on_connect_failure(ctx, e);
-        hooked::on_attempt_error(&self.state, session, ctx, &e);
-        e
+        failure::on_connect_failure(&self.state, session, ctx, e)
     }
 
     fn error_while_proxy(
@@ -201,22 +191,17 @@ impl ProxyHttp for StraitProxy {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        let mut e = e.more_context(format!("peer: {peer}"));
-        // An oversized body is the client's fault: not the backend's, and not worth a retry.
-        e = if *e.etype() == errors::BODY_TOO_LARGE {
-            e.set_retry(false);
-            e
-        } else {
-            retry::on_proxy_failure(session, ctx, e, client_reused)
-        };
-        hooked::on_attempt_error(&self.state, session, ctx, &e);
-        e
+        failure::on_proxy_failure(&self.state, peer, session, ctx, e, client_reused)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        failure::on_request_failure(&self.state, session, e, ctx).await
     }
 
     /// Pingora logs every failed request at ERROR; a client hanging up is logged at debug
     /// instead (one load test's end would otherwise write a thousand ERROR lines).
     fn suppress_error_log(&self, session: &Session, ctx: &Ctx, e: &Error) -> bool {
-        let abort = errors::is_client_abort(e);
+        let abort = failure::classify(e).client_abort;
         if abort {
             log::debug!(
                 "client went away: {e}, {}",
@@ -232,32 +217,14 @@ impl ProxyHttp for StraitProxy {
         session: &Session,
         ctx: &Ctx,
         e: &Error,
-        _context: pingora::proxy::ProxyWarnLogContext,
+        _context: ProxyWarnLogContext,
     ) -> bool {
         self.suppress_error_log(session, ctx, e)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        hooked::on_final_error(&self.state, session, ctx, e);
-        // After a failed proxy attempt Pingora closes the client connection whatever this
-        // returns (its reuse flag only applies to filter errors), so the page must say so.
-        session.set_keepalive(None);
-        let code = match Failure::of(e) {
-            Some(f) if session.response_written().is_none() => {
-                let snapshot = ctx
-                    .snapshot
-                    .clone()
-                    .unwrap_or_else(|| self.state.snapshot());
-                hooked::error_page(&self.state, &snapshot, session, ctx, f)
-                    .await
-                    .unwrap_or(0)
-            }
-            Some(f) => f.status(),
-            None => 0,
-        };
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+    // --- logging ---
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        logging::logging(&self.state, session, e, ctx);
     }
 }

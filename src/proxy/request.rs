@@ -1,65 +1,184 @@
-//! `request_filter`: pick the snapshot, route by Host and path, answer static routes.
+//! The request phase (`request_filter`, `request_body_filter`), top-down: take the snapshot,
+//! name the request, identify the client, route by Host and path, apply the domain's or
+//! route's limits (`deny` 403, `rate_limit` 429, `max_body_bytes` 413 by `Content-Length`),
+//! run the `on_request` hooks, then act: proxy (later phases), or answer here (`respond`,
+//! `redirect`, 404).
 
-use pingora::http::RequestHeader;
-use pingora::prelude::*;
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
 use pingora::proxy::Session;
+use pingora::{Error, Result};
 
 use super::ctx::Ctx;
-use super::errors::{self, Failure};
-use crate::snapshot::RouteAction;
+use super::failure::{Failure, BODY_TOO_LARGE};
+use super::{answer, hook_calls, host, logging};
+use crate::hooks::RequestKind;
+use crate::limits::RateState;
+use crate::snapshot::{RouteAction, Snapshot};
 use crate::state::State;
 
-/// Returns `true` when the response has been written here and the request is done.
-pub async fn route(state: &State, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+/// Per-request limits state, kept in [`Ctx`].
+#[derive(Debug, Default)]
+pub(crate) struct LimitsCtx {
+    /// The rate limit's count for this request, for the `RateLimit-*` headers.
+    pub(crate) rate: Option<RateState>,
+    pub(crate) max_body: Option<u64>,
+    pub(crate) body_seen: u64,
+}
+
+/// `request_filter`. Returns `true` when the response has been written here and the request
+/// is done.
+pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let snapshot = state.snapshot();
     // Pingora keeps idle HTTP/1 clients forever unless told otherwise.
     session.set_keepalive(Some(snapshot.config.server.keepalive_timeout.as_secs()));
-    super::policy::identify_client(&snapshot, session, ctx);
+    logging::name_request(session, ctx);
+    identify_client(&snapshot, session, ctx);
+    ctx.snapshot = Some(snapshot.clone());
 
     let req = session.req_header();
-    let found = snapshot
-        .lookup(request_host(req), req.uri.path())
-        .map(|(hit, action, headers)| (hit, action, headers.clone()));
-    let Some((hit, action, headers)) = found else {
-        errors::respond(session, Failure::UnknownHost).await?;
+    let Some((hit, action, headers)) = snapshot.lookup(host::request_host(req), req.uri.path())
+    else {
+        answer::error_page(state, session, ctx, Failure::UnknownHost).await?;
         return Ok(true);
     };
-    ctx.headers = Some(headers);
-    if super::policy::enforce(state, &snapshot, hit, action, session, ctx).await? {
-        ctx.snapshot = Some(snapshot);
+    ctx.hit = Some(hit);
+    ctx.headers = Some(headers.clone());
+    if let RouteAction::NotFound = action {
+        answer::error_page(state, session, ctx, Failure::NoRoute).await?;
         return Ok(true);
+    }
+    // A background cache refresh repeats a request that already passed all of this.
+    if session.subrequest_ctx.is_none() {
+        if let Some(refusal) = enforce_limits(&snapshot, session, ctx) {
+            answer::error_page(state, session, ctx, refusal).await?;
+            return Ok(true);
+        }
+        let kind = prepare(state, session, ctx, action);
+        if let Some(reject) = hook_calls::on_request(state, session, ctx, kind).await {
+            answer::rejection(state, session, ctx, &reject).await?;
+            return Ok(true);
+        }
     }
     match action {
         RouteAction::Proxy(target) => {
             ctx.target = Some(target.clone());
+            Ok(false)
         }
-        RouteAction::Respond(r) => {
-            let done = super::policy::respond(state, &snapshot, session, ctx, r).await?;
-            ctx.snapshot = Some(snapshot);
-            return Ok(done);
-        }
-        RouteAction::Redirect(r) => {
-            let done = super::policy::redirect(state, &snapshot, session, ctx, r).await?;
-            ctx.snapshot = Some(snapshot);
-            return Ok(done);
-        }
-        RouteAction::NotFound => {
-            errors::respond(session, Failure::NoRoute).await?;
-            return Ok(true);
-        }
+        RouteAction::Respond(r) => answer::respond(state, session, ctx, r).await.map(|_| true),
+        RouteAction::Redirect(r) => answer::redirect(state, session, ctx, r).await.map(|_| true),
+        RouteAction::NotFound => Ok(true),
     }
-    ctx.snapshot = Some(snapshot);
-    Ok(false)
 }
 
-/// HTTP/2 and absolute-form requests carry the authority in the URI; HTTP/1 in `Host`.
-pub fn request_host(req: &RequestHeader) -> &str {
-    match req.uri.authority() {
-        Some(a) => a.as_str(),
-        None => req
+/// Sets `ctx.peer_ip` and `ctx.client_ip` (see `limits::client_ip`).
+fn identify_client(snapshot: &Snapshot, session: &Session, ctx: &mut Ctx) {
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    ctx.peer_ip = peer;
+    let trusted = &snapshot.config.server.trusted_proxies;
+    ctx.client_ip = if trusted.is_empty() {
+        peer
+    } else {
+        let forwarded: Vec<&[u8]> = session
+            .req_header()
             .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(""),
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        crate::limits::client_ip(peer, &forwarded, trusted)
+    };
+}
+
+/// `deny`, `rate_limit` and a declared `Content-Length` over `max_body_bytes`: the refusal, if
+/// any. A refused request's connection is not reused when its body may be unread.
+fn enforce_limits(snapshot: &Snapshot, session: &mut Session, ctx: &mut Ctx) -> Option<Failure> {
+    let hit = ctx.hit?;
+    let domain = snapshot.domains.get(hit.domain)?;
+    let route = hit.route.and_then(|r| domain.routes.get(r));
+    let limits = route.map_or(&domain.limits, |r| &r.limits);
+
+    if limits.denies(ctx.client_ip) {
+        return Some(Failure::Denied);
     }
+    if let Some(limiter) = &limits.rate {
+        let req = session.req_header();
+        let prefix = route.map_or("", |r| r.path_prefix.as_str());
+        let key = limiter.key(
+            ctx.client_ip,
+            |name| req.headers.get(name).map(|v| v.as_bytes()),
+            prefix,
+        );
+        let verdict = limiter.check(&key);
+        ctx.limits.rate = Some(verdict);
+        if !verdict.allowed {
+            session.set_keepalive(None);
+            return Some(Failure::RateLimited);
+        }
+    }
+    ctx.limits.max_body = limits.max_body_bytes;
+    if let Some(max) = limits.max_body_bytes {
+        let declared = session
+            .req_header()
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            // The body is not read: the connection cannot carry another request.
+            session.set_keepalive(None);
+            return Some(Failure::BodyTooLarge);
+        }
+    }
+    None
+}
+
+/// What the hooks are told about the request, and what a proxied request needs before them:
+/// a WebSocket upgrade's idle timeout, and the backend `on_request` hooks are shown.
+fn prepare(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    action: &RouteAction,
+) -> RequestKind {
+    let RouteAction::Proxy(target) = action else {
+        return RequestKind::Static;
+    };
+    if session.is_upgrade_req() {
+        ctx.upgrade = true;
+        // The client side of a tunnel may stay silent this long (Pingora's default read
+        // timeout would cut it after 60 s).
+        session.set_read_timeout(Some(target.options.websocket_idle_timeout));
+    }
+    if !state.hooks().request.is_empty() {
+        ctx.first_pick = target.pool.pick(ctx.client_ip, &|_| false);
+        ctx.target = Some(target.clone());
+    }
+    if ctx.upgrade {
+        RequestKind::Upgrade
+    } else {
+        RequestKind::Proxy
+    }
+}
+
+/// `request_body_filter`: counts a body sent without (or despite) a `Content-Length` against
+/// `max_body_bytes`. Tunnelled (upgraded) bytes are not a body.
+pub(crate) fn count_body(ctx: &mut Ctx, chunk: Option<&Bytes>) -> Result<()> {
+    let Some(max) = ctx.limits.max_body else {
+        return Ok(());
+    };
+    if ctx.upgrade {
+        return Ok(());
+    }
+    ctx.limits.body_seen += chunk.map_or(0, |c| c.len() as u64);
+    if ctx.limits.body_seen > max {
+        return Error::e_explain(
+            BODY_TOO_LARGE,
+            format!("request body over max_body_bytes ({max})"),
+        );
+    }
+    Ok(())
 }

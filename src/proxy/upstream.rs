@@ -1,4 +1,7 @@
-//! `upstream_peer` and `upstream_request_filter`: choose a backend, shape the request sent to it.
+//! The upstream phase, per attempt: `upstream_peer` chooses a backend (and waits for a slot
+//! under `max_connections`), `upstream_request_filter` shapes the request sent to it (Host,
+//! `X-Forwarded-*`, header rules, the hooks' Host, the request id, the cache's
+//! `Accept-Encoding`).
 
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -8,10 +11,23 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::Error;
 
 use super::ctx::Ctx;
-use super::errors::NO_HEALTHY_BACKEND;
+use super::failure::NO_HEALTHY_BACKEND;
+use super::{cache, header_rules, hook_calls, host, logging};
 use crate::limits::concurrency::{self, Pick};
 
-pub async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+/// `upstream_peer`: a new attempt (the first, or a retry) gets its backend.
+pub(crate) async fn choose(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    logging::upstream_attempt(ctx);
+    hook_calls::on_attempt(ctx);
+    let mut peer = peer(ctx).await?;
+    // A tunnel's backend side may stay silent as long as its client side.
+    if let (true, Some(target)) = (ctx.upgrade, &ctx.target) {
+        peer.options.read_timeout = Some(target.options.websocket_idle_timeout);
+    }
+    Ok(peer)
+}
+
+async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     let Some(target) = ctx.target.clone() else {
         return Error::e_explain(
             ErrorType::InternalError,
@@ -50,7 +66,17 @@ pub async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     }
 }
 
-pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+/// `upstream_request_filter`.
+pub(crate) fn request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    logging::carry_request_id(req, ctx)?;
+    rewrite(session, req, ctx)?;
+    if let Some(host) = &ctx.hook.upstream_host {
+        req.insert_header(http::header::HOST, host.as_str())?;
+    }
+    cache::upstream_request(session, req, ctx)
+}
+
+fn rewrite(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     let Some(target) = &ctx.target else {
         return Ok(());
     };
@@ -81,19 +107,21 @@ pub fn rewrite_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) ->
         crate::ascii::push_ip(&mut xff, ip);
         req.insert_header("X-Forwarded-For", xff)?;
     }
-    let proto = if is_tls(session) { "https" } else { "http" };
-    req.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
+    req.insert_header(
+        "X-Forwarded-Proto",
+        HeaderValue::from_static(host::scheme(session)),
+    )?;
     // `req` is already rewritten; the client's original Host is still in the session.
     if let Some(client_host) = client_host(session.req_header()) {
         req.insert_header("X-Forwarded-Host", client_host)?;
     }
     if let Some(rules) = &ctx.headers {
-        super::headers::apply_request(&rules.request, req);
+        header_rules::apply_request(&rules.request, req);
     }
     Ok(())
 }
 
-/// The client's host as [`super::request::request_host`] reads it, as a header value: the
+/// The client's host as [`host::request_host`] reads it, as a header value: the
 /// `Host` header's own value when that is where it came from.
 fn client_host(req: &RequestHeader) -> Option<HeaderValue> {
     let value = match req.uri.authority() {
@@ -105,13 +133,6 @@ fn client_host(req: &RequestHeader) -> Option<HeaderValue> {
             .clone(),
     };
     (!value.is_empty()).then_some(value)
-}
-
-fn is_tls(session: &Session) -> bool {
-    session
-        .digest()
-        .map(|d| d.ssl_digest.is_some())
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -24,12 +24,12 @@ use crate::support::{config, eventually, Origin, Strait};
 const CONFIG_VAR: &str = "STRAIT_IT_HOOK_CONFIG";
 const ERRORS_VAR: &str = "STRAIT_IT_HOOK_ERRORS";
 
-/// Not a test of its own: the hook server's `main` (see the module comment).
+/// Not a test of its own: the hook server's `main` (see the module comment), run only by
+/// [`start_hooked`] (`--ignored --exact`).
 #[test]
+#[ignore = "the hook server's main; started by start_hooked"]
 fn hook_server_entry() {
-    let Ok(config) = std::env::var(CONFIG_VAR) else {
-        return;
-    };
+    let config = std::env::var(CONFIG_VAR).expect("STRAIT_IT_HOOK_CONFIG names the config");
     let errors = std::env::var(ERRORS_VAR).ok();
     let server = strait::Strait::from_file(&config)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -90,6 +90,9 @@ fn request_hook(req: &mut strait::Request<'_>) -> Result<(), Reject> {
     if path.starts_with("/host/") {
         req.set_upstream_host("rewritten.internal");
     }
+    if path.starts_with("/rehost/") {
+        req.set_header("Host", "hooks.test");
+    }
     Ok(())
 }
 
@@ -121,9 +124,14 @@ fn response_hook(resp: &mut strait::Response<'_>) {
 fn start_hooked(yaml: &str) -> Strait {
     let program = |config: &Path| {
         let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-        cmd.args(["--exact", "hooks::hook_server_entry", "--nocapture"])
-            .env(CONFIG_VAR, config)
-            .env(ERRORS_VAR, config.with_file_name("errors.log"));
+        cmd.args([
+            "--ignored",
+            "--exact",
+            "hooks::hook_server_entry",
+            "--nocapture",
+        ])
+        .env(CONFIG_VAR, config)
+        .env(ERRORS_VAR, config.with_file_name("errors.log"));
         cmd
     };
     Strait::start_with(yaml, &[], &program)
@@ -173,7 +181,10 @@ domains:
       - {{ path_prefix: /static, respond: {{ status: 200, body: "static\n" }} }}
       - {{ path_prefix: /private-static, respond: {{ status: 200, body: "secret\n" }} }}
       - {{ path_prefix: /moved, redirect: {{ status: 301, location: "/new$path" }} }}
+  - hosts: [plain.test]
+    backends: [{{ addr: {} }}]
 "#,
+        origin.url(),
         origin.url()
     ))
 }
@@ -404,4 +415,27 @@ fn error_hooks_report_each_failed_attempt_once() {
         error_log(&s)[before],
         "empty.test 1 - no-healthy-backend false"
     );
+}
+
+/// The cache rules come from the domain that routed the request (and applied its limits),
+/// even when an `on_request` hook rewrites the Host to a domain that caches.
+#[test]
+fn cache_rules_follow_the_routed_domain_not_a_rewritten_host() {
+    let origin = echo_origin();
+    let s = start_hooked(&hooks_config(&origin));
+    for _ in 0..2 {
+        let r = get(&s, "plain.test", "/rehost/no-cache-x", &[]);
+        assert_eq!(
+            r.status,
+            200,
+            "{:?} {}",
+            r.headers,
+            String::from_utf8_lossy(&r.body)
+        );
+        // The hook did rewrite the Host...
+        assert_eq!(value(&echoed(&r), "x-forwarded-host"), Some("hooks.test"));
+        // ...but plain.test does not cache, so the cache never took part.
+        assert_eq!(r.header("x-cache"), None, "{:?}", r.headers);
+    }
+    assert_eq!(origin.hits_path("/rehost/no-cache-x"), 2);
 }

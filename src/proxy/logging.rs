@@ -9,30 +9,31 @@ use once_cell::sync::Lazy;
 use pingora::cache::CachePhase;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
-use pingora::{Error, ErrorSource, ErrorType};
+use pingora::Error;
 
 use super::ctx::Ctx;
-use super::request::request_host;
+use super::failure::classify;
+use super::host::request_host;
 use crate::access_log::{self, Entry};
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
-pub const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 /// A client's own id longer than this (or not visible ASCII) is replaced.
 const MAX_REQUEST_ID: usize = 128;
 
 /// Per-request observations, kept in [`Ctx`].
 #[derive(Debug, Default)]
-pub struct Observe {
-    pub request_id: String,
+pub(crate) struct Observe {
+    pub(crate) request_id: String,
     /// Whether strait made the id (the client sent none, or one not fit to forward): the
     /// upstream request then gets it in place of the client's header.
-    pub request_id_generated: bool,
+    pub(crate) request_id_generated: bool,
     /// When the current upstream attempt started (its backend was chosen).
-    pub upstream_started: Option<Instant>,
+    pub(crate) upstream_started: Option<Instant>,
     /// From choosing the backend of the answering attempt to its response head.
-    pub upstream_duration: Option<Duration>,
+    pub(crate) upstream_duration: Option<Duration>,
 }
 
 /// A random per-process prefix and a counter: unique without a syscall per request.
@@ -40,7 +41,7 @@ static ID_PREFIX: Lazy<String> = Lazy::new(|| format!("{:012x}", rand::random::<
 static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// `{prefix}-{counter}`, the counter in lower-case hex of at least 8 digits.
-pub fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
     // Written by hand: `format!` costs several times this on every request.
     let digits = (16 - n.leading_zeros() as usize / 4).max(8);
@@ -60,10 +61,10 @@ fn acceptable_id(v: &[u8]) -> bool {
 }
 
 /// Keeps the client's `X-Request-Id` when it is sane, else makes a new one, which
-/// [`on_upstream_request`] puts on the upstream request, so the backend sees the id the log
+/// [`carry_request_id`] puts on the upstream request, so the backend sees the id the log
 /// shows. Not written into the client's request here: a cache hit or a static answer never
 /// sends it anywhere, and each header insert costs about 2k instructions.
-pub fn on_request(session: &Session, ctx: &mut Ctx) {
+pub(crate) fn name_request(session: &Session, ctx: &mut Ctx) {
     let given = session
         .req_header()
         .headers
@@ -75,8 +76,8 @@ pub fn on_request(session: &Session, ctx: &mut Ctx) {
     ctx.observe.request_id = given.unwrap_or_else(new_request_id);
 }
 
-/// Carries a generated id to the backend (see [`on_request`]).
-pub fn on_upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> pingora::Result<()> {
+/// Carries a generated id to the backend (see [`name_request`]).
+pub(crate) fn carry_request_id(req: &mut RequestHeader, ctx: &Ctx) -> pingora::Result<()> {
     if ctx.observe.request_id_generated {
         // An id made of hex digits and `-` is always a valid header value.
         req.insert_header("X-Request-Id", ctx.observe.request_id.as_str())?;
@@ -85,12 +86,12 @@ pub fn on_upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> pingora::Resul
 }
 
 /// `upstream_peer` is about to choose a backend (first attempt or retry).
-pub fn on_upstream_attempt(ctx: &mut Ctx) {
+pub(crate) fn upstream_attempt(ctx: &mut Ctx) {
     ctx.observe.upstream_started = Some(Instant::now());
 }
 
 /// The upstream response head arrived.
-pub fn on_upstream_response(ctx: &mut Ctx) {
+pub(crate) fn upstream_answered(ctx: &mut Ctx) {
     ctx.observe.upstream_duration = ctx.observe.upstream_started.map(|t| t.elapsed());
 }
 
@@ -123,15 +124,8 @@ fn cache_result(session: &Session) -> Option<&'static str> {
     }
 }
 
-fn timed_out(e: &Error) -> bool {
-    matches!(
-        e.etype(),
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-    ) && e.esource() != &ErrorSource::Downstream
-}
-
 /// The `logging` phase: metrics always, an access log line when one is configured.
-pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &mut Ctx) {
+pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &mut Ctx) {
     let duration = ctx.started.elapsed();
     let current: Arc<Snapshot>;
     let snapshot: &Snapshot = match &ctx.snapshot {
@@ -143,15 +137,9 @@ pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &mu
     };
     let req = session.req_header();
     let host = request_host(req);
-    let path = req.uri.path();
     // The configured names, never the client's strings: from the route `request_filter`
-    // matched (`ctx.hit`, set with `ctx.snapshot`), else by routing again.
-    let hit = match ctx.snapshot {
-        Some(_) => ctx.hit,
-        None => None,
-    }
-    .or_else(|| snapshot.router.route(host, path));
-    let matched = hit.and_then(|hit| {
+    // matched.
+    let matched = ctx.hit.and_then(|hit| {
         let d = snapshot.domains.get(hit.domain)?;
         let route = hit
             .route
@@ -176,7 +164,7 @@ pub fn logging(state: &State, session: &Session, error: Option<&Error>, ctx: &mu
                 "error"
             } else if ctx.upstream_responded {
                 "ok"
-            } else if error.is_some_and(timed_out) {
+            } else if error.is_some_and(|e| classify(e).timed_out()) {
                 "timeout"
             } else {
                 "error"

@@ -1,42 +1,40 @@
-//! Where the proxy phases call the embedder's hooks (`crate::hooks`), and the writer for the
-//! responses strait makes itself (static routes, refusals, error pages), so those get the
-//! `on_response` hooks and the rate-limit headers too.
+//! Where the proxy phases call the embedder's hooks (`crate::hooks`).
 //!
 //! Every request that matched a domain gets each hook kind at most once: `on_request` in
 //! `request_filter`; `on_response` in `upstream_response_filter` for a backend's response
 //! (edits recorded, applied in `response_filter`, so they never reach the cache), else in
-//! `response_filter` (cache hits) or in [`write_own`]; `on_error` per failed attempt and once
+//! `response_filter` (cache hits) or in `answer::write` (strait's own answers); `on_error` per failed attempt and once
 //! for a final failure no attempt reported. Background cache refreshes (subrequests) run none:
 //! no client sees them, and their request already carries the hooks' edits.
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use pingora::cache::CachePhase;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::Error;
 
 use super::ctx::Ctx;
+use super::failure::classify;
+use super::response::interim;
 use crate::hooks::{
-    apply_edits, CacheDecision, Edit, ErrorEvent, ErrorKind, Meta, Reject, Request, RequestKind,
-    Response, ResponseSource,
+    apply_edits, CacheDecision, Edit, ErrorEvent, Meta, Reject, Request, RequestKind, Response,
+    ResponseSource,
 };
-use crate::limits::concurrency::BACKEND_BUSY;
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
 /// Per-request hook state, kept in [`Ctx`].
 #[derive(Debug, Default)]
-pub struct HookCtx {
+pub(crate) struct HookCtx {
     /// `Request::set_upstream_host`.
-    pub upstream_host: Option<String>,
+    pub(crate) upstream_host: Option<String>,
     /// Edits made to a backend's response before cache admission, for `response_filter`.
     edits: Option<Vec<Edit>>,
     /// `on_response` ran for this request.
     response_done: bool,
     /// `cache_for` / `dont_cache`.
-    pub cache: Option<CacheDecision>,
+    pub(crate) cache: Option<CacheDecision>,
     /// `on_error` reported the current attempt's failure.
     error_reported: bool,
 }
@@ -76,9 +74,8 @@ fn is_subrequest(session: &Session) -> bool {
 }
 
 /// Runs the `on_request` hooks; `Some` when one rejected the request.
-pub async fn on_request(
+pub(crate) async fn on_request(
     state: &State,
-    snapshot: &Snapshot,
     session: &mut Session,
     ctx: &mut Ctx,
     kind: RequestKind,
@@ -87,10 +84,11 @@ pub async fn on_request(
     if hooks.request.is_empty() || is_subrequest(session) {
         return None;
     }
+    let snapshot = ctx.snapshot.clone()?;
     let addr = client_addr(session);
     let mut upstream_host = ctx.hook.upstream_host.take();
     let mut rejected = None;
-    if let Some(meta) = meta(snapshot, ctx, addr) {
+    if let Some(meta) = meta(&snapshot, ctx, addr) {
         let mut req = Request {
             header: session.req_header_mut(),
             meta,
@@ -109,9 +107,8 @@ pub async fn on_request(
 }
 
 /// Runs the `on_response` hooks on `resp` itself (edits apply directly).
-async fn run_direct(
+pub(crate) async fn on_response(
     state: &State,
-    snapshot: &Snapshot,
     session: &Session,
     ctx: &mut Ctx,
     resp: &mut ResponseHeader,
@@ -121,9 +118,12 @@ async fn run_direct(
     if hooks.response.is_empty() || ctx.hook.response_done || is_subrequest(session) {
         return;
     }
+    let Some(snapshot) = ctx.snapshot.clone() else {
+        return;
+    };
     ctx.hook.response_done = true;
     let mut decision = ctx.hook.cache.take();
-    if let Some(meta) = meta(snapshot, ctx, client_addr(session)) {
+    if let Some(meta) = meta(&snapshot, ctx, client_addr(session)) {
         let req = session.req_header();
         let mut view = Response {
             header: resp,
@@ -144,7 +144,7 @@ async fn run_direct(
 /// `upstream_response_filter`: shows a backend's response to the hooks before the cache
 /// decides on it, recording their edits for `response_filter`. A 304 answering a cache
 /// revalidation is left to `response_filter`, where the client's (stored) response is known.
-pub async fn on_upstream_response(
+pub(crate) async fn on_upstream_response(
     state: &State,
     session: &Session,
     ctx: &mut Ctx,
@@ -189,7 +189,7 @@ pub async fn on_upstream_response(
 
 /// `response_filter`: applies recorded edits, or runs the hooks for a response that did not
 /// come through `upstream_response_filter` (a cache hit).
-pub async fn on_response_filter(
+pub(crate) async fn on_response_filter(
     state: &State,
     session: &Session,
     ctx: &mut Ctx,
@@ -202,20 +202,12 @@ pub async fn on_response_filter(
         apply_edits(&edits, resp);
         return;
     }
-    let Some(snapshot) = ctx.snapshot.clone() else {
-        return;
-    };
     let source = if ctx.upstream_responded && !from_cache(session.cache.phase()) {
         ResponseSource::Backend
     } else {
         ResponseSource::Cache
     };
-    run_direct(state, &snapshot, session, ctx, resp, source).await;
-}
-
-/// `100 Continue`, `103 Early Hints`: forwarded as they are; the hooks see the final answer.
-pub fn interim(resp: &ResponseHeader) -> bool {
-    resp.status.is_informational() && resp.status.as_u16() != 101
+    on_response(state, session, ctx, resp, source).await;
 }
 
 fn from_cache(phase: CachePhase) -> bool {
@@ -229,82 +221,21 @@ fn from_cache(phase: CachePhase) -> bool {
     )
 }
 
-/// Writes a response strait makes itself, after the rate-limit headers and the `on_response`
-/// hooks. Returns the status written.
-pub async fn write_own(
-    state: &State,
-    snapshot: &Snapshot,
-    session: &mut Session,
-    ctx: &mut Ctx,
-    mut header: ResponseHeader,
-    body: Bytes,
-) -> Result<u16> {
-    super::policy::rate_headers(ctx, &mut header);
-    run_direct(
-        state,
-        snapshot,
-        session,
-        ctx,
-        &mut header,
-        ResponseSource::Strait,
-    )
-    .await;
-    let status = header.status.as_u16();
-    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
-    if !head_only {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(status)
-}
-
-/// An error page (design §7) through [`write_own`].
-pub async fn error_page(
-    state: &State,
-    snapshot: &Snapshot,
-    session: &mut Session,
-    ctx: &mut Ctx,
-    failure: super::errors::Failure,
-) -> Result<u16> {
-    let (header, body) = super::errors::page(failure)?;
-    write_own(state, snapshot, session, ctx, header, body).await
-}
-
-/// A hook's rejection as a response.
-pub fn rejection(reject: &Reject) -> Result<ResponseHeader> {
-    let mut header = ResponseHeader::build(reject.status, Some(reject.headers.len() + 2))?;
-    for (name, value) in &reject.headers {
-        if name.eq_ignore_ascii_case("content-length") {
-            continue;
-        }
-        if header.append_header(name.clone(), value.as_str()).is_err() {
-            log::warn!("hook: invalid header {name:?} in a rejection ignored");
-        }
-    }
-    if !header.headers.contains_key(http::header::CONTENT_TYPE) && !reject.body.is_empty() {
-        header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    }
-    header.insert_header("Content-Length", reject.body.len().to_string())?;
-    Ok(header)
-}
-
 /// A new upstream attempt starts: its failure has not been reported yet, and no backend is
 /// its own until `upstream::peer` picks one (a pick that fails must not name the last one).
-pub fn on_attempt(ctx: &mut Ctx) {
+pub(crate) fn on_attempt(ctx: &mut Ctx) {
     ctx.hook.error_reported = false;
     ctx.backend_index = None;
 }
 
 /// `fail_to_connect` / `error_while_proxy`: one failed attempt, after the retry decision.
-pub fn on_attempt_error(state: &State, session: &Session, ctx: &mut Ctx, e: &Error) {
+pub(crate) fn on_attempt_error(state: &State, session: &Session, ctx: &mut Ctx, e: &Error) {
     report(state, session, ctx, e, e.retry());
     ctx.hook.error_reported = true;
 }
 
 /// `fail_to_proxy`: the request failed; reported unless its last attempt already was.
-pub fn on_final_error(state: &State, session: &Session, ctx: &mut Ctx, e: &Error) {
+pub(crate) fn on_final_error(state: &State, session: &Session, ctx: &mut Ctx, e: &Error) {
     if !ctx.hook.error_reported {
         report(state, session, ctx, e, false);
         ctx.hook.error_reported = true;
@@ -326,7 +257,7 @@ fn report(state: &State, session: &Session, ctx: &Ctx, e: &Error, retrying: bool
     let event = ErrorEvent {
         meta,
         attempt: ctx.attempts,
-        kind: error_kind(e),
+        kind: classify(e).kind,
         retrying,
         error: e,
         method: &req.method,
@@ -337,92 +268,7 @@ fn report(state: &State, session: &Session, ctx: &Ctx, e: &Error, retrying: bool
     }
 }
 
-pub fn error_kind(e: &Error) -> ErrorKind {
-    use ErrorType::*;
-    let etype = e.etype();
-    if *etype == super::errors::NO_HEALTHY_BACKEND {
-        return ErrorKind::NoHealthyBackend;
-    }
-    if *etype == BACKEND_BUSY {
-        return ErrorKind::BackendBusy;
-    }
-    if *etype == super::errors::BODY_TOO_LARGE || *e.esource() == ErrorSource::Downstream {
-        return ErrorKind::Client;
-    }
-    match etype {
-        ConnectRefused => ErrorKind::ConnectRefused,
-        ConnectTimedout => ErrorKind::ConnectTimeout,
-        ConnectNoRoute | ConnectError | BindError | TLSHandshakeFailure | TLSHandshakeTimedout
-        | InvalidCert | HandshakeError | ConnectProxyFailure | SocketError => {
-            ErrorKind::ConnectFailed
-        }
-        ReadTimedout => ErrorKind::ReadTimeout,
-        WriteTimedout => ErrorKind::WriteTimeout,
-        ConnectionClosed | ReadError | WriteError => ErrorKind::UpstreamClosed,
-        InvalidHTTPHeader | H1Error | H2Error | InvalidH2 | H2Downgrade => {
-            ErrorKind::UpstreamProtocol
-        }
-        _ if *e.esource() == ErrorSource::Upstream => ErrorKind::UpstreamClosed,
-        _ => ErrorKind::Internal,
-    }
-}
-
 /// The hooks' cache decision for `response_cache_filter`.
-pub fn cache_decision(ctx: &Ctx) -> Option<CacheDecision> {
+pub(crate) fn cache_decision(ctx: &Ctx) -> Option<CacheDecision> {
     ctx.hook.cache
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_kinds() {
-        let up = |t| Error::new(t).into_up();
-        assert_eq!(
-            error_kind(&up(ErrorType::ConnectRefused)),
-            ErrorKind::ConnectRefused
-        );
-        assert_eq!(
-            error_kind(&up(ErrorType::ConnectTimedout)),
-            ErrorKind::ConnectTimeout
-        );
-        assert_eq!(
-            error_kind(&up(ErrorType::ReadTimedout)),
-            ErrorKind::ReadTimeout
-        );
-        assert_eq!(
-            error_kind(&up(ErrorType::ConnectionClosed)),
-            ErrorKind::UpstreamClosed
-        );
-        assert_eq!(
-            error_kind(&up(ErrorType::InvalidHTTPHeader)),
-            ErrorKind::UpstreamProtocol
-        );
-        assert_eq!(
-            error_kind(&Error::new(super::super::errors::NO_HEALTHY_BACKEND)),
-            ErrorKind::NoHealthyBackend
-        );
-        assert_eq!(
-            error_kind(&Error::new(BACKEND_BUSY)),
-            ErrorKind::BackendBusy
-        );
-        assert_eq!(
-            error_kind(&Error::new(ErrorType::ReadError).into_down()),
-            ErrorKind::Client
-        );
-    }
-
-    #[test]
-    fn rejections_frame_their_body() {
-        let r = Reject::new(401)
-            .body("no\n")
-            .header("WWW-Authenticate", "Bearer")
-            .header("Content-Length", "999");
-        let h = rejection(&r).unwrap();
-        assert_eq!(h.status.as_u16(), 401);
-        assert_eq!(h.headers.get("content-length").unwrap(), "3");
-        assert_eq!(h.headers.get("www-authenticate").unwrap(), "Bearer");
-        assert_eq!(Reject::new(42).status(), 500);
-    }
 }

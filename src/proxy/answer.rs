@@ -1,0 +1,186 @@
+//! strait's own answers: `respond` and `redirect` routes, hook rejections and error pages.
+//! They all leave through [`write`], so each gets the rate-limit headers and the
+//! `on_response` hooks like a backend's response would.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, LOCATION};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::ctx::Ctx;
+use super::failure::Failure;
+use super::{header_rules, hook_calls, host, response};
+use crate::config::{LocationPart, Redirect};
+use crate::hooks::{Reject, ResponseSource};
+use crate::snapshot::StaticResponse;
+use crate::state::State;
+
+/// Writes a response strait makes itself, after the rate-limit headers and the `on_response`
+/// hooks. Returns the status written.
+pub(crate) async fn write(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    mut header: ResponseHeader,
+    body: Bytes,
+) -> Result<u16> {
+    response::rate_headers(ctx, &mut header);
+    hook_calls::on_response(state, session, ctx, &mut header, ResponseSource::Strait).await;
+    let status = header.status.as_u16();
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(status)
+}
+
+/// The error page's header and body.
+pub(crate) fn page(failure: Failure) -> Result<(ResponseHeader, Bytes)> {
+    let body = Bytes::from_static(failure.body().as_bytes());
+    let mut header = ResponseHeader::build(failure.status(), Some(4))?;
+    header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    header.insert_header("Content-Length", body.len().to_string())?;
+    header.insert_header("Cache-Control", "no-store")?;
+    header.insert_header("X-Strait-Error", failure.code())?;
+    Ok((header, body))
+}
+
+/// An error page (design §7).
+pub(crate) async fn error_page(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    failure: Failure,
+) -> Result<u16> {
+    let (header, body) = page(failure)?;
+    write(state, session, ctx, header, body).await
+}
+
+/// A `respond` route's answer.
+pub(crate) async fn respond(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    r: &StaticResponse,
+) -> Result<u16> {
+    let mut header = r.header.clone();
+    if let Some(rules) = &ctx.headers {
+        header_rules::apply_response(&rules.response, &mut header);
+    }
+    write(state, session, ctx, header, r.body.clone()).await
+}
+
+/// A `redirect` route's answer.
+pub(crate) async fn redirect(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    r: &Redirect,
+) -> Result<u16> {
+    let target = location(r, session.req_header());
+    let Ok(value) = HeaderValue::from_str(&target) else {
+        // Only a request target or Host with bytes a header cannot carry gets here.
+        return error_page(state, session, ctx, Failure::BadRequest).await;
+    };
+    let body = Bytes::from(format!("Redirecting to {target}\n"));
+    let mut header = ResponseHeader::build(r.status, Some(4))?;
+    header.insert_header(LOCATION, value)?;
+    header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    header.insert_header("Content-Length", body.len().to_string())?;
+    if let Some(rules) = &ctx.headers {
+        header_rules::apply_response(&rules.response, &mut header);
+    }
+    write(state, session, ctx, header, body).await
+}
+
+/// An `on_request` hook's rejection.
+pub(crate) async fn rejection(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    reject: &Reject,
+) -> Result<u16> {
+    let header = rejection_header(reject)?;
+    write(state, session, ctx, header, reject.body.clone()).await
+}
+
+fn rejection_header(reject: &Reject) -> Result<ResponseHeader> {
+    let mut header = ResponseHeader::build(reject.status, Some(reject.headers.len() + 2))?;
+    for (name, value) in &reject.headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if header.append_header(name.clone(), value.as_str()).is_err() {
+            log::warn!("hook: invalid header {name:?} in a rejection ignored");
+        }
+    }
+    if !header.headers.contains_key(http::header::CONTENT_TYPE) && !reject.body.is_empty() {
+        header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    }
+    header.insert_header("Content-Length", reject.body.len().to_string())?;
+    Ok(header)
+}
+
+/// Fills in a redirect's `location` template for `req`.
+pub(crate) fn location(r: &Redirect, req: &RequestHeader) -> String {
+    let mut out = String::new();
+    for part in &r.location {
+        match part {
+            LocationPart::Text(t) => out.push_str(t),
+            LocationPart::Host => out.push_str(host::without_port(host::request_host(req))),
+            LocationPart::Path => out.push_str(req.uri.path()),
+            LocationPart::Query => {
+                if let Some(q) = req.uri.query() {
+                    out.push('?');
+                    out.push_str(q);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_fill_in_the_request() {
+        let r = Redirect {
+            status: 301,
+            location: crate::config::load_str(
+                "listeners: [{addr: 127.0.0.1:1}]\ndomains: [{hosts: [a.com], redirect: {location: \"https://$host/new$path$query\"}}]\n",
+                "t",
+                &|_| None,
+            )
+            .map(|c| match &c.domains[0].action {
+                crate::config::Action::Redirect(r) => r.location.clone(),
+                other => panic!("{other:?}"),
+            })
+            .unwrap(),
+        };
+        let mut req = RequestHeader::build("GET", b"/a/b?x=1&y=2", None).unwrap();
+        req.insert_header("Host", "old.example:8080").unwrap();
+        assert_eq!(location(&r, &req), "https://old.example/new/a/b?x=1&y=2");
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("Host", "[::1]:80").unwrap();
+        assert_eq!(location(&r, &req), "https://[::1]/new/");
+    }
+
+    #[test]
+    fn rejections_frame_their_body() {
+        let r = Reject::new(401)
+            .body("no\n")
+            .header("WWW-Authenticate", "Bearer")
+            .header("Content-Length", "999");
+        let h = rejection_header(&r).unwrap();
+        assert_eq!(h.status.as_u16(), 401);
+        assert_eq!(h.headers.get("content-length").unwrap(), "3");
+        assert_eq!(h.headers.get("www-authenticate").unwrap(), "Bearer");
+        assert_eq!(Reject::new(42).status(), 500);
+    }
+}

@@ -1,0 +1,68 @@
+//! The response phase, for every response a client gets from a backend or the cache:
+//! `upstream_response_filter` (before cache admission) and `response_filter` (after it).
+//! strait's own answers get the same treatment in `answer::write`.
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::ctx::Ctx;
+use super::{cache, header_rules, hook_calls, logging};
+use crate::state::State;
+
+/// `upstream_response_filter`: a backend answered; the cache and the hooks see it before the
+/// cache decides whether to store it.
+pub(crate) async fn from_upstream(
+    state: &State,
+    session: &mut Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut Ctx,
+) {
+    ctx.upstream_responded = true;
+    logging::upstream_answered(ctx);
+    cache::upstream_response(session, resp, ctx);
+    hook_calls::on_upstream_response(state, session, ctx, resp).await;
+}
+
+/// `response_filter`: what the client gets, after the cache.
+pub(crate) async fn to_client(
+    state: &State,
+    session: &mut Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    cache::response_filter(session, resp, ctx)?;
+    // An HTTP/1.0 origin's status line would tell HTTP/1.1 clients to drop keep-alive;
+    // the proxy speaks HTTP/1.1 whatever the origin speaks.
+    if resp.version == http::Version::HTTP_10 {
+        resp.set_version(http::Version::HTTP_11);
+    }
+    if let Some(rules) = &ctx.headers {
+        header_rules::apply_response(&rules.response, resp);
+    }
+    rate_headers(ctx, resp);
+    hook_calls::on_response_filter(state, session, ctx, resp).await;
+    Ok(())
+}
+
+/// Adds the `RateLimit-*` headers (and `Retry-After` to a 429) when a limit counted the request.
+pub(crate) fn rate_headers(ctx: &Ctx, header: &mut ResponseHeader) {
+    let Some(state) = ctx.limits.rate else {
+        return;
+    };
+    if interim(header) {
+        return;
+    }
+    let _ = header.insert_header("RateLimit-Limit", state.limit.to_string());
+    let _ = header.insert_header("RateLimit-Remaining", state.remaining.to_string());
+    let _ = header.insert_header("RateLimit-Reset", state.reset_secs.to_string());
+    if !state.allowed {
+        let _ = header.insert_header("Retry-After", state.reset_secs.to_string());
+    }
+}
+
+/// `100 Continue`, `103 Early Hints`: forwarded as they are; rules and hooks see the final
+/// answer.
+pub(crate) fn interim(resp: &ResponseHeader) -> bool {
+    resp.status.is_informational() && resp.status.as_u16() != 101
+}
