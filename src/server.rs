@@ -246,7 +246,7 @@ fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {
     let pool_size: usize = config
         .domains
         .iter()
-        .flat_map(|d| std::iter::once(&d.action).chain(d.routes.iter().map(|r| &r.action)))
+        .flat_map(|d| d.handlings().map(|h| &h.action))
         .filter_map(|a| match a {
             crate::config::Action::Proxy { pool, options } => {
                 let backends = config.pools.get(*pool).map_or(0, |p| p.backends.len());

@@ -29,25 +29,26 @@ pub struct Snapshot {
     pub domains: Vec<DomainRuntime>,
 }
 
-pub struct DomainRuntime {
-    pub name: String,
+/// What answers the requests a domain (those matching none of its routes) or a route matched:
+/// the runtime form of `config::Handling`.
+pub struct Handler {
     pub action: RouteAction,
     pub headers: Arc<HeaderRules>,
-    pub routes: Vec<RouteRuntime>,
-    /// The response-cache policy; `None` when the domain does not cache.
-    pub cache: Option<Arc<crate::cache::Policy>>,
+    /// The response-cache settings; `None` when this domain or route does not cache.
+    pub cache: Option<Arc<crate::cache::RouteCache>>,
     /// `deny`, `rate_limit`, `max_body_bytes` (see `crate::limits`).
-    pub limits: Arc<crate::limits::Policy>,
+    pub limits: Arc<crate::limits::Limits>,
+}
+
+pub struct DomainRuntime {
+    pub name: String,
+    pub handler: Handler,
+    pub routes: Vec<RouteRuntime>,
 }
 
 pub struct RouteRuntime {
     pub path_prefix: String,
-    pub action: RouteAction,
-    pub headers: Arc<HeaderRules>,
-    /// The response-cache policy (inherited from the domain unless set); `None`: no caching.
-    pub cache: Option<Arc<crate::cache::Policy>>,
-    /// `deny`, `rate_limit`, `max_body_bytes` (see `crate::limits`).
-    pub limits: Arc<crate::limits::Policy>,
+    pub handler: Handler,
 }
 
 pub enum RouteAction {
@@ -137,33 +138,13 @@ impl Snapshot {
                 .iter()
                 .map(|r| RouteRuntime {
                     path_prefix: r.path_prefix.clone(),
-                    action: runtime_action(&r.action, &pools),
-                    headers: Arc::new(r.headers.clone()),
-                    cache: crate::cache::Policy::resolve(&r.cache, config.cache.as_ref()),
-                    limits: crate::limits::Policy::build(
-                        &host_list_name(d),
-                        Some(&r.path_prefix),
-                        &r.deny,
-                        r.rate_limit.as_ref(),
-                        d.rate_limit.as_ref(),
-                        r.max_body_bytes,
-                    ),
+                    handler: handler(&config, d, Some(r), &pools),
                 })
                 .collect();
             domains.push(DomainRuntime {
                 name: d.hosts.first().map(host_name).unwrap_or_default(),
-                action: runtime_action(&d.action, &pools),
-                headers: Arc::new(d.headers.clone()),
+                handler: handler(&config, d, None, &pools),
                 routes,
-                cache: crate::cache::Policy::resolve(&d.cache, config.cache.as_ref()),
-                limits: crate::limits::Policy::build(
-                    &host_list_name(d),
-                    None,
-                    &d.deny,
-                    d.rate_limit.as_ref(),
-                    d.rate_limit.as_ref(),
-                    d.max_body_bytes,
-                ),
             });
         }
         let router = Router::new(config.domains.iter().map(|d| {
@@ -181,14 +162,53 @@ impl Snapshot {
         })
     }
 
-    /// The action and header rules for a request, or `None` for an unknown host.
-    pub fn lookup(&self, host: &str, path: &str) -> Option<(Hit, &RouteAction, &Arc<HeaderRules>)> {
+    /// Where a request goes, or `None` for an unknown host.
+    pub fn lookup(&self, host: &str, path: &str) -> Option<(Hit, &Handler)> {
         let hit = self.router.route(host, path)?;
+        Some((hit, self.handler(hit)?))
+    }
+
+    /// The handler of a routing result of this snapshot.
+    pub fn handler(&self, hit: Hit) -> Option<&Handler> {
         let domain = self.domains.get(hit.domain)?;
         Some(match hit.route.and_then(|r| domain.routes.get(r)) {
-            Some(route) => (hit, &route.action, &route.headers),
-            None => (hit, &domain.action, &domain.headers),
+            Some(route) => &route.handler,
+            None => &domain.handler,
         })
+    }
+
+    /// The configured names of a routing result: the domain (its first host) and the route's
+    /// `path_prefix`.
+    pub fn names(&self, hit: Hit) -> Option<(&str, Option<&str>)> {
+        let domain = self.domains.get(hit.domain)?;
+        let route = hit
+            .route
+            .and_then(|r| domain.routes.get(r))
+            .map(|r| r.path_prefix.as_str());
+        Some((domain.name.as_str(), route))
+    }
+}
+
+/// The runtime handler of a domain (`route: None`) or one of its routes.
+fn handler(
+    config: &Config,
+    d: &crate::config::Domain,
+    route: Option<&crate::config::Route>,
+    pools: &[Arc<Pool>],
+) -> Handler {
+    let h = route.map_or(&d.handling, |r| &r.handling);
+    Handler {
+        action: runtime_action(&h.action, pools),
+        headers: Arc::new(h.headers.clone()),
+        cache: crate::cache::RouteCache::resolve(&h.cache, config.cache.as_ref()),
+        limits: crate::limits::Limits::build(
+            &host_list_name(d),
+            route.map(|r| r.path_prefix.as_str()),
+            &h.deny,
+            h.rate_limit.as_ref(),
+            d.handling.rate_limit.as_ref(),
+            h.max_body_bytes,
+        ),
     }
 }
 

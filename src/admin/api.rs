@@ -176,16 +176,16 @@ fn domains(snapshot: &Snapshot) -> Value {
                 .map(|r| {
                     json!({
                         "path_prefix": r.path_prefix,
-                        "action": action_name(&r.action),
-                        "pool": pool_summary(snapshot, &r.action),
+                        "action": action_name(&r.handling.action),
+                        "pool": pool_summary(snapshot, &r.handling.action),
                     })
                 })
                 .collect();
             json!({
                 "name": runtime.name,
                 "hosts": d.hosts.iter().map(host_text).collect::<Vec<_>>(),
-                "action": action_name(&d.action),
-                "pool": pool_summary(snapshot, &d.action),
+                "action": action_name(&d.handling.action),
+                "pool": pool_summary(snapshot, &d.handling.action),
                 "routes": routes,
             })
         })

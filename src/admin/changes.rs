@@ -60,7 +60,7 @@ pub fn find_pool(
     let d = find_domain(snapshot, domain)?;
     let dc = &snapshot.config.domains[d];
     let (route_index, action) = match route {
-        None => (None, &dc.action),
+        None => (None, &dc.handling.action),
         Some(prefix) => {
             let r = dc
                 .routes
@@ -69,7 +69,7 @@ pub fn find_pool(
                 .ok_or_else(|| {
                     ApiError::not_found(format!("domain {domain:?} has no route {prefix:?}"))
                 })?;
-            (Some(r), &dc.routes[r].action)
+            (Some(r), &dc.routes[r].handling.action)
         }
     };
     match action {

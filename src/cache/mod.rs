@@ -33,7 +33,7 @@ use pingora::cache::predictor::{CacheablePredictor, Predictor};
 
 use crate::config::{CacheSettings, Config, DomainCache};
 
-pub use rules::Policy;
+pub use rules::RouteCache;
 pub use stats::{CacheStats, Outcome};
 pub use storage::MemoryStore;
 
@@ -75,7 +75,7 @@ pub fn budgets(config: &Config) -> Option<(u64, u64)> {
     let customs = config
         .domains
         .iter()
-        .flat_map(|d| std::iter::once(&d.cache).chain(d.routes.iter().map(|r| &r.cache)))
+        .flat_map(|d| d.handlings().map(|h| &h.cache))
         .filter_map(|c| match c {
             DomainCache::Custom(s) => Some(&**s),
             _ => None,
@@ -173,11 +173,11 @@ domains:
         );
         let d = &c.domains[0];
         let global = c.cache.as_ref();
-        let domain = Policy::resolve(&d.cache, global).unwrap();
+        let domain = RouteCache::resolve(&d.handling.cache, global).unwrap();
         assert_eq!(domain.settings.default_ttl, Some(Duration::from_secs(60)));
         let by_prefix = |p: &str| {
             let r = d.routes.iter().find(|r| r.path_prefix == p).unwrap();
-            Policy::resolve(&r.cache, global)
+            RouteCache::resolve(&r.handling.cache, global)
         };
         assert_eq!(
             by_prefix("/inherit/").unwrap().settings.default_ttl,

@@ -1,6 +1,6 @@
 //! What a domain or route caches: its effective `cache:` settings and the per-path rules.
 //!
-//! A [`Policy`] is built once per domain and route when a snapshot is built, so the request
+//! A [`RouteCache`] is built once per domain and route when a snapshot is built, so the request
 //! path only matches prefixes. `cache: false` (or no `cache:` at all) gives no policy, and
 //! nothing of the cache runs for that domain, not even the `X-Cache` header.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::config::{CacheRule, CacheSettings, DomainCache};
 
 #[derive(Debug)]
-pub struct Policy {
+pub struct RouteCache {
     pub settings: CacheSettings,
 }
 
@@ -19,23 +19,23 @@ pub type BypassReason = &'static str;
 /// What the request phase decided for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestPlan {
-    /// Index of the matching rule in `settings.rules` (see [`Policy::rule`]).
+    /// Index of the matching rule in `settings.rules` (see [`RouteCache::rule`]).
     pub rule: Option<usize>,
     /// Largest body admitted for this request.
     pub max_entry_bytes: u64,
 }
 
-impl Policy {
-    pub fn new(settings: CacheSettings) -> Policy {
-        Policy { settings }
+impl RouteCache {
+    pub fn new(settings: CacheSettings) -> RouteCache {
+        RouteCache { settings }
     }
 
     /// The policy for a domain or route's `cache:` value (`global` is the top-level section).
-    pub fn resolve(cache: &DomainCache, global: Option<&CacheSettings>) -> Option<Arc<Policy>> {
+    pub fn resolve(cache: &DomainCache, global: Option<&CacheSettings>) -> Option<Arc<RouteCache>> {
         match cache {
             DomainCache::Off => None,
-            DomainCache::Global => global.map(|g| Arc::new(Policy::new(g.clone()))),
-            DomainCache::Custom(s) => Some(Arc::new(Policy::new((**s).clone()))),
+            DomainCache::Global => global.map(|g| Arc::new(RouteCache::new(g.clone()))),
+            DomainCache::Custom(s) => Some(Arc::new(RouteCache::new((**s).clone()))),
         }
     }
 
@@ -126,7 +126,7 @@ mod tests {
         a.ttl = Some(Duration::from_secs(1));
         let mut b = rule("/api/v1/");
         b.ttl = Some(Duration::from_secs(2));
-        let p = Policy::new(settings(vec![a, b]));
+        let p = RouteCache::new(settings(vec![a, b]));
         assert_eq!(p.rule_for("/api/v1/x").unwrap().path_prefix, "/api/");
         assert!(p.rule_for("/other").is_none());
     }
@@ -139,7 +139,7 @@ mod tests {
         get_only.methods = vec!["GET".into()];
         let mut big = rule("/big/");
         big.max_entry_bytes = Some(5000);
-        let p = Policy::new(settings(vec![off, get_only, big]));
+        let p = RouteCache::new(settings(vec![off, get_only, big]));
         assert_eq!(p.plan("POST", "/x").unwrap_err(), "method");
         assert_eq!(p.plan("GET", "/private/a").unwrap_err(), "rule-off");
         assert!(p.plan("HEAD", "/get/a").is_ok());
@@ -150,8 +150,8 @@ mod tests {
     #[test]
     fn off_domains_have_no_policy() {
         let g = settings(Vec::new());
-        assert!(Policy::resolve(&DomainCache::Off, Some(&g)).is_none());
-        assert!(Policy::resolve(&DomainCache::Global, None).is_none());
-        assert!(Policy::resolve(&DomainCache::Global, Some(&g)).is_some());
+        assert!(RouteCache::resolve(&DomainCache::Off, Some(&g)).is_none());
+        assert!(RouteCache::resolve(&DomainCache::Global, None).is_none());
+        assert!(RouteCache::resolve(&DomainCache::Global, Some(&g)).is_some());
     }
 }

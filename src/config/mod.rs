@@ -57,6 +57,7 @@
 
 mod decode;
 mod env;
+mod keys;
 pub mod model;
 mod units;
 mod yaml;
@@ -69,6 +70,7 @@ use std::path::Path;
 
 /// Splits a backend URL (`scheme://host[:port]`) as the loader does; the admin API uses it.
 pub use decode::parse_url as parse_backend_url;
+pub use keys::reference_markdown;
 pub use model::*;
 
 /// One problem in a config file, printed as `file:line:col: path: message`.

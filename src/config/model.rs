@@ -343,34 +343,41 @@ pub enum DomainCache {
     Custom(Box<CacheSettings>),
 }
 
+/// What a domain or a route does with the requests it matches: the keys the two share.
 #[derive(Debug, Clone)]
-pub struct Route {
-    pub path_prefix: String,
+pub struct Handling {
     pub action: Action,
-    /// Route rules already merged over the domain's (route wins per header name).
+    /// A route's rules are already merged over its domain's (route wins per header name).
     pub headers: HeaderRules,
+    /// A route without its own inherits its domain's.
     pub rate_limit: Option<RateLimit>,
     pub cache: DomainCache,
-    /// Client networks answered 403: the domain's list plus the route's own.
+    /// Client networks answered 403; a route's list adds to its domain's.
     pub deny: Vec<Cidr>,
     /// Larger request bodies are answered 413; inherited from the domain when unset.
     pub max_body_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub path_prefix: String,
+    pub handling: Handling,
     pub pos: Pos,
 }
 
 #[derive(Debug, Clone)]
 pub struct Domain {
     pub hosts: Vec<HostPattern>,
-    /// What requests that match no route get.
-    pub action: Action,
-    pub headers: HeaderRules,
-    pub rate_limit: Option<RateLimit>,
-    pub cache: DomainCache,
-    /// Client networks answered 403.
-    pub deny: Vec<Cidr>,
-    /// Larger request bodies are answered 413.
-    pub max_body_bytes: Option<u64>,
+    /// For requests that match no route.
+    pub handling: Handling,
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
     pub pos: Pos,
+}
+
+impl Domain {
+    /// The domain's own handling, then each route's.
+    pub fn handlings(&self) -> impl Iterator<Item = &Handling> {
+        std::iter::once(&self.handling).chain(self.routes.iter().map(|r| &r.handling))
+    }
 }

@@ -3,7 +3,7 @@
 //! backend takes at once (`max_connections`).
 //!
 //! The per-domain and per-route parts are resolved once per config snapshot into a
-//! [`Policy`]; rate counters outlive snapshots (see `rate.rs`), so a reload or an admin change
+//! [`Limits`]; rate counters outlive snapshots (see `rate.rs`), so a reload or an admin change
 //! does not hand every client a fresh budget.
 
 pub mod concurrency;
@@ -20,7 +20,7 @@ pub use rate::{RateLimiter, RateState};
 
 /// What one domain or route enforces before a request is routed anywhere.
 #[derive(Debug, Default)]
-pub struct Policy {
+pub struct Limits {
     /// Client networks answered 403.
     pub deny: Vec<Cidr>,
     pub rate: Option<Arc<RateLimiter>>,
@@ -28,7 +28,7 @@ pub struct Policy {
     pub max_body_bytes: Option<u64>,
 }
 
-impl Policy {
+impl Limits {
     /// `domain` names the domain (its first host), `route` the route's prefix; together with
     /// the limit itself they identify the rate counter kept across snapshots. A route whose
     /// limit equals its domain's shares the domain's counter (`route: None`).
@@ -39,12 +39,12 @@ impl Policy {
         rate_limit: Option<&RateLimit>,
         domain_rate_limit: Option<&RateLimit>,
         max_body_bytes: Option<u64>,
-    ) -> Arc<Policy> {
+    ) -> Arc<Limits> {
         let scope = match route {
             Some(_) if rate_limit == domain_rate_limit => None,
             other => other,
         };
-        Arc::new(Policy {
+        Arc::new(Limits {
             deny: deny.to_vec(),
             rate: rate_limit.map(|limit| RateLimiter::shared(domain, scope, limit)),
             max_body_bytes,

@@ -240,8 +240,7 @@ pub fn snapshot_pools(snapshot: &crate::snapshot::Snapshot) -> Vec<(&str, usize)
     use crate::config::Action;
     let mut out = Vec::new();
     for (d, runtime) in snapshot.config.domains.iter().zip(&snapshot.domains) {
-        let actions = std::iter::once(&d.action).chain(d.routes.iter().map(|r| &r.action));
-        for action in actions {
+        for action in d.handlings().map(|h| &h.action) {
             if let Action::Proxy { pool, .. } = action {
                 out.push((runtime.name.as_str(), *pool));
             }

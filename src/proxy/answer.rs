@@ -157,7 +157,7 @@ mod tests {
                 "t",
                 &|_| None,
             )
-            .map(|c| match &c.domains[0].action {
+            .map(|c| match &c.domains[0].handling.action {
                 crate::config::Action::Redirect(r) => r.location.clone(),
                 other => panic!("{other:?}"),
             })

@@ -31,7 +31,7 @@ use super::host::{self, request_host};
 use crate::cache::key::{self, normalize_host};
 use crate::cache::precompress::{self, Precompress};
 use crate::cache::storage::{self, FillOptions};
-use crate::cache::{cache_lock, policy, predictor, purge, store, vary, Outcome, Policy};
+use crate::cache::{cache_lock, policy, predictor, purge, store, vary, Outcome, RouteCache};
 use crate::hooks::CacheDecision;
 use crate::router::Hit;
 use crate::snapshot::Snapshot;
@@ -45,7 +45,7 @@ pub(crate) const REASON_HEADER: &str = "x-cache-reason";
 #[derive(Debug, Default)]
 pub(crate) struct CacheCtx {
     /// Set when the request's domain or route caches: such responses all get `X-Cache`.
-    policy: Option<Arc<Policy>>,
+    policy: Option<Arc<RouteCache>>,
     rule: Option<usize>,
     fill: FillOptions,
     bypass: Option<&'static str>,
@@ -68,12 +68,8 @@ pub(crate) struct CacheCtx {
 /// The cache policy of the domain or route the request was routed to, if it caches. Taken
 /// from the routing result, never by routing again: an `on_request` hook may have rewritten
 /// the Host since, and the rules must come from the domain that applied its limits.
-fn policy_for(snapshot: &Snapshot, hit: Hit) -> Option<Arc<Policy>> {
-    let domain = snapshot.domains.get(hit.domain)?;
-    match hit.route.and_then(|r| domain.routes.get(r)) {
-        Some(route) => route.cache.clone(),
-        None => domain.cache.clone(),
-    }
+fn policy_for(snapshot: &Snapshot, hit: Hit) -> Option<Arc<RouteCache>> {
+    snapshot.handler(hit)?.cache.clone()
 }
 
 /// `request_cache_filter`.

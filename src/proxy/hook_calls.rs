@@ -49,18 +49,13 @@ fn meta<'a>(
     ctx: &'a Ctx,
     client_addr: Option<SocketAddr>,
 ) -> Option<Meta<'a>> {
-    let hit = ctx.hit?;
-    let domain = snapshot.domains.get(hit.domain)?;
-    let route = hit
-        .route
-        .and_then(|r| domain.routes.get(r))
-        .map(|r| r.path_prefix.as_str());
+    let (domain, route) = snapshot.names(ctx.hit?)?;
     let backend = ctx.target.as_ref().and_then(|t| {
         let i = ctx.backend_index.or(ctx.first_pick)?;
         t.pool.backends.get(i).map(|b| b.config.url.as_str())
     });
     Some(Meta {
-        domain: &domain.name,
+        domain,
         route,
         backend,
         client_addr,

@@ -139,14 +139,7 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
     let host = request_host(req);
     // The configured names, never the client's strings: from the route `request_filter`
     // matched.
-    let matched = ctx.hit.and_then(|hit| {
-        let d = snapshot.domains.get(hit.domain)?;
-        let route = hit
-            .route
-            .and_then(|r| d.routes.get(r))
-            .map(|r| r.path_prefix.as_str());
-        Some((d.name.as_str(), route))
-    });
+    let matched = ctx.hit.and_then(|hit| snapshot.names(hit));
     let domain = matched.map_or(UNKNOWN_DOMAIN, |(d, _)| d);
     let route = matched.and_then(|(_, r)| r);
     let status = session.response_written().map_or(0, |r| r.status.as_u16());

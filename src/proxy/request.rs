@@ -14,6 +14,7 @@ use super::failure::{Failure, BODY_TOO_LARGE};
 use super::{answer, hook_calls, host, logging};
 use crate::hooks::RequestKind;
 use crate::limits::RateState;
+use crate::router::Hit;
 use crate::snapshot::{RouteAction, Snapshot};
 use crate::state::State;
 
@@ -37,20 +38,20 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     ctx.snapshot = Some(snapshot.clone());
 
     let req = session.req_header();
-    let Some((hit, action, headers)) = snapshot.lookup(host::request_host(req), req.uri.path())
-    else {
+    let Some((hit, handler)) = snapshot.lookup(host::request_host(req), req.uri.path()) else {
         answer::error_page(state, session, ctx, Failure::UnknownHost).await?;
         return Ok(true);
     };
     ctx.hit = Some(hit);
-    ctx.headers = Some(headers.clone());
+    ctx.headers = Some(handler.headers.clone());
+    let action = &handler.action;
     if let RouteAction::NotFound = action {
         answer::error_page(state, session, ctx, Failure::NoRoute).await?;
         return Ok(true);
     }
     // A background cache refresh repeats a request that already passed all of this.
     if session.subrequest_ctx.is_none() {
-        if let Some(refusal) = enforce_limits(&snapshot, session, ctx) {
+        if let Some(refusal) = enforce_limits(&snapshot, hit, session, ctx) {
             answer::error_page(state, session, ctx, refusal).await?;
             return Ok(true);
         }
@@ -95,18 +96,20 @@ fn identify_client(snapshot: &Snapshot, session: &Session, ctx: &mut Ctx) {
 
 /// `deny`, `rate_limit` and a declared `Content-Length` over `max_body_bytes`: the refusal, if
 /// any. A refused request's connection is not reused when its body may be unread.
-fn enforce_limits(snapshot: &Snapshot, session: &mut Session, ctx: &mut Ctx) -> Option<Failure> {
-    let hit = ctx.hit?;
-    let domain = snapshot.domains.get(hit.domain)?;
-    let route = hit.route.and_then(|r| domain.routes.get(r));
-    let limits = route.map_or(&domain.limits, |r| &r.limits);
+fn enforce_limits(
+    snapshot: &Snapshot,
+    hit: Hit,
+    session: &mut Session,
+    ctx: &mut Ctx,
+) -> Option<Failure> {
+    let limits = &snapshot.handler(hit)?.limits;
 
     if limits.denies(ctx.client_ip) {
         return Some(Failure::Denied);
     }
     if let Some(limiter) = &limits.rate {
         let req = session.req_header();
-        let prefix = route.map_or("", |r| r.path_prefix.as_str());
+        let prefix = snapshot.names(hit).and_then(|(_, r)| r).unwrap_or("");
         let key = limiter.key(
             ctx.client_ip,
             |name| req.headers.get(name).map(|v| v.as_bytes()),

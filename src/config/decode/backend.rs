@@ -1,22 +1,13 @@
 //! What a pool is made of: `backends`, `load_balancer`, `health_check`.
 
+use crate::config::keys::{self, Section};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
 use super::fields::{item_path, key_path, list, one_of, string, Errors, Fields};
 use crate::config::model::{BackendConfig, HealthCheck, HealthKind, Scheme, Strategy};
 use crate::config::units::fmt_duration;
 use crate::config::yaml::{Node, Value};
 
-const BACKEND_KEYS: &[&str] = &["addr", "weight", "max_connections"];
-const HEALTH_KEYS: &[&str] = &[
-    "type",
-    "path",
-    "interval",
-    "timeout",
-    "fail_threshold",
-    "success_threshold",
-];
 const STRATEGIES: [Strategy; 5] = [
     Strategy::RoundRobin,
     Strategy::WeightedRoundRobin,
@@ -37,11 +28,14 @@ pub fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
         let item_path = item_path(path, i);
         let (addr_node, addr_path, weight, max_connections) = match &item.value {
             Value::Map(_) => {
-                let Some(f) = Fields::new(e, item, &item_path, BACKEND_KEYS) else {
+                let Some(f) = Fields::new(e, item, &item_path, Section::Backend) else {
                     continue;
                 };
-                let weight = f.int(e, "weight", 1, 100).unwrap_or(1) as u32;
-                let max_connections = f.int(e, "max_connections", 1, 1_000_000).map(|n| n as u32);
+                let weight = f
+                    .int(e, "weight")
+                    .unwrap_or_else(|| keys::default_int(Section::Backend, "weight"))
+                    as u32;
+                let max_connections = f.int(e, "max_connections").map(|n| n as u32);
                 let Some(addr) = f.require(e, "addr") else {
                     continue;
                 };
@@ -197,7 +191,7 @@ pub fn is_hostname(name: &str) -> bool {
 }
 
 pub fn health_check(e: &mut Errors, node: &Node, path: &str) -> Option<HealthCheck> {
-    let f = Fields::new(e, node, path, HEALTH_KEYS)?;
+    let f = Fields::new(e, node, path, Section::HealthCheck)?;
     let tcp = f.one_of(e, "type", &["http", "tcp"]) == Some(1);
     let kind = if tcp {
         if let Some(p) = f.get("path") {
@@ -218,10 +212,10 @@ pub fn health_check(e: &mut Errors, node: &Node, path: &str) -> Option<HealthChe
     };
     let interval = f
         .positive_duration(e, "interval")
-        .unwrap_or(Duration::from_secs(5));
+        .unwrap_or_else(|| keys::default_duration(Section::HealthCheck, "interval"));
     let timeout = f
         .positive_duration(e, "timeout")
-        .unwrap_or(Duration::from_secs(2));
+        .unwrap_or_else(|| keys::default_duration(Section::HealthCheck, "timeout"));
     if timeout > interval {
         // Blame the value the user wrote; with both written, the timeout is the odd one.
         let key = if f.has("timeout") {
@@ -244,8 +238,14 @@ pub fn health_check(e: &mut Errors, node: &Node, path: &str) -> Option<HealthChe
         kind,
         interval,
         timeout,
-        fail_threshold: f.int(e, "fail_threshold", 1, 100).unwrap_or(3) as u32,
-        success_threshold: f.int(e, "success_threshold", 1, 100).unwrap_or(2) as u32,
+        fail_threshold: f
+            .int(e, "fail_threshold")
+            .unwrap_or_else(|| keys::default_int(Section::HealthCheck, "fail_threshold"))
+            as u32,
+        success_threshold: f
+            .int(e, "success_threshold")
+            .unwrap_or_else(|| keys::default_int(Section::HealthCheck, "success_threshold"))
+            as u32,
     })
 }
 

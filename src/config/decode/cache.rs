@@ -1,50 +1,31 @@
 //! The global `cache` section and `cache:` on domains and routes.
 
-use std::time::Duration;
+use crate::config::keys::{self, Section};
 
 use super::fields::{int, item_path, string, Errors, Fields};
 use crate::config::model::{CacheRule, CacheSettings, DomainCache, Precompress};
 use crate::config::units::fmt_size;
 use crate::config::yaml::{Node, Value};
 
-const CACHE_KEYS: &[&str] = &[
-    "max_bytes",
-    "max_entries",
-    "max_entry_bytes",
-    "default_ttl",
-    "max_ttl",
-    "stale_while_revalidate",
-    "stale_if_error",
-    "precompress",
-    "rules",
-];
-const PRECOMPRESS_KEYS: &[&str] = &["enabled", "level", "min_bytes"];
-const RULE_KEYS: &[&str] = &[
-    "path_prefix",
-    "ttl",
-    "methods",
-    "statuses",
-    "max_entry_bytes",
-    "cache",
-];
 const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
 ];
 
 /// The settings a `cache` map starts from when there is nothing to inherit.
 pub fn defaults() -> CacheSettings {
+    let d = |name| keys::default_duration(Section::Cache, name);
     CacheSettings {
-        max_bytes: 256 << 20,
-        max_entries: 10_000,
-        max_entry_bytes: 4 << 20,
+        max_bytes: keys::default_size(Section::Cache, "max_bytes"),
+        max_entries: keys::default_int(Section::Cache, "max_entries") as usize,
+        max_entry_bytes: keys::default_size(Section::Cache, "max_entry_bytes"),
         default_ttl: None,
-        max_ttl: Duration::from_secs(24 * 3600),
-        stale_while_revalidate: Duration::ZERO,
-        stale_if_error: Duration::ZERO,
+        max_ttl: d("max_ttl"),
+        stale_while_revalidate: d("stale_while_revalidate"),
+        stale_if_error: d("stale_if_error"),
         precompress: Precompress {
-            enabled: false,
-            level: 6,
-            min_bytes: 256,
+            enabled: keys::default_bool(Section::Precompress, "enabled"),
+            level: keys::default_int(Section::Precompress, "level") as u32,
+            min_bytes: keys::default_size(Section::Precompress, "min_bytes"),
         },
         rules: Vec::new(),
     }
@@ -54,13 +35,13 @@ pub fn defaults() -> CacheSettings {
 /// rather than extending it, so a domain can drop global rules that do not fit it.
 pub fn settings(e: &mut Errors, node: &Node, path: &str, base: &CacheSettings) -> CacheSettings {
     let mut out = base.clone();
-    let Some(f) = Fields::new(e, node, path, CACHE_KEYS) else {
+    let Some(f) = Fields::new(e, node, path, Section::Cache) else {
         return out;
     };
     if let Some(v) = f.size(e, "max_bytes") {
         out.max_bytes = v;
     }
-    if let Some(v) = f.int(e, "max_entries", 1, u32::MAX.into()) {
+    if let Some(v) = f.int(e, "max_entries") {
         out.max_entries = v as usize;
     }
     if let Some(v) = f.size(e, "max_entry_bytes") {
@@ -118,13 +99,13 @@ fn check_limits(e: &mut Errors, f: &Fields, s: &CacheSettings) {
 }
 
 fn precompress(e: &mut Errors, node: &Node, path: &str, out: &mut Precompress) {
-    let Some(f) = Fields::new(e, node, path, PRECOMPRESS_KEYS) else {
+    let Some(f) = Fields::new(e, node, path, Section::Precompress) else {
         return;
     };
     if let Some(v) = f.boolean(e, "enabled") {
         out.enabled = v;
     }
-    if let Some(v) = f.int(e, "level", 1, 9) {
+    if let Some(v) = f.int(e, "level") {
         out.level = v as u32;
     }
     if let Some(v) = f.size(e, "min_bytes") {
@@ -133,7 +114,7 @@ fn precompress(e: &mut Errors, node: &Node, path: &str, out: &mut Precompress) {
 }
 
 fn rule(e: &mut Errors, node: &Node, path: &str, max_bytes: u64) -> Option<CacheRule> {
-    let f = Fields::new(e, node, path, RULE_KEYS)?;
+    let f = Fields::new(e, node, path, Section::CacheRule)?;
     let prefix = f.require(e, "path_prefix").and(f.string(e, "path_prefix"));
     let prefix = prefix.and_then(|p| path_prefix(e, &f, p));
     let mut methods = Vec::new();

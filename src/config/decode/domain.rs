@@ -1,40 +1,14 @@
 //! `domains`: host patterns, the domain's pool and what its unmatched requests get.
 
+use super::answer;
 use super::backend::{backends, health_check, is_hostname, strategy};
-use super::cache;
 use super::fields::{item_path, list, string, Errors, Fields};
-use super::headers;
+use super::handling;
 use super::options;
-use super::policy;
 use super::route::{routes, Parent};
-use crate::config::model::{
-    Action, CacheSettings, Domain, DomainCache, HostPattern, PoolConfig, Pos, Strategy,
-};
+use crate::config::keys::Section;
+use crate::config::model::{Action, CacheSettings, Domain, HostPattern, PoolConfig, Pos, Strategy};
 use crate::config::yaml::Node;
-
-const DOMAIN_KEYS: &[&str] = &[
-    "hosts",
-    "load_balancer",
-    "backends",
-    "connect_timeout",
-    "read_timeout",
-    "write_timeout",
-    "max_retries",
-    "max_idle_conns",
-    "idle_timeout",
-    "preserve_host",
-    "host_header",
-    "websocket_idle_timeout",
-    "health_check",
-    "cache",
-    "rate_limit",
-    "headers",
-    "deny",
-    "max_body_bytes",
-    "respond",
-    "redirect",
-    "routes",
-];
 
 /// State shared across all domains of the file.
 struct Seen {
@@ -73,7 +47,7 @@ fn domain(
     seen: &mut Seen,
     pools: &mut Vec<PoolConfig>,
 ) -> Option<Domain> {
-    let f = Fields::new(e, node, path, DOMAIN_KEYS)?;
+    let f = Fields::new(e, node, path, Section::Domain)?;
     f.require(e, "hosts");
     let hosts = f
         .get("hosts")
@@ -94,28 +68,7 @@ fn domain(
         .get("health_check")
         .and_then(|n| health_check(e, n, &f.path("health_check")));
     let proxy_options = options::read(e, &f).apply(&options::defaults());
-    let header_rules = f
-        .get("headers")
-        .map(|n| headers::rules(e, n, &f.path("headers")))
-        .unwrap_or_default();
-    let rate_limit = f
-        .get("rate_limit")
-        .and_then(|n| policy::rate_limit(e, n, &f.path("rate_limit")));
-    let deny = f
-        .get("deny")
-        .map(|n| policy::cidr_list(e, n, &f.path("deny")))
-        .unwrap_or_default();
-    let max_body_bytes = f.size(e, "max_body_bytes");
-    let answer = policy::answer(e, &f, &["backends", "load_balancer", "health_check"]);
-    let cache_base = global_cache.cloned().unwrap_or_else(cache::defaults);
-    let cache = cache::section(
-        e,
-        f.get("cache"),
-        &f.path("cache"),
-        global_cache,
-        &cache_base,
-    )
-    .unwrap_or(DomainCache::Off);
+    let answer = answer::answer(e, &f, &["backends", "load_balancer", "health_check"]);
 
     let pool = backend_list.map(|backends| {
         pools.push(PoolConfig {
@@ -134,18 +87,15 @@ fn domain(
         },
         (None, None) => Action::NotFound,
     };
+    let handling = handling::read(e, &f, action, None, global_cache);
     let parent = Parent {
         name: &name,
         pool,
         strategy,
         health: health.as_ref(),
         options: &proxy_options,
-        headers: &header_rules,
-        rate_limit: rate_limit.as_ref(),
-        cache: &cache,
+        handling: &handling,
         global_cache,
-        deny: &deny,
-        max_body_bytes,
     };
     let routes = f
         .get("routes")
@@ -153,12 +103,7 @@ fn domain(
         .unwrap_or_default();
     Some(Domain {
         hosts: hosts.into_iter().map(|(pattern, _)| pattern).collect(),
-        action,
-        headers: header_rules,
-        rate_limit,
-        cache,
-        deny,
-        max_body_bytes,
+        handling,
         routes,
         pos: node.pos,
     })

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::keys::{self, Section};
 use crate::config::model::Pos;
 use crate::config::units;
 use crate::config::yaml::{Entry, Node, Value};
@@ -54,13 +55,15 @@ pub fn item_path(parent: &str, index: usize) -> String {
 pub struct Fields<'a> {
     pub node: &'a Node,
     pub path: String,
+    section: Section,
     entries: &'a [Entry],
 }
 
 impl<'a> Fields<'a> {
-    /// Checks that `node` is a mapping with only `allowed` keys; unknown keys are reported
-    /// (at the key) but do not prevent reading the known ones.
-    pub fn new(e: &mut Errors, node: &'a Node, path: &str, allowed: &[&str]) -> Option<Self> {
+    /// Checks that `node` is a mapping with only the keys the table (`config::keys`) allows
+    /// in `section`; unknown keys are reported (at the key) but do not prevent reading the
+    /// known ones.
+    pub fn new(e: &mut Errors, node: &'a Node, path: &str, section: Section) -> Option<Self> {
         let Value::Map(entries) = &node.value else {
             e.push(
                 node.pos,
@@ -70,7 +73,8 @@ impl<'a> Fields<'a> {
             return None;
         };
         for entry in entries {
-            if !allowed.contains(&entry.key.as_str()) {
+            if keys::find(section, &entry.key).is_none() {
+                let allowed: Vec<&str> = keys::keys_of(section).map(|k| k.name).collect();
                 e.push(
                     entry.key_pos,
                     path,
@@ -85,6 +89,7 @@ impl<'a> Fields<'a> {
         Some(Fields {
             node,
             path: path.to_string(),
+            section,
             entries,
         })
     }
@@ -124,7 +129,9 @@ impl<'a> Fields<'a> {
     }
 
     /// An integer in `lo..=hi`; the range message names the field by its key.
-    pub fn int(&self, e: &mut Errors, key: &str, lo: u64, hi: u64) -> Option<u64> {
+    /// An integer within the bounds the key table gives `key`.
+    pub fn int(&self, e: &mut Errors, key: &str) -> Option<u64> {
+        let (lo, hi) = keys::int_bounds(self.section, key);
         self.get(key)
             .and_then(|n| int(e, n, &self.path(key), key, lo, hi))
     }

@@ -1,14 +1,12 @@
 //! `headers:` rules on domains and routes, and how a route's rules combine with its domain's.
 
 use super::fields::{is_header_value, is_token, key_path, list, string, Errors, Fields};
+use crate::config::keys::Section;
 use crate::config::model::{HeaderEdits, HeaderRules};
 use crate::config::yaml::{Node, Value};
 
-const RULES_KEYS: &[&str] = &["request", "response"];
-const EDITS_KEYS: &[&str] = &["set", "add", "remove"];
-
 pub fn rules(e: &mut Errors, node: &Node, path: &str) -> HeaderRules {
-    let Some(f) = Fields::new(e, node, path, RULES_KEYS) else {
+    let Some(f) = Fields::new(e, node, path, Section::Headers) else {
         return HeaderRules::default();
     };
     let mut side = |key: &str| {
@@ -23,7 +21,7 @@ pub fn rules(e: &mut Errors, node: &Node, path: &str) -> HeaderRules {
 }
 
 fn edits(e: &mut Errors, node: &Node, path: &str) -> HeaderEdits {
-    let Some(f) = Fields::new(e, node, path, EDITS_KEYS) else {
+    let Some(f) = Fields::new(e, node, path, Section::HeaderEdits) else {
         return HeaderEdits::default();
     };
     let mut out = HeaderEdits {

@@ -3,38 +3,31 @@
 //! Split by section; every function reports into one [`Errors`] and substitutes a placeholder
 //! for whatever it could not read, so one pass finds every problem in the file.
 
+mod answer;
 mod backend;
 mod cache;
 mod domain;
 mod fields;
+mod handling;
 mod headers;
+mod limits;
 mod options;
-mod policy;
 mod route;
 mod server;
 
+use crate::config::keys::Section;
 pub use backend::parse_url;
 use fields::{Errors, Fields};
 #[cfg(test)]
-pub use policy::parse_cidr as policy_cidr;
+pub use limits::parse_cidr;
 
 use crate::config::model::Config;
 use crate::config::yaml::Node;
 use crate::config::ConfigError;
 
-const TOP_KEYS: &[&str] = &[
-    "server",
-    "listeners",
-    "admin",
-    "probe",
-    "logging",
-    "cache",
-    "domains",
-];
-
 pub fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigError>> {
     let mut e = Errors::new(source);
-    let Some(f) = Fields::new(&mut e, root, "", TOP_KEYS) else {
+    let Some(f) = Fields::new(&mut e, root, "", Section::Top) else {
         return Err(e.into_vec());
     };
     let server = server::server(&mut e, f.get("server"));

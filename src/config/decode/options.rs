@@ -3,19 +3,22 @@
 use std::time::Duration;
 
 use super::fields::{Errors, Fields};
+use crate::config::keys::{self, Section};
 use crate::config::model::ProxyOptions;
 
+/// The defaults, from the key table.
 pub fn defaults() -> ProxyOptions {
+    let d = |name| keys::default_duration(Section::Domain, name);
     ProxyOptions {
-        connect_timeout: Duration::from_secs(5),
-        read_timeout: Duration::from_secs(60),
-        write_timeout: Duration::from_secs(60),
-        max_retries: 2,
-        max_idle_conns: 32,
-        idle_timeout: Duration::from_secs(60),
-        preserve_host: false,
+        connect_timeout: d("connect_timeout"),
+        read_timeout: d("read_timeout"),
+        write_timeout: d("write_timeout"),
+        max_retries: keys::default_int(Section::Domain, "max_retries") as u32,
+        max_idle_conns: keys::default_int(Section::Domain, "max_idle_conns") as u32,
+        idle_timeout: d("idle_timeout"),
+        preserve_host: keys::default_bool(Section::Domain, "preserve_host"),
         host_header: None,
-        websocket_idle_timeout: Duration::from_secs(3600),
+        websocket_idle_timeout: d("websocket_idle_timeout"),
     }
 }
 
@@ -60,8 +63,8 @@ pub fn read(e: &mut Errors, f: &Fields) -> Overrides {
         connect_timeout: f.positive_duration(e, "connect_timeout"),
         read_timeout: f.positive_duration(e, "read_timeout"),
         write_timeout: f.positive_duration(e, "write_timeout"),
-        max_retries: f.int(e, "max_retries", 0, 10).map(|v| v as u32),
-        max_idle_conns: f.int(e, "max_idle_conns", 0, 10_000).map(|v| v as u32),
+        max_retries: f.int(e, "max_retries").map(|v| v as u32),
+        max_idle_conns: f.int(e, "max_idle_conns").map(|v| v as u32),
         idle_timeout: f.duration(e, "idle_timeout"),
         preserve_host,
         host_header,

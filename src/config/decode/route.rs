@@ -1,39 +1,16 @@
 //! `routes` of a domain: inheritance from the domain and pool sharing.
 
+use super::answer;
 use super::backend::{backends, health_check, strategy};
 use super::cache;
 use super::fields::{item_path, list, Errors, Fields};
-use super::headers;
+use super::handling;
 use super::options;
-use super::policy;
+use crate::config::keys::Section;
 use crate::config::model::{
-    Action, CacheSettings, Cidr, DomainCache, HeaderRules, HealthCheck, PoolConfig, Pos,
-    ProxyOptions, RateLimit, Route, Strategy,
+    Action, CacheSettings, Handling, HealthCheck, PoolConfig, Pos, ProxyOptions, Route, Strategy,
 };
 use crate::config::yaml::Node;
-
-const ROUTE_KEYS: &[&str] = &[
-    "path_prefix",
-    "backends",
-    "load_balancer",
-    "health_check",
-    "respond",
-    "redirect",
-    "connect_timeout",
-    "read_timeout",
-    "write_timeout",
-    "max_retries",
-    "max_idle_conns",
-    "idle_timeout",
-    "preserve_host",
-    "host_header",
-    "websocket_idle_timeout",
-    "headers",
-    "rate_limit",
-    "cache",
-    "deny",
-    "max_body_bytes",
-];
 
 /// What a route inherits from its domain.
 pub struct Parent<'a> {
@@ -44,12 +21,8 @@ pub struct Parent<'a> {
     pub strategy: Strategy,
     pub health: Option<&'a HealthCheck>,
     pub options: &'a ProxyOptions,
-    pub headers: &'a HeaderRules,
-    pub rate_limit: Option<&'a RateLimit>,
-    pub cache: &'a DomainCache,
+    pub handling: &'a Handling,
     pub global_cache: Option<&'a CacheSettings>,
-    pub deny: &'a [Cidr],
-    pub max_body_bytes: Option<u64>,
 }
 
 pub fn routes(
@@ -78,7 +51,7 @@ fn route(
     pools: &mut Vec<PoolConfig>,
     prefixes: &mut Vec<(String, Pos)>,
 ) -> Option<Route> {
-    let f = Fields::new(e, node, path, ROUTE_KEYS)?;
+    let f = Fields::new(e, node, path, Section::Route)?;
     f.require(e, "path_prefix");
     let prefix = f
         .string(e, "path_prefix")
@@ -96,7 +69,7 @@ fn route(
             None => prefixes.push((prefix.clone(), at.pos)),
         }
     }
-    let answer = policy::answer(e, &f, &["backends", "load_balancer", "health_check"]);
+    let answer = answer::answer(e, &f, &["backends", "load_balancer", "health_check"]);
     let own_backends = f
         .get("backends")
         .map(|n| backends(e, n, &f.path("backends")));
@@ -107,43 +80,13 @@ fn route(
         .get("health_check")
         .and_then(|n| health_check(e, n, &f.path("health_check")));
     let proxy_options = options::read(e, &f).apply(parent.options);
-    let route_headers = f
-        .get("headers")
-        .map(|n| headers::rules(e, n, &f.path("headers")));
-    let rate_limit = f
-        .get("rate_limit")
-        .and_then(|n| policy::rate_limit(e, n, &f.path("rate_limit")))
-        .or_else(|| parent.rate_limit.cloned());
-    // A route's cache map refines what its domain actually uses.
-    let cache_base = match parent.cache {
-        DomainCache::Custom(settings) => (**settings).clone(),
-        _ => parent.global_cache.cloned().unwrap_or_else(cache::defaults),
-    };
-    let cache = cache::section(
-        e,
-        f.get("cache"),
-        &f.path("cache"),
-        parent.global_cache,
-        &cache_base,
-    )
-    .unwrap_or_else(|| parent.cache.clone());
-
     let strategy = own_strategy.unwrap_or(parent.strategy);
     let health = own_health.or_else(|| parent.health.cloned());
     let pool_name = format!("{}{}", parent.name, prefix.as_deref().unwrap_or_default());
-    let mut deny = parent.deny.to_vec();
-    if let Some(n) = f.get("deny") {
-        for c in policy::cidr_list(e, n, &f.path("deny")) {
-            if !deny.contains(&c) {
-                deny.push(c);
-            }
-        }
-    }
-    let max_body_bytes = f.size(e, "max_body_bytes").or(parent.max_body_bytes);
     let action = if let Some(answer) = answer {
         answer
     } else if f.has("respond") || f.has("redirect") {
-        // Reported by `policy::answer`.
+        // Reported by `answer::answer`.
         Action::NotFound
     } else if let Some(backends) = own_backends {
         pools.push(PoolConfig {
@@ -182,17 +125,10 @@ fn route(
         e.push(node.pos, path, "no backends (the domain has none)");
         Action::NotFound
     };
+    let handling = handling::read(e, &f, action, Some(parent.handling), parent.global_cache);
     Some(Route {
         path_prefix: prefix?,
-        action,
-        headers: match &route_headers {
-            Some(own) => headers::merge(parent.headers, own),
-            None => parent.headers.clone(),
-        },
-        rate_limit,
-        cache,
-        deny,
-        max_body_bytes,
+        handling,
         pos: node.pos,
     })
 }

@@ -1,8 +1,8 @@
 //! Process-level sections: `server`, `listeners`, `admin`, `probe`, `logging`.
 
+use crate::config::keys::{self, Section};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
@@ -11,28 +11,7 @@ use crate::config::model::{
 use crate::config::units;
 use crate::config::yaml::Node;
 
-const SERVER_KEYS: &[&str] = &[
-    "threads",
-    "pid_file",
-    "upgrade_sock",
-    "grace_period",
-    "shutdown_timeout",
-    "drain_delay",
-    "keepalive_timeout",
-    "user",
-    "group",
-    "trusted_proxies",
-    "request_header_timeout",
-    "max_header_bytes",
-];
-const LISTENER_KEYS: &[&str] = &["addr", "tls"];
-const TLS_KEYS: &[&str] = &["certs", "cert_dir", "http2"];
-const CERT_KEYS: &[&str] = &["cert", "key"];
-const ADMIN_KEYS: &[&str] = &["addr", "token"];
-const PROBE_KEYS: &[&str] = &["addr"];
-const LOGGING_KEYS: &[&str] = &["level", "access_log"];
 const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
-const MAX_THREADS: u64 = 1024;
 /// Below this, ordinary browser requests (cookies, user agents) would not fit.
 const MIN_HEADER_BYTES: u64 = 1 << 10;
 /// Pingora's own parser refuses request heads above about 1 MiB; this leaves room for the
@@ -41,24 +20,25 @@ const MAX_HEADER_BYTES: u64 = 512 << 10;
 
 pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let d = |name| keys::default_duration(Section::Server, name);
     let mut server = Server {
-        threads: cpus.min(MAX_THREADS as usize),
-        pid_file: PathBuf::from("/tmp/strait.pid"),
-        upgrade_sock: PathBuf::from("/tmp/strait_upgrade.sock"),
-        grace_period: Duration::from_secs(30),
-        shutdown_timeout: Duration::from_secs(10),
-        drain_delay: Duration::from_secs(1),
-        keepalive_timeout: Duration::from_secs(60),
+        threads: cpus.min(keys::int_bounds(Section::Server, "threads").1 as usize),
+        pid_file: PathBuf::from(keys::default_text(Section::Server, "pid_file")),
+        upgrade_sock: PathBuf::from(keys::default_text(Section::Server, "upgrade_sock")),
+        grace_period: d("grace_period"),
+        shutdown_timeout: d("shutdown_timeout"),
+        drain_delay: d("drain_delay"),
+        keepalive_timeout: d("keepalive_timeout"),
         user: None,
         group: None,
         trusted_proxies: Vec::new(),
-        request_header_timeout: Duration::from_secs(10),
-        max_header_bytes: 64 << 10,
+        request_header_timeout: d("request_header_timeout"),
+        max_header_bytes: keys::default_size(Section::Server, "max_header_bytes") as usize,
     };
-    let Some(f) = node.and_then(|n| Fields::new(e, n, "server", SERVER_KEYS)) else {
+    let Some(f) = node.and_then(|n| Fields::new(e, n, "server", Section::Server)) else {
         return server;
     };
-    if let Some(threads) = f.int(e, "threads", 1, MAX_THREADS) {
+    if let Some(threads) = f.int(e, "threads") {
         server.threads = threads as usize;
     }
     if let Some(path) = f.file_path(e, "pid_file") {
@@ -79,7 +59,7 @@ pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
         }
     }
     if let Some(n) = f.get("trusted_proxies") {
-        server.trusted_proxies = super::policy::cidr_list(e, n, &f.path("trusted_proxies"));
+        server.trusted_proxies = super::limits::cidr_list(e, n, &f.path("trusted_proxies"));
     }
     if let Some(t) = f.positive_duration(e, "request_header_timeout") {
         server.request_header_timeout = t;
@@ -114,7 +94,7 @@ pub fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = item_path("listeners", i);
-        let Some(f) = Fields::new(e, item, &path, LISTENER_KEYS) else {
+        let Some(f) = Fields::new(e, item, &path, Section::Listener) else {
             continue;
         };
         f.require(e, "addr");
@@ -127,12 +107,12 @@ pub fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
 }
 
 fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
-    let f = Fields::new(e, node, path, TLS_KEYS)?;
+    let f = Fields::new(e, node, path, Section::Tls)?;
     let items = f.list(e, "certs");
     let mut certs = Vec::new();
     for (i, item) in items.unwrap_or_default().iter().enumerate() {
         let path = item_path(&f.path("certs"), i);
-        let Some(c) = Fields::new(e, item, &path, CERT_KEYS) else {
+        let Some(c) = Fields::new(e, item, &path, Section::Cert) else {
             continue;
         };
         c.require(e, "cert");
@@ -160,7 +140,7 @@ fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
 }
 
 pub fn admin(e: &mut Errors, node: &Node) -> Option<Admin> {
-    let f = Fields::new(e, node, "admin", ADMIN_KEYS)?;
+    let f = Fields::new(e, node, "admin", Section::Admin)?;
     f.require(e, "addr");
     let token = f.string(e, "token").filter(|t| !t.is_empty());
     let (addr, pos) = f.addr(e, "addr")?;
@@ -177,7 +157,7 @@ pub fn admin(e: &mut Errors, node: &Node) -> Option<Admin> {
 }
 
 pub fn probe(e: &mut Errors, node: &Node) -> Option<Probe> {
-    let f = Fields::new(e, node, "probe", PROBE_KEYS)?;
+    let f = Fields::new(e, node, "probe", Section::Probe)?;
     f.require(e, "addr");
     let (addr, pos) = f.addr(e, "addr")?;
     Some(Probe { addr, pos })
@@ -188,7 +168,7 @@ pub fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
         level: log::LevelFilter::Info,
         access_log: None,
     };
-    let Some(f) = node.and_then(|n| Fields::new(e, n, "logging", LOGGING_KEYS)) else {
+    let Some(f) = node.and_then(|n| Fields::new(e, n, "logging", Section::Logging)) else {
         return logging;
     };
     if let Some(i) = f.one_of(e, "level", LEVELS) {

@@ -29,7 +29,7 @@ domains:
     respond: { status: 204 }
 "#;
     let c = ok(text);
-    let cidr = |t: &str| crate::config::decode::policy_cidr(t).unwrap();
+    let cidr = |t: &str| crate::config::decode::parse_cidr(t).unwrap();
     assert_eq!(
         c.server.trusted_proxies,
         vec![
@@ -45,14 +45,14 @@ domains:
     assert_eq!(pool.backends[1].max_connections, None);
 
     let d = &c.domains[0];
-    assert_eq!(d.deny, vec![cidr("192.0.2.0/24")]);
-    assert_eq!(d.max_body_bytes, Some(1 << 20));
-    let Action::Proxy { options, .. } = &d.action else {
-        panic!("{:?}", d.action)
+    assert_eq!(d.handling.deny, vec![cidr("192.0.2.0/24")]);
+    assert_eq!(d.handling.max_body_bytes, Some(1 << 20));
+    let Action::Proxy { options, .. } = &d.handling.action else {
+        panic!("{:?}", d.handling.action)
     };
     assert_eq!(options.websocket_idle_timeout, secs(600));
     assert_eq!(
-        d.routes[0].action,
+        d.routes[0].handling.action,
         Action::Redirect(Redirect {
             status: 301,
             location: vec![
@@ -63,21 +63,21 @@ domains:
         })
     );
     // A redirect route still inherits the domain's limits.
-    assert_eq!(d.routes[0].deny, d.deny);
-    assert_eq!(d.routes[0].max_body_bytes, Some(1 << 20));
+    assert_eq!(d.routes[0].handling.deny, d.handling.deny);
+    assert_eq!(d.routes[0].handling.max_body_bytes, Some(1 << 20));
     // A route's deny adds to its domain's; its max_body_bytes replaces it.
     assert_eq!(
-        d.routes[1].deny,
+        d.routes[1].handling.deny,
         vec![cidr("192.0.2.0/24"), cidr("198.51.100.7/32")]
     );
-    assert_eq!(d.routes[1].max_body_bytes, Some(10 << 20));
-    let Action::Proxy { options, .. } = &d.routes[2].action else {
-        panic!("{:?}", d.routes[2].action)
+    assert_eq!(d.routes[1].handling.max_body_bytes, Some(10 << 20));
+    let Action::Proxy { options, .. } = &d.routes[2].handling.action else {
+        panic!("{:?}", d.routes[2].handling.action)
     };
     assert_eq!(options.websocket_idle_timeout, secs(5400));
 
     assert_eq!(
-        c.domains[1].action,
+        c.domains[1].handling.action,
         Action::Redirect(Redirect {
             status: 302,
             location: vec![
@@ -86,8 +86,8 @@ domains:
             ],
         })
     );
-    let Action::Respond(r) = &c.domains[2].action else {
-        panic!("{:?}", c.domains[2].action)
+    let Action::Respond(r) = &c.domains[2].handling.action else {
+        panic!("{:?}", c.domains[2].handling.action)
     };
     assert_eq!(r.status, 204);
 }
@@ -99,10 +99,10 @@ fn policy_defaults() {
     assert_eq!(c.server.request_header_timeout, secs(10));
     assert_eq!(c.server.max_header_bytes, 64 << 10);
     let d = &c.domains[0];
-    assert!(d.deny.is_empty());
-    assert_eq!(d.max_body_bytes, None);
+    assert!(d.handling.deny.is_empty());
+    assert_eq!(d.handling.max_body_bytes, None);
     assert_eq!(c.pools[0].backends[0].max_connections, None);
-    let Action::Proxy { options, .. } = &d.action else {
+    let Action::Proxy { options, .. } = &d.handling.action else {
         panic!()
     };
     assert_eq!(options.websocket_idle_timeout, secs(3600));

@@ -208,15 +208,15 @@ fn design_example_decodes_to_the_model() {
         websocket_idle_timeout: secs(3600),
     };
     assert_eq!(
-        d.action,
+        d.handling.action,
         Action::Proxy {
             pool: 0,
             options: options.clone()
         }
     );
-    assert!(matches!(d.cache, DomainCache::Global));
+    assert!(matches!(d.handling.cache, DomainCache::Global));
     assert_eq!(
-        d.rate_limit,
+        d.handling.rate_limit,
         Some(RateLimit {
             requests: 100,
             per: secs(1),
@@ -229,18 +229,21 @@ fn design_example_decodes_to_the_model() {
             .collect()
     };
     assert_eq!(
-        d.headers.request.set,
+        d.handling.headers.request.set,
         pairs(&[("X-Internal-Auth", "secret")])
     );
-    assert_eq!(d.headers.request.remove, vec!["X-Debug"]);
-    assert_eq!(d.headers.response.set, pairs(&[("X-Proxy", "strait")]));
-    assert_eq!(d.headers.response.remove, vec!["Server"]);
+    assert_eq!(d.handling.headers.request.remove, vec!["X-Debug"]);
+    assert_eq!(
+        d.handling.headers.response.set,
+        pairs(&[("X-Proxy", "strait")])
+    );
+    assert_eq!(d.handling.headers.response.remove, vec!["Server"]);
 
     assert_eq!(d.routes.len(), 2);
     let r = &d.routes[0];
     assert_eq!(r.path_prefix, "/auth/");
     assert_eq!(
-        r.action,
+        r.handling.action,
         Action::Proxy {
             pool: 1,
             options: ProxyOptions {
@@ -249,13 +252,13 @@ fn design_example_decodes_to_the_model() {
             }
         }
     );
-    assert_eq!(r.headers, d.headers);
-    assert_eq!(r.rate_limit, d.rate_limit);
-    assert!(matches!(r.cache, DomainCache::Global));
+    assert_eq!(r.handling.headers, d.handling.headers);
+    assert_eq!(r.handling.rate_limit, d.handling.rate_limit);
+    assert!(matches!(r.handling.cache, DomainCache::Global));
     let r = &d.routes[1];
     assert_eq!(r.path_prefix, "/ping");
     assert_eq!(
-        r.action,
+        r.handling.action,
         Action::Respond(Respond {
             status: 200,
             body: "pong\n".into(),
@@ -284,7 +287,7 @@ fn defaults_fill_a_minimal_file() {
     assert_eq!(c.logging.access_log, None);
     let d = &c.domains[0];
     assert_eq!(
-        d.action,
+        d.handling.action,
         Action::Proxy {
             pool: 0,
             options: ProxyOptions {
@@ -300,7 +303,7 @@ fn defaults_fill_a_minimal_file() {
             }
         }
     );
-    assert!(matches!(d.cache, DomainCache::Off));
+    assert!(matches!(d.handling.cache, DomainCache::Off));
     assert_eq!(c.pools[0].strategy, Strategy::RoundRobin);
     assert_eq!(c.pools[0].health_check, None);
     assert_eq!(c.pools[0].backends[0].path, "domains[0].backends[0]");
@@ -419,22 +422,22 @@ fn routes_inherit_and_share_pools() {
     assert_eq!((health.fail_threshold, health.success_threshold), (3, 2));
 
     let d = &c.domains[0];
-    let Action::Proxy { pool: 0, options } = &d.action else {
-        panic!("{:?}", d.action)
+    let Action::Proxy { pool: 0, options } = &d.handling.action else {
+        panic!("{:?}", d.handling.action)
     };
     assert_eq!(options.read_timeout, secs(5));
-    let DomainCache::Custom(domain_cache) = &d.cache else {
+    let DomainCache::Custom(domain_cache) = &d.handling.cache else {
         panic!()
     };
     assert_eq!(domain_cache.max_entries, 50);
     assert_eq!(domain_cache.max_bytes, 64 << 20);
     assert_eq!(domain_cache.default_ttl, Some(secs(60)));
 
-    let pool_of = |i: usize| match &d.routes[i].action {
+    let pool_of = |i: usize| match &d.routes[i].handling.action {
         Action::Proxy { pool, .. } => *pool,
         other => panic!("{other:?}"),
     };
-    let options_of = |i: usize| match &d.routes[i].action {
+    let options_of = |i: usize| match &d.routes[i].handling.action {
         Action::Proxy { options, .. } => options.clone(),
         other => panic!("{other:?}"),
     };
@@ -442,9 +445,9 @@ fn routes_inherit_and_share_pools() {
     assert_eq!(pool_of(0), 0);
     assert_eq!(pool_of(1), 0);
     assert_eq!(options_of(0), *options);
-    assert_eq!(d.routes[0].headers, d.headers);
-    assert_eq!(d.routes[0].rate_limit, d.rate_limit);
-    assert!(matches!(&d.routes[0].cache, DomainCache::Custom(s) if s.max_entries == 50));
+    assert_eq!(d.routes[0].handling.headers, d.handling.headers);
+    assert_eq!(d.routes[0].handling.rate_limit, d.handling.rate_limit);
+    assert!(matches!(&d.routes[0].handling.cache, DomainCache::Custom(s) if s.max_entries == 50));
 
     // A different strategy: same backends, new pool.
     assert_eq!(pool_of(2), 1);
@@ -472,31 +475,31 @@ fn routes_inherit_and_share_pools() {
             .collect()
     };
     assert_eq!(
-        r.headers.request.set,
+        r.handling.headers.request.set,
         pairs(&[("X-B", "domain"), ("x-a", "route")])
     );
-    assert_eq!(r.headers.request.add, pairs(&[("X-Debug", "1")]));
-    assert!(r.headers.request.remove.is_empty());
+    assert_eq!(r.handling.headers.request.add, pairs(&[("X-Debug", "1")]));
+    assert!(r.handling.headers.request.remove.is_empty());
     assert_eq!(
-        r.rate_limit,
+        r.handling.rate_limit,
         Some(RateLimit {
             requests: 5,
             per: secs(60),
             key: RateKey::Header("X-Api-Key".into())
         })
     );
-    let DomainCache::Custom(route_cache) = &r.cache else {
+    let DomainCache::Custom(route_cache) = &r.handling.cache else {
         panic!()
     };
     assert_eq!(route_cache.default_ttl, Some(secs(10)));
     assert_eq!(route_cache.max_entries, 50);
-    assert!(matches!(d.routes[4].cache, DomainCache::Off));
+    assert!(matches!(d.routes[4].handling.cache, DomainCache::Off));
 
     let d = &c.domains[1];
     assert_eq!(d.hosts, vec![HostPattern::Any]);
-    assert_eq!(d.action, Action::NotFound);
-    assert!(matches!(d.cache, DomainCache::Off));
-    let Action::Respond(respond) = &d.routes[0].action else {
+    assert_eq!(d.handling.action, Action::NotFound);
+    assert!(matches!(d.handling.cache, DomainCache::Off));
+    let Action::Respond(respond) = &d.routes[0].handling.action else {
         panic!()
     };
     assert_eq!(respond.status, 201);
@@ -505,8 +508,8 @@ fn routes_inherit_and_share_pools() {
         respond.headers.get("Content-Type").map(String::as_str),
         Some("text/plain")
     );
-    let Action::Proxy { pool: 3, options } = &d.routes[1].action else {
-        panic!("{:?}", d.routes[1].action)
+    let Action::Proxy { pool: 3, options } = &d.routes[1].handling.action else {
+        panic!("{:?}", d.routes[1].handling.action)
     };
     assert_eq!(options.read_timeout, secs(7));
     assert_eq!(c.pools[3].strategy, Strategy::RoundRobin);
@@ -533,7 +536,7 @@ domains:
     // Aliased nodes keep the anchor's position but get the path they are used at.
     assert_eq!(c.pools[1].backends[0].pos, c.pools[0].backends[0].pos);
     assert_eq!(c.pools[1].backends[0].path, "domains[1].backends[0]");
-    let Action::Proxy { options, .. } = &c.domains[1].action else {
+    let Action::Proxy { options, .. } = &c.domains[1].handling.action else {
         panic!()
     };
     assert_eq!(options.read_timeout, secs(3));

@@ -1,0 +1,63 @@
+//! The keys domains and routes share (`headers`, `rate_limit`, `cache`, `deny`,
+//! `max_body_bytes`), read in one place, with a route's inheritance from its domain.
+
+use super::cache;
+use super::fields::{Errors, Fields};
+use super::headers;
+use super::limits;
+use crate::config::model::{Action, CacheSettings, DomainCache, Handling};
+
+/// Reads the shared keys of `f`; `inherited` is the domain's handling when `f` is a route.
+pub fn read(
+    e: &mut Errors,
+    f: &Fields,
+    action: Action,
+    inherited: Option<&Handling>,
+    global_cache: Option<&CacheSettings>,
+) -> Handling {
+    let own_headers = f
+        .get("headers")
+        .map(|n| headers::rules(e, n, &f.path("headers")));
+    let headers = match (own_headers, inherited) {
+        (Some(own), Some(parent)) => headers::merge(&parent.headers, &own),
+        (Some(own), None) => own,
+        (None, Some(parent)) => parent.headers.clone(),
+        (None, None) => Default::default(),
+    };
+    let rate_limit = f
+        .get("rate_limit")
+        .and_then(|n| limits::rate_limit(e, n, &f.path("rate_limit")))
+        .or_else(|| inherited.and_then(|p| p.rate_limit.clone()));
+    // A route's cache map refines what its domain actually uses.
+    let cache_base = match inherited.map(|p| &p.cache) {
+        Some(DomainCache::Custom(settings)) => (**settings).clone(),
+        _ => global_cache.cloned().unwrap_or_else(cache::defaults),
+    };
+    let cache = cache::section(
+        e,
+        f.get("cache"),
+        &f.path("cache"),
+        global_cache,
+        &cache_base,
+    )
+    .unwrap_or_else(|| inherited.map_or(DomainCache::Off, |p| p.cache.clone()));
+    let mut deny = inherited.map_or_else(Vec::new, |p| p.deny.clone());
+    if let Some(n) = f.get("deny") {
+        for c in limits::cidr_list(e, n, &f.path("deny")) {
+            if !deny.contains(&c) {
+                deny.push(c);
+            }
+        }
+    }
+    let max_body_bytes = f
+        .size(e, "max_body_bytes")
+        .or_else(|| inherited.and_then(|p| p.max_body_bytes));
+    Handling {
+        action,
+        headers,
+        rate_limit,
+        cache,
+        deny,
+        max_body_bytes,
+    }
+}

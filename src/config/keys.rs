@@ -1,0 +1,1005 @@
+//! The one table of config keys: for each mapping of the file (a [`Section`]), the keys it
+//! may hold, what each takes, its default and one line of documentation. The decoder takes
+//! the allowed keys (and so its `unknown field` messages), integer bounds and defaults from
+//! here; `docs/config-reference.md` is generated from it (a unit test keeps the two in step),
+//! and so will be the JSON Schema.
+//!
+//! A new key is one row here plus its decoding in `decode/`.
+
+use std::time::Duration;
+
+/// A mapping in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Section {
+    Top,
+    Server,
+    Listener,
+    Tls,
+    Cert,
+    Admin,
+    Probe,
+    Logging,
+    Cache,
+    Precompress,
+    CacheRule,
+    Domain,
+    Route,
+    Backend,
+    HealthCheck,
+    Headers,
+    HeaderEdits,
+    Respond,
+    Redirect,
+    RateLimit,
+}
+
+impl Section {
+    /// Every section, in the order the reference lists them.
+    pub(crate) const ALL: [Section; 20] = [
+        Section::Top,
+        Section::Server,
+        Section::Listener,
+        Section::Tls,
+        Section::Cert,
+        Section::Admin,
+        Section::Probe,
+        Section::Logging,
+        Section::Cache,
+        Section::Precompress,
+        Section::CacheRule,
+        Section::Domain,
+        Section::Route,
+        Section::Backend,
+        Section::HealthCheck,
+        Section::Headers,
+        Section::HeaderEdits,
+        Section::Respond,
+        Section::Redirect,
+        Section::RateLimit,
+    ];
+
+    /// Where the section is found in a file.
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Section::Top => "(top level)",
+            Section::Server => "server",
+            Section::Listener => "listeners[]",
+            Section::Tls => "listeners[].tls",
+            Section::Cert => "listeners[].tls.certs[]",
+            Section::Admin => "admin",
+            Section::Probe => "probe",
+            Section::Logging => "logging",
+            Section::Cache => "cache (also a domain's or route's cache map)",
+            Section::Precompress => "cache.precompress",
+            Section::CacheRule => "cache.rules[]",
+            Section::Domain => "domains[]",
+            Section::Route => "domains[].routes[]",
+            Section::Backend => "backends[] (a map; a bare URL is also accepted)",
+            Section::HealthCheck => "health_check",
+            Section::Headers => "headers",
+            Section::HeaderEdits => "headers.request / headers.response",
+            Section::Respond => "respond",
+            Section::Redirect => "redirect",
+            Section::RateLimit => "rate_limit",
+        }
+    }
+}
+
+/// What a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `250ms`, `10s`, `1h30m`; zero allowed.
+    Duration,
+    /// A duration above zero.
+    PositiveDuration,
+    /// `512`, `64KiB`, `4MiB`.
+    Size,
+    Bool,
+    Int {
+        min: u64,
+        max: u64,
+    },
+    String,
+    /// One of the listed words.
+    OneOf(&'static [&'static str]),
+    /// `host:port` or `ip:port`.
+    Address,
+    /// A file or folder path.
+    Path,
+    List,
+    Map,
+    /// A map, or `true`/`false`.
+    MapOrBool,
+}
+
+/// A key's default, typed so the decoder uses the very value the reference shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DefaultValue {
+    /// Required.
+    Required,
+    /// Unset unless written (the text says what that means).
+    Unset(&'static str),
+    Duration(Duration),
+    Size(u64),
+    Int(u64),
+    Bool(bool),
+    Text(&'static str),
+}
+
+/// One key of one or more sections.
+#[derive(Debug)]
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    pub(crate) sections: &'static [Section],
+    pub(crate) kind: Kind,
+    pub(crate) default: DefaultValue,
+    pub(crate) doc: &'static str,
+}
+
+use DefaultValue as D;
+use Kind as K;
+use Section as S;
+
+const fn secs(n: u64) -> DefaultValue {
+    D::Duration(Duration::from_secs(n))
+}
+
+const DOMAIN_AND_ROUTE: &[Section] = &[S::Domain, S::Route];
+const LB_NAMES: &[&str] = &[
+    "round_robin",
+    "weighted_round_robin",
+    "least_connections",
+    "ip_hash",
+    "random",
+];
+
+/// Every key, grouped by section in file order. The order within a section is the order of
+/// the `expected one of` list in errors.
+pub(crate) const KEYS: &[Key] = &[
+    // --- top level ---
+    key(
+        "server",
+        &[S::Top],
+        K::Map,
+        D::Unset("every server default"),
+        "process settings",
+    ),
+    key(
+        "listeners",
+        &[S::Top],
+        K::List,
+        D::Required,
+        "the addresses the proxy accepts on (at least one)",
+    ),
+    key(
+        "admin",
+        &[S::Top],
+        K::Map,
+        D::Unset("no admin API"),
+        "the admin API listener",
+    ),
+    key(
+        "probe",
+        &[S::Top],
+        K::Map,
+        D::Unset("no probe listener"),
+        "the /live /ready /metrics listener",
+    ),
+    key(
+        "logging",
+        &[S::Top],
+        K::Map,
+        D::Unset("level info, no access log"),
+        "console level and the access log",
+    ),
+    key(
+        "cache",
+        &[S::Top],
+        K::Map,
+        D::Unset("cache settings' defaults"),
+        "the response cache's global settings (a domain still opts in with `cache: true`)",
+    ),
+    key(
+        "domains",
+        &[S::Top],
+        K::List,
+        D::Required,
+        "host names and what answers them (at least one)",
+    ),
+    // --- server ---
+    key(
+        "threads",
+        &[S::Server],
+        K::Int { min: 1, max: 1024 },
+        D::Unset("the number of CPUs"),
+        "proxy worker threads",
+    ),
+    key(
+        "pid_file",
+        &[S::Server],
+        K::Path,
+        D::Text("/tmp/strait.pid"),
+        "written with -d",
+    ),
+    key(
+        "upgrade_sock",
+        &[S::Server],
+        K::Path,
+        D::Text("/tmp/strait_upgrade.sock"),
+        "where -u takes the listening sockets over",
+    ),
+    key(
+        "grace_period",
+        &[S::Server],
+        K::Duration,
+        secs(30),
+        "in-flight requests may finish this long after SIGTERM/SIGQUIT",
+    ),
+    key(
+        "shutdown_timeout",
+        &[S::Server],
+        K::Duration,
+        secs(10),
+        "then the process exits whatever is left",
+    ),
+    key(
+        "drain_delay",
+        &[S::Server],
+        K::Duration,
+        secs(1),
+        "after SIGTERM: /ready says 503, listeners still accept this long",
+    ),
+    key(
+        "keepalive_timeout",
+        &[S::Server],
+        K::Duration,
+        secs(60),
+        "idle client keep-alive connections are closed after this",
+    ),
+    key(
+        "user",
+        &[S::Server],
+        K::String,
+        D::Unset("the starting user"),
+        "with -d: the user the daemon runs as",
+    ),
+    key(
+        "group",
+        &[S::Server],
+        K::String,
+        D::Unset("the starting group"),
+        "with -d: the group the daemon runs as",
+    ),
+    key(
+        "trusted_proxies",
+        &[S::Server],
+        K::List,
+        D::Unset("none"),
+        "CIDRs whose X-Forwarded-For is believed",
+    ),
+    key(
+        "request_header_timeout",
+        &[S::Server],
+        K::PositiveDuration,
+        secs(10),
+        "a request head not complete this long after its first byte: 408",
+    ),
+    key(
+        "max_header_bytes",
+        &[S::Server],
+        K::Size,
+        D::Size(64 << 10),
+        "a larger request head: 431 (1KiB to 512KiB)",
+    ),
+    // --- listeners ---
+    key(
+        "addr",
+        &[S::Listener, S::Admin, S::Probe],
+        K::Address,
+        D::Required,
+        "the address to listen on",
+    ),
+    key(
+        "tls",
+        &[S::Listener],
+        K::Map,
+        D::Unset("plain HTTP"),
+        "terminate TLS on this listener",
+    ),
+    key(
+        "certs",
+        &[S::Tls],
+        K::List,
+        D::Unset("none"),
+        "certificate and key pairs; the first is the default, the others are picked by SNI",
+    ),
+    key(
+        "cert_dir",
+        &[S::Tls],
+        K::Path,
+        D::Unset("none"),
+        "every NAME.crt|NAME.pem + NAME.key pair in a folder",
+    ),
+    key(
+        "http2",
+        &[S::Tls],
+        K::Bool,
+        D::Bool(false),
+        "offer h2 by ALPN",
+    ),
+    key(
+        "cert",
+        &[S::Cert],
+        K::Path,
+        D::Required,
+        "PEM certificate chain",
+    ),
+    key("key", &[S::Cert], K::Path, D::Required, "PEM private key"),
+    // --- admin, logging ---
+    key(
+        "token",
+        &[S::Admin],
+        K::String,
+        D::Unset("no token; only allowed on loopback"),
+        "bearer token the admin API requires",
+    ),
+    key(
+        "level",
+        &[S::Logging],
+        K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]),
+        D::Text("info"),
+        "console log level",
+    ),
+    key(
+        "access_log",
+        &[S::Logging],
+        K::Path,
+        D::Unset("no access log"),
+        "JSON access log file; `-` is stdout",
+    ),
+    // --- cache ---
+    key(
+        "max_bytes",
+        &[S::Cache],
+        K::Size,
+        D::Size(256 << 20),
+        "memory for stored responses",
+    ),
+    key(
+        "max_entries",
+        &[S::Cache],
+        K::Int {
+            min: 1,
+            max: u32::MAX as u64,
+        },
+        D::Int(10_000),
+        "stored responses at most",
+    ),
+    key(
+        "max_entry_bytes",
+        &[S::Cache, S::CacheRule],
+        K::Size,
+        D::Size(4 << 20),
+        "larger responses stream through uncached",
+    ),
+    key(
+        "default_ttl",
+        &[S::Cache],
+        K::Duration,
+        D::Unset("responses without freshness information are not stored"),
+        "freshness for responses that give none",
+    ),
+    key(
+        "max_ttl",
+        &[S::Cache],
+        K::Duration,
+        secs(24 * 3600),
+        "caps every freshness lifetime",
+    ),
+    key(
+        "stale_while_revalidate",
+        &[S::Cache],
+        K::Duration,
+        secs(0),
+        "serve stale while one background refresh runs",
+    ),
+    key(
+        "stale_if_error",
+        &[S::Cache],
+        K::Duration,
+        secs(0),
+        "serve stale when every backend fails",
+    ),
+    key(
+        "precompress",
+        &[S::Cache],
+        K::Map,
+        D::Unset("off"),
+        "store a gzip copy for clients that accept it",
+    ),
+    key(
+        "rules",
+        &[S::Cache],
+        K::List,
+        D::Unset("none"),
+        "per path prefix overrides; the first match wins",
+    ),
+    key(
+        "enabled",
+        &[S::Precompress],
+        K::Bool,
+        D::Bool(false),
+        "store the gzip copy",
+    ),
+    key(
+        "level",
+        &[S::Precompress],
+        K::Int { min: 1, max: 9 },
+        D::Int(6),
+        "gzip level",
+    ),
+    key(
+        "min_bytes",
+        &[S::Precompress],
+        K::Size,
+        D::Size(256),
+        "smaller responses are not compressed",
+    ),
+    key(
+        "path_prefix",
+        &[S::CacheRule],
+        K::String,
+        D::Required,
+        "the paths the rule covers",
+    ),
+    key(
+        "ttl",
+        &[S::CacheRule],
+        K::Duration,
+        D::Unset("RFC 9111 freshness"),
+        "freshness for the rule's responses",
+    ),
+    key(
+        "methods",
+        &[S::CacheRule],
+        K::List,
+        D::Unset("GET and HEAD"),
+        "methods the rule applies to",
+    ),
+    key(
+        "statuses",
+        &[S::CacheRule],
+        K::List,
+        D::Unset("every cacheable status"),
+        "statuses the rule stores",
+    ),
+    key(
+        "cache",
+        &[S::CacheRule],
+        K::Bool,
+        D::Bool(true),
+        "`false` keeps the rule's paths out of the cache",
+    ),
+    // --- domains and routes ---
+    key(
+        "hosts",
+        &[S::Domain],
+        K::List,
+        D::Required,
+        "exact names, `*.suffix` wildcards, or `*` for the default domain",
+    ),
+    key(
+        "path_prefix",
+        &[S::Route],
+        K::String,
+        D::Required,
+        "the longest matching prefix wins",
+    ),
+    key(
+        "load_balancer",
+        DOMAIN_AND_ROUTE,
+        K::OneOf(LB_NAMES),
+        D::Text("round_robin"),
+        "how a backend is picked",
+    ),
+    key(
+        "backends",
+        DOMAIN_AND_ROUTE,
+        K::List,
+        D::Unset("a route shares its domain's pool"),
+        "http:// https:// h2c:// URLs",
+    ),
+    key(
+        "connect_timeout",
+        DOMAIN_AND_ROUTE,
+        K::PositiveDuration,
+        secs(5),
+        "connecting to a backend",
+    ),
+    key(
+        "read_timeout",
+        DOMAIN_AND_ROUTE,
+        K::PositiveDuration,
+        secs(60),
+        "waiting for a backend's next bytes",
+    ),
+    key(
+        "write_timeout",
+        DOMAIN_AND_ROUTE,
+        K::PositiveDuration,
+        secs(60),
+        "writing to a backend",
+    ),
+    key(
+        "max_retries",
+        DOMAIN_AND_ROUTE,
+        K::Int { min: 0, max: 10 },
+        D::Int(2),
+        "extra attempts, each on a different backend",
+    ),
+    key(
+        "max_idle_conns",
+        DOMAIN_AND_ROUTE,
+        K::Int {
+            min: 0,
+            max: 10_000,
+        },
+        D::Int(32),
+        "keep-alive connections kept per backend (0: no pooling)",
+    ),
+    key(
+        "idle_timeout",
+        DOMAIN_AND_ROUTE,
+        K::Duration,
+        secs(60),
+        "an idle pooled backend connection is closed after this",
+    ),
+    key(
+        "preserve_host",
+        DOMAIN_AND_ROUTE,
+        K::Bool,
+        D::Bool(false),
+        "forward the client's Host",
+    ),
+    key(
+        "host_header",
+        DOMAIN_AND_ROUTE,
+        K::String,
+        D::Unset("the backend's host:port"),
+        "the Host sent to backends",
+    ),
+    key(
+        "websocket_idle_timeout",
+        DOMAIN_AND_ROUTE,
+        K::PositiveDuration,
+        secs(3600),
+        "how long an upgraded tunnel may stay silent",
+    ),
+    key(
+        "health_check",
+        DOMAIN_AND_ROUTE,
+        K::Map,
+        D::Unset("no active checks"),
+        "active health checks of the pool",
+    ),
+    key(
+        "cache",
+        DOMAIN_AND_ROUTE,
+        K::MapOrBool,
+        D::Bool(false),
+        "use the response cache (a map overrides the global settings)",
+    ),
+    key(
+        "rate_limit",
+        DOMAIN_AND_ROUTE,
+        K::Map,
+        D::Unset("none"),
+        "requests per period per key; 429 over it",
+    ),
+    key(
+        "headers",
+        DOMAIN_AND_ROUTE,
+        K::Map,
+        D::Unset("none"),
+        "request and response header edits",
+    ),
+    key(
+        "deny",
+        DOMAIN_AND_ROUTE,
+        K::List,
+        D::Unset("none"),
+        "client CIDRs answered 403",
+    ),
+    key(
+        "max_body_bytes",
+        DOMAIN_AND_ROUTE,
+        K::Size,
+        D::Unset("no limit"),
+        "larger request bodies are answered 413",
+    ),
+    key(
+        "respond",
+        DOMAIN_AND_ROUTE,
+        K::Map,
+        D::Unset("none"),
+        "answer with a fixed response",
+    ),
+    key(
+        "redirect",
+        DOMAIN_AND_ROUTE,
+        K::Map,
+        D::Unset("none"),
+        "answer with a redirect",
+    ),
+    key(
+        "routes",
+        &[S::Domain],
+        K::List,
+        D::Unset("none"),
+        "path-prefix routes inside the domain",
+    ),
+    // --- backends, health checks ---
+    key(
+        "addr",
+        &[S::Backend],
+        K::String,
+        D::Required,
+        "http://, https:// or h2c:// URL of the backend",
+    ),
+    key(
+        "weight",
+        &[S::Backend],
+        K::Int { min: 1, max: 100 },
+        D::Int(1),
+        "share of traffic for weighted strategies",
+    ),
+    key(
+        "max_connections",
+        &[S::Backend],
+        K::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        D::Unset("no cap"),
+        "concurrent requests at most; more wait up to connect_timeout, then 503",
+    ),
+    key(
+        "type",
+        &[S::HealthCheck],
+        K::OneOf(&["http", "tcp"]),
+        D::Text("http"),
+        "an HTTP GET or a TCP connect",
+    ),
+    key(
+        "path",
+        &[S::HealthCheck],
+        K::String,
+        D::Text("/"),
+        "the path an http check requests",
+    ),
+    key(
+        "interval",
+        &[S::HealthCheck],
+        K::PositiveDuration,
+        secs(5),
+        "time between checks",
+    ),
+    key(
+        "timeout",
+        &[S::HealthCheck],
+        K::PositiveDuration,
+        secs(2),
+        "a check slower than this failed (at most interval)",
+    ),
+    key(
+        "fail_threshold",
+        &[S::HealthCheck],
+        K::Int { min: 1, max: 100 },
+        D::Int(3),
+        "consecutive failures that take a backend out",
+    ),
+    key(
+        "success_threshold",
+        &[S::HealthCheck],
+        K::Int { min: 1, max: 100 },
+        D::Int(2),
+        "consecutive successes that bring it back",
+    ),
+    // --- headers, answers, limits ---
+    key(
+        "request",
+        &[S::Headers],
+        K::Map,
+        D::Unset("none"),
+        "edits to the upstream request",
+    ),
+    key(
+        "response",
+        &[S::Headers],
+        K::Map,
+        D::Unset("none"),
+        "edits to the response",
+    ),
+    key(
+        "set",
+        &[S::HeaderEdits],
+        K::Map,
+        D::Unset("none"),
+        "replace these headers",
+    ),
+    key(
+        "add",
+        &[S::HeaderEdits],
+        K::Map,
+        D::Unset("none"),
+        "add these values",
+    ),
+    key(
+        "remove",
+        &[S::HeaderEdits],
+        K::List,
+        D::Unset("none"),
+        "remove these headers",
+    ),
+    key(
+        "status",
+        &[S::Respond],
+        K::Int { min: 100, max: 599 },
+        D::Int(200),
+        "the response status",
+    ),
+    key(
+        "body",
+        &[S::Respond],
+        K::String,
+        D::Text(""),
+        "the response body",
+    ),
+    key(
+        "headers",
+        &[S::Respond],
+        K::Map,
+        D::Unset("none"),
+        "response headers",
+    ),
+    key(
+        "status",
+        &[S::Redirect],
+        K::OneOf(&["301", "302", "303", "307", "308"]),
+        D::Int(302),
+        "the redirect status",
+    ),
+    key(
+        "location",
+        &[S::Redirect],
+        K::String,
+        D::Required,
+        "target; $host, $path and $query are filled in",
+    ),
+    key(
+        "requests",
+        &[S::RateLimit],
+        K::Int {
+            min: 1,
+            max: u32::MAX as u64,
+        },
+        D::Required,
+        "requests allowed per period",
+    ),
+    key(
+        "per",
+        &[S::RateLimit],
+        K::PositiveDuration,
+        D::Required,
+        "the period",
+    ),
+    key(
+        "key",
+        &[S::RateLimit],
+        K::String,
+        D::Text("client_ip"),
+        "client_ip, route, or header:NAME",
+    ),
+];
+
+const fn key(
+    name: &'static str,
+    sections: &'static [Section],
+    kind: Kind,
+    default: DefaultValue,
+    doc: &'static str,
+) -> Key {
+    Key {
+        name,
+        sections,
+        kind,
+        default,
+        doc,
+    }
+}
+
+/// The keys `section` may hold, in table order.
+pub(crate) fn keys_of(section: Section) -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().filter(move |k| k.sections.contains(&section))
+}
+
+/// The key `name` of `section`.
+pub(crate) fn find(section: Section, name: &str) -> Option<&'static Key> {
+    keys_of(section).find(|k| k.name == name)
+}
+
+/// The bounds of an integer key (programming errors fall back to everything, and the unit
+/// test below catches them).
+pub(crate) fn int_bounds(section: Section, name: &str) -> (u64, u64) {
+    match find(section, name).map(|k| k.kind) {
+        Some(Kind::Int { min, max }) => (min, max),
+        _ => {
+            debug_assert!(false, "{section:?}.{name} is not an integer key");
+            (0, u64::MAX)
+        }
+    }
+}
+
+/// The default of a duration key.
+pub(crate) fn default_duration(section: Section, name: &str) -> Duration {
+    match find(section, name).map(|k| k.default) {
+        Some(DefaultValue::Duration(d)) => d,
+        _ => {
+            debug_assert!(false, "{section:?}.{name} has no duration default");
+            Duration::ZERO
+        }
+    }
+}
+
+/// The default of an integer key.
+pub(crate) fn default_int(section: Section, name: &str) -> u64 {
+    match find(section, name).map(|k| k.default) {
+        Some(DefaultValue::Int(n)) => n,
+        _ => {
+            debug_assert!(false, "{section:?}.{name} has no integer default");
+            0
+        }
+    }
+}
+
+/// The default of a size key.
+pub(crate) fn default_size(section: Section, name: &str) -> u64 {
+    match find(section, name).map(|k| k.default) {
+        Some(DefaultValue::Size(n)) => n,
+        _ => {
+            debug_assert!(false, "{section:?}.{name} has no size default");
+            0
+        }
+    }
+}
+
+/// The default of a boolean key.
+pub(crate) fn default_bool(section: Section, name: &str) -> bool {
+    match find(section, name).map(|k| k.default) {
+        Some(DefaultValue::Bool(b)) => b,
+        _ => {
+            debug_assert!(false, "{section:?}.{name} has no boolean default");
+            false
+        }
+    }
+}
+
+/// The default of a text or path key.
+pub(crate) fn default_text(section: Section, name: &str) -> &'static str {
+    match find(section, name).map(|k| k.default) {
+        Some(DefaultValue::Text(t)) => t,
+        _ => {
+            debug_assert!(false, "{section:?}.{name} has no text default");
+            ""
+        }
+    }
+}
+
+fn kind_text(kind: Kind) -> String {
+    match kind {
+        Kind::Duration => "duration".into(),
+        Kind::PositiveDuration => "duration > 0".into(),
+        Kind::Size => "size".into(),
+        Kind::Bool => "true / false".into(),
+        Kind::Int { min, max } => format!("integer {min}–{max}"),
+        Kind::String => "string".into(),
+        Kind::OneOf(words) => words.join(" \\| "),
+        Kind::Address => "host:port".into(),
+        Kind::Path => "path".into(),
+        Kind::List => "list".into(),
+        Kind::Map => "map".into(),
+        Kind::MapOrBool => "map or true / false".into(),
+    }
+}
+
+fn default_text_of(default: DefaultValue) -> String {
+    match default {
+        DefaultValue::Required => "**required**".into(),
+        DefaultValue::Unset(what) => format!("unset ({what})"),
+        DefaultValue::Duration(d) => format!("`{}`", super::units::fmt_duration(d)),
+        DefaultValue::Size(n) => format!("`{}`", super::units::fmt_size(n)),
+        DefaultValue::Int(n) => format!("`{n}`"),
+        DefaultValue::Bool(b) => format!("`{b}`"),
+        DefaultValue::Text(t) => format!("`{t:?}`"),
+    }
+}
+
+/// `docs/config-reference.md`, generated from [`KEYS`].
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Config reference\n\n\
+         Generated from the key table in `src/config/keys.rs` (a unit test keeps this file in \
+         step with it: run `STRAIT_BLESS=1 cargo test --lib config::keys` after changing a key). \
+         Durations are written `250ms`, `10s`, `5m`, `24h` or `1h30m`; sizes `512`, `64KiB`, \
+         `4MiB` (`KB`/`MB` are powers of 1000). Unknown keys are errors.\n",
+    );
+    for section in Section::ALL {
+        out.push_str(&format!(
+            "\n## `{}`\n\n| key | takes | default | what it does |\n|---|---|---|---|\n",
+            section.path()
+        ));
+        for k in keys_of(section) {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                k.name,
+                kind_text(k.kind),
+                default_text_of(k.default),
+                k.doc
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_section_has_keys_and_no_key_is_listed_twice() {
+        for section in Section::ALL {
+            let names: Vec<_> = keys_of(section).map(|k| k.name).collect();
+            assert!(!names.is_empty(), "{section:?}");
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), names.len(), "{section:?}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_fit_their_kind() {
+        for k in KEYS {
+            let ok = match (k.kind, k.default) {
+                (_, DefaultValue::Required | DefaultValue::Unset(_)) => true,
+                (Kind::Duration, DefaultValue::Duration(_)) => true,
+                (Kind::PositiveDuration, DefaultValue::Duration(d)) => !d.is_zero(),
+                (Kind::Size, DefaultValue::Size(_)) => true,
+                (Kind::Int { min, max }, DefaultValue::Int(n)) => (min..=max).contains(&n),
+                (Kind::Bool | Kind::MapOrBool, DefaultValue::Bool(_)) => true,
+                (Kind::OneOf(words), DefaultValue::Text(t)) => words.contains(&t),
+                (Kind::OneOf(words), DefaultValue::Int(n)) => {
+                    words.contains(&n.to_string().as_str())
+                }
+                (Kind::String | Kind::Path, DefaultValue::Text(_)) => true,
+                _ => false,
+            };
+            assert!(ok, "{}: {:?} does not fit {:?}", k.name, k.default, k.kind);
+        }
+    }
+
+    /// `docs/config-reference.md` is the table's rendering; `STRAIT_BLESS=1` rewrites it.
+    #[test]
+    fn the_reference_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config-reference.md");
+        let want = reference_markdown();
+        if std::env::var_os("STRAIT_BLESS").is_some() {
+            std::fs::write(path, &want).expect("write docs/config-reference.md");
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/config-reference.md is out of date: run STRAIT_BLESS=1 cargo test --lib config::keys"
+        );
+    }
+}
