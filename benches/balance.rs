@@ -46,7 +46,7 @@ fn balance(c: &mut Criterion) {
                 .build()
                 .unwrap();
             let snapshot = rt
-                .block_on(strait::snapshot::Snapshot::build(config, None))
+                .block_on(strait::bench::Snapshot::build(config, None))
                 .unwrap_or_else(|e| panic!("{e:?}"));
             let pool = snapshot.pools[0].clone();
             let mut next = 0usize;

@@ -12,9 +12,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pingora::cache::key::CacheHashKey;
 use pingora::cache::{CacheKey, CacheMeta, Storage};
 use pingora::http::ResponseHeader;
-use strait::cache::key;
-use strait::cache::storage::StoredMeta;
-use strait::cache::MemoryStore;
+use strait::bench::key;
+use strait::bench::MemoryStore;
+use strait::bench::StoredMeta;
 
 const ENTRIES: usize = 10_000;
 const BODY: usize = 4096;

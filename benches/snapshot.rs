@@ -25,7 +25,7 @@ fn snapshot(c: &mut Criterion) {
         b.iter_batched(
             common::config,
             |config| {
-                rt.block_on(strait::snapshot::Snapshot::build(config, None))
+                rt.block_on(strait::bench::Snapshot::build(config, None))
                     .is_ok()
             },
             criterion::BatchSize::SmallInput,
@@ -35,7 +35,7 @@ fn snapshot(c: &mut Criterion) {
         b.iter(|| {
             let config =
                 strait::config::load_str(black_box(&yaml), "bench.yaml", &|_| None).unwrap();
-            rt.block_on(strait::snapshot::Snapshot::build(config, None))
+            rt.block_on(strait::bench::Snapshot::build(config, None))
                 .is_ok()
         })
     });

@@ -16,6 +16,8 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "conf/strait.yaml".to_string());
     let result = Strait::from_file(&path).and_then(|s| {
+        // The library installs no logger; this is the `strait` command's console format.
+        strait::logging::init(s.config().logging.level);
         s.on_response(|resp| {
             resp.set_header("Strict-Transport-Security", "max-age=31536000");
             resp.set_header("X-Content-Type-Options", "nosniff");

@@ -49,7 +49,11 @@ fn main() {
     let hook = TenantLookup {
         keys: Arc::new(RwLock::new(keys)),
     };
-    if let Err(e) = Strait::from_file(&path).and_then(|s| s.request_hook(hook).run()) {
+    if let Err(e) = Strait::from_file(&path).and_then(|s| {
+        // The library installs no logger; this is the `strait` command's console format.
+        strait::logging::init(s.config().logging.level);
+        s.request_hook(hook).run()
+    }) {
         eprintln!("{e}");
         std::process::exit(1);
     }

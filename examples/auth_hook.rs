@@ -22,6 +22,8 @@ fn main() {
     }
     let expected = format!("Bearer {token}");
     let server = Strait::from_file(&path).and_then(|s| {
+        // The library installs no logger; this is the `strait` command's console format.
+        strait::logging::init(s.config().logging.level);
         s.on_request(move |req| {
             if !req.path().starts_with("/admin/") {
                 return Ok(());

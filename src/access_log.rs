@@ -36,19 +36,19 @@ use pingora::services::background::BackgroundService;
 use crate::config::AccessLog;
 
 mod line;
-pub use line::write_line;
+pub(crate) use line::write_line;
 
 /// Entries waiting for the writer; beyond this they are dropped.
-pub const QUEUE: usize = 64 * 1024;
+pub(crate) const QUEUE: usize = 64 * 1024;
 /// The writer's rest after each drained batch. At 100 000 requests/s this lets 500 lines
 /// gather, far below [`QUEUE`].
-pub const BATCH_PAUSE: Duration = Duration::from_millis(5);
+pub(crate) const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// One request, as the `logging` phase hands it over. Fields hold what the request already
 /// had (reference-counted header values, the address, durations); turning them into text is
 /// the writer thread's work.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// When the request ended; written first, as `time`.
     pub at: SystemTime,
     pub request_id: String,
@@ -90,61 +90,101 @@ struct Shared {
     dropped: AtomicU64,
 }
 
-static LOGGER: ArcSwapOption<Logger> = ArcSwapOption::const_empty();
-
-/// Whether an access log is configured (so the caller can skip building entries).
-pub fn enabled() -> bool {
-    LOGGER.load().is_some()
-}
-
-/// Queues one entry; never blocks. Returns false when it was dropped.
-pub fn send(entry: Entry) -> bool {
-    let guard = LOGGER.load();
-    let Some(logger) = guard.as_ref() else {
-        return false;
-    };
-    match logger.tx.try_send(Msg::Entry(Box::new(entry))) {
-        Ok(()) => {
-            logger.shared.queued.fetch_add(1, Ordering::Relaxed);
-            true
-        }
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-            logger.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::ACCESS_LOG_DROPPED.inc();
-            false
-        }
-    }
-}
-
-/// Asks the writer to reopen the file before its next line (what SIGUSR1 does).
-pub fn reopen() {
-    if let Some(logger) = LOGGER.load().as_ref() {
-        logger.shared.reopen.store(true, Ordering::Release);
+impl Logger {
+    /// Asks the writer to reopen the file before its next line (what SIGUSR1 does).
+    fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Release);
         // When the queue is full the writer is busy and sees the flag after this batch.
-        let _ = logger.tx.try_send(Msg::Reopen);
+        let _ = self.tx.try_send(Msg::Reopen);
     }
 }
 
-/// Waits (up to `timeout`) until every queued line is written and flushed; for exit paths.
-pub fn flush(timeout: Duration) {
-    let Some(logger) = LOGGER.load_full() else {
-        return;
-    };
-    let deadline = Instant::now() + timeout;
-    while logger.shared.written.load(Ordering::Acquire)
-        < logger.shared.queued.load(Ordering::Acquire)
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+/// One server's access log (kept in its `State`): empty until [`AccessLogger::install`]
+/// finds one configured.
+#[derive(Default)]
+pub(crate) struct AccessLogger {
+    current: ArcSwapOption<Logger>,
 }
 
-/// Lines dropped so far because the queue was full.
-pub fn dropped() -> u64 {
-    LOGGER
-        .load()
-        .as_ref()
-        .map_or(0, |l| l.shared.dropped.load(Ordering::Relaxed))
+impl AccessLogger {
+    /// Whether an access log is configured (so the caller can skip building entries).
+    pub(crate) fn enabled(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// Queues one entry; never blocks. Returns false when it was dropped.
+    pub(crate) fn send(&self, entry: Entry) -> bool {
+        let guard = self.current.load();
+        let Some(logger) = guard.as_ref() else {
+            return false;
+        };
+        match logger.tx.try_send(Msg::Entry(Box::new(entry))) {
+            Ok(()) => {
+                logger.shared.queued.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                logger.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::ACCESS_LOG_DROPPED.inc();
+                false
+            }
+        }
+    }
+
+    /// Waits (up to `timeout`) until every queued line is written and flushed; for exit paths.
+    pub(crate) fn flush(&self, timeout: Duration) {
+        let Some(logger) = self.current.load_full() else {
+            return;
+        };
+        let deadline = Instant::now() + timeout;
+        while logger.shared.written.load(Ordering::Acquire)
+            < logger.shared.queued.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Lines dropped so far because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.current
+            .load()
+            .as_ref()
+            .map_or(0, |l| l.shared.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Opens the log (so a bad path fails at start with a clear message), installs the queue
+    /// and returns the background service that runs the writer and listens for SIGUSR1.
+    /// `None` when no access log is configured.
+    pub(crate) fn install(
+        &self,
+        config: Option<&AccessLog>,
+    ) -> io::Result<Option<AccessLogService>> {
+        let Some(config) = config else {
+            self.current.store(None);
+            return Ok(None);
+        };
+        let sink = match config {
+            AccessLog::Stdout => Sink::Stdout(io::stdout()),
+            AccessLog::File(path) => Sink::File {
+                path: path.clone(),
+                out: open(path)?,
+            },
+        };
+        crate::metrics::init();
+        let (tx, rx) = sync_channel(QUEUE);
+        let shared = Arc::new(Shared::default());
+        let logger = Arc::new(Logger {
+            tx,
+            shared: shared.clone(),
+        });
+        self.current.store(Some(logger.clone()));
+        Ok(Some(AccessLogService {
+            pending: Mutex::new(Some(Pending { rx, sink })),
+            shared,
+            logger,
+        }))
+    }
 }
 
 enum Sink {
@@ -189,37 +229,10 @@ struct Pending {
     sink: Sink,
 }
 
-/// Opens the log (so a bad path fails at start with a clear message), installs the queue and
-/// returns the background service that runs the writer and listens for SIGUSR1. `None` when
-/// no access log is configured.
-pub fn install(config: Option<&AccessLog>) -> io::Result<Option<AccessLogService>> {
-    let Some(config) = config else {
-        LOGGER.store(None);
-        return Ok(None);
-    };
-    let sink = match config {
-        AccessLog::Stdout => Sink::Stdout(io::stdout()),
-        AccessLog::File(path) => Sink::File {
-            path: path.clone(),
-            out: open(path)?,
-        },
-    };
-    crate::metrics::init();
-    let (tx, rx) = sync_channel(QUEUE);
-    let shared = Arc::new(Shared::default());
-    LOGGER.store(Some(Arc::new(Logger {
-        tx,
-        shared: shared.clone(),
-    })));
-    Ok(Some(AccessLogService {
-        pending: Mutex::new(Some(Pending { rx, sink })),
-        shared,
-    }))
-}
-
-pub struct AccessLogService {
+pub(crate) struct AccessLogService {
     pending: Mutex<Option<Pending>>,
     shared: Arc<Shared>,
+    logger: Arc<Logger>,
 }
 
 #[async_trait]
@@ -252,7 +265,7 @@ impl BackgroundService for AccessLogService {
                 _ = shutdown.changed() => break,
                 Some(()) = async { match usr1.as_mut() { Some(s) => s.recv().await, None => None } } => {
                     info!("SIGUSR1: reopening the access log");
-                    reopen();
+                    self.logger.reopen();
                 }
             }
         }
@@ -327,7 +340,7 @@ mod tests {
         }
     }
 
-    /// The only test touching the process-wide logger. With the writer not started, the queue
+    /// With the writer not started, the queue
     /// fills: further entries are dropped and counted at once instead of blocking; once the
     /// writer runs, everything queued reaches the file.
     #[test]
@@ -336,23 +349,26 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
         let _ = std::fs::remove_file(&path);
-        let service = install(Some(&AccessLog::File(path.clone())))
+        let log = AccessLogger::default();
+        assert!(!log.enabled());
+        let service = log
+            .install(Some(&AccessLog::File(path.clone())))
             .unwrap()
             .expect("a service");
-        assert!(enabled());
+        assert!(log.enabled());
         for i in 0..QUEUE {
-            assert!(send(entry(&format!("/{i}"))), "entry {i} dropped early");
+            assert!(log.send(entry(&format!("/{i}"))), "entry {i} dropped early");
         }
         let t = Instant::now();
         for _ in 0..3 {
-            assert!(!send(entry("/over")));
+            assert!(!log.send(entry("/over")));
         }
         assert!(t.elapsed() < Duration::from_millis(100));
-        assert_eq!(dropped(), 3);
+        assert_eq!(log.dropped(), 3);
         let Pending { rx, sink } = service.pending.lock().unwrap().take().unwrap();
         let shared = service.shared.clone();
         std::thread::spawn(move || write_loop(rx, sink, &shared));
-        flush(Duration::from_secs(10));
+        log.flush(Duration::from_secs(10));
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), QUEUE);
         assert!(text
@@ -360,7 +376,6 @@ mod tests {
             .last()
             .unwrap()
             .contains(&format!("\"/{}\"", QUEUE - 1)));
-        LOGGER.store(None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -20,7 +20,7 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Appends `n` in at least `width` digits, zero-padded.
-pub fn push_padded(out: &mut Vec<u8>, n: u64, width: u32) {
+pub(crate) fn push_padded(out: &mut Vec<u8>, n: u64, width: u32) {
     let mut bound = 10u64.pow(width.saturating_sub(1));
     while bound > 1 && n < bound {
         out.push(b'0');
@@ -30,7 +30,7 @@ pub fn push_padded(out: &mut Vec<u8>, n: u64, width: u32) {
 }
 
 /// Appends `ip` as `Display` writes it; IPv4 by hand, IPv6 (rare, and long) through `fmt`.
-pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(crate) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {

@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config};
-use crate::hooks::{
-    ErrorEvent, ErrorHook, Hooks, Reject, Request, RequestHook, Response, ResponseHook,
-};
+use crate::hooks::{ErrorEvent, ErrorHook, Reject, Request, RequestHook, Response, ResponseHook};
 use crate::server::{self, Prepared, RunOptions, StartError};
 
 /// A strait server to embed: build it from a config file, YAML text or a [`Config`], add
@@ -34,10 +32,7 @@ impl Strait {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Strait, StartError> {
         let path = path.as_ref();
         let config = config::load_file(path).map_err(StartError::Config)?;
-        let mut strait = Strait::from_config(config);
-        strait.options.config_path =
-            Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
-        Ok(strait)
+        Ok(Strait::from_config(config).config_file(path))
     }
 
     /// Decodes YAML text (`${VAR}` expanded from the environment); `source` names it in
@@ -56,6 +51,7 @@ impl Strait {
         }
     }
 
+    /// The config this server will run.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -99,15 +95,26 @@ impl Strait {
         self
     }
 
+    /// Adds an `on_error` hook implemented as a type (the closure form is [`Strait::on_error`]).
     pub fn error_hook(mut self, hook: impl ErrorHook) -> Self {
         self.options.hooks.add_error_hook(hook);
         self
     }
 
-    /// Replaces all hooks with `hooks`.
-    pub fn hooks(mut self, hooks: Hooks) -> Self {
-        self.options.hooks = hooks;
+    /// The file SIGHUP and `POST /reload` read again ([`Strait::from_file`] sets it). A
+    /// relative path is made absolute now: a daemon changes its working directory.
+    pub fn config_file(mut self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        self.options.config_path =
+            Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         self
+    }
+
+    /// Everything [`Strait::run`] checks before serving (backend names resolve, certificates
+    /// load, the admin section is sound), short of binding the listeners (a running
+    /// instance usually holds them). What `strait -t` runs.
+    pub fn check(self) -> Result<(), StartError> {
+        server::check(self.config)
     }
 
     /// Forks into the background before serving (writes `server.pid_file`).
@@ -123,9 +130,9 @@ impl Strait {
     }
 
     /// Builds the server without serving: add Pingora services to `Prepared::server`, then
-    /// call `run_forever`.
+    /// call `run_forever`. No logger is installed: keep your own, or call
+    /// [`crate::logging::init`] with `config().logging.level` for strait's console format.
     pub fn prepare(self) -> Result<Prepared, StartError> {
-        crate::logging::init(self.config.logging.level);
         server::prepare(self.config, self.options)
     }
 

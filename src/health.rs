@@ -23,12 +23,12 @@ use crate::state::State;
 /// How often the coordinator looks for backends that gained or lost a prober.
 const SCAN_EVERY: Duration = Duration::from_millis(100);
 
-pub struct HealthChecker {
+pub(crate) struct HealthChecker {
     state: Arc<State>,
 }
 
 impl HealthChecker {
-    pub fn new(state: Arc<State>) -> Self {
+    pub(crate) fn new(state: Arc<State>) -> Self {
         HealthChecker { state }
     }
 }

@@ -1,7 +1,8 @@
 //! Hooks: Rust code that embedders run on every request, response and upstream failure.
 //!
-//! Register them on the [`crate::Strait`] builder (or a [`Hooks`] value passed in
-//! [`crate::server::RunOptions`]):
+//! Register them on the [`crate::Strait`] builder, as closures (`on_request`, `on_response`,
+//! `on_error`) or as types implementing [`RequestHook`], [`ResponseHook`] or [`ErrorHook`]
+//! (`request_hook`, ...), for hooks that await:
 //!
 //! ```no_run
 //! use strait::hooks::Reject;
@@ -53,6 +54,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Which way strait answers a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestKind {
     /// Proxied to a backend (or answered from the cache).
     Proxy,
@@ -114,6 +116,7 @@ impl<'a> Request<'a> {
         self.meta.request_id
     }
 
+    /// How strait answers this request.
     pub fn kind(&self) -> RequestKind {
         self.kind
     }
@@ -123,22 +126,27 @@ impl<'a> Request<'a> {
         self.kind == RequestKind::Upgrade
     }
 
+    /// The request method.
     pub fn method(&self) -> &Method {
         &self.header.method
     }
 
+    /// The request target as received.
     pub fn uri(&self) -> &Uri {
         &self.header.uri
     }
 
+    /// The path of the request target.
     pub fn path(&self) -> &str {
         self.header.uri.path()
     }
 
+    /// The query of the request target, without `?`.
     pub fn query(&self) -> Option<&str> {
         self.header.uri.query()
     }
 
+    /// Every request header.
     pub fn headers(&self) -> &HeaderMap {
         &self.header.headers
     }
@@ -160,6 +168,7 @@ impl<'a> Request<'a> {
         warn_invalid("request", name, r.is_ok());
     }
 
+    /// Removes every value of a request header.
     pub fn remove_header(&mut self, name: &str) {
         self.header.remove_header(name);
     }
@@ -213,6 +222,7 @@ impl Reject {
         }
     }
 
+    /// The response body.
     pub fn body(mut self, body: impl Into<Bytes>) -> Reject {
         self.body = body.into();
         self
@@ -224,6 +234,7 @@ impl Reject {
         self
     }
 
+    /// The status the client gets (an invalid one becomes 500).
     pub fn status(&self) -> u16 {
         self.status
     }
@@ -231,6 +242,7 @@ impl Reject {
 
 /// Where the response an `on_response` hook sees comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseSource {
     /// A backend answered (a 101 for upgrades included).
     Backend,
@@ -242,6 +254,7 @@ pub enum ResponseSource {
 
 /// A hook's caching decision for a response from a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CacheDecision {
     /// Store it, fresh for this long, whatever its headers and the cache rules say.
     For(Duration),
@@ -272,6 +285,7 @@ pub struct Response<'a> {
 }
 
 impl<'a> Response<'a> {
+    /// The response status.
     pub fn status(&self) -> u16 {
         self.header.status.as_u16()
     }
@@ -288,14 +302,17 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Every response header.
     pub fn headers(&self) -> &HeaderMap {
         &self.header.headers
     }
 
+    /// The first value of a response header, if it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Replaces a response header (an invalid name or value is ignored and logged).
     pub fn set_header(&mut self, name: &str, value: &str) {
         let ok = self.header.insert_header(name.to_string(), value).is_ok();
         warn_invalid("response", name, ok);
@@ -304,6 +321,7 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Adds a value to a response header.
     pub fn append_header(&mut self, name: &str, value: &str) {
         let ok = self.header.append_header(name.to_string(), value).is_ok();
         warn_invalid("response", name, ok);
@@ -312,6 +330,7 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Removes every value of a response header.
     pub fn remove_header(&mut self, name: &str) {
         self.header.remove_header(name);
         self.record(Edit::Remove(name.to_string()));
@@ -334,14 +353,17 @@ impl<'a> Response<'a> {
         *self.cache
     }
 
+    /// Where the response comes from.
     pub fn source(&self) -> ResponseSource {
         self.source
     }
 
+    /// The domain that matched: its first configured host.
     pub fn domain(&self) -> &str {
         self.meta.domain
     }
 
+    /// The `path_prefix` of the route that matched, if any.
     pub fn route(&self) -> Option<&str> {
         self.meta.route
     }
@@ -351,10 +373,12 @@ impl<'a> Response<'a> {
         self.meta.backend
     }
 
+    /// The client (see [`Request::client_ip`]).
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.meta.client_ip
     }
 
+    /// The `X-Request-Id` strait logs and forwards for this request.
     pub fn request_id(&self) -> &str {
         self.meta.request_id
     }
@@ -364,6 +388,7 @@ impl<'a> Response<'a> {
         self.method
     }
 
+    /// The path of the request target.
     pub fn path(&self) -> &str {
         self.uri.path()
     }
@@ -411,11 +436,15 @@ pub(crate) fn apply_edits(edits: &[Edit], header: &mut ResponseHeader) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
+    /// The backend refused the connection.
     ConnectRefused,
+    /// Connecting took longer than `connect_timeout`.
     ConnectTimeout,
     /// Another connection failure (TLS, unreachable, ...).
     ConnectFailed,
+    /// The backend sent nothing for `read_timeout`.
     ReadTimeout,
+    /// Writing to the backend took longer than `write_timeout`.
     WriteTimeout,
     /// The backend closed or broke the connection.
     UpstreamClosed,
@@ -427,10 +456,12 @@ pub enum ErrorKind {
     BackendBusy,
     /// The client went away or sent something invalid.
     Client,
+    /// A failure inside strait.
     Internal,
 }
 
 impl ErrorKind {
+    /// The kind as the access log and metrics name it (`connect-refused`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::ConnectRefused => "connect-refused",
@@ -466,10 +497,12 @@ pub struct ErrorEvent<'a> {
 }
 
 impl ErrorEvent<'_> {
+    /// The domain that matched: its first configured host.
     pub fn domain(&self) -> &str {
         self.meta.domain
     }
 
+    /// The `path_prefix` of the route that matched, if any.
     pub fn route(&self) -> Option<&str> {
         self.meta.route
     }
@@ -485,6 +518,7 @@ impl ErrorEvent<'_> {
         self.attempt
     }
 
+    /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -499,18 +533,22 @@ impl ErrorEvent<'_> {
         self.error.to_string()
     }
 
+    /// The client (see [`Request::client_ip`]).
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.meta.client_ip
     }
 
+    /// The `X-Request-Id` strait logs and forwards for this request.
     pub fn request_id(&self) -> &str {
         self.meta.request_id
     }
 
+    /// The request method.
     pub fn method(&self) -> &Method {
         self.method
     }
 
+    /// The path of the request target.
     pub fn path(&self) -> &str {
         self.uri.path()
     }
@@ -532,17 +570,20 @@ impl fmt::Debug for ErrorEvent<'_> {
 /// [`Hooks::on_request`]; implement this trait for hooks that await.
 #[async_trait]
 pub trait RequestHook: Send + Sync + 'static {
+    /// Runs for each request (see the module docs); `Err` rejects it.
     async fn on_request(&self, req: &mut Request<'_>) -> Result<(), Reject>;
 }
 
 /// An `on_response` hook; see [`RequestHook`].
 #[async_trait]
 pub trait ResponseHook: Send + Sync + 'static {
+    /// Runs for each response (see the module docs).
     async fn on_response(&self, resp: &mut Response<'_>);
 }
 
 /// An `on_error` hook. Called from Pingora's synchronous error callbacks: it cannot await.
 pub trait ErrorHook: Send + Sync + 'static {
+    /// Runs for each failed attempt, and once for a request that failed without one.
     fn on_error(&self, event: &ErrorEvent<'_>);
 }
 
@@ -584,55 +625,47 @@ where
 /// The registered hooks, run in registration order. The first `on_request` hook that rejects
 /// ends the chain.
 #[derive(Clone, Default)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     pub(crate) request: Vec<Arc<dyn RequestHook>>,
     pub(crate) response: Vec<Arc<dyn ResponseHook>>,
     pub(crate) error: Vec<Arc<dyn ErrorHook>>,
 }
 
 impl Hooks {
-    pub fn new() -> Hooks {
-        Hooks::default()
-    }
-
-    pub fn on_request<F>(&mut self, f: F) -> &mut Self
+    pub(crate) fn on_request<F>(&mut self, f: F) -> &mut Self
     where
         F: Fn(&mut Request<'_>) -> Result<(), Reject> + Send + Sync + 'static,
     {
         self.add_request_hook(RequestFn(f))
     }
 
-    pub fn on_response<F>(&mut self, f: F) -> &mut Self
+    pub(crate) fn on_response<F>(&mut self, f: F) -> &mut Self
     where
         F: Fn(&mut Response<'_>) + Send + Sync + 'static,
     {
         self.add_response_hook(ResponseFn(f))
     }
 
-    pub fn on_error<F>(&mut self, f: F) -> &mut Self
+    pub(crate) fn on_error<F>(&mut self, f: F) -> &mut Self
     where
         F: Fn(&ErrorEvent<'_>) + Send + Sync + 'static,
     {
         self.add_error_hook(ErrorFn(f))
     }
 
-    pub fn add_request_hook(&mut self, hook: impl RequestHook) -> &mut Self {
+    pub(crate) fn add_request_hook(&mut self, hook: impl RequestHook) -> &mut Self {
         self.request.push(Arc::new(hook));
         self
     }
 
-    pub fn add_response_hook(&mut self, hook: impl ResponseHook) -> &mut Self {
+    pub(crate) fn add_response_hook(&mut self, hook: impl ResponseHook) -> &mut Self {
         self.response.push(Arc::new(hook));
         self
     }
 
-    pub fn add_error_hook(&mut self, hook: impl ErrorHook) -> &mut Self {
+    pub(crate) fn add_error_hook(&mut self, hook: impl ErrorHook) -> &mut Self {
         self.error.push(Arc::new(hook));
         self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.request.is_empty() && self.response.is_empty() && self.error.is_empty()
     }
 }
 

@@ -1,8 +1,7 @@
 //! strait: an edge reverse proxy on Pingora.
 //!
-//! The binary is a thin CLI over this library: `config::load_file` → `server::run`. Programs
-//! that embed strait use the [`Strait`] builder, which adds Rust hooks (see [`hooks`]) to a
-//! YAML or in-code config:
+//! The binary is a thin CLI over this library. Programs that embed strait use the [`Strait`]
+//! builder, which adds Rust hooks (see [`hooks`]) to a YAML or in-code config ([`config`]):
 //!
 //! ```no_run
 //! strait::Strait::from_file("conf/strait.yaml")?
@@ -10,29 +9,43 @@
 //!     .run()?;
 //! # Ok::<(), strait::StartError>(())
 //! ```
+//!
+//! The rest of the crate is private; `docs/architecture.md` maps it.
 
-pub mod access_log;
-pub mod admin;
-pub mod balance;
-pub mod cache;
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 pub mod demo;
-pub mod health;
 pub mod hooks;
-pub mod lifecycle;
-pub mod limits;
 pub mod logging;
-pub mod metrics;
-pub mod proxy;
-pub mod router;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod tls;
+
+pub(crate) mod access_log;
+pub(crate) mod admin;
+pub(crate) mod balance;
+pub(crate) mod cache;
+pub(crate) mod health;
+pub(crate) mod lifecycle;
+pub(crate) mod limits;
+pub(crate) mod metrics;
+pub(crate) mod proxy;
+pub(crate) mod router;
+pub(crate) mod server;
+pub(crate) mod snapshot;
+pub(crate) mod state;
+pub(crate) mod tls;
 
 mod ascii;
 mod builder;
 
 pub use builder::Strait;
-pub use hooks::{ErrorEvent, Hooks, Reject, Request, Response};
-pub use server::StartError;
+pub use hooks::{ErrorEvent, Reject, Request, Response};
+pub use server::{Prepared, StartError};
+
+/// What `benches/` measures; not part of the API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::cache::key;
+    pub use crate::cache::storage::StoredMeta;
+    pub use crate::cache::MemoryStore;
+    pub use crate::snapshot::Snapshot;
+}

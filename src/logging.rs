@@ -12,6 +12,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 const TRANSFER_TARGET: &str = "pingora_core::server::transfer_fd";
 const TRANSFER_WAIT: &str = "No incoming socket transfer";
 
+/// Installs strait's console logger at `level` (what the `strait` command does). Embedders may keep their own logger instead.
 pub fn init(level: LevelFilter) {
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);

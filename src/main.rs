@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use strait::config;
-use strait::server::{self, RunOptions};
+use strait::{config, StartError, Strait};
 
 /// mimalloc rather than the system allocator: a proxied request makes a few hundred small
 /// allocations (header maps, buffers, futures); see the allocator notes in benches/README.md.
@@ -53,6 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Demo { listen }) = cli.command {
+        strait::logging::init(log::LevelFilter::Info);
         return match strait::demo::run(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
@@ -67,13 +67,11 @@ fn main() -> ExitCode {
         return check(&path, config);
     }
     strait::logging::init(config.logging.level);
-    let options = RunOptions {
-        daemon: cli.daemon,
-        upgrade: cli.upgrade,
-        config_path: Some(absolute(&path)),
-        ..Default::default()
-    };
-    match server::run(config, options) {
+    let server = Strait::from_config(config)
+        .config_file(&path)
+        .daemon(cli.daemon)
+        .upgrade(cli.upgrade);
+    match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
@@ -84,7 +82,7 @@ fn main() -> ExitCode {
 fn check(path: &Path, config: config::Config) -> ExitCode {
     let domains = config.domains.len();
     let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
-    match server::check(config) {
+    match Strait::from_config(config).check() {
         Ok(()) => {
             println!(
                 "{}: ok ({domains} domains, {backends} backends)",
@@ -92,14 +90,9 @@ fn check(path: &Path, config: config::Config) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(server::StartError::Config(errors)) => report(path, &errors),
+        Err(StartError::Config(errors)) => report(path, &errors),
         Err(e) => fail(&e.to_string()),
     }
-}
-
-/// A daemon changes its working directory; reloads must still find the file.
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn report(path: &Path, errors: &[config::ConfigError]) -> ExitCode {

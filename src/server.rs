@@ -22,7 +22,7 @@ use crate::snapshot::Snapshot;
 use crate::state::State;
 
 #[derive(Debug, Clone, Default)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Fork into the background (pid_file written).
     pub daemon: bool,
     /// Take the listening sockets from a running instance over `upgrade_sock`.
@@ -35,8 +35,9 @@ pub struct RunOptions {
 
 /// A server ready to run, with the state its services share.
 pub struct Prepared {
+    /// The Pingora server: add services to it before `run_forever`.
     pub server: Server,
-    pub state: Arc<State>,
+    pub(crate) state: Arc<State>,
     drain_delay: Duration,
 }
 
@@ -44,24 +45,31 @@ impl Prepared {
     /// Serves until shut down, then exits the process.
     pub fn run_forever(self) -> ! {
         let signals = StraitSignals {
-            state: self.state,
+            state: self.state.clone(),
             drain_delay: self.drain_delay,
         };
         self.server.run(RunArgs {
             shutdown_signal: Box::new(signals),
         });
-        lifecycle::exit::before_exit();
+        lifecycle::exit::before_exit(&self.state);
         std::process::exit(0)
     }
 }
 
+/// Why strait could not start.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StartError {
+    /// The config has errors, each with its `file:line:col`.
     Config(Vec<crate::config::ConfigError>),
+    /// A listener could not bind.
     Listen {
+        /// The address.
         addr: std::net::SocketAddr,
+        /// What the operating system said.
         reason: std::io::Error,
     },
+    /// The runtime could not start.
     Runtime(std::io::Error),
 }
 
@@ -87,7 +95,10 @@ impl std::error::Error for StartError {}
 
 /// Resolves backend names on a short-lived runtime: the server proper may fork to daemonize,
 /// and threads started before a fork do not survive it.
-pub fn build_snapshot(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, StartError> {
+pub(crate) fn build_snapshot(
+    config: Config,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, StartError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,13 +108,13 @@ pub fn build_snapshot(config: Config, previous: Option<&Snapshot>) -> Result<Sna
 }
 
 /// Builds everything and serves until shut down. Returns only on a start-up failure.
-pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+pub(crate) fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     prepare(config, options)?.run_forever()
 }
 
 /// Everything up to, but not including, serving: a library user can add services to the
 /// returned server before calling `run_forever`.
-pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartError> {
+pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartError> {
     if !options.upgrade {
         check_listeners(&config)?;
     }
@@ -163,7 +174,10 @@ pub fn prepare(config: Config, options: RunOptions) -> Result<Prepared, StartErr
             state: state.clone(),
         },
     ));
-    server.add_service(background_service("strait exit when idle", ExitWhenIdle));
+    server.add_service(background_service(
+        "strait exit when idle",
+        ExitWhenIdle(state.clone()),
+    ));
     crate::admin::add_services(&mut server, &state, options.upgrade, &bootstrap)?;
     for url in &urls {
         log::info!("strait listening on {url}");
@@ -199,7 +213,7 @@ fn listener_endpoints(
 }
 
 /// What `strait -t` checks beyond the file itself: names resolve, certificates load.
-pub fn check(config: Config) -> Result<(), StartError> {
+pub(crate) fn check(config: Config) -> Result<(), StartError> {
     let mut errors = listener_endpoints(&config).err().unwrap_or_default();
     if let Err(StartError::Config(e)) = build_snapshot(config, None) {
         errors.extend(e);

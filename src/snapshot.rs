@@ -22,10 +22,15 @@ use crate::router::{Hit, Router};
 /// How long one backend name may take to resolve at load or reload.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The runtime view of one config (see the module docs).
 pub struct Snapshot {
+    /// The config it was built from.
     pub config: Arc<Config>,
+    /// Host and path routing.
     pub router: Router,
+    /// Every backend pool.
     pub pools: Vec<Arc<Pool>>,
+    /// Per domain: its handler and routes.
     pub domains: Vec<DomainRuntime>,
 }
 
@@ -131,6 +136,9 @@ impl Snapshot {
             })
             .collect();
 
+        let mut limiters = crate::limits::RateLimiters::carried(
+            previous.into_iter().flat_map(Snapshot::rate_limiters),
+        );
         let mut domains = Vec::with_capacity(config.domains.len());
         for d in &config.domains {
             let routes = d
@@ -138,12 +146,12 @@ impl Snapshot {
                 .iter()
                 .map(|r| RouteRuntime {
                     path_prefix: r.path_prefix.clone(),
-                    handler: handler(&config, d, Some(r), &pools),
+                    handler: handler(&config, d, Some(r), &pools, &mut limiters),
                 })
                 .collect();
             domains.push(DomainRuntime {
                 name: d.hosts.first().map(host_name).unwrap_or_default(),
-                handler: handler(&config, d, None, &pools),
+                handler: handler(&config, d, None, &pools, &mut limiters),
                 routes,
             });
         }
@@ -166,6 +174,14 @@ impl Snapshot {
     pub fn lookup(&self, host: &str, path: &str) -> Option<(Hit, &Handler)> {
         let hit = self.router.route(host, path)?;
         Some((hit, self.handler(hit)?))
+    }
+
+    /// Every rate limiter this snapshot's handlers hold.
+    fn rate_limiters(&self) -> impl Iterator<Item = Arc<crate::limits::RateLimiter>> + '_ {
+        self.domains
+            .iter()
+            .flat_map(|d| std::iter::once(&d.handler).chain(d.routes.iter().map(|r| &r.handler)))
+            .filter_map(|h| h.limits.rate.clone())
     }
 
     /// The handler of a routing result of this snapshot.
@@ -195,6 +211,7 @@ fn handler(
     d: &crate::config::Domain,
     route: Option<&crate::config::Route>,
     pools: &[Arc<Pool>],
+    limiters: &mut crate::limits::RateLimiters,
 ) -> Handler {
     let h = route.map_or(&d.handling, |r| &r.handling);
     Handler {
@@ -202,6 +219,7 @@ fn handler(
         headers: Arc::new(h.headers.clone()),
         cache: crate::cache::RouteCache::resolve(&h.cache, config.cache.as_ref()),
         limits: crate::limits::Limits::build(
+            limiters,
             &host_list_name(d),
             route.map(|r| r.path_prefix.as_str()),
             &h.deny,
@@ -212,7 +230,7 @@ fn handler(
     }
 }
 
-pub fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
+pub(crate) fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
     Pool::new(
         pc.name.clone(),
         pc.strategy,
@@ -246,7 +264,7 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
     }
 }
 
-pub fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
+pub(crate) fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
     let peers = pool.backends.iter().map(|b| peer_for(b, options)).collect();
     let default_hosts: Vec<String> = pool.backends.iter().map(|b| authority(&b.config)).collect();
     let upstream_hosts = default_hosts
@@ -387,7 +405,7 @@ async fn resolve_all(
     }
 }
 
-pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }

@@ -6,11 +6,23 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
+use crate::access_log::AccessLogger;
 use crate::hooks::Hooks;
+use crate::lifecycle::InFlightCounter;
+use crate::metrics::DomainStatsMap;
 use crate::snapshot::Snapshot;
 
-pub struct State {
+/// Everything one server shares between its services. Two servers in one process (tests,
+/// embedders) share nothing but the Prometheus registry and the cache storage, which Pingora
+/// needs to be `'static`.
+pub(crate) struct State {
     snapshot: ArcSwap<Snapshot>,
+    /// Requests being handled (graceful exit waits for zero).
+    pub in_flight: InFlightCounter,
+    /// Per-domain request counts and latency for the admin API's `/stats`.
+    pub domain_stats: DomainStatsMap,
+    /// The access log, when one is configured.
+    pub access_log: AccessLogger,
     /// Set once every backend under health checking has had its first probe.
     health_ready: AtomicBool,
     /// Set on SIGTERM: /ready answers 503 so a load balancer in front stops sending.
@@ -25,9 +37,12 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(snapshot: Snapshot) -> Arc<State> {
+    pub(crate) fn new(snapshot: Snapshot) -> Arc<State> {
         Arc::new(State {
             snapshot: ArcSwap::from_pointee(snapshot),
+            in_flight: InFlightCounter::default(),
+            domain_stats: DomainStatsMap::default(),
+            access_log: AccessLogger::default(),
             health_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             config_path: OnceLock::new(),
@@ -37,45 +52,45 @@ impl State {
     }
 
     /// The snapshot a new request should use; hold it for the whole request.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
     }
 
-    pub fn swap(&self, next: Snapshot) {
+    pub(crate) fn swap(&self, next: Snapshot) {
         self.snapshot.store(Arc::new(next));
     }
 
-    pub fn set_health_ready(&self) {
+    pub(crate) fn set_health_ready(&self) {
         self.health_ready.store(true, Ordering::Release);
     }
 
-    pub fn health_ready(&self) -> bool {
+    pub(crate) fn health_ready(&self) -> bool {
         self.health_ready.load(Ordering::Acquire)
     }
 
-    pub fn set_draining(&self) {
+    pub(crate) fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
 
-    pub fn draining(&self) -> bool {
+    pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
 
-    pub fn set_config_path(&self, path: PathBuf) {
+    pub(crate) fn set_config_path(&self, path: PathBuf) {
         let _ = self.config_path.set(path);
     }
 
-    pub fn config_path(&self) -> Option<&Path> {
+    pub(crate) fn config_path(&self) -> Option<&Path> {
         self.config_path.get().map(PathBuf::as_path)
     }
 
     /// Installs the hooks; only the first call has an effect.
-    pub fn set_hooks(&self, hooks: Hooks) {
+    pub(crate) fn set_hooks(&self, hooks: Hooks) {
         let _ = self.hooks.set(Arc::new(hooks));
     }
 
     /// The installed hooks (none unless `set_hooks` was called).
-    pub fn hooks(&self) -> &Hooks {
+    pub(crate) fn hooks(&self) -> &Hooks {
         static NONE: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(Hooks::default);
         self.hooks.get().map_or(&NONE, |h| h.as_ref())
     }

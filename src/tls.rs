@@ -24,7 +24,11 @@ struct Loaded {
 }
 
 /// Builds the listener's TLS settings, or says exactly which file is wrong.
-pub fn settings(listener: &Listener, tls: &Tls, source: &str) -> Result<TlsSettings, ConfigError> {
+pub(crate) fn settings(
+    listener: &Listener,
+    tls: &Tls,
+    source: &str,
+) -> Result<TlsSettings, ConfigError> {
     let error = |path: String, message: String| ConfigError {
         file: source.to_string(),
         line: listener.pos.line,

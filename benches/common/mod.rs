@@ -62,8 +62,8 @@ pub fn config() -> strait::config::Config {
         .unwrap_or_else(|e| panic!("bench config does not load: {e:?}"))
 }
 
-pub fn snapshot() -> strait::snapshot::Snapshot {
-    block_on(strait::snapshot::Snapshot::build(config(), None))
+pub fn snapshot() -> strait::bench::Snapshot {
+    block_on(strait::bench::Snapshot::build(config(), None))
         .unwrap_or_else(|e| panic!("bench snapshot does not build: {e:?}"))
 }
 

@@ -10,7 +10,7 @@ use crate::ascii::{push_ip, push_padded, push_u64};
 
 /// The formatted `YYYY-MM-DDTHH:MM:SS` of the last second seen: lines within a second reuse it.
 #[derive(Default)]
-pub struct Clock {
+pub(crate) struct Clock {
     second: Option<u64>,
     text: [u8; 19],
 }
@@ -31,7 +31,7 @@ impl Clock {
 }
 
 /// Appends `entry` as one JSON object and a newline. Field order is fixed: `time` first.
-pub fn write_line(out: &mut Vec<u8>, entry: &Entry, clock: &mut Clock) {
+pub(crate) fn write_line(out: &mut Vec<u8>, entry: &Entry, clock: &mut Clock) {
     out.extend_from_slice(b"{\"time\":\"");
     clock.write(out, entry.at);
     out.extend_from_slice(b"\",\"request_id\":");

@@ -13,11 +13,10 @@ use super::cache_api::{self, Purge};
 use super::changes::{self, backend_json, find_pool, host_text};
 use super::web::{authorized, json_response, query_params, read_body, ApiError, ApiResult};
 use crate::config::Action;
-use crate::metrics;
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
-pub struct AdminApp {
+pub(crate) struct AdminApp {
     pub state: Arc<State>,
     pub token: Option<String>,
 }
@@ -125,7 +124,7 @@ impl AdminApp {
                 Ok((StatusCode::OK, json!({ "purged": purged })))
             }
             ("/cache", _) => Err(method_not_allowed("DELETE")),
-            ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state.snapshot()))),
+            ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
             ("/stats", _) => Err(method_not_allowed("GET")),
             ("/reload", &Method::POST) => reload(&self.state).await,
             ("/reload", _) => Err(method_not_allowed("POST")),
@@ -193,9 +192,10 @@ fn domains(snapshot: &Snapshot) -> Value {
     json!({ "domains": list })
 }
 
-fn stats(snapshot: &Snapshot) -> Value {
+fn stats(state: &State) -> Value {
+    let snapshot = state.snapshot();
     let mut names: Vec<String> = snapshot.domains.iter().map(|d| d.name.clone()).collect();
-    for (name, _) in metrics::all_domain_stats() {
+    for (name, _) in state.domain_stats.all() {
         if !names.contains(&name) {
             names.push(name);
         }
@@ -203,7 +203,7 @@ fn stats(snapshot: &Snapshot) -> Value {
     let domains: Vec<Value> = names
         .iter()
         .map(|name| {
-            let s = metrics::domain_stats(name);
+            let s = state.domain_stats.get(name);
             let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             let p = s.latency.percentiles();
             json!({
@@ -225,7 +225,7 @@ fn stats(snapshot: &Snapshot) -> Value {
         .collect();
     json!({
         "domains": domains,
-        "access_log_dropped": crate::access_log::dropped(),
+        "access_log_dropped": state.access_log.dropped(),
     })
 }
 

@@ -15,7 +15,7 @@ use super::web::ApiError;
 use crate::snapshot::Snapshot;
 
 /// `{entries, bytes, hits, misses, stale_served, evictions, ...}`.
-pub fn stats() -> Result<Value, ApiError> {
+pub(crate) fn stats() -> Result<Value, ApiError> {
     serde_json::from_str(&crate::cache::stats().to_json()).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -25,7 +25,7 @@ pub fn stats() -> Result<Value, ApiError> {
 }
 
 /// What `DELETE /cache` removes.
-pub enum Purge<'a> {
+pub(crate) enum Purge<'a> {
     All,
     Domain(&'a str),
     Object {
@@ -54,7 +54,7 @@ fn hosts(snapshot: &Snapshot, domain: &str) -> Result<Vec<String>, ApiError> {
 }
 
 /// Returns how many entries were removed.
-pub fn purge(snapshot: &Snapshot, what: Purge<'_>) -> Result<u64, ApiError> {
+pub(crate) fn purge(snapshot: &Snapshot, what: Purge<'_>) -> Result<u64, ApiError> {
     let removed = match what {
         Purge::All => crate::cache::purge_all(),
         Purge::Domain(domain) => hosts(snapshot, domain)?
@@ -93,7 +93,7 @@ pub fn purge(snapshot: &Snapshot, what: Purge<'_>) -> Result<u64, ApiError> {
 }
 
 /// Bytes and entries held by the cache, for `strait_cache_bytes` / `strait_cache_entries`.
-pub fn size() -> (u64, u64) {
+pub(crate) fn size() -> (u64, u64) {
     let s = crate::cache::stats();
     (s.bytes, s.entries)
 }

@@ -26,13 +26,11 @@ use crate::state::State;
 
 /// A domain's (or route's) pool in one snapshot.
 #[derive(Debug, Clone, Copy)]
-pub struct PoolRef {
-    pub domain: usize,
-    pub route: Option<usize>,
-    pub pool: usize,
+pub(crate) struct PoolRef {
+    pub(crate) pool: usize,
 }
 
-pub fn host_text(h: &HostPattern) -> String {
+pub(crate) fn host_text(h: &HostPattern) -> String {
     match h {
         HostPattern::Exact(s) => s.clone(),
         HostPattern::Wildcard(s) => format!("*{s}"),
@@ -41,7 +39,7 @@ pub fn host_text(h: &HostPattern) -> String {
 }
 
 /// A domain by its name (first host) or any of its host patterns, case-insensitively.
-pub fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiError> {
+pub(crate) fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiError> {
     let name = name.trim().to_ascii_lowercase();
     snapshot
         .config
@@ -52,15 +50,15 @@ pub fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiError> {
 }
 
 /// The pool that `domain` (or its route with this exact `path_prefix`) proxies to.
-pub fn find_pool(
+pub(crate) fn find_pool(
     snapshot: &Snapshot,
     domain: &str,
     route: Option<&str>,
 ) -> Result<PoolRef, ApiError> {
     let d = find_domain(snapshot, domain)?;
     let dc = &snapshot.config.domains[d];
-    let (route_index, action) = match route {
-        None => (None, &dc.handling.action),
+    let action = match route {
+        None => &dc.handling.action,
         Some(prefix) => {
             let r = dc
                 .routes
@@ -69,15 +67,11 @@ pub fn find_pool(
                 .ok_or_else(|| {
                     ApiError::not_found(format!("domain {domain:?} has no route {prefix:?}"))
                 })?;
-            (Some(r), &dc.routes[r].handling.action)
+            &dc.routes[r].handling.action
         }
     };
     match action {
-        Action::Proxy { pool, .. } if *pool < snapshot.pools.len() => Ok(PoolRef {
-            domain: d,
-            route: route_index,
-            pool: *pool,
-        }),
+        Action::Proxy { pool, .. } if *pool < snapshot.pools.len() => Ok(PoolRef { pool: *pool }),
         Action::Respond(_) => Err(ApiError::conflict(
             "this route answers with a static response; it has no backends",
         )),
@@ -87,7 +81,7 @@ pub fn find_pool(
     }
 }
 
-pub fn backend_json(b: &Backend) -> Value {
+pub(crate) fn backend_json(b: &Backend) -> Value {
     json!({
         "addr": b.config.url,
         "resolved": b.addr.to_string(),
@@ -188,7 +182,7 @@ struct Enabled {
     enabled: bool,
 }
 
-pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("expected a JSON body"));
     }
@@ -225,7 +219,12 @@ async fn apply(
 
 /// `POST /backends?domain=D[&route=/p/]` with `{"addr": "...", "weight": N,
 /// "max_connections": M}` (weight and max_connections optional).
-pub async fn add(state: &State, domain: &str, route: Option<&str>, body: &[u8]) -> ApiResult {
+pub(crate) async fn add(
+    state: &State,
+    domain: &str,
+    route: Option<&str>,
+    body: &[u8],
+) -> ApiResult {
     let new: NewBackend = parse_json(body)?;
     if !(1..=MAX_WEIGHT).contains(&new.weight) {
         return Err(ApiError::bad_request(format!(
@@ -308,7 +307,12 @@ pub async fn add(state: &State, domain: &str, route: Option<&str>, body: &[u8]) 
 }
 
 /// `DELETE /backends?domain=D[&route=/p/]&addr=A`.
-pub async fn remove(state: &State, domain: &str, route: Option<&str>, addr: &str) -> ApiResult {
+pub(crate) async fn remove(
+    state: &State,
+    domain: &str,
+    route: Option<&str>,
+    addr: &str,
+) -> ApiResult {
     let _serialised = state.control.lock().await;
     let current = state.snapshot();
     let at = find_pool(&current, domain, route)?;
@@ -345,7 +349,7 @@ pub async fn remove(state: &State, domain: &str, route: Option<&str>, addr: &str
 }
 
 /// `PUT /backends/enabled?domain=D[&route=/p/]&addr=A` with `{"enabled": bool}`.
-pub fn set_enabled(
+pub(crate) fn set_enabled(
     state: &State,
     domain: &str,
     route: Option<&str>,

@@ -6,10 +6,10 @@
 //! checks it again so a config built in code cannot open an unauthenticated admin port.
 
 mod api;
-pub mod cache_api;
-pub mod changes;
+pub(crate) mod cache_api;
+pub(crate) mod changes;
 mod probe;
-pub mod web;
+pub(crate) mod web;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -19,8 +19,8 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use pingora::services::ServiceHandle;
 
-pub use api::AdminApp;
-pub use probe::{ready, ProbeApp};
+pub(crate) use api::AdminApp;
+pub(crate) use probe::ProbeApp;
 
 use crate::config::{ConfigError, Pos};
 use crate::server::StartError;
@@ -48,7 +48,7 @@ fn check_bind(addr: std::net::SocketAddr) -> Result<(), StartError> {
 /// configured) to `server`. `upgrade`: the listening sockets come from the old process, so
 /// they are not test-bound here. The listeners start after `bootstrap` (which takes sockets
 /// over from an old instance).
-pub fn add_services(
+pub(crate) fn add_services(
     server: &mut Server,
     state: &Arc<State>,
     upgrade: bool,
@@ -100,7 +100,7 @@ pub fn add_services(
         log::info!("probe (/live /ready /metrics) on http://{}", probe.addr);
     }
 
-    match crate::access_log::install(config.logging.access_log.as_ref()) {
+    match state.access_log.install(config.logging.access_log.as_ref()) {
         Ok(Some(writer)) => {
             server.add_service(background_service("strait access log", writer));
         }

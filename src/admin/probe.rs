@@ -12,12 +12,12 @@ use pingora_prometheus::prometheus::{self, Encoder, TextEncoder};
 use super::web::text_response;
 use crate::state::State;
 
-pub struct ProbeApp {
+pub(crate) struct ProbeApp {
     pub state: Arc<State>,
 }
 
 /// Whether strait should get traffic: the first health round is done and it is not draining.
-pub fn ready(state: &State) -> Result<(), &'static str> {
+pub(crate) fn ready(state: &State) -> Result<(), &'static str> {
     if state.draining() {
         Err("draining")
     } else if !state.health_ready() {

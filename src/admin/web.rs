@@ -8,11 +8,11 @@ use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
 /// Largest admin request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// An error reply: `{"error": message}` with `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
     /// Extra JSON fields (e.g. the list of config errors of a failed reload).
@@ -20,7 +20,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -28,30 +28,30 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    pub fn conflict(message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, message)
     }
 
-    pub fn with(mut self, key: &'static str, value: Value) -> Self {
+    pub(crate) fn with(mut self, key: &'static str, value: Value) -> Self {
         self.details = Some((key, value));
         self
     }
 
     /// Adds `"errors": [...]`, one string per error (config errors with their file:line).
-    pub fn with_errors<E: std::fmt::Display>(self, errors: &[E]) -> Self {
+    pub(crate) fn with_errors<E: std::fmt::Display>(self, errors: &[E]) -> Self {
         let list: Vec<Value> = errors.iter().map(|e| e.to_string().into()).collect();
         self.with("errors", list.into())
     }
 
-    pub fn into_response(self) -> Response<Vec<u8>> {
+    pub(crate) fn into_response(self) -> Response<Vec<u8>> {
         let mut body = json!({ "error": self.message });
         if let (Some((k, v)), Some(map)) = (self.details, body.as_object_mut()) {
             map.insert(k.to_string(), v);
@@ -60,15 +60,15 @@ impl ApiError {
     }
 }
 
-pub type ApiResult = Result<(StatusCode, Value), ApiError>;
+pub(crate) type ApiResult = Result<(StatusCode, Value), ApiError>;
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     respond(status, "application/json", bytes)
 }
 
-pub fn text_response(status: StatusCode, text: &str) -> Response<Vec<u8>> {
+pub(crate) fn text_response(status: StatusCode, text: &str) -> Response<Vec<u8>> {
     respond(
         status,
         "text/plain; charset=utf-8",
@@ -94,7 +94,7 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 }
 
 /// Reads the whole request body, refusing more than [`MAX_BODY`] bytes.
-pub async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     loop {
         match session.read_request_body().await {
@@ -114,7 +114,7 @@ pub async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError>
 }
 
 /// Query parameters, percent-decoded (`+` is a space). A repeated name keeps its last value.
-pub fn query_params(query: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn query_params(query: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -123,7 +123,7 @@ pub fn query_params(query: Option<&str>) -> HashMap<String, String> {
     out
 }
 
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -150,7 +150,7 @@ pub fn percent_decode(s: &str) -> String {
 
 /// Compares in time that depends only on the length of `given`, never on where the first
 /// difference is or on the token's length.
-pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut diff = (given.len() != expected.len()) as u8;
     for (i, g) in given.iter().enumerate() {
         let e = if expected.is_empty() {
@@ -164,7 +164,7 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 }
 
 /// Whether the request carries `Authorization: Bearer <token>`.
-pub fn authorized(session: &ServerSession, token: &str) -> bool {
+pub(crate) fn authorized(session: &ServerSession, token: &str) -> bool {
     let Some(value) = session.get_header(http::header::AUTHORIZATION) else {
         return false;
     };

@@ -17,7 +17,7 @@ use super::Lease;
 const ORD: Ordering = Ordering::Relaxed;
 
 /// The largest weight the config accepts.
-pub const MAX_WEIGHT: u32 = 100;
+pub(crate) const MAX_WEIGHT: u32 = 100;
 
 #[derive(Debug)]
 pub struct Backend {

@@ -24,14 +24,14 @@ use super::{is_candidate, Backend, Balancer, RoundRobin};
 /// roughly 1/sqrt(points); with the 160 of ketama-style rings, simulated 4-backend pools had a
 /// backend more than 15 % off even in about one case in ten. 512 keeps 4 to 10 equal backends
 /// within about ±10 % in practice, at 4 KiB of ring per unit of weight.
-pub const POINTS_PER_WEIGHT: u32 = 512;
+pub(crate) const POINTS_PER_WEIGHT: u32 = 512;
 
 /// A ring point packs its position (high bits) and the backend index (low bits) into one word:
 /// half the memory of a (u64, u32) pair, and ordering by the word orders by position first.
 const INDEX_BITS: u32 = 16;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
-pub struct IpHash {
+pub(crate) struct IpHash {
     ring: Vec<u64>,
     /// The length of the list the ring was built from; ring indices mean nothing for another.
     built_for: usize,
@@ -40,7 +40,7 @@ pub struct IpHash {
 }
 
 impl IpHash {
-    pub fn new(backends: &[Arc<Backend>]) -> Self {
+    pub(crate) fn new(backends: &[Arc<Backend>]) -> Self {
         let total: usize = backends
             .iter()
             .map(|b| (b.weight() * POINTS_PER_WEIGHT) as usize)

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use super::{is_candidate, Backend, Balancer};
 
 #[derive(Debug, Default)]
-pub struct LeastConnections {
+pub(crate) struct LeastConnections {
     next: AtomicUsize,
 }
 
 impl LeastConnections {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 }

@@ -23,13 +23,13 @@ use std::sync::Arc;
 
 use crate::config::{HealthCheck, Strategy};
 
-pub use backend::{Backend, MAX_WEIGHT};
-pub use ip_hash::{IpHash, POINTS_PER_WEIGHT};
-pub use lease::Lease;
-pub use least_connections::LeastConnections;
-pub use random::Random;
-pub use round_robin::RoundRobin;
-pub use weighted_round_robin::WeightedRoundRobin;
+pub(crate) use backend::{Backend, MAX_WEIGHT};
+pub(crate) use ip_hash::IpHash;
+pub(crate) use lease::Lease;
+pub(crate) use least_connections::LeastConnections;
+pub(crate) use random::Random;
+pub(crate) use round_robin::RoundRobin;
+pub(crate) use weighted_round_robin::WeightedRoundRobin;
 
 /// One load-balancing strategy.
 ///
@@ -39,7 +39,7 @@ pub use weighted_round_robin::WeightedRoundRobin;
 /// list (empty, or not the one they were built from), and must stay O(n) without allocating:
 /// this runs for every request. (`IpHash` walks ring points past down backends: a step or two
 /// per pick unless most of the pool is down, and only after checking that the walk will end.)
-pub trait Balancer: Send + Sync {
+pub(crate) trait Balancer: Send + Sync {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
@@ -50,7 +50,7 @@ pub trait Balancer: Send + Sync {
 
 /// The balancer for `strategy`; those that precompute (the hash ring) do so from `backends`,
 /// and must then be used with that same list.
-pub fn build(strategy: Strategy, backends: &[Arc<Backend>]) -> Box<dyn Balancer> {
+pub(crate) fn build(strategy: Strategy, backends: &[Arc<Backend>]) -> Box<dyn Balancer> {
     match strategy {
         Strategy::RoundRobin => Box::new(RoundRobin::new()),
         Strategy::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(backends)),

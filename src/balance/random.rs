@@ -10,10 +10,10 @@ use rand::Rng;
 use super::{is_candidate, Backend, Balancer};
 
 #[derive(Debug, Default)]
-pub struct Random;
+pub(crate) struct Random;
 
 impl Random {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Random
     }
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use super::{is_candidate, Backend, Balancer};
 
 #[derive(Debug, Default)]
-pub struct RoundRobin {
+pub(crate) struct RoundRobin {
     next: AtomicUsize,
 }
 
 impl RoundRobin {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 }

@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use super::{is_candidate, Backend, Balancer};
 
 #[derive(Debug, Default)]
-pub struct WeightedRoundRobin {
+pub(crate) struct WeightedRoundRobin {
     // A pick reads and writes every score, so the scores change together under one lock; it is
     // per pool and held for one O(n) pass without allocation.
     scores: Mutex<Vec<i64>>,
 }
 
 impl WeightedRoundRobin {
-    pub fn new(backends: &[Arc<Backend>]) -> Self {
+    pub(crate) fn new(backends: &[Arc<Backend>]) -> Self {
         WeightedRoundRobin {
             scores: Mutex::new(vec![0; backends.len()]),
         }

@@ -63,9 +63,13 @@ pub fn primary(scheme: &str, host: &str, method_class: &str, target: &str) -> Ve
 /// The components of a primary key, for purging by domain or object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyParts<'a> {
+    /// `http` or `https`.
     pub scheme: &'a str,
+    /// The normalised host.
     pub host: &'a str,
+    /// Which methods share the entry.
     pub method_class: &'a str,
+    /// The request target (path and query).
     pub target: &'a str,
 }
 

@@ -17,13 +17,13 @@
 //! (when there is no top-level section, the largest of the domains' budgets is used).
 
 pub mod key;
-pub mod policy;
-pub mod precompress;
-pub mod purge;
-pub mod rules;
-pub mod stats;
-pub mod storage;
-pub mod vary;
+pub(crate) mod policy;
+pub(crate) mod precompress;
+pub(crate) mod purge;
+pub(crate) mod rules;
+pub(crate) mod stats;
+pub(crate) mod storage;
+pub(crate) mod vary;
 
 use std::time::Duration;
 
@@ -33,12 +33,12 @@ use pingora::cache::predictor::{CacheablePredictor, Predictor};
 
 use crate::config::{CacheSettings, Config, DomainCache};
 
-pub use rules::RouteCache;
-pub use stats::{CacheStats, Outcome};
+pub(crate) use rules::RouteCache;
+pub(crate) use stats::{CacheStats, Outcome};
 pub use storage::MemoryStore;
 
 /// How long one fill may hold a key's lock before waiting requests compete for it again.
-pub const LOCK_AGE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const LOCK_AGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 static STORE: Lazy<MemoryStore> = Lazy::new(|| MemoryStore::new(256 << 20, 10_000));
 static LOCK: Lazy<Box<CacheKeyLockImpl>> = Lazy::new(|| CacheLock::new_boxed(LOCK_AGE_TIMEOUT));
@@ -53,22 +53,22 @@ fn request_specific(reason: &'static str) -> bool {
 }
 
 /// The process-wide store.
-pub fn store() -> &'static MemoryStore {
+pub(crate) fn store() -> &'static MemoryStore {
     &STORE
 }
 
 /// The process-wide cache lock: concurrent misses for one key make one origin request.
-pub fn cache_lock() -> &'static CacheKeyLockImpl {
+pub(crate) fn cache_lock() -> &'static CacheKeyLockImpl {
     LOCK.as_ref()
 }
 
 /// The process-wide cacheability predictor.
-pub fn predictor() -> &'static (dyn CacheablePredictor + Sync) {
+pub(crate) fn predictor() -> &'static (dyn CacheablePredictor + Sync) {
     &*PREDICTOR
 }
 
 /// The store budgets a config asks for; `None` when no domain caches.
-pub fn budgets(config: &Config) -> Option<(u64, u64)> {
+pub(crate) fn budgets(config: &Config) -> Option<(u64, u64)> {
     if let Some(global) = &config.cache {
         return Some((global.max_bytes, global.max_entries as u64));
     }
@@ -87,29 +87,29 @@ pub fn budgets(config: &Config) -> Option<(u64, u64)> {
 }
 
 /// Sizes the store for `config` (called whenever a snapshot is built).
-pub fn apply_budgets(config: &Config) {
+pub(crate) fn apply_budgets(config: &Config) {
     if let Some((bytes, entries)) = budgets(config) {
         store().set_limits(bytes, entries);
     }
 }
 
 /// Entries, bytes, hits, misses, stale served, evictions and more (`GET /cache/stats`).
-pub fn stats() -> CacheStats {
+pub(crate) fn stats() -> CacheStats {
     store().stats()
 }
 
 /// `DELETE /cache`: removes everything; returns how many entries.
-pub fn purge_all() -> usize {
+pub(crate) fn purge_all() -> usize {
     purge::purge_all(store())
 }
 
 /// `DELETE /cache?domain=D`: removes one host's entries (`*.example.com` for a wildcard).
-pub fn purge_domain(host: &str) -> usize {
+pub(crate) fn purge_domain(host: &str) -> usize {
     purge::purge_domain(store(), host)
 }
 
 /// `DELETE /cache?domain=D&path=/x[&method=GET]`: removes one object, all its variants.
-pub fn purge_object(host: &str, path: &str, method: &str) -> usize {
+pub(crate) fn purge_object(host: &str, path: &str, method: &str) -> usize {
     purge::purge_object(store(), host, path, method)
 }
 

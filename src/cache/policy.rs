@@ -16,7 +16,7 @@ use pingora::http::ResponseHeader;
 use crate::config::{CacheRule, CacheSettings};
 
 /// Why a response is not stored (the `X-Cache-Reason` of a `MISS`).
-pub type SkipReason = &'static str;
+pub(crate) type SkipReason = &'static str;
 
 /// Statuses cacheable without explicit freshness (RFC 9110 §15.1), 206 left out: the cache
 /// always fetches and stores whole representations.
@@ -46,7 +46,7 @@ const KEPT_ON_REVALIDATION: &[&str] = &[
 
 /// How long a stored response may be used, measured from the moment it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     /// Remaining freshness: lifetime minus the age it arrived with, capped by `max_ttl`.
     /// Zero means "stored, but revalidate before every use".
     pub fresh_for: Duration,
@@ -58,7 +58,7 @@ pub struct Freshness {
 
 /// Decides whether `resp` (the answer to a GET) may be stored.
 /// `authorization`: the request carried `Authorization`.
-pub fn evaluate(
+pub(crate) fn evaluate(
     settings: &CacheSettings,
     rule: Option<&CacheRule>,
     authorization: bool,
@@ -223,7 +223,7 @@ fn explicit_lifetime(
 }
 
 /// The `Age` the response arrived with; absent or invalid counts as zero.
-pub fn age_header(resp: &ResponseHeader) -> Duration {
+pub(crate) fn age_header(resp: &ResponseHeader) -> Duration {
     resp.headers
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
@@ -234,7 +234,7 @@ pub fn age_header(resp: &ResponseHeader) -> Duration {
 
 /// The items of a comma-separated list header (`Vary`, `Connection`) over all its lines,
 /// trimmed, empty ones skipped (RFC 9110 §5.6.1). Lines that are not text are ignored.
-pub fn list_items<'a>(
+pub(crate) fn list_items<'a>(
     headers: &'a http::HeaderMap,
     name: HeaderName,
 ) -> impl Iterator<Item = &'a str> + 'a {
@@ -248,13 +248,13 @@ pub fn list_items<'a>(
 }
 
 /// Whether `Vary` lists `*`: such a response can never be matched to a later request.
-pub fn vary_star(resp: &ResponseHeader) -> bool {
+pub(crate) fn vary_star(resp: &ResponseHeader) -> bool {
     list_items(&resp.headers, header::VARY).any(|name| name == "*")
 }
 
 /// The header as stored: without hop-by-hop fields, `Age`, fields named by the `Connection`
 /// header, and fields that `private="..."` / `no-cache="..."` withhold from shared caches.
-pub fn stored_header(resp: &ResponseHeader) -> ResponseHeader {
+pub(crate) fn stored_header(resp: &ResponseHeader) -> ResponseHeader {
     let mut out = resp.clone();
     let named: Vec<String> = list_items(&resp.headers, header::CONNECTION)
         .map(str::to_ascii_lowercase)
@@ -274,7 +274,7 @@ pub fn stored_header(resp: &ResponseHeader) -> ResponseHeader {
 
 /// RFC 9111 §4.3.4: a 304 updates the stored header, field by field, except the fields that
 /// describe the stored body and the ones never stored.
-pub fn merge_not_modified(stored: &mut ResponseHeader, not_modified: &ResponseHeader) {
+pub(crate) fn merge_not_modified(stored: &mut ResponseHeader, not_modified: &ResponseHeader) {
     let mut names: Vec<&HeaderName> = not_modified.headers.keys().collect();
     names.dedup();
     for name in names {

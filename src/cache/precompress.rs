@@ -14,14 +14,14 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Per-fill settings, carried from the request phase to the storage in the cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Precompress {
+pub(crate) struct Precompress {
     pub level: u32,
     pub min_bytes: u64,
 }
 
 /// Whether the client accepts gzip (RFC 9110 §12.5.3): `gzip`/`x-gzip` or `*` with a non-zero
 /// weight, and gzip not explicitly refused.
-pub fn accepts_gzip(req: &RequestHeader) -> bool {
+pub(crate) fn accepts_gzip(req: &RequestHeader) -> bool {
     let mut gzip: Option<bool> = None;
     let mut star = false;
     for value in req.headers.get_all(header::ACCEPT_ENCODING) {
@@ -46,7 +46,7 @@ pub fn accepts_gzip(req: &RequestHeader) -> bool {
 }
 
 /// Whether the body already has a content coding other than `identity`.
-pub fn is_encoded(resp: &ResponseHeader) -> bool {
+pub(crate) fn is_encoded(resp: &ResponseHeader) -> bool {
     resp.headers
         .get_all(header::CONTENT_ENCODING)
         .iter()
@@ -87,7 +87,7 @@ fn compressible_type(content_type: &str) -> bool {
 
 /// Whether a gzip copy of this response may be made: a compressible type, no content coding
 /// yet, no `no-transform`, and a status that has a body worth compressing.
-pub fn eligible(resp: &ResponseHeader) -> bool {
+pub(crate) fn eligible(resp: &ResponseHeader) -> bool {
     if matches!(resp.status.as_u16(), 204 | 206 | 304) || resp.status.is_informational() {
         return false;
     }
@@ -104,12 +104,12 @@ pub fn eligible(resp: &ResponseHeader) -> bool {
 }
 
 /// Whether a response of `len` bytes (unknown: `None`) is big enough to be worth a copy.
-pub fn big_enough(settings: &Precompress, len: Option<u64>) -> bool {
+pub(crate) fn big_enough(settings: &Precompress, len: Option<u64>) -> bool {
     len.is_none_or(|l| l >= settings.min_bytes)
 }
 
 /// The gzip copy of `body`, or `None` when it would not be smaller.
-pub fn gzip(body: &[u8], level: u32) -> Option<Bytes> {
+pub(crate) fn gzip(body: &[u8], level: u32) -> Option<Bytes> {
     let mut enc = GzEncoder::new(
         Vec::with_capacity(body.len() / 3 + 64),
         Compression::new(level.min(9)),

@@ -6,13 +6,13 @@ use super::key::{self, normalize_host};
 use super::storage::MemoryStore;
 
 /// Removes every stored response.
-pub fn purge_all(store: &MemoryStore) -> usize {
+pub(crate) fn purge_all(store: &MemoryStore) -> usize {
     store.remove_where(|_| true)
 }
 
 /// Removes every response stored for `host` (any port, any letter case). `*.example.com`
 /// removes the responses of every subdomain of example.com, as the domain's host pattern does.
-pub fn purge_domain(store: &MemoryStore, host: &str) -> usize {
+pub(crate) fn purge_domain(store: &MemoryStore, host: &str) -> usize {
     let pattern = host.trim();
     if let Some(suffix) = pattern.strip_prefix("*.") {
         let suffix = format!(".{}", normalize_host(suffix));
@@ -29,7 +29,7 @@ pub fn purge_domain(store: &MemoryStore, host: &str) -> usize {
 /// that), or `path` under every query string if it has none (`/a` removes `/a`, `/a?x=1`, ...).
 /// All schemes and all `Vary` variants go. `method`: `GET`/`HEAD` (or empty) purge the GET
 /// entries; other methods are never cached, so they purge nothing.
-pub fn purge_object(store: &MemoryStore, host: &str, path: &str, method: &str) -> usize {
+pub(crate) fn purge_object(store: &MemoryStore, host: &str, path: &str, method: &str) -> usize {
     let method = if method.is_empty() { "GET" } else { method };
     let Ok(m) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
         return 0;
@@ -54,7 +54,7 @@ pub fn purge_object(store: &MemoryStore, host: &str, path: &str, method: &str) -
 
 /// Invalidation after a successful unsafe request: the effective request URI, under both
 /// schemes, with all its variants. A hash lookup, no scan.
-pub fn invalidate(store: &MemoryStore, host: &str, target: &str) -> usize {
+pub(crate) fn invalidate(store: &MemoryStore, host: &str, target: &str) -> usize {
     let host = normalize_host(host);
     ["http", "https"]
         .iter()

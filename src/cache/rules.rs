@@ -14,7 +14,7 @@ pub struct RouteCache {
 }
 
 /// Why a request does not use the cache at all (`X-Cache: BYPASS`).
-pub type BypassReason = &'static str;
+pub(crate) type BypassReason = &'static str;
 
 /// What the request phase decided for one request.
 #[derive(Debug, Clone, Copy)]

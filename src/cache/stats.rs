@@ -129,7 +129,7 @@ impl CacheStats {
     }
 
     /// `GET /cache/stats` (design §4), as JSON.
-    pub fn to_json(&self) -> String {
+    pub fn to_json(self) -> String {
         format!(
             concat!(
                 "{{\"entries\":{},\"bytes\":{},\"hits\":{},\"misses\":{},\"stale_served\":{},",

@@ -47,10 +47,10 @@ use super::stats::{CacheStats, Counters};
 const INDEX_SHARDS: usize = 64;
 const LRU_SHARDS: usize = 16;
 /// Bookkeeping around an entry (Arc, index and LRU nodes), counted in its weight.
-pub const ENTRY_OVERHEAD: usize = 256;
+pub(crate) const ENTRY_OVERHEAD: usize = 256;
 
 /// Raised by a fill that the storage refuses (larger than its limit or the whole budget).
-pub const ERR_TOO_LARGE: ErrorType = ErrorType::Custom("cache-entry-too-large");
+pub(crate) const ERR_TOO_LARGE: ErrorType = ErrorType::Custom("cache-entry-too-large");
 
 /// A stored meta: the serialized internal part and the parsed header. Hits rebuild the
 /// `CacheMeta` from a clone of the header and, for a meta never revalidated, its fields
@@ -122,6 +122,7 @@ impl Fields {
 }
 
 impl StoredMeta {
+    /// The stored form of Pingora's meta.
     pub fn of(meta: &CacheMeta) -> Result<StoredMeta> {
         let (internal, header) = meta.serialize()?;
         Ok(StoredMeta {
@@ -132,6 +133,7 @@ impl StoredMeta {
         })
     }
 
+    /// Pingora's meta again.
     pub fn to_meta(&self) -> Result<CacheMeta> {
         if let Some(fields) = &self.fields {
             return Ok(fields.rebuild(self.header.clone()));
@@ -144,7 +146,7 @@ impl StoredMeta {
 
 /// What a fill carries in `CacheKey::extensions`: set by the request phase.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FillOptions {
+pub(crate) struct FillOptions {
     /// Largest body this fill may store.
     pub max_body_bytes: Option<u64>,
     pub precompress: Option<Precompress>,
@@ -233,6 +235,7 @@ struct Budget {
     entries: u64,
 }
 
+/// The in-memory response cache storage.
 pub struct MemoryStore {
     index: Box<[RwLock<Slots>]>,
     lru: Lru<Arc<Entry>, LRU_SHARDS>,
@@ -244,6 +247,7 @@ pub struct MemoryStore {
     max_entries: AtomicU64,
     next_id: AtomicU64,
     clock: AtomicU64,
+    /// Hits, misses and the rest, for `/cache/stats`.
     pub counters: Counters,
 }
 
@@ -252,6 +256,7 @@ fn slot_of(primary_hash: &HashBinary) -> u64 {
 }
 
 impl MemoryStore {
+    /// A store bounded by bytes and entries.
     pub fn new(max_bytes: u64, max_entries: u64) -> MemoryStore {
         MemoryStore {
             index: (0..INDEX_SHARDS)

@@ -15,7 +15,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 const ABSENT: &[u8] = b"\0absent";
 
 /// The variance of `resp` for `req`; `None` when the response does not vary.
-pub fn variance(resp: &ResponseHeader, req: &RequestHeader) -> Option<HashBinary> {
+pub(crate) fn variance(resp: &ResponseHeader, req: &RequestHeader) -> Option<HashBinary> {
     let mut names: Vec<String> = super::policy::list_items(&resp.headers, header::VARY)
         .map(str::to_ascii_lowercase)
         .collect();

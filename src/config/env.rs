@@ -9,7 +9,7 @@ use crate::config::model::Pos;
 
 /// Expanded text plus, for each of its characters, the source position it came from.
 #[derive(Debug)]
-pub struct Expanded {
+pub(super) struct Expanded {
     pub text: String,
     /// One entry per character of `text`, plus one for the end of the text.
     origins: Vec<Pos>,
@@ -18,7 +18,7 @@ pub struct Expanded {
 impl Expanded {
     /// Source position of the character at `index` (a character index into `text`, as the
     /// YAML scanner counts them).
-    pub fn pos(&self, index: usize) -> Pos {
+    pub(super) fn pos(&self, index: usize) -> Pos {
         let last = self.origins.len().saturating_sub(1);
         self.origins
             .get(index.min(last))
@@ -28,7 +28,7 @@ impl Expanded {
 }
 
 /// Expands every reference; on failure returns each bad reference with its position.
-pub fn expand(
+pub(super) fn expand(
     src: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Expanded, Vec<(Pos, String)>> {

@@ -76,6 +76,7 @@ pub use model::*;
 /// One problem in a config file, printed as `file:line:col: path: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The file (or source name) the error is in.
     pub file: String,
     /// 1-based; 0 when the problem is not at a place in the file (e.g. it cannot be read).
     pub line: usize,
@@ -84,6 +85,7 @@ pub struct ConfigError {
     /// Field path such as `domains[0].backends[1].addr`; empty for problems with the text
     /// itself (syntax, environment variables).
     pub path: String,
+    /// What is wrong, and what was expected.
     pub message: String,
 }
 

@@ -3,6 +3,10 @@
 //! Kept separate from the YAML text on purpose: every input path (file, reload, admin API)
 //! renders into these types, and nothing downstream of `config` ever sees raw YAML.
 
+// The fields mirror the YAML keys, documented once in the key table (`keys.rs`) and in
+// docs/config-reference.md, which is generated from it.
+#![allow(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -17,6 +21,7 @@ pub struct Pos {
 }
 
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The file name used in error messages (`-` or `<demo>` when not from a file).
     pub source: String,

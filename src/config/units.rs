@@ -21,7 +21,7 @@ const SIZE_UNITS: [(&str, u64); 9] = [
 ];
 
 /// Parses one or more `<digits><unit>` groups, e.g. `10s` or `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("expected a duration like 10s, found {text:?}");
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{} (add a unit, e.g. 10s)", bad()));
@@ -59,7 +59,7 @@ fn too_long(text: &str) -> String {
 }
 
 /// Parses a byte count with an optional unit suffix.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     let bad = || format!("expected a size like 64KiB, found {text:?}");
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     if text.starts_with('-') {
@@ -88,7 +88,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Writes a duration the way the config would, for messages (`1h30m`, `250ms`, `0s`).
-pub fn fmt_duration(d: Duration) -> String {
+pub(super) fn fmt_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
     if ms == 0 {
         return "0s".to_string();
@@ -105,7 +105,7 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 /// Writes a size with the largest binary unit that divides it exactly, for messages.
-pub fn fmt_size(bytes: u64) -> String {
+pub(super) fn fmt_size(bytes: u64) -> String {
     for (unit, scale) in SIZE_UNITS[..4].iter().rev() {
         if bytes >= *scale && bytes % scale == 0 {
             return format!("{}{unit}", bytes / scale);

@@ -13,20 +13,20 @@ use crate::config::env::Expanded;
 use crate::config::model::Pos;
 
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(super) struct Node {
     pub pos: Pos,
     pub value: Value,
 }
 
 #[derive(Debug, Clone)]
-pub enum Value {
+pub(super) enum Value {
     Scalar(Scalar),
     Seq(Vec<Node>),
     Map(Vec<Entry>),
 }
 
 #[derive(Debug, Clone)]
-pub struct Scalar {
+pub(super) struct Scalar {
     pub text: String,
     /// Plain (unquoted, not a block scalar, no `!!str`): only these can be numbers,
     /// booleans or null.
@@ -34,7 +34,7 @@ pub struct Scalar {
 }
 
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(super) struct Entry {
     pub key: String,
     pub key_pos: Pos,
     pub value: Node,
@@ -42,12 +42,12 @@ pub struct Entry {
 
 impl Node {
     /// YAML 1.2 core-schema null. Decoders treat it as an absent value.
-    pub fn is_null(&self) -> bool {
+    pub(super) fn is_null(&self) -> bool {
         matches!(&self.value, Value::Scalar(s) if s.plain && matches!(s.text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// How the node reads in "found ..." messages.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match &self.value {
             _ if self.is_null() => "an empty value".to_string(),
             Value::Scalar(s) => format!("{:?}", s.text),
@@ -66,13 +66,13 @@ impl Node {
 }
 
 /// A problem found while building the tree.
-pub struct Problem {
+pub(super) struct Problem {
     pub pos: Pos,
     pub path: String,
     pub message: String,
 }
 
-pub struct Parsed {
+pub(super) struct Parsed {
     /// `None` after a syntax error. An empty (or null) document is an empty mapping, so that
     /// an empty file reports the missing required sections instead of a type error.
     pub root: Option<Node>,
@@ -83,7 +83,7 @@ pub struct Parsed {
 /// error rather than an out-of-memory.
 const ALIAS_BUDGET: usize = 100_000;
 
-pub fn parse(input: &Expanded) -> Parsed {
+pub(super) fn parse(input: &Expanded) -> Parsed {
     let mut builder = Builder {
         input,
         stack: Vec::new(),

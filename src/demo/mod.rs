@@ -31,6 +31,7 @@ domains:
     )
 }
 
+/// Runs `strait demo`: two local origins behind the proxy on `listen`, until stopped.
 pub fn run(listen: SocketAddr) -> Result<(), String> {
     let a = DemoOrigin::start("origin-a").map_err(|e| format!("cannot start origin-a: {e}"))?;
     let b = DemoOrigin::start("origin-b").map_err(|e| format!("cannot start origin-b: {e}"))?;
@@ -43,7 +44,6 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-    crate::logging::init(config.logging.level);
     println!(
         "strait demo: two origins ({} on {}, {} on {}) behind the proxy.",
         a.name, a.addr, b.name, b.addr

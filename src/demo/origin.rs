@@ -10,12 +10,16 @@ use std::thread;
 /// Requests larger than this are answered with 431 and the connection is closed.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// A tiny HTTP origin for the demo that answers with its own name.
 pub struct DemoOrigin {
+    /// The name it answers with.
     pub name: String,
+    /// Where it listens.
     pub addr: SocketAddr,
 }
 
 impl DemoOrigin {
+    /// Starts the origin on a free loopback port.
     pub fn start(name: &str) -> io::Result<DemoOrigin> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;

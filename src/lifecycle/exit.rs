@@ -9,14 +9,16 @@ use log::info;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::inflight;
+use std::sync::Arc;
+
+use crate::state::State;
 
 /// Requests are counted from their first phase; a connection whose request head was just
 /// read is not yet counted, so zero must hold for a moment before it is believed.
 const QUIET_FOR: Duration = Duration::from_millis(200);
 const POLL: Duration = Duration::from_millis(10);
 
-pub struct ExitWhenIdle;
+pub(crate) struct ExitWhenIdle(pub Arc<State>);
 
 #[async_trait]
 impl BackgroundService for ExitWhenIdle {
@@ -29,7 +31,7 @@ impl BackgroundService for ExitWhenIdle {
         let mut quiet = Duration::ZERO;
         loop {
             tokio::time::sleep(POLL).await;
-            if inflight::count() == 0 {
+            if self.0.in_flight.count() == 0 {
                 quiet += POLL;
                 if quiet >= QUIET_FOR {
                     break;
@@ -39,16 +41,16 @@ impl BackgroundService for ExitWhenIdle {
             }
         }
         info!("all in-flight requests finished; exiting");
-        crate::lifecycle::exit::before_exit();
+        before_exit(&self.0);
         std::process::exit(0);
     }
 }
 
 /// Flushes what must not be lost at exit (stdout/stderr; writers may add theirs).
-pub fn before_exit() {
+pub(crate) fn before_exit(state: &State) {
     use std::io::Write;
     // Lines of the last requests may still be queued for the access log writer.
-    crate::access_log::flush(Duration::from_millis(500));
+    state.access_log.flush(Duration::from_millis(500));
     log::logger().flush();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

@@ -1,12 +1,12 @@
 //! Process lifecycle: signals (design §6), draining, in-place reload, and exiting as soon as
 //! the last in-flight request is done instead of always sleeping out the grace period.
 
-pub mod exit;
-pub mod inflight;
-pub mod reload;
-pub mod signals;
+pub(crate) mod exit;
+pub(crate) mod inflight;
+pub(crate) mod reload;
+pub(crate) mod signals;
 
-pub use exit::ExitWhenIdle;
-pub use inflight::InFlight;
-pub use reload::{reload, ReloadReport, ReloadService};
-pub use signals::StraitSignals;
+pub(crate) use exit::ExitWhenIdle;
+pub(crate) use inflight::{InFlight, InFlightCounter};
+pub(crate) use reload::{reload, ReloadService};
+pub(crate) use signals::StraitSignals;

@@ -15,7 +15,7 @@ use crate::snapshot::Snapshot;
 use crate::state::State;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadReport {
+pub(crate) struct ReloadReport {
     pub domains: usize,
     pub backends: usize,
     /// Backends whose state (health, counters) carried over.
@@ -25,7 +25,7 @@ pub struct ReloadReport {
 }
 
 /// Reloads the config file the process was started with.
-pub async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
+pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let _serialised = state.control.lock().await;
     let Some(path) = state.config_path() else {
         return Err(vec![plain_error(
@@ -106,7 +106,7 @@ fn plain_error(file: &str, message: &str) -> ConfigError {
 }
 
 /// Logs the outcome of a reload in the words an operator needs.
-pub fn log_outcome(result: &Result<ReloadReport, Vec<ConfigError>>) {
+pub(crate) fn log_outcome(result: &Result<ReloadReport, Vec<ConfigError>>) {
     match result {
         Ok(r) => {
             info!(
@@ -130,7 +130,7 @@ pub fn log_outcome(result: &Result<ReloadReport, Vec<ConfigError>>) {
 }
 
 /// Reloads on SIGHUP.
-pub struct ReloadService {
+pub(crate) struct ReloadService {
     pub state: Arc<State>,
 }
 

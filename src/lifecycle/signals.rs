@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::state::State;
 
-pub struct StraitSignals {
+pub(crate) struct StraitSignals {
     pub state: Arc<State>,
     pub drain_delay: Duration,
 }

@@ -11,14 +11,14 @@ use pingora::ErrorType;
 use crate::balance::{Lease, Pool};
 
 /// Raised by `upstream_peer` when the queue wait for a slot ran out.
-pub const BACKEND_BUSY: ErrorType = ErrorType::Custom("backend-busy");
+pub(crate) const BACKEND_BUSY: ErrorType = ErrorType::Custom("backend-busy");
 
 /// How often a queued request looks at every full backend again (it is also woken as soon as
 /// the first one it waits on frees a slot).
 const RECHECK: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
-pub enum Pick {
+pub(crate) enum Pick {
     Got(usize, Lease),
     /// No usable backend that this request has not tried.
     NoBackend,
@@ -28,7 +28,7 @@ pub enum Pick {
 
 /// Picks a backend with the pool's strategy and takes a slot on it. `preferred` is tried first
 /// (the backend the `on_request` hooks were shown); `tried` are skipped.
-pub async fn select(
+pub(crate) async fn select(
     pool: &Pool,
     client: Option<IpAddr>,
     tried: &[usize],

@@ -35,7 +35,7 @@ const READ_CHUNK: usize = 8 << 10;
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_MAX_BYTES: usize = 1 << 20;
 
-pub struct GuardedHttp<A> {
+pub(crate) struct GuardedHttp<A> {
     inner: Arc<A>,
     state: Arc<State>,
     /// Set when the service stops: connections waiting for a next request close.
@@ -43,22 +43,18 @@ pub struct GuardedHttp<A> {
 }
 
 impl<A> GuardedHttp<A> {
-    pub fn new(inner: A, state: Arc<State>) -> Self {
+    pub(crate) fn new(inner: A, state: Arc<State>) -> Self {
         GuardedHttp {
             inner: Arc::new(inner),
             state,
             closing: watch::channel(false).0,
         }
     }
-
-    pub fn inner(&self) -> &Arc<A> {
-        &self.inner
-    }
 }
 
 /// How reading one request head ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Head {
+pub(crate) enum Head {
     /// The head (and whatever followed it in the same reads).
     Ready(BytesMut),
     /// Closed, idle, or shutting down before the first byte: close quietly.
@@ -70,7 +66,7 @@ pub enum Head {
 impl Head {
     /// For a refused head: its status, its `X-Strait-Error` code (as [`refusal`] writes
     /// them) and what had arrived.
-    pub fn refused(&self) -> Option<(u16, &'static str, &Partial)> {
+    pub(crate) fn refused(&self) -> Option<(u16, &'static str, &Partial)> {
         match self {
             Head::TimedOut(p) => Some((408, "request-header-timeout", p)),
             Head::TooLarge(p) => Some((431, "header-too-large", p)),
@@ -81,7 +77,7 @@ impl Head {
 
 /// What a refused head had sent, for its log line.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Partial {
+pub(crate) struct Partial {
     pub bytes: BytesMut,
     /// When its first byte arrived.
     pub since: Instant,
@@ -90,7 +86,7 @@ pub struct Partial {
 /// Where the head in `buf` ends (just past its empty line), ignoring empty lines before the
 /// request line as RFC 9112 §2.2 allows. Bytes before `from` are known not to end it, except
 /// for the last three (a terminator split across reads).
-pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = buf
         .iter()
         .take_while(|b| matches!(b, b'\r' | b'\n'))
@@ -109,7 +105,7 @@ pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
 
 /// Reads one request head from `stream`: up to `idle` for the first byte, then up to
 /// `timeout` for the rest, at most `max` bytes.
-pub async fn read_head(
+pub(crate) async fn read_head(
     stream: &mut Stream,
     idle: Duration,
     timeout: Duration,
@@ -152,7 +148,7 @@ pub async fn read_head(
 
 /// The 408 or 431 answer, written straight to the connection (no request was parsed, so no
 /// route or hook applies; [`super::refusal_log`] records it).
-pub fn refusal(head: &Head) -> Option<&'static [u8]> {
+pub(crate) fn refusal(head: &Head) -> Option<&'static [u8]> {
     match head {
         Head::TimedOut(_) => Some(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -225,7 +221,7 @@ where
                             .get_socket_digest()
                             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
                         if let Some((status, code, partial)) = other.refused() {
-                            super::refusal_log::record(status, code, partial, client);
+                            super::refusal_log::record(&self.state, status, code, partial, client);
                         }
                         let _ = stream.write_all(answer).await;
                         let _ = stream.flush().await;

@@ -3,20 +3,20 @@
 //! backend takes at once (`max_connections`).
 //!
 //! The per-domain and per-route parts are resolved once per config snapshot into a
-//! [`Limits`]; rate counters outlive snapshots (see `rate.rs`), so a reload or an admin change
-//! does not hand every client a fresh budget.
+//! [`Limits`]; rate counters are carried from one snapshot to the next (see `rate.rs`), so a
+//! reload or an admin change does not hand every client a fresh budget.
 
-pub mod concurrency;
-pub mod listener;
-pub mod rate;
-pub mod refusal_log;
+pub(crate) mod concurrency;
+pub(crate) mod listener;
+pub(crate) mod rate;
+pub(crate) mod refusal_log;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::{Cidr, RateLimit};
 
-pub use rate::{RateLimiter, RateState};
+pub(crate) use rate::{RateLimiter, RateLimiters, RateState};
 
 /// What one domain or route enforces before a request is routed anywhere.
 #[derive(Debug, Default)]
@@ -33,6 +33,7 @@ impl Limits {
     /// the limit itself they identify the rate counter kept across snapshots. A route whose
     /// limit equals its domain's shares the domain's counter (`route: None`).
     pub fn build(
+        limiters: &mut RateLimiters,
         domain: &str,
         route: Option<&str>,
         deny: &[Cidr],
@@ -46,7 +47,7 @@ impl Limits {
         };
         Arc::new(Limits {
             deny: deny.to_vec(),
-            rate: rate_limit.map(|limit| RateLimiter::shared(domain, scope, limit)),
+            rate: rate_limit.map(|limit| limiters.get(domain, scope, limit)),
             max_body_bytes,
         })
     }
@@ -63,7 +64,7 @@ impl Limits {
 /// right-most address of `X-Forwarded-For` that is not itself a trusted proxy (addresses to
 /// the left of it were written by the client and prove nothing). When every listed address is
 /// trusted, the left-most one.
-pub fn client_ip(
+pub(crate) fn client_ip(
     peer: Option<IpAddr>,
     forwarded_for: &[&[u8]],
     trusted: &[Cidr],

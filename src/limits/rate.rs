@@ -3,17 +3,16 @@
 //!
 //! `Rate` starts a new window on the first request after the previous one ended, and counts
 //! with a count-min sketch: it never under-counts, and with the default 4×1024 table it is
-//! exact unless thousands of keys share a window. Counters live in a process-wide registry
-//! keyed by what they limit, so a reload or an admin change that keeps a limit keeps its
-//! counts; a limit that changes starts afresh.
+//! exact unless thousands of keys share a window. A new snapshot takes over the limiters of
+//! the one it replaces ([`RateLimiters`]), keyed by what they limit, so a reload or an admin
+//! change that keeps a limit keeps its counts; a limit that changes starts afresh.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use once_cell::sync::Lazy;
 use pingora_limits::rate::Rate;
 
 use crate::config::{RateKey, RateLimit};
@@ -22,6 +21,7 @@ use crate::config::{RateKey, RateLimit};
 pub struct RateLimiter {
     rate: Rate,
     pub limit: RateLimit,
+    id: Id,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -52,31 +52,44 @@ pub enum RateKeyValue<'a> {
     Unknown,
 }
 
+/// What a limiter counts for: the domain (its hosts), the route when it has a limit of its
+/// own, and the limit.
 type Id = (String, Option<String>, RateLimit);
 
-static REGISTRY: Lazy<Mutex<HashMap<Id, Weak<RateLimiter>>>> =
-    Lazy::new(|| Mutex::new(HashMap::new()));
+/// The limiters of one snapshot being built: those of the snapshot it replaces, plus any new
+/// ones. Dropped with the build; the limiters live on in the snapshot's handlers.
+#[derive(Default)]
+pub struct RateLimiters(HashMap<Id, Arc<RateLimiter>>);
 
-impl RateLimiter {
-    pub fn new(limit: &RateLimit) -> RateLimiter {
-        RateLimiter {
-            rate: Rate::new(limit.per),
-            limit: limit.clone(),
-        }
+impl RateLimiters {
+    /// Starts from the limiters a previous snapshot holds.
+    pub fn carried(previous: impl IntoIterator<Item = Arc<RateLimiter>>) -> RateLimiters {
+        RateLimiters(previous.into_iter().map(|l| (l.id.clone(), l)).collect())
     }
 
-    /// The limiter for `limit` on `domain` (and `route`, when it has a limit of its own),
-    /// reusing the one a previous snapshot built while any snapshot still holds it.
-    pub fn shared(domain: &str, route: Option<&str>, limit: &RateLimit) -> Arc<RateLimiter> {
+    /// The limiter for `limit` on `domain` (and `route`, when it has a limit of its own):
+    /// the carried one when there is one.
+    pub fn get(
+        &mut self,
+        domain: &str,
+        route: Option<&str>,
+        limit: &RateLimit,
+    ) -> Arc<RateLimiter> {
         let id: Id = (domain.to_string(), route.map(str::to_string), limit.clone());
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(live) = registry.get(&id).and_then(Weak::upgrade) {
-            return live;
+        self.0
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(RateLimiter::new(id)))
+            .clone()
+    }
+}
+
+impl RateLimiter {
+    fn new(id: Id) -> RateLimiter {
+        RateLimiter {
+            rate: Rate::new(id.2.per),
+            limit: id.2.clone(),
+            id,
         }
-        registry.retain(|_, w| w.strong_count() > 0);
-        let fresh = Arc::new(RateLimiter::new(limit));
-        registry.insert(id, Arc::downgrade(&fresh));
-        fresh
     }
 
     /// The key this request counts under: `header:NAME` falls back to the client IP when the
@@ -126,7 +139,11 @@ mod tests {
 
     #[test]
     fn counts_exactly_per_key_within_a_window() {
-        let l = RateLimiter::new(&limit(3, Duration::from_secs(60), RateKey::ClientIp));
+        let l = RateLimiter::new((
+            "t".into(),
+            None,
+            limit(3, Duration::from_secs(60), RateKey::ClientIp),
+        ));
         let a = RateKeyValue::Ip("10.0.0.1".parse().unwrap());
         let b = RateKeyValue::Ip("10.0.0.2".parse().unwrap());
         let states: Vec<_> = (0..5).map(|_| l.check(&a)).collect();
@@ -145,7 +162,11 @@ mod tests {
 
     #[test]
     fn a_new_window_starts_afresh() {
-        let l = RateLimiter::new(&limit(1, Duration::from_millis(50), RateKey::Route));
+        let l = RateLimiter::new((
+            "t".into(),
+            None,
+            limit(1, Duration::from_millis(50), RateKey::Route),
+        ));
         let k = RateKeyValue::Route("/x");
         assert!(l.check(&k).allowed);
         assert!(!l.check(&k).allowed);
@@ -155,10 +176,10 @@ mod tests {
 
     #[test]
     fn header_keys_fall_back_to_the_client() {
-        let l = RateLimiter::new(&limit(
-            1,
-            Duration::from_secs(1),
-            RateKey::Header("X-Key".into()),
+        let l = RateLimiter::new((
+            "t".into(),
+            None,
+            limit(1, Duration::from_secs(1), RateKey::Header("X-Key".into())),
         ));
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         assert_eq!(
@@ -170,14 +191,17 @@ mod tests {
     }
 
     #[test]
-    fn the_registry_keeps_counters_across_snapshots() {
+    fn counters_carry_over_to_the_next_snapshot() {
         let l = limit(2, Duration::from_secs(60), RateKey::ClientIp);
-        let first = RateLimiter::shared("reg.test", Some("/a/"), &l);
-        let again = RateLimiter::shared("reg.test", Some("/a/"), &l);
+        let mut build = RateLimiters::default();
+        let first = build.get("reg.test", Some("/a/"), &l);
+        let again = build.get("reg.test", Some("/a/"), &l);
         assert!(Arc::ptr_eq(&first, &again));
-        let other = RateLimiter::shared("reg.test", None, &l);
+        let other = build.get("reg.test", None, &l);
         assert!(!Arc::ptr_eq(&first, &other));
-        let changed = RateLimiter::shared("reg.test", Some("/a/"), &limit(3, l.per, l.key.clone()));
+        let mut next = RateLimiters::carried([first.clone()]);
+        assert!(Arc::ptr_eq(&first, &next.get("reg.test", Some("/a/"), &l)));
+        let changed = next.get("reg.test", Some("/a/"), &limit(3, l.per, l.key.clone()));
         assert!(!Arc::ptr_eq(&first, &changed));
     }
 }

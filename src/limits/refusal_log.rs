@@ -9,25 +9,37 @@ use std::time::{Duration, SystemTime};
 use http::{Method, Uri};
 
 use super::listener::Partial;
-use crate::access_log::{self, Entry};
+use crate::access_log::Entry;
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
 use crate::proxy::logging::new_request_id;
+use crate::state::State;
 
 /// `code` is the `X-Strait-Error` the client was sent; the log line's `error`.
-pub fn record(status: u16, code: &'static str, partial: &Partial, client: Option<IpAddr>) {
+pub(crate) fn record(
+    state: &State,
+    status: u16,
+    code: &'static str,
+    partial: &Partial,
+    client: Option<IpAddr>,
+) {
     let duration = partial.since.elapsed();
-    metrics::record(&RequestRecord {
-        domain: UNKNOWN_DOMAIN,
-        route: NO_ROUTE,
-        status,
-        duration,
-        ratelimited: false,
-        cache: None,
-    });
-    if !access_log::enabled() {
+    metrics::record(
+        &state.domain_stats,
+        &RequestRecord {
+            domain: UNKNOWN_DOMAIN,
+            route: NO_ROUTE,
+            status,
+            duration,
+            ratelimited: false,
+            cache: None,
+        },
+    );
+    if !state.access_log.enabled() {
         return;
     }
-    access_log::send(entry(status, code, &partial.bytes, client, duration));
+    state
+        .access_log
+        .send(entry(status, code, &partial.bytes, client, duration));
 }
 
 fn entry(

@@ -15,7 +15,7 @@ const SUB: usize = 1 << SUB_BITS;
 const EXPONENTS: usize = 32;
 const BUCKETS: usize = LINEAR + EXPONENTS * SUB;
 
-pub struct Latency {
+pub(crate) struct Latency {
     counts: Box<[AtomicU64]>,
     total: AtomicU64,
     max_us: AtomicU64,
@@ -54,7 +54,7 @@ fn upper_bound(i: usize) -> u64 {
 
 /// Percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub count: u64,
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -63,7 +63,7 @@ pub struct Percentiles {
 }
 
 impl Latency {
-    pub fn record(&self, d: Duration) {
+    pub(crate) fn record(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         if let Some(c) = self.counts.get(bucket(us)) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -74,7 +74,7 @@ impl Latency {
 
     /// Each percentile is the upper bound of the bucket holding it (never below the truth),
     /// capped by the largest value seen.
-    pub fn percentiles(&self) -> Percentiles {
+    pub(crate) fn percentiles(&self) -> Percentiles {
         let counts: Vec<u64> = self
             .counts
             .iter()

@@ -13,8 +13,8 @@
 //! Gauges that describe the current state (backend health, cache size) are refreshed from the
 //! live snapshot when `/metrics` is scraped ([`refresh`]), so removed backends disappear.
 
-pub mod latency;
-pub mod process;
+pub(crate) mod latency;
+pub(crate) mod process;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,9 +32,9 @@ use crate::state::State;
 use latency::Latency;
 
 /// `domain` label of a request whose Host matches no configured domain.
-pub const UNKNOWN_DOMAIN: &str = "(unknown)";
+pub(crate) const UNKNOWN_DOMAIN: &str = "(unknown)";
 /// `route` label of a request that matched its domain but none of its routes.
-pub const NO_ROUTE: &str = "(none)";
+pub(crate) const NO_ROUTE: &str = "(none)";
 
 /// Seconds; from sub-millisecond cache hits to slow uploads.
 const DURATION_BUCKETS: &[f64] = &[
@@ -44,7 +44,7 @@ const DURATION_BUCKETS: &[f64] = &[
 
 // Registration can only fail on a name clash inside this one registry, i.e. a bug caught by
 // the first test that touches metrics; `expect` documents that.
-pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_requests_total",
         "Requests answered, by configured domain, route prefix and status (0: no response).",
@@ -53,7 +53,7 @@ pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_requests_total")
 });
 
-pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+pub(crate) static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     register_histogram_vec!(
         "strait_request_duration_seconds",
         "Time from the request head to the end of the response, by configured domain.",
@@ -63,7 +63,7 @@ pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     .expect("register strait_request_duration_seconds")
 });
 
-pub static UPSTREAM_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static UPSTREAM_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_upstream_requests_total",
         "Attempts sent to a backend: outcome ok (it answered), error, or timeout.",
@@ -72,7 +72,7 @@ pub static UPSTREAM_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_upstream_requests_total")
 });
 
-pub static BACKEND_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
+pub(crate) static BACKEND_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "strait_backend_healthy",
         "1 when the backend passes its health checks (or has none), else 0.",
@@ -81,7 +81,7 @@ pub static BACKEND_HEALTHY: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("register strait_backend_healthy")
 });
 
-pub static BACKEND_ENABLED: Lazy<IntGaugeVec> = Lazy::new(|| {
+pub(crate) static BACKEND_ENABLED: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "strait_backend_enabled",
         "1 unless the backend is drained through the admin API.",
@@ -90,7 +90,7 @@ pub static BACKEND_ENABLED: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("register strait_backend_enabled")
 });
 
-pub static BACKEND_ACTIVE: Lazy<IntGaugeVec> = Lazy::new(|| {
+pub(crate) static BACKEND_ACTIVE: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "strait_backend_active_requests",
         "Requests in flight on the backend.",
@@ -99,7 +99,7 @@ pub static BACKEND_ACTIVE: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("register strait_backend_active_requests")
 });
 
-pub static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_cache_requests_total",
         "Requests that went through the cache, by result: hit, miss, stale or bypass.",
@@ -108,17 +108,17 @@ pub static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_cache_requests_total")
 });
 
-pub static CACHE_BYTES: Lazy<IntGauge> = Lazy::new(|| {
+pub(crate) static CACHE_BYTES: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!("strait_cache_bytes", "Bytes held by the response cache.")
         .expect("register strait_cache_bytes")
 });
 
-pub static CACHE_ENTRIES: Lazy<IntGauge> = Lazy::new(|| {
+pub(crate) static CACHE_ENTRIES: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!("strait_cache_entries", "Responses held by the cache.")
         .expect("register strait_cache_entries")
 });
 
-pub static RATELIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static RATELIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_ratelimited_total",
         "Requests refused with 429 by strait itself (not by a backend), by configured domain.",
@@ -127,7 +127,7 @@ pub static RATELIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_ratelimited_total")
 });
 
-pub static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!(
         "strait_access_log_dropped_total",
         "Access log lines dropped because the writer fell behind (the queue was full)."
@@ -137,7 +137,7 @@ pub static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
 
 /// Registers every metric (so `/metrics` lists them from the start) and the process collector.
 /// Idempotent.
-pub fn init() {
+pub(crate) fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         Lazy::force(&REQUESTS);
@@ -160,7 +160,7 @@ pub fn init() {
 /// Status codes as label strings without formatting one per request.
 static STATUS_LABELS: Lazy<Vec<String>> = Lazy::new(|| (0..600).map(|s| s.to_string()).collect());
 
-pub fn status_label(status: u16) -> &'static str {
+pub(crate) fn status_label(status: u16) -> &'static str {
     STATUS_LABELS
         .get(status as usize)
         .map(String::as_str)
@@ -168,7 +168,7 @@ pub fn status_label(status: u16) -> &'static str {
 }
 
 /// One finished request, as the proxy's `logging` phase saw it.
-pub struct RequestRecord<'a> {
+pub(crate) struct RequestRecord<'a> {
     pub domain: &'a str,
     pub route: &'a str,
     pub status: u16,
@@ -179,9 +179,9 @@ pub struct RequestRecord<'a> {
     pub cache: Option<&'static str>,
 }
 
-pub fn record(r: &RequestRecord<'_>) {
+pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
     // `strait_requests_total` last: a scrape that sees a request there finds it everywhere.
-    domain_stats(r.domain).record(r.status, r.duration);
+    stats.get(r.domain).record(r.status, r.duration);
     REQUEST_DURATION
         .with_label_values(&[r.domain])
         .observe(r.duration.as_secs_f64());
@@ -196,14 +196,14 @@ pub fn record(r: &RequestRecord<'_>) {
         .inc();
 }
 
-pub fn record_upstream(backend: &str, outcome: &str) {
+pub(crate) fn record_upstream(backend: &str, outcome: &str) {
     UPSTREAM_REQUESTS
         .with_label_values(&[backend, outcome])
         .inc();
 }
 
 /// Refreshes the state gauges from the live snapshot; called before each scrape.
-pub fn refresh(state: &State) {
+pub(crate) fn refresh(state: &State) {
     let snapshot = state.snapshot();
     BACKEND_HEALTHY.reset();
     BACKEND_ENABLED.reset();
@@ -236,7 +236,7 @@ pub fn refresh(state: &State) {
 }
 
 /// `(domain name, pool index)` for every pool a domain or one of its routes proxies to.
-pub fn snapshot_pools(snapshot: &crate::snapshot::Snapshot) -> Vec<(&str, usize)> {
+pub(crate) fn snapshot_pools(snapshot: &crate::snapshot::Snapshot) -> Vec<(&str, usize)> {
     use crate::config::Action;
     let mut out = Vec::new();
     for (d, runtime) in snapshot.config.domains.iter().zip(&snapshot.domains) {
@@ -251,7 +251,7 @@ pub fn snapshot_pools(snapshot: &crate::snapshot::Snapshot) -> Vec<(&str, usize)
 
 /// Per-domain request figures for `/stats`.
 #[derive(Default)]
-pub struct DomainStats {
+pub(crate) struct DomainStats {
     pub requests: AtomicU64,
     /// Status 5xx, or no response at all.
     pub errors: AtomicU64,
@@ -274,30 +274,30 @@ impl DomainStats {
     }
 }
 
-static DOMAINS: Lazy<RwLock<HashMap<String, Arc<DomainStats>>>> = Lazy::new(Default::default);
+/// The per-domain stats of one server (kept in its `State`), for the admin API's `/stats`.
+#[derive(Default)]
+pub(crate) struct DomainStatsMap(RwLock<HashMap<String, Arc<DomainStats>>>);
 
-/// The stats of `domain`, created on first use. Domains are configured names, so this map is
-/// bounded by the configs this process has run.
-pub fn domain_stats(domain: &str) -> Arc<DomainStats> {
-    if let Some(s) = DOMAINS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(domain)
-    {
-        return s.clone();
+impl DomainStatsMap {
+    /// The stats of `domain`, created on first use. Domains are configured names, so this
+    /// map is bounded by the configs this process has run.
+    pub(crate) fn get(&self, domain: &str) -> Arc<DomainStats> {
+        if let Some(s) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(domain) {
+            return s.clone();
+        }
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(domain.to_string())
+            .or_default()
+            .clone()
     }
-    DOMAINS
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(domain.to_string())
-        .or_default()
-        .clone()
-}
 
-/// Every domain seen so far with its stats.
-pub fn all_domain_stats() -> Vec<(String, Arc<DomainStats>)> {
-    let map = DOMAINS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    /// Every domain seen so far with its stats.
+    pub(crate) fn all(&self) -> Vec<(String, Arc<DomainStats>)> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
 }

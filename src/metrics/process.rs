@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::{proto, Counter, IntGauge, Opts};
 
-pub struct ProcessCollector {
+pub(crate) struct ProcessCollector {
     descs: Vec<Desc>,
     cpu: Counter,
     /// The CPU total already added to `cpu` (a counter only goes up by deltas).
@@ -34,7 +34,7 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 }
 
 impl ProcessCollector {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let cpu = Counter::with_opts(Opts::new(
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",

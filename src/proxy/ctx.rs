@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::balance::Lease;
 use crate::config::HeaderRules;
-use crate::lifecycle::InFlight;
+use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::router::Hit;
 use crate::snapshot::{Snapshot, Target};
 
@@ -47,10 +47,10 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new() -> Ctx {
+    pub(crate) fn new(in_flight: &InFlightCounter) -> Ctx {
         Ctx {
             started: Instant::now(),
-            _in_flight: InFlight::start(),
+            _in_flight: in_flight.start(),
             snapshot: None,
             target: None,
             headers: None,
@@ -85,11 +85,5 @@ impl Ctx {
             .iter()
             .enumerate()
             .any(|(i, b)| b.is_usable() && !self.tried.contains(&i))
-    }
-}
-
-impl Default for Ctx {
-    fn default() -> Self {
-        Ctx::new()
     }
 }

@@ -5,7 +5,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::config::HeaderEdits;
 
-pub fn apply_request(edits: &HeaderEdits, req: &mut RequestHeader) {
+pub(super) fn apply_request(edits: &HeaderEdits, req: &mut RequestHeader) {
     for name in &edits.remove {
         req.remove_header(name.as_str());
     }
@@ -19,7 +19,7 @@ pub fn apply_request(edits: &HeaderEdits, req: &mut RequestHeader) {
     }
 }
 
-pub fn apply_response(edits: &HeaderEdits, resp: &mut ResponseHeader) {
+pub(super) fn apply_response(edits: &HeaderEdits, resp: &mut ResponseHeader) {
     for name in &edits.remove {
         resp.remove_header(name.as_str());
     }

@@ -14,7 +14,7 @@ use pingora::Error;
 use super::ctx::Ctx;
 use super::failure::classify;
 use super::host::request_host;
-use crate::access_log::{self, Entry};
+use crate::access_log::Entry;
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
 use crate::snapshot::Snapshot;
 use crate::state::State;
@@ -169,19 +169,22 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         }
     }
 
-    metrics::record(&RequestRecord {
-        domain,
-        route: route.unwrap_or(NO_ROUTE),
-        status,
-        duration,
-        ratelimited: status == 429 && !ctx.upstream_responded && cache.is_none(),
-        cache,
-    });
+    metrics::record(
+        &state.domain_stats,
+        &RequestRecord {
+            domain,
+            route: route.unwrap_or(NO_ROUTE),
+            status,
+            duration,
+            ratelimited: status == 429 && !ctx.upstream_responded && cache.is_none(),
+            cache,
+        },
+    );
 
-    if !access_log::enabled() {
+    if !state.access_log.enabled() {
         return;
     }
-    access_log::send(Entry {
+    state.access_log.send(Entry {
         at: SystemTime::now(),
         // The request is over: its id moves into the log instead of being copied.
         request_id: std::mem::take(&mut ctx.observe.request_id),

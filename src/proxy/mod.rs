@@ -54,7 +54,7 @@ impl ProxyHttp for StraitProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new()
+        Ctx::new(&self.state.in_flight)
     }
 
     // --- request ---

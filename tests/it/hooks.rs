@@ -31,8 +31,9 @@ const ERRORS_VAR: &str = "STRAIT_IT_HOOK_ERRORS";
 fn hook_server_entry() {
     let config = std::env::var(CONFIG_VAR).expect("STRAIT_IT_HOOK_CONFIG names the config");
     let errors = std::env::var(ERRORS_VAR).ok();
-    let server = strait::Strait::from_file(&config)
-        .unwrap_or_else(|e| panic!("{e}"))
+    let server = strait::Strait::from_file(&config).unwrap_or_else(|e| panic!("{e}"));
+    strait::logging::init(server.config().logging.level);
+    let server = server
         .on_request(request_hook)
         .on_response(response_hook)
         .on_error(move |e| {
@@ -102,6 +103,7 @@ fn response_hook(resp: &mut strait::Response<'_>) {
         ResponseSource::Backend => "backend",
         ResponseSource::Cache => "cache",
         ResponseSource::Strait => "strait",
+        _ => "other",
     };
     let status = resp.status().to_string();
     resp.set_header("X-Hook-Source", source);

@@ -8,7 +8,7 @@ use super::headers::header_map;
 use crate::config::model::{Action, LocationPart, Redirect, Respond};
 use crate::config::yaml::Node;
 
-pub fn respond(e: &mut Errors, node: &Node, path: &str) -> Option<Respond> {
+pub(super) fn respond(e: &mut Errors, node: &Node, path: &str) -> Option<Respond> {
     let f = Fields::new(e, node, path, Section::Respond)?;
     let headers = f
         .get("headers")
@@ -26,7 +26,7 @@ pub fn respond(e: &mut Errors, node: &Node, path: &str) -> Option<Respond> {
 
 /// A `respond` or `redirect` of a domain or route: the answer it gives instead of proxying.
 /// Each excludes the other and the `exclusive` keys (a pool's fields).
-pub fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> {
+pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> {
     let mut found = None;
     for key in ["respond", "redirect"] {
         let Some(node) = f.get(key) else {
@@ -59,7 +59,7 @@ pub fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> 
 
 const REDIRECT_STATUSES: &[&str] = &["301", "302", "303", "307", "308"];
 
-pub fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redirect> {
+pub(super) fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redirect> {
     let f = Fields::new(e, node, path, Section::Redirect)?;
     f.require(e, "location");
     let status = match f.get("status") {
@@ -82,7 +82,7 @@ pub fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redirect> {
 
 /// Splits a `location` template into text and `$host` / `$path` / `$query`. A `$` not
 /// followed by a letter is kept as is.
-pub fn parse_location(text: &str) -> Result<Vec<LocationPart>, String> {
+pub(super) fn parse_location(text: &str) -> Result<Vec<LocationPart>, String> {
     if text.is_empty() {
         return Err(
             "expected a URL or path like https://example.com$path, found an empty string".into(),

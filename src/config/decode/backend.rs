@@ -16,13 +16,13 @@ const STRATEGIES: [Strategy; 5] = [
     Strategy::Random,
 ];
 
-pub fn strategy(e: &mut Errors, node: &Node, path: &str) -> Option<Strategy> {
+pub(super) fn strategy(e: &mut Errors, node: &Node, path: &str) -> Option<Strategy> {
     let names = STRATEGIES.map(Strategy::name);
     one_of(e, node, path, &names).map(|i| STRATEGIES[i])
 }
 
 /// A backend list; `- http://host:port` is shorthand for `- { addr: http://host:port }`.
-pub fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
+pub(super) fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
     let mut out: Vec<BackendConfig> = Vec::new();
     for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
         let item_path = item_path(path, i);
@@ -181,7 +181,7 @@ fn split_host_port<'a>(authority: &'a str, url: &str) -> Result<(String, Option<
 }
 
 /// Letters, digits, `-` and `_` in non-empty dot-separated labels.
-pub fn is_hostname(name: &str) -> bool {
+pub(super) fn is_hostname(name: &str) -> bool {
     name.split('.').all(|label| {
         !label.is_empty()
             && label
@@ -190,7 +190,7 @@ pub fn is_hostname(name: &str) -> bool {
     })
 }
 
-pub fn health_check(e: &mut Errors, node: &Node, path: &str) -> Option<HealthCheck> {
+pub(super) fn health_check(e: &mut Errors, node: &Node, path: &str) -> Option<HealthCheck> {
     let f = Fields::new(e, node, path, Section::HealthCheck)?;
     let tcp = f.one_of(e, "type", &["http", "tcp"]) == Some(1);
     let kind = if tcp {

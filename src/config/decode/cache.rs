@@ -12,7 +12,7 @@ const METHODS: &[&str] = &[
 ];
 
 /// The settings a `cache` map starts from when there is nothing to inherit.
-pub fn defaults() -> CacheSettings {
+pub(super) fn defaults() -> CacheSettings {
     let d = |name| keys::default_duration(Section::Cache, name);
     CacheSettings {
         max_bytes: keys::default_size(Section::Cache, "max_bytes"),
@@ -33,7 +33,12 @@ pub fn defaults() -> CacheSettings {
 
 /// A `cache` mapping applied field by field over `base`. `rules` replaces the inherited list
 /// rather than extending it, so a domain can drop global rules that do not fit it.
-pub fn settings(e: &mut Errors, node: &Node, path: &str, base: &CacheSettings) -> CacheSettings {
+pub(super) fn settings(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    base: &CacheSettings,
+) -> CacheSettings {
     let mut out = base.clone();
     let Some(f) = Fields::new(e, node, path, Section::Cache) else {
         return out;
@@ -169,7 +174,7 @@ fn rule(e: &mut Errors, node: &Node, path: &str, max_bytes: u64) -> Option<Cache
 }
 
 /// Prefixes are matched against the request path, which always starts with `/`.
-pub fn path_prefix(e: &mut Errors, f: &Fields, prefix: String) -> Option<String> {
+pub(super) fn path_prefix(e: &mut Errors, f: &Fields, prefix: String) -> Option<String> {
     if prefix.starts_with('/') {
         return Some(prefix);
     }
@@ -184,7 +189,7 @@ pub fn path_prefix(e: &mut Errors, f: &Fields, prefix: String) -> Option<String>
 
 /// `cache:` on a domain or route. `None` when absent, so routes can inherit.
 /// `base` is what a map overrides: the enclosing effective settings.
-pub fn section(
+pub(super) fn section(
     e: &mut Errors,
     node: Option<&Node>,
     path: &str,

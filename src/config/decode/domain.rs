@@ -16,7 +16,7 @@ struct Seen {
 }
 
 /// Decodes the `domains` list into domains and the pools they reference.
-pub fn domains(
+pub(super) fn domains(
     e: &mut Errors,
     node: &Node,
     global_cache: Option<&CacheSettings>,
@@ -149,7 +149,7 @@ fn hosts(e: &mut Errors, node: &Node, path: &str, seen: &mut Seen) -> Vec<(HostP
 }
 
 /// `name`, `*.suffix` or `*`; ports are refused because routing ignores the listener.
-pub fn parse_host(text: &str) -> Result<HostPattern, String> {
+pub(super) fn parse_host(text: &str) -> Result<HostPattern, String> {
     let lower = text.to_ascii_lowercase();
     if lower.is_empty() {
         return Err("a host cannot be empty".to_string());

@@ -12,34 +12,34 @@ use crate::config::units;
 use crate::config::yaml::{Entry, Node, Value};
 use crate::config::ConfigError;
 
-pub struct Errors {
+pub(super) struct Errors {
     file: String,
     list: Vec<ConfigError>,
 }
 
 impl Errors {
-    pub fn new(file: &str) -> Self {
+    pub(super) fn new(file: &str) -> Self {
         Errors {
             file: file.to_string(),
             list: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+    pub(super) fn push(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.list
             .push(ConfigError::new(&self.file, pos, path, message));
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
-    pub fn into_vec(self) -> Vec<ConfigError> {
+    pub(super) fn into_vec(self) -> Vec<ConfigError> {
         self.list
     }
 }
 
-pub fn key_path(parent: &str, key: &str) -> String {
+pub(super) fn key_path(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_string()
     } else {
@@ -47,12 +47,12 @@ pub fn key_path(parent: &str, key: &str) -> String {
     }
 }
 
-pub fn item_path(parent: &str, index: usize) -> String {
+pub(super) fn item_path(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
 }
 
 /// A mapping whose keys have been checked against the fields it may have.
-pub struct Fields<'a> {
+pub(super) struct Fields<'a> {
     pub node: &'a Node,
     pub path: String,
     section: Section,
@@ -63,7 +63,12 @@ impl<'a> Fields<'a> {
     /// Checks that `node` is a mapping with only the keys the table (`config::keys`) allows
     /// in `section`; unknown keys are reported (at the key) but do not prevent reading the
     /// known ones.
-    pub fn new(e: &mut Errors, node: &'a Node, path: &str, section: Section) -> Option<Self> {
+    pub(super) fn new(
+        e: &mut Errors,
+        node: &'a Node,
+        path: &str,
+        section: Section,
+    ) -> Option<Self> {
         let Value::Map(entries) = &node.value else {
             e.push(
                 node.pos,
@@ -95,7 +100,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of `key`, treating an explicit null like a missing key.
-    pub fn get(&self, key: &str) -> Option<&'a Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&'a Node> {
         self.entries
             .iter()
             .find(|entry| entry.key == key)
@@ -103,16 +108,16 @@ impl<'a> Fields<'a> {
             .filter(|node| !node.is_null())
     }
 
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
-    pub fn path(&self, key: &str) -> String {
+    pub(super) fn path(&self, key: &str) -> String {
         key_path(&self.path, key)
     }
 
     /// Like [`Fields::get`], reporting `missing field` at the mapping when absent.
-    pub fn require(&self, e: &mut Errors, key: &str) -> Option<&'a Node> {
+    pub(super) fn require(&self, e: &mut Errors, key: &str) -> Option<&'a Node> {
         let found = self.get(key);
         if found.is_none() {
             e.push(self.node.pos, &self.path, format!("missing field `{key}`"));
@@ -120,28 +125,28 @@ impl<'a> Fields<'a> {
         found
     }
 
-    pub fn string(&self, e: &mut Errors, key: &str) -> Option<String> {
+    pub(super) fn string(&self, e: &mut Errors, key: &str) -> Option<String> {
         self.get(key).and_then(|n| string(e, n, &self.path(key)))
     }
 
-    pub fn boolean(&self, e: &mut Errors, key: &str) -> Option<bool> {
+    pub(super) fn boolean(&self, e: &mut Errors, key: &str) -> Option<bool> {
         self.get(key).and_then(|n| boolean(e, n, &self.path(key)))
     }
 
     /// An integer in `lo..=hi`; the range message names the field by its key.
     /// An integer within the bounds the key table gives `key`.
-    pub fn int(&self, e: &mut Errors, key: &str) -> Option<u64> {
+    pub(super) fn int(&self, e: &mut Errors, key: &str) -> Option<u64> {
         let (lo, hi) = keys::int_bounds(self.section, key);
         self.get(key)
             .and_then(|n| int(e, n, &self.path(key), key, lo, hi))
     }
 
-    pub fn duration(&self, e: &mut Errors, key: &str) -> Option<Duration> {
+    pub(super) fn duration(&self, e: &mut Errors, key: &str) -> Option<Duration> {
         self.get(key).and_then(|n| duration(e, n, &self.path(key)))
     }
 
     /// A duration that must be longer than zero (timeouts, intervals).
-    pub fn positive_duration(&self, e: &mut Errors, key: &str) -> Option<Duration> {
+    pub(super) fn positive_duration(&self, e: &mut Errors, key: &str) -> Option<Duration> {
         let node = self.get(key)?;
         let value = duration(e, node, &self.path(key))?;
         if value.is_zero() {
@@ -155,11 +160,11 @@ impl<'a> Fields<'a> {
         Some(value)
     }
 
-    pub fn size(&self, e: &mut Errors, key: &str) -> Option<u64> {
+    pub(super) fn size(&self, e: &mut Errors, key: &str) -> Option<u64> {
         self.get(key).and_then(|n| size(e, n, &self.path(key)))
     }
 
-    pub fn file_path(&self, e: &mut Errors, key: &str) -> Option<PathBuf> {
+    pub(super) fn file_path(&self, e: &mut Errors, key: &str) -> Option<PathBuf> {
         let node = self.get(key)?;
         let text = string(e, node, &self.path(key))?;
         if text.is_empty() {
@@ -174,23 +179,23 @@ impl<'a> Fields<'a> {
     }
 
     /// Index into `options` of the value of `key`.
-    pub fn one_of(&self, e: &mut Errors, key: &str, options: &[&str]) -> Option<usize> {
+    pub(super) fn one_of(&self, e: &mut Errors, key: &str, options: &[&str]) -> Option<usize> {
         self.get(key)
             .and_then(|n| one_of(e, n, &self.path(key), options))
     }
 
-    pub fn list(&self, e: &mut Errors, key: &str) -> Option<&'a [Node]> {
+    pub(super) fn list(&self, e: &mut Errors, key: &str) -> Option<&'a [Node]> {
         self.get(key).and_then(|n| list(e, n, &self.path(key)))
     }
 
-    pub fn addr(&self, e: &mut Errors, key: &str) -> Option<(SocketAddr, Pos)> {
+    pub(super) fn addr(&self, e: &mut Errors, key: &str) -> Option<(SocketAddr, Pos)> {
         let node = self.get(key)?;
         socket_addr(e, node, &self.path(key)).map(|a| (a, node.pos))
     }
 }
 
 /// Any non-null scalar, quoted or not: `token: 12345` is the string `"12345"`.
-pub fn string(e: &mut Errors, node: &Node, path: &str) -> Option<String> {
+pub(super) fn string(e: &mut Errors, node: &Node, path: &str) -> Option<String> {
     match &node.value {
         Value::Scalar(s) if !node.is_null() => Some(s.text.clone()),
         _ => {
@@ -212,7 +217,7 @@ fn plain(node: &Node) -> Option<&str> {
     }
 }
 
-pub fn boolean(e: &mut Errors, node: &Node, path: &str) -> Option<bool> {
+pub(super) fn boolean(e: &mut Errors, node: &Node, path: &str) -> Option<bool> {
     match plain(node) {
         Some("true" | "True" | "TRUE") => Some(true),
         Some("false" | "False" | "FALSE") => Some(false),
@@ -227,7 +232,14 @@ pub fn boolean(e: &mut Errors, node: &Node, path: &str) -> Option<bool> {
     }
 }
 
-pub fn int(e: &mut Errors, node: &Node, path: &str, label: &str, lo: u64, hi: u64) -> Option<u64> {
+pub(super) fn int(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    label: &str,
+    lo: u64,
+    hi: u64,
+) -> Option<u64> {
     let text = plain(node).unwrap_or_default();
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -261,7 +273,7 @@ fn unit_text(node: &Node) -> Option<&str> {
     }
 }
 
-pub fn duration(e: &mut Errors, node: &Node, path: &str) -> Option<Duration> {
+pub(super) fn duration(e: &mut Errors, node: &Node, path: &str) -> Option<Duration> {
     let Some(text) = unit_text(node) else {
         e.push(
             node.pos,
@@ -275,7 +287,7 @@ pub fn duration(e: &mut Errors, node: &Node, path: &str) -> Option<Duration> {
         .ok()
 }
 
-pub fn size(e: &mut Errors, node: &Node, path: &str) -> Option<u64> {
+pub(super) fn size(e: &mut Errors, node: &Node, path: &str) -> Option<u64> {
     let Some(text) = unit_text(node) else {
         e.push(
             node.pos,
@@ -289,7 +301,7 @@ pub fn size(e: &mut Errors, node: &Node, path: &str) -> Option<u64> {
         .ok()
 }
 
-pub fn one_of(e: &mut Errors, node: &Node, path: &str, options: &[&str]) -> Option<usize> {
+pub(super) fn one_of(e: &mut Errors, node: &Node, path: &str, options: &[&str]) -> Option<usize> {
     let text = string(e, node, path)?;
     let found = options.iter().position(|o| *o == text);
     if found.is_none() {
@@ -305,7 +317,7 @@ pub fn one_of(e: &mut Errors, node: &Node, path: &str, options: &[&str]) -> Opti
     found
 }
 
-pub fn list<'a>(e: &mut Errors, node: &'a Node, path: &str) -> Option<&'a [Node]> {
+pub(super) fn list<'a>(e: &mut Errors, node: &'a Node, path: &str) -> Option<&'a [Node]> {
     match &node.value {
         Value::Seq(items) => Some(items),
         _ => {
@@ -320,7 +332,7 @@ pub fn list<'a>(e: &mut Errors, node: &'a Node, path: &str) -> Option<&'a [Node]
 }
 
 /// `IP:port`; names are refused because a listener binds before any resolver is trusted.
-pub fn socket_addr(e: &mut Errors, node: &Node, path: &str) -> Option<SocketAddr> {
+pub(super) fn socket_addr(e: &mut Errors, node: &Node, path: &str) -> Option<SocketAddr> {
     let text = string(e, node, path)?;
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr);
@@ -348,7 +360,7 @@ pub fn socket_addr(e: &mut Errors, node: &Node, path: &str) -> Option<SocketAddr
 }
 
 /// Header field names are RFC 9110 tokens.
-pub fn is_token(name: &str) -> bool {
+pub(super) fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -356,7 +368,7 @@ pub fn is_token(name: &str) -> bool {
 }
 
 /// Header field values: visible ASCII, spaces and tabs; notably no CR/LF.
-pub fn is_header_value(value: &str) -> bool {
+pub(super) fn is_header_value(value: &str) -> bool {
     value
         .bytes()
         .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())

@@ -8,7 +8,7 @@ use super::limits;
 use crate::config::model::{Action, CacheSettings, DomainCache, Handling};
 
 /// Reads the shared keys of `f`; `inherited` is the domain's handling when `f` is a route.
-pub fn read(
+pub(super) fn read(
     e: &mut Errors,
     f: &Fields,
     action: Action,

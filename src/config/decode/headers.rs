@@ -5,7 +5,7 @@ use crate::config::keys::Section;
 use crate::config::model::{HeaderEdits, HeaderRules};
 use crate::config::yaml::{Node, Value};
 
-pub fn rules(e: &mut Errors, node: &Node, path: &str) -> HeaderRules {
+pub(super) fn rules(e: &mut Errors, node: &Node, path: &str) -> HeaderRules {
     let Some(f) = Fields::new(e, node, path, Section::Headers) else {
         return HeaderRules::default();
     };
@@ -57,7 +57,7 @@ fn edits(e: &mut Errors, node: &Node, path: &str) -> HeaderEdits {
 }
 
 /// A `Name: value` mapping with validated names and values, in file order.
-pub fn header_map(e: &mut Errors, node: &Node, path: &str) -> Vec<(String, String)> {
+pub(super) fn header_map(e: &mut Errors, node: &Node, path: &str) -> Vec<(String, String)> {
     let Value::Map(entries) = &node.value else {
         e.push(
             node.pos,
@@ -120,7 +120,7 @@ fn contains(names: &[String], name: &str) -> bool {
 
 /// The route's rules over the domain's: per header name the route decides, whatever the
 /// operation, so a route can undo a domain's `set` with `remove` and the reverse.
-pub fn merge(domain: &HeaderRules, route: &HeaderRules) -> HeaderRules {
+pub(super) fn merge(domain: &HeaderRules, route: &HeaderRules) -> HeaderRules {
     HeaderRules {
         request: merge_edits(&domain.request, &route.request),
         response: merge_edits(&domain.response, &route.response),

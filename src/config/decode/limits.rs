@@ -8,7 +8,7 @@ use super::fields::{is_token, item_path, list, string, Errors, Fields};
 use crate::config::model::{Cidr, RateKey, RateLimit};
 use crate::config::yaml::Node;
 
-pub fn rate_limit(e: &mut Errors, node: &Node, path: &str) -> Option<RateLimit> {
+pub(super) fn rate_limit(e: &mut Errors, node: &Node, path: &str) -> Option<RateLimit> {
     let f = Fields::new(e, node, path, Section::RateLimit)?;
     f.require(e, "requests");
     f.require(e, "per");
@@ -40,7 +40,7 @@ pub fn rate_limit(e: &mut Errors, node: &Node, path: &str) -> Option<RateLimit> 
 }
 
 /// A list of networks (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
-pub fn cidr_list(e: &mut Errors, node: &Node, path: &str) -> Vec<Cidr> {
+pub(super) fn cidr_list(e: &mut Errors, node: &Node, path: &str) -> Vec<Cidr> {
     let mut out: Vec<Cidr> = Vec::new();
     for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
         let item_path = item_path(path, i);
@@ -58,7 +58,7 @@ pub fn cidr_list(e: &mut Errors, node: &Node, path: &str) -> Vec<Cidr> {
 
 /// `addr/prefix` or a bare address (a /32 or /128). Bits beyond the prefix must be zero, so
 /// `10.1.2.3/8` (probably a typo) is refused with the network it would mean.
-pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+pub(crate) fn parse_cidr(text: &str) -> Result<Cidr, String> {
     let (addr_text, prefix_text) = match text.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (text, None),

@@ -19,13 +19,13 @@ use crate::config::keys::Section;
 pub use backend::parse_url;
 use fields::{Errors, Fields};
 #[cfg(test)]
-pub use limits::parse_cidr;
+pub(crate) use limits::parse_cidr;
 
 use crate::config::model::Config;
 use crate::config::yaml::Node;
 use crate::config::ConfigError;
 
-pub fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigError>> {
+pub(super) fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigError>> {
     let mut e = Errors::new(source);
     let Some(f) = Fields::new(&mut e, root, "", Section::Top) else {
         return Err(e.into_vec());

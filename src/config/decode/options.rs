@@ -7,7 +7,7 @@ use crate::config::keys::{self, Section};
 use crate::config::model::ProxyOptions;
 
 /// The defaults, from the key table.
-pub fn defaults() -> ProxyOptions {
+pub(super) fn defaults() -> ProxyOptions {
     let d = |name| keys::default_duration(Section::Domain, name);
     ProxyOptions {
         connect_timeout: d("connect_timeout"),
@@ -24,7 +24,7 @@ pub fn defaults() -> ProxyOptions {
 
 /// The option fields one mapping wrote; unset ones inherit.
 #[derive(Default)]
-pub struct Overrides {
+pub(super) struct Overrides {
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -36,7 +36,7 @@ pub struct Overrides {
     websocket_idle_timeout: Option<Duration>,
 }
 
-pub fn read(e: &mut Errors, f: &Fields) -> Overrides {
+pub(super) fn read(e: &mut Errors, f: &Fields) -> Overrides {
     let host_header = f.string(e, "host_header").filter(|h| {
         let ok = !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic());
         if !ok {
@@ -73,7 +73,7 @@ pub fn read(e: &mut Errors, f: &Fields) -> Overrides {
 }
 
 impl Overrides {
-    pub fn apply(&self, base: &ProxyOptions) -> ProxyOptions {
+    pub(super) fn apply(&self, base: &ProxyOptions) -> ProxyOptions {
         let mut out = base.clone();
         out.connect_timeout = self.connect_timeout.unwrap_or(out.connect_timeout);
         out.read_timeout = self.read_timeout.unwrap_or(out.read_timeout);

@@ -13,7 +13,7 @@ use crate::config::model::{
 use crate::config::yaml::Node;
 
 /// What a route inherits from its domain.
-pub struct Parent<'a> {
+pub(super) struct Parent<'a> {
     /// The domain's pool name; a route's own pool is named `{name}{path_prefix}`.
     pub name: &'a str,
     /// `None` when the domain has no `backends`.
@@ -25,7 +25,7 @@ pub struct Parent<'a> {
     pub global_cache: Option<&'a CacheSettings>,
 }
 
-pub fn routes(
+pub(super) fn routes(
     e: &mut Errors,
     node: &Node,
     path: &str,

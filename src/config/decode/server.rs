@@ -18,7 +18,7 @@ const MIN_HEADER_BYTES: u64 = 1 << 10;
 /// body bytes that arrive with the head.
 const MAX_HEADER_BYTES: u64 = 512 << 10;
 
-pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
+pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let d = |name| keys::default_duration(Section::Server, name);
     let mut server = Server {
@@ -84,7 +84,7 @@ pub fn server(e: &mut Errors, node: Option<&Node>) -> Server {
 }
 
 /// `listeners` must be present and non-empty; the caller checks it is present.
-pub fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
+pub(super) fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
     let Some(items) = list(e, node, "listeners") else {
         return Vec::new();
     };
@@ -139,7 +139,7 @@ fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
     })
 }
 
-pub fn admin(e: &mut Errors, node: &Node) -> Option<Admin> {
+pub(super) fn admin(e: &mut Errors, node: &Node) -> Option<Admin> {
     let f = Fields::new(e, node, "admin", Section::Admin)?;
     f.require(e, "addr");
     let token = f.string(e, "token").filter(|t| !t.is_empty());
@@ -156,14 +156,14 @@ pub fn admin(e: &mut Errors, node: &Node) -> Option<Admin> {
     Some(Admin { addr, token, pos })
 }
 
-pub fn probe(e: &mut Errors, node: &Node) -> Option<Probe> {
+pub(super) fn probe(e: &mut Errors, node: &Node) -> Option<Probe> {
     let f = Fields::new(e, node, "probe", Section::Probe)?;
     f.require(e, "addr");
     let (addr, pos) = f.addr(e, "addr")?;
     Some(Probe { addr, pos })
 }
 
-pub fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
+pub(super) fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
     let mut logging = Logging {
         level: log::LevelFilter::Info,
         access_log: None,
@@ -193,7 +193,7 @@ pub fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
 
 /// Every socket strait binds must be distinct; two binds of one port on overlapping IPs fail
 /// at startup, so they are reported here with both places.
-pub fn check_addresses(e: &mut Errors, binds: &[(SocketAddr, Pos, String)]) {
+pub(super) fn check_addresses(e: &mut Errors, binds: &[(SocketAddr, Pos, String)]) {
     for (i, (addr, pos, path)) in binds.iter().enumerate() {
         let clash = binds[..i]
             .iter()
