@@ -62,36 +62,41 @@ pub struct Server {
 
 /// An IPv4 or IPv6 network, `addr/prefix`; the address has no bits set beyond the prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
+    /// The network `addr/prefix`, when `addr` has no bits set beyond the prefix; the
+    /// network it would mean otherwise (`Err`).
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Result<Cidr, Cidr>> {
+        let net = ipnet::IpNet::new(addr, prefix).ok()?;
+        let exact = net.trunc();
+        Some(if exact == net {
+            Ok(Cidr(net))
+        } else {
+            Err(Cidr(exact))
+        })
+    }
+
+    /// The network address.
+    pub fn addr(&self) -> IpAddr {
+        self.0.network()
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.0.prefix_len()
+    }
+
     /// Whether `ip` is in this network. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) match
     /// IPv4 networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 

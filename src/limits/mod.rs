@@ -115,10 +115,9 @@ mod tests {
         list.iter()
             .map(|t| {
                 let (a, p) = t.split_once('/').unwrap();
-                Cidr {
-                    addr: a.parse().unwrap(),
-                    prefix: p.parse().unwrap(),
-                }
+                Cidr::new(a.parse().unwrap(), p.parse().unwrap())
+                    .unwrap()
+                    .unwrap()
             })
             .collect()
     }

@@ -80,28 +80,14 @@ pub(crate) fn parse_cidr(text: &str) -> Result<Cidr, String> {
             }
         },
     };
-    let cidr = Cidr { addr, prefix };
-    let network = network_of(cidr);
-    if network != addr {
-        return Err(format!(
-            "{text:?} has bits set beyond the /{prefix} prefix; the network is {network}/{prefix}"
-        ));
-    }
-    Ok(cidr)
-}
-
-fn network_of(c: Cidr) -> IpAddr {
-    match c.addr {
-        IpAddr::V4(a) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(c.prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & mask).into())
-        }
-        IpAddr::V6(a) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(c.prefix))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(a) & mask).into())
-        }
+    match Cidr::new(addr, prefix) {
+        Some(Ok(cidr)) => Ok(cidr),
+        Some(Err(network)) => Err(format!(
+            "{text:?} has bits set beyond the /{prefix} prefix; the network is {network}"
+        )),
+        None => Err(format!(
+            "invalid prefix length {prefix:?} in {text:?}, expected 0-{max}"
+        )),
     }
 }
 
@@ -117,7 +103,7 @@ mod tests {
         // IPv4-mapped IPv6 clients match IPv4 networks.
         assert!(c.contains("::ffff:10.1.1.1".parse().unwrap()));
         let one = parse_cidr("192.168.1.7").unwrap();
-        assert_eq!(one.prefix, 32);
+        assert_eq!(one.prefix(), 32);
         assert!(one.contains("192.168.1.7".parse().unwrap()));
         assert!(!one.contains("192.168.1.8".parse().unwrap()));
         let all = parse_cidr("0.0.0.0/0").unwrap();
