@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::Ctx;
-use super::failure::Failure;
+use super::error_class::Failure;
 use super::{header_rules, hook_calls, host, response};
 use crate::config::{LocationPart, Redirect};
 use crate::hooks::{Reject, ResponseSource};

@@ -26,7 +26,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{range_header_filter, RangeType, Session};
 use pingora::{Error, ErrorSource, Result};
 
-use super::ctx::Ctx;
+use super::ctx::{CacheCtx, Ctx};
 use super::host::{self, request_host};
 use crate::cache::key::{self, normalize_host};
 use crate::cache::precompress::{self, Precompress};
@@ -40,30 +40,6 @@ use crate::snapshot::Snapshot;
 pub(crate) const DEBUG_HEADER: &str = "x-cache-debug";
 /// Response header carrying that reason.
 pub(crate) const REASON_HEADER: &str = "x-cache-reason";
-
-/// Per-request cache state, kept in [`Ctx`].
-#[derive(Debug, Default)]
-pub(crate) struct CacheCtx {
-    /// Set when the request's domain or route caches: such responses all get `X-Cache`.
-    policy: Option<Arc<RouteCache>>,
-    rule: Option<usize>,
-    fill: FillOptions,
-    bypass: Option<&'static str>,
-    /// The storage was consulted and nothing usable was served from it.
-    missed: bool,
-    /// A stored entry was found, but stale.
-    found_stale: bool,
-    accepts_gzip: bool,
-    /// The hit handler serves the gzip copy, of this many bytes.
-    gzip_len: Option<usize>,
-    debug: bool,
-    /// An unsafe method: invalidate the URL when the origin succeeds.
-    invalidate: bool,
-    /// Why `response_cacheable` refused the response.
-    refused: Option<&'static str>,
-    /// The origin's 304 on revalidation, merged into the stored header.
-    not_modified: Option<Box<ResponseHeader>>,
-}
 
 /// The cache policy of the domain or route the request was routed to, if it caches. Taken
 /// from the routing result, never by routing again: an `on_request` hook may have rewritten

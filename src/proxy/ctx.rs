@@ -1,12 +1,19 @@
-//! Per-request state carried through Pingora's phases.
+//! Per-request state carried through Pingora's phases: what each phase group keeps is
+//! declared here, so every phase depends on this file and this file on none of them.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use pingora::http::ResponseHeader;
 
 use crate::balance::Lease;
+use crate::cache::storage::FillOptions;
+use crate::cache::RouteCache;
 use crate::config::HeaderRules;
+use crate::hooks::{CacheDecision, Edit};
 use crate::lifecycle::{InFlight, InFlightCounter};
+use crate::limits::RateState;
 use crate::router::Hit;
 use crate::snapshot::{Snapshot, Target};
 
@@ -29,9 +36,9 @@ pub(crate) struct Ctx {
     /// The backend shown to `on_request` hooks, which the first attempt then uses if it can.
     pub(crate) first_pick: Option<usize>,
     /// Limits state (see `proxy/request.rs`).
-    pub(crate) limits: super::request::LimitsCtx,
+    pub(crate) limits: LimitsCtx,
     /// Hook state (see `proxy/hook_calls.rs`).
-    pub(crate) hook: super::hook_calls::HookCtx,
+    pub(crate) hook: HookCtx,
     /// Indexes (into the target's pool) of backends already tried on this request.
     pub(crate) tried: Vec<usize>,
     /// Holds the in-flight count of the backend in use; replaced on retry, released on drop.
@@ -41,9 +48,9 @@ pub(crate) struct Ctx {
     /// An upstream response header arrived: from here on a failure cannot be retried.
     pub(crate) upstream_responded: bool,
     /// Request id and upstream timing for the access log and metrics.
-    pub(crate) observe: super::logging::Observe,
+    pub(crate) observe: Observe,
     /// Response-cache state (see `proxy/cache.rs`).
-    pub(crate) cache: super::cache::CacheCtx,
+    pub(crate) cache: CacheCtx,
 }
 
 impl Ctx {
@@ -86,4 +93,65 @@ impl Ctx {
             .enumerate()
             .any(|(i, b)| b.is_usable() && !self.tried.contains(&i))
     }
+}
+
+/// Per-request limits state.
+#[derive(Debug, Default)]
+pub(crate) struct LimitsCtx {
+    /// The rate limit's count for this request, for the `RateLimit-*` headers.
+    pub(super) rate: Option<RateState>,
+    pub(super) max_body: Option<u64>,
+    pub(super) body_seen: u64,
+}
+
+/// Per-request hook state.
+#[derive(Debug, Default)]
+pub(crate) struct HookCtx {
+    /// `Request::set_upstream_host`.
+    pub(super) upstream_host: Option<String>,
+    /// Edits made to a backend's response before cache admission, for `response_filter`.
+    pub(super) edits: Option<Vec<Edit>>,
+    /// `on_response` ran for this request.
+    pub(super) response_done: bool,
+    /// `cache_for` / `dont_cache`.
+    pub(super) cache: Option<CacheDecision>,
+    /// `on_error` reported the current attempt's failure.
+    pub(super) error_reported: bool,
+}
+
+/// Per-request observations.
+#[derive(Debug, Default)]
+pub(crate) struct Observe {
+    pub(super) request_id: String,
+    /// Whether strait made the id (the client sent none, or one not fit to forward): the
+    /// upstream request then gets it in place of the client's header.
+    pub(super) request_id_generated: bool,
+    /// When the current upstream attempt started (its backend was chosen).
+    pub(super) upstream_started: Option<Instant>,
+    /// From choosing the backend of the answering attempt to its response head.
+    pub(super) upstream_duration: Option<Duration>,
+}
+
+/// Per-request cache state.
+#[derive(Debug, Default)]
+pub(crate) struct CacheCtx {
+    /// Set when the request's domain or route caches: such responses all get `X-Cache`.
+    pub(super) policy: Option<Arc<RouteCache>>,
+    pub(super) rule: Option<usize>,
+    pub(super) fill: FillOptions,
+    pub(super) bypass: Option<&'static str>,
+    /// The storage was consulted and nothing usable was served from it.
+    pub(super) missed: bool,
+    /// A stored entry was found, but stale.
+    pub(super) found_stale: bool,
+    pub(super) accepts_gzip: bool,
+    /// The hit handler serves the gzip copy, of this many bytes.
+    pub(super) gzip_len: Option<usize>,
+    pub(super) debug: bool,
+    /// An unsafe method: invalidate the URL when the origin succeeds.
+    pub(super) invalidate: bool,
+    /// Why `response_cacheable` refused the response.
+    pub(super) refused: Option<&'static str>,
+    /// The origin's 304 on revalidation, merged into the stored header.
+    pub(super) not_modified: Option<Box<ResponseHeader>>,
 }

@@ -15,29 +15,13 @@ use pingora::proxy::Session;
 use pingora::Error;
 
 use super::ctx::Ctx;
-use super::failure::classify;
-use super::response::interim;
+use super::error_class::classify;
 use crate::hooks::{
-    apply_edits, CacheDecision, Edit, ErrorEvent, Meta, Reject, Request, RequestKind, Response,
+    apply_edits, CacheDecision, ErrorEvent, Meta, Reject, Request, RequestKind, Response,
     ResponseSource,
 };
 use crate::snapshot::Snapshot;
 use crate::state::State;
-
-/// Per-request hook state, kept in [`Ctx`].
-#[derive(Debug, Default)]
-pub(crate) struct HookCtx {
-    /// `Request::set_upstream_host`.
-    pub(crate) upstream_host: Option<String>,
-    /// Edits made to a backend's response before cache admission, for `response_filter`.
-    edits: Option<Vec<Edit>>,
-    /// `on_response` ran for this request.
-    response_done: bool,
-    /// `cache_for` / `dont_cache`.
-    pub(crate) cache: Option<CacheDecision>,
-    /// `on_error` reported the current attempt's failure.
-    error_reported: bool,
-}
 
 fn client_addr(session: &Session) -> Option<SocketAddr> {
     session.client_addr().and_then(|a| a.as_inet()).copied()
@@ -266,4 +250,10 @@ fn report(state: &State, session: &Session, ctx: &Ctx, e: &Error, retrying: bool
 /// The hooks' cache decision for `response_cache_filter`.
 pub(crate) fn cache_decision(ctx: &Ctx) -> Option<CacheDecision> {
     ctx.hook.cache
+}
+
+/// `100 Continue`, `103 Early Hints`: forwarded as they are; rules and hooks see the final
+/// answer.
+pub(crate) fn interim(resp: &ResponseHeader) -> bool {
+    resp.status.is_informational() && resp.status.as_u16() != 101
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use once_cell::sync::Lazy;
 use pingora::cache::CachePhase;
@@ -12,7 +12,7 @@ use pingora::proxy::Session;
 use pingora::Error;
 
 use super::ctx::Ctx;
-use super::failure::classify;
+use super::error_class::classify;
 use super::host::request_host;
 use crate::access_log::Entry;
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
@@ -22,19 +22,6 @@ use crate::state::State;
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 /// A client's own id longer than this (or not visible ASCII) is replaced.
 const MAX_REQUEST_ID: usize = 128;
-
-/// Per-request observations, kept in [`Ctx`].
-#[derive(Debug, Default)]
-pub(crate) struct Observe {
-    pub(crate) request_id: String,
-    /// Whether strait made the id (the client sent none, or one not fit to forward): the
-    /// upstream request then gets it in place of the client's header.
-    pub(crate) request_id_generated: bool,
-    /// When the current upstream attempt started (its backend was chosen).
-    pub(crate) upstream_started: Option<Instant>,
-    /// From choosing the backend of the answering attempt to its response head.
-    pub(crate) upstream_duration: Option<Duration>,
-}
 
 /// A random per-process prefix and a counter: unique without a syscall per request.
 static ID_PREFIX: Lazy<String> = Lazy::new(|| format!("{:012x}", rand::random::<u64>() >> 16));

@@ -6,7 +6,8 @@
 //! - `cache.rs`: whether and how the response cache takes part;
 //! - `upstream.rs`: the backend for each attempt, and the request it gets;
 //! - `response.rs`: what the client gets back;
-//! - `failure.rs`: the one classifier of errors, retries, and the error page;
+//! - `failure.rs`: retries and the error page, on what `error_class.rs` (the one classifier
+//!   of errors) makes of each error;
 //! - `logging.rs`: metrics and the access log line.
 //!
 //! `hook_calls.rs` is where those phases call the embedder's hooks; `header_rules.rs` applies
@@ -15,6 +16,7 @@
 mod answer;
 mod cache;
 mod ctx;
+mod error_class;
 mod failure;
 mod header_rules;
 mod hook_calls;
@@ -201,7 +203,7 @@ impl ProxyHttp for StraitProxy {
     /// Pingora logs every failed request at ERROR; a client hanging up is logged at debug
     /// instead (one load test's end would otherwise write a thousand ERROR lines).
     fn suppress_error_log(&self, session: &Session, ctx: &Ctx, e: &Error) -> bool {
-        let abort = failure::classify(e).client_abort;
+        let abort = error_class::classify(e).client_abort;
         if abort {
             log::debug!(
                 "client went away: {e}, {}",

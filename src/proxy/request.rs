@@ -10,22 +10,12 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 
 use super::ctx::Ctx;
-use super::failure::{Failure, BODY_TOO_LARGE};
+use super::error_class::{Failure, BODY_TOO_LARGE};
 use super::{answer, hook_calls, host, logging};
 use crate::hooks::RequestKind;
-use crate::limits::RateState;
 use crate::router::Hit;
 use crate::snapshot::{RouteAction, Snapshot};
 use crate::state::State;
-
-/// Per-request limits state, kept in [`Ctx`].
-#[derive(Debug, Default)]
-pub(crate) struct LimitsCtx {
-    /// The rate limit's count for this request, for the `RateLimit-*` headers.
-    pub(crate) rate: Option<RateState>,
-    pub(crate) max_body: Option<u64>,
-    pub(crate) body_seen: u64,
-}
 
 /// `request_filter`. Returns `true` when the response has been written here and the request
 /// is done.

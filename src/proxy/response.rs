@@ -7,6 +7,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::Ctx;
+use super::hook_calls::interim;
 use super::{cache, header_rules, hook_calls, logging};
 use crate::state::State;
 
@@ -59,10 +60,4 @@ pub(crate) fn rate_headers(ctx: &Ctx, header: &mut ResponseHeader) {
     if !state.allowed {
         let _ = header.insert_header("Retry-After", state.reset_secs.to_string());
     }
-}
-
-/// `100 Continue`, `103 Early Hints`: forwarded as they are; rules and hooks see the final
-/// answer.
-pub(crate) fn interim(resp: &ResponseHeader) -> bool {
-    resp.status.is_informational() && resp.status.as_u16() != 101
 }

@@ -11,7 +11,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::Error;
 
 use super::ctx::Ctx;
-use super::failure::NO_HEALTHY_BACKEND;
+use super::error_class::NO_HEALTHY_BACKEND;
 use super::{cache, header_rules, hook_calls, host, logging};
 use crate::limits::concurrency::{self, Pick};
 

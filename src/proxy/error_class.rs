@@ -1,0 +1,285 @@
+//! What strait makes of an error, in one place: [`classify`] maps a `pingora::Error` to the
+//! page the client gets (status and `X-Strait-Error` code), the kind `on_error` hooks see,
+//! whether another backend may be tried, and how loudly to log. `failure.rs` acts on it.
+
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::hooks::ErrorKind;
+use crate::limits::concurrency::BACKEND_BUSY;
+
+/// Raised by `upstream_peer` when the pool has nothing usable left.
+pub(crate) const NO_HEALTHY_BACKEND: ErrorType = ErrorType::Custom("no-healthy-backend");
+/// Raised by `request_body_filter` when a body outgrows `max_body_bytes`.
+pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::Custom("body-too-large");
+
+/// The error pages users see (design §7): a status, a short text body and `X-Strait-Error`
+/// naming the cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    UnknownHost,
+    NoRoute,
+    /// The client's network is in a `deny` list.
+    Denied,
+    RateLimited,
+    BodyTooLarge,
+    NoHealthyBackend,
+    /// Every candidate backend stayed at its `max_connections` for the queue wait.
+    BackendBusy,
+    UpstreamFailed,
+    UpstreamTimeout,
+    BadRequest,
+    Internal,
+}
+
+impl Failure {
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            Failure::UnknownHost | Failure::NoRoute => 404,
+            Failure::Denied => 403,
+            Failure::RateLimited => 429,
+            Failure::BodyTooLarge => 413,
+            Failure::NoHealthyBackend | Failure::BackendBusy => 503,
+            Failure::UpstreamFailed => 502,
+            Failure::UpstreamTimeout => 504,
+            Failure::BadRequest => 400,
+            Failure::Internal => 500,
+        }
+    }
+
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Failure::UnknownHost => "unknown-host",
+            Failure::NoRoute => "no-route",
+            Failure::Denied => "denied",
+            Failure::RateLimited => "rate-limited",
+            Failure::BodyTooLarge => "body-too-large",
+            Failure::NoHealthyBackend => "no-healthy-backend",
+            Failure::BackendBusy => "backend-busy",
+            Failure::UpstreamFailed => "upstream-failed",
+            Failure::UpstreamTimeout => "upstream-timeout",
+            Failure::BadRequest => "bad-request",
+            Failure::Internal => "internal-error",
+        }
+    }
+
+    pub(crate) fn body(self) -> &'static str {
+        match self {
+            Failure::UnknownHost => "strait: no domain is configured for this host\n",
+            Failure::NoRoute => "strait: no route for this path\n",
+            Failure::Denied => "strait: access denied\n",
+            Failure::RateLimited => "strait: too many requests\n",
+            Failure::BodyTooLarge => "strait: the request body is too large\n",
+            Failure::NoHealthyBackend => "strait: no healthy backend\n",
+            Failure::BackendBusy => "strait: the backend is busy\n",
+            Failure::UpstreamFailed => "strait: the upstream failed\n",
+            Failure::UpstreamTimeout => "strait: the upstream timed out\n",
+            Failure::BadRequest => "strait: bad request\n",
+            Failure::Internal => "strait: internal error\n",
+        }
+    }
+}
+
+/// When a failed attempt may be sent to another backend (still subject to the request being
+/// replayable and `max_retries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Never: the client is at fault.
+    Never,
+    /// If the request can be replayed.
+    IfReplayable,
+    /// If the request can be replayed and the connection was a reused pooled one.
+    IfReusedConnection,
+}
+
+/// What strait makes of one error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Class {
+    /// The error page; `None` when the client is gone and nothing can be written.
+    pub(crate) page: Option<Failure>,
+    /// What `on_error` hooks are told.
+    pub(crate) kind: ErrorKind,
+    pub(crate) retry: Retry,
+    /// The client only went away (closed, reset, or stopped reading): routine at any scale
+    /// (browsers cancel, load tools stop), so logged at debug, not as an error of the proxy's.
+    /// The access log still records the request.
+    pub(crate) client_abort: bool,
+}
+
+impl Class {
+    /// The backend timed out (for the `timeout` outcome in metrics).
+    pub(crate) fn timed_out(&self) -> bool {
+        self.page == Some(Failure::UpstreamTimeout)
+    }
+}
+
+/// The one classifier of `pingora::Error`s.
+pub(crate) fn classify(e: &Error) -> Class {
+    use ErrorType::*;
+    let etype = e.etype();
+    let source = e.esource();
+    let downstream = *source == ErrorSource::Downstream;
+    let class = |page, kind, retry| Class {
+        page,
+        kind,
+        retry,
+        client_abort: false,
+    };
+    if *etype == NO_HEALTHY_BACKEND {
+        return class(
+            Some(Failure::NoHealthyBackend),
+            ErrorKind::NoHealthyBackend,
+            Retry::IfReplayable,
+        );
+    }
+    if *etype == BACKEND_BUSY {
+        return class(
+            Some(Failure::BackendBusy),
+            ErrorKind::BackendBusy,
+            Retry::IfReplayable,
+        );
+    }
+    if *etype == BODY_TOO_LARGE {
+        return class(Some(Failure::BodyTooLarge), ErrorKind::Client, Retry::Never);
+    }
+    if downstream {
+        let abort = matches!(etype, ConnectionClosed | ReadError | WriteError)
+            || matches!(etype, ConnectTimedout | ReadTimedout | WriteTimedout);
+        return Class {
+            page: (!abort).then_some(Failure::BadRequest),
+            kind: ErrorKind::Client,
+            retry: Retry::IfReplayable,
+            client_abort: matches!(etype, ConnectionClosed | ReadError | WriteError),
+        };
+    }
+    let upstream = *source == ErrorSource::Upstream;
+    match etype {
+        ConnectTimedout => class(
+            Some(Failure::UpstreamTimeout),
+            ErrorKind::ConnectTimeout,
+            Retry::IfReplayable,
+        ),
+        ReadTimedout | WriteTimedout => class(
+            Some(Failure::UpstreamTimeout),
+            if *etype == ReadTimedout {
+                ErrorKind::ReadTimeout
+            } else {
+                ErrorKind::WriteTimeout
+            },
+            Retry::IfReusedConnection,
+        ),
+        HTTPStatus(400..=499) => class(
+            Some(Failure::BadRequest),
+            ErrorKind::Internal,
+            Retry::IfReplayable,
+        ),
+        _ => {
+            let kind = match etype {
+                ConnectRefused => ErrorKind::ConnectRefused,
+                ConnectNoRoute | ConnectError | BindError | TLSHandshakeFailure
+                | TLSHandshakeTimedout | InvalidCert | HandshakeError | ConnectProxyFailure
+                | SocketError => ErrorKind::ConnectFailed,
+                ConnectionClosed | ReadError | WriteError => ErrorKind::UpstreamClosed,
+                InvalidHTTPHeader | H1Error | H2Error | InvalidH2 | H2Downgrade => {
+                    ErrorKind::UpstreamProtocol
+                }
+                _ if upstream => ErrorKind::UpstreamClosed,
+                _ => ErrorKind::Internal,
+            };
+            let page = if upstream {
+                Failure::UpstreamFailed
+            } else {
+                Failure::Internal
+            };
+            class(Some(page), kind, Retry::IfReplayable)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(t: ErrorType) -> Box<Error> {
+        Error::new(t).into_up()
+    }
+
+    #[test]
+    fn hook_kinds() {
+        let kind = |e: &Error| classify(e).kind;
+        assert_eq!(
+            kind(&up(ErrorType::ConnectRefused)),
+            ErrorKind::ConnectRefused
+        );
+        assert_eq!(
+            kind(&up(ErrorType::ConnectTimedout)),
+            ErrorKind::ConnectTimeout
+        );
+        assert_eq!(kind(&up(ErrorType::ReadTimedout)), ErrorKind::ReadTimeout);
+        assert_eq!(
+            kind(&up(ErrorType::ConnectionClosed)),
+            ErrorKind::UpstreamClosed
+        );
+        assert_eq!(
+            kind(&up(ErrorType::InvalidHTTPHeader)),
+            ErrorKind::UpstreamProtocol
+        );
+        assert_eq!(
+            kind(&Error::new(NO_HEALTHY_BACKEND)),
+            ErrorKind::NoHealthyBackend
+        );
+        assert_eq!(kind(&Error::new(BACKEND_BUSY)), ErrorKind::BackendBusy);
+        assert_eq!(
+            kind(&Error::new(ErrorType::ReadError).into_down()),
+            ErrorKind::Client
+        );
+    }
+
+    #[test]
+    fn pages() {
+        let page = |e: &Error| classify(e).page;
+        assert_eq!(
+            page(&up(ErrorType::ConnectRefused)),
+            Some(Failure::UpstreamFailed)
+        );
+        assert_eq!(
+            page(&up(ErrorType::ReadTimedout)),
+            Some(Failure::UpstreamTimeout)
+        );
+        assert_eq!(page(&Error::new(BACKEND_BUSY)), Some(Failure::BackendBusy));
+        assert_eq!(
+            page(&Error::new(BODY_TOO_LARGE)),
+            Some(Failure::BodyTooLarge)
+        );
+        assert_eq!(
+            page(&Error::new(ErrorType::HTTPStatus(431))),
+            Some(Failure::BadRequest)
+        );
+        assert_eq!(
+            page(&Error::new(ErrorType::InternalError)),
+            Some(Failure::Internal)
+        );
+        // The client is gone: nothing to write.
+        let gone = Error::new(ErrorType::WriteError).into_down();
+        assert_eq!(page(&gone), None);
+        assert!(classify(&gone).client_abort);
+        assert_eq!(page(&Error::new(ErrorType::ReadTimedout).into_down()), None);
+        assert!(!classify(&Error::new(ErrorType::ReadTimedout).into_down()).client_abort);
+        assert_eq!(
+            page(&Error::new(ErrorType::InvalidHTTPHeader).into_down()),
+            Some(Failure::BadRequest)
+        );
+    }
+
+    #[test]
+    fn retries() {
+        let retry = |e: &Error| classify(e).retry;
+        assert_eq!(retry(&Error::new(BODY_TOO_LARGE)), Retry::Never);
+        assert_eq!(
+            retry(&up(ErrorType::ReadTimedout)),
+            Retry::IfReusedConnection
+        );
+        assert_eq!(retry(&up(ErrorType::ConnectionClosed)), Retry::IfReplayable);
+        assert!(classify(&up(ErrorType::WriteTimedout)).timed_out());
+        assert!(!classify(&Error::new(ErrorType::WriteTimedout).into_down()).timed_out());
+    }
+}
