@@ -58,6 +58,21 @@ pub(crate) struct Freshness {
 
 /// Decides whether `resp` (the answer to a GET) may be stored.
 /// `authorization`: the request carried `Authorization`.
+/// The cache directives addressed to strait's cache: `Strait-Cache-Control` (strait's own
+/// targeted field), else `CDN-Cache-Control` (RFC 9213), else `Cache-Control`. A targeted
+/// field replaces `Cache-Control` whole for this cache; clients still get `Cache-Control`.
+pub(crate) fn cache_control(resp: &ResponseHeader) -> Option<CacheControl> {
+    TARGETED
+        .iter()
+        .find(|name| resp.headers.contains_key(**name))
+        .and_then(|name| CacheControl::from_resp_headers_named(name, resp))
+        .or_else(|| CacheControl::from_resp_headers(resp))
+}
+
+/// Targeted cache-control fields (RFC 9213), most specific first. Not forwarded to clients
+/// unless `cache.forward_targeted_cache_control` says so.
+pub(crate) const TARGETED: &[&str] = &["strait-cache-control", "cdn-cache-control"];
+
 pub(crate) fn evaluate(
     settings: &CacheSettings,
     rule: Option<&CacheRule>,
@@ -66,7 +81,7 @@ pub(crate) fn evaluate(
     now: SystemTime,
 ) -> Result<Freshness, SkipReason> {
     let status = resp.status.as_u16();
-    let cc = CacheControl::from_resp_headers(resp);
+    let cc = cache_control(resp);
     if cc.as_ref().is_some_and(|c| c.no_store()) {
         return Err("no-store");
     }
@@ -222,11 +237,14 @@ fn explicit_lifetime(
     Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
 }
 
-/// The `Age` the response arrived with; absent or invalid counts as zero.
+/// The `Age` the response arrived with; absent or invalid counts as zero. A list (`7200, 0`,
+/// from a field repeated or combined on the way) counts by its first member, as RFC 9111
+/// §1.2.2 and §5.1 say.
 pub(crate) fn age_header(resp: &ResponseHeader) -> Duration {
     resp.headers
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::ZERO)
@@ -266,7 +284,7 @@ pub(crate) fn stored_header(resp: &ResponseHeader) -> ResponseHeader {
     {
         out.remove_header(name);
     }
-    if let Some(cc) = CacheControl::from_resp_headers(resp) {
+    if let Some(cc) = cache_control(resp) {
         cc.strip_private_headers(&mut out);
     }
     out
@@ -315,6 +333,7 @@ mod tests {
                 min_bytes: 256,
             },
             rules: Vec::new(),
+            forward_targeted_cache_control: false,
         }
     }
 
@@ -665,5 +684,43 @@ mod tests {
         assert_eq!(get("x-new").as_deref(), Some("n"));
         assert_eq!(get("x-other").as_deref(), Some("o"));
         assert!(get("connection").is_none());
+    }
+
+    #[test]
+    fn age_lists_count_by_their_first_member() {
+        assert_eq!(
+            age_header(&resp(200, &[("age", "7200, 0")])),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(age_header(&resp(200, &[("age", "x")])), Duration::ZERO);
+    }
+
+    #[test]
+    fn targeted_cache_control_wins_for_this_cache() {
+        let now = SystemTime::now();
+        let both = resp(
+            200,
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+        );
+        let f = evaluate(&settings(), None, false, &both, now).unwrap();
+        assert_eq!(f.fresh_for, Duration::from_secs(60));
+        let strait = resp(
+            200,
+            &[
+                ("cache-control", "max-age=600"),
+                ("cdn-cache-control", "max-age=60"),
+                ("strait-cache-control", "no-store"),
+            ],
+        );
+        assert_eq!(
+            evaluate(&settings(), None, false, &strait, now).err(),
+            Some("no-store")
+        );
+        let plain = resp(200, &[("cache-control", "max-age=5")]);
+        let f = evaluate(&settings(), None, false, &plain, now).unwrap();
+        assert_eq!(f.fresh_for, Duration::from_secs(5));
     }
 }

@@ -117,6 +117,7 @@ mod tests {
                 min_bytes: 256,
             },
             rules,
+            forward_targeted_cache_control: false,
         }
     }
 

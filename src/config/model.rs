@@ -158,6 +158,9 @@ pub struct CacheSettings {
     pub stale_if_error: Duration,
     pub precompress: Precompress,
     pub rules: Vec<CacheRule>,
+    /// Pass `CDN-Cache-Control` and `Strait-Cache-Control` on to clients (RFC 9213 lets a
+    /// cache that honoured them keep them for the next one).
+    pub forward_targeted_cache_control: bool,
 }
 
 #[derive(Debug, Clone)]

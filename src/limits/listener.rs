@@ -27,6 +27,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use super::framing::{self, Body, Checked};
 use crate::state::State;
 
 /// Bytes asked for per read while a head arrives.
@@ -43,6 +44,25 @@ pub(crate) struct GuardedHttp<A> {
 }
 
 impl<A> GuardedHttp<A> {
+    /// Writes a refusal, records it (metrics, access log), closes, and lingers.
+    async fn refuse(
+        &self,
+        stream: &mut Stream,
+        answer: &[u8],
+        status: u16,
+        code: &'static str,
+        partial: &Partial,
+    ) {
+        let client = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        super::refusal_log::record(&self.state, status, code, partial, client);
+        let _ = stream.write_all(answer).await;
+        let _ = stream.flush().await;
+        let _ = stream.shutdown().await;
+        linger(stream).await;
+    }
+
     pub(crate) fn new(inner: A, state: Arc<State>) -> Self {
         GuardedHttp {
             inner: Arc::new(inner),
@@ -56,7 +76,7 @@ impl<A> GuardedHttp<A> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Head {
     /// The head (and whatever followed it in the same reads).
-    Ready(BytesMut),
+    Ready(Partial),
     /// Closed, idle, or shutting down before the first byte: close quietly.
     Quiet,
     TimedOut(Partial),
@@ -104,22 +124,26 @@ pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Reads one request head from `stream`: up to `idle` for the first byte, then up to
-/// `timeout` for the rest, at most `max` bytes.
+/// `timeout` for the rest, at most `max` bytes. `buf` may already hold the start of it (bytes
+/// a client pipelined after the previous request).
 pub(crate) async fn read_head(
     stream: &mut Stream,
+    mut buf: BytesMut,
     idle: Duration,
     timeout: Duration,
     max: usize,
     mut closing: watch::Receiver<bool>,
 ) -> Head {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let first = tokio::select! {
-        r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
-        _ = closing.changed() => return Head::Quiet,
-    };
-    match first {
-        Ok(Ok(n)) if n > 0 => {}
-        _ => return Head::Quiet,
+    if buf.is_empty() {
+        buf.reserve(READ_CHUNK);
+        let first = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
+            _ = closing.changed() => return Head::Quiet,
+        };
+        match first {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Head::Quiet,
+        }
     }
     let since = Instant::now();
     let deadline = tokio::time::Instant::from_std(since) + timeout;
@@ -129,7 +153,7 @@ pub(crate) async fn read_head(
             return if end > max {
                 Head::TooLarge(Partial { bytes: buf, since })
             } else {
-                Head::Ready(buf)
+                Head::Ready(Partial { bytes: buf, since })
             };
         }
         if buf.len() > max {
@@ -146,21 +170,56 @@ pub(crate) async fn read_head(
     }
 }
 
-/// The 408 or 431 answer, written straight to the connection (no request was parsed, so no
-/// route or hook applies; [`super::refusal_log`] records it).
-pub(crate) fn refusal(head: &Head) -> Option<&'static [u8]> {
+/// The 408 or 431 answer for a head that could not be read whole.
+pub(crate) fn refusal(head: &Head) -> Option<Vec<u8>> {
     match head {
-        Head::TimedOut(_) => Some(
-            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 39\r\nConnection: close\r\nX-Strait-Error: request-header-timeout\r\n\r\n\
-strait: the request head took too long\n",
-        ),
-        Head::TooLarge(_) => Some(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 38\r\nConnection: close\r\nX-Strait-Error: header-too-large\r\n\r\n\
-strait: the request head is too large\n",
-        ),
+        Head::TimedOut(_) => Some(answer(
+            408,
+            "request-header-timeout",
+            "the request head took too long",
+        )),
+        Head::TooLarge(_) => Some(answer(
+            431,
+            "header-too-large",
+            "the request head is too large",
+        )),
         _ => None,
+    }
+}
+
+/// A refusal written straight to the connection (no request was parsed, so no route or hook
+/// applies; [`super::refusal_log`] records it): `X-Strait-Error` and a one-line body, and
+/// `Connection: close`.
+pub(crate) fn answer(status: u16, code: &str, why: &str) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = format!("strait: {why}\n");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: {}\r\nConnection: close\r\nX-Strait-Error: {code}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// How much of `buf` (a checked head at `..end` and what followed it) belongs to this request:
+/// the head plus a `Content-Length` body, as far as it has arrived. The rest is the start of
+/// the next, pipelined request, which the guard checks in its turn (RFC 9112 §9.3.2). A
+/// chunked body is handed on whole: Pingora reads it, and closes the connection after the
+/// response if a next request had already arrived behind it. So is everything after an
+/// `Upgrade` request: if the backend agrees, those bytes belong to the tunnel.
+fn this_request(end: usize, checked: &Checked, buffered: usize) -> usize {
+    if checked.upgrade {
+        return buffered;
+    }
+    match checked.body {
+        Body::None => end,
+        Body::Length(n) => end
+            .saturating_add(usize::try_from(n).unwrap_or(usize::MAX))
+            .min(buffered),
+        Body::Chunked => buffered,
     }
 }
 
@@ -201,6 +260,7 @@ where
             .and_then(|o| o.keepalive_request_limit);
         let mut settings = None;
         let mut first = true;
+        let mut carried = BytesMut::new();
         loop {
             let (idle, timeout, max) = {
                 let snapshot = self.state.snapshot();
@@ -212,24 +272,46 @@ where
                 };
                 (idle, s.request_header_timeout, s.max_header_bytes)
             };
-            let head = read_head(&mut stream, idle, timeout, max, self.closing.subscribe()).await;
-            let prefix = match head {
-                Head::Ready(prefix) => prefix,
+            let buf = std::mem::take(&mut carried);
+            let head = read_head(
+                &mut stream,
+                buf,
+                idle,
+                timeout,
+                max,
+                self.closing.subscribe(),
+            )
+            .await;
+            let mut ready = match head {
+                Head::Ready(ready) => ready,
                 other => {
-                    if let Some(answer) = refusal(&other) {
-                        let client = stream
-                            .get_socket_digest()
-                            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-                        if let Some((status, code, partial)) = other.refused() {
-                            super::refusal_log::record(&self.state, status, code, partial, client);
-                        }
-                        let _ = stream.write_all(answer).await;
-                        let _ = stream.flush().await;
-                        let _ = stream.shutdown().await;
-                        linger(&mut stream).await;
+                    if let (Some(answer), Some((status, code, partial))) =
+                        (refusal(&other), other.refused())
+                    {
+                        self.refuse(&mut stream, &answer, status, code, partial)
+                            .await;
                     }
                     return None;
                 }
+            };
+            let end = head_end(&ready.bytes, 0).unwrap_or(ready.bytes.len());
+            let checked = match framing::check(&ready.bytes[..end]) {
+                Ok(checked) => checked,
+                Err(r) => {
+                    let answer = answer(r.status, r.code, r.why);
+                    self.refuse(&mut stream, &answer, r.status, r.code, &ready)
+                        .await;
+                    return None;
+                }
+            };
+            let len = this_request(end, &checked, ready.bytes.len());
+            carried = ready.bytes.split_off(len);
+            let prefix = match checked.rewritten {
+                Some(mut head) => {
+                    head.extend_from_slice(&ready.bytes[end..]);
+                    head
+                }
+                None => ready.bytes,
             };
             let mut session = ServerSession::new_http1(stream);
             match settings.take() {
@@ -284,7 +366,8 @@ mod tests {
             since: Instant::now(),
         };
         for head in [Head::TimedOut(partial()), Head::TooLarge(partial())] {
-            let text = std::str::from_utf8(refusal(&head).unwrap()).unwrap();
+            let bytes = refusal(&head).unwrap();
+            let text = std::str::from_utf8(&bytes).unwrap();
             let (status, code, _) = head.refused().unwrap();
             assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
             assert!(

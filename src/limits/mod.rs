@@ -7,6 +7,7 @@
 //! reload or an admin change does not hand every client a fresh budget.
 
 pub(crate) mod concurrency;
+pub(crate) mod framing;
 pub(crate) mod listener;
 pub(crate) mod rate;
 pub(crate) mod refusal_log;

@@ -62,9 +62,10 @@ pub(crate) fn request_filter(session: &mut Session, ctx: &mut Ctx) -> Result<()>
         .headers
         .get(DEBUG_HEADER)
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
-    c.invalidate = matches!(
+    // RFC 9111 §4.4: every method not known to be safe invalidates, unknown ones included.
+    c.invalidate = !matches!(
         req.method,
-        http::Method::POST | http::Method::PUT | http::Method::DELETE | http::Method::PATCH
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
     );
     let upgrade = req.headers.contains_key(header::UPGRADE);
     let plan = policy.plan(req.method.as_str(), req.uri.path());
@@ -398,6 +399,11 @@ pub(crate) fn response_filter(
                 && precompress::big_enough(&settings, content_length(resp)));
         if could_compress {
             add_vary(resp, "Accept-Encoding")?;
+        }
+    }
+    if !policy.settings.forward_targeted_cache_control {
+        for name in policy::TARGETED {
+            resp.remove_header(*name);
         }
     }
     resp.insert_header("X-Cache", outcome.as_str())?;

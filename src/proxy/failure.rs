@@ -12,7 +12,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::Error;
 
 use super::ctx::Ctx;
-use super::error_class::{classify, Retry};
+use super::error_class::{classify, Failure, Retry};
 use super::{answer, hook_calls};
 use crate::state::State;
 
@@ -55,6 +55,23 @@ pub(crate) fn on_proxy_failure(
     e
 }
 
+/// Reads and drops what is left of a refused request body, briefly: closing a socket with
+/// unread input sends a reset, which can destroy the 413 before the client reads it.
+async fn drain_briefly(session: &mut Session) {
+    const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+    const MAX_BYTES: usize = 1 << 20;
+    let drain = async {
+        let mut total = 0;
+        while total < MAX_BYTES {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => total += chunk.len(),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
 fn record_backend_failure(ctx: &Ctx) {
     if let Some(lease) = &ctx.lease {
         lease.backend().record_failure();
@@ -75,9 +92,13 @@ pub(crate) async fn on_request_failure(
     session.set_keepalive(None);
     let code = match classify(e).page {
         Some(f) if session.response_written().is_none() => {
-            answer::error_page(state, session, ctx, f)
+            let status = answer::error_page(state, session, ctx, f)
                 .await
-                .unwrap_or(0)
+                .unwrap_or(0);
+            if f == Failure::BodyTooLarge {
+                drain_briefly(session).await;
+            }
+            status
         }
         Some(f) => f.status(),
         None => 0,

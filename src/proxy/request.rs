@@ -21,8 +21,12 @@ use crate::state::State;
 /// is done.
 pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let snapshot = state.snapshot();
-    // Pingora keeps idle HTTP/1 clients forever unless told otherwise.
-    session.set_keepalive(Some(snapshot.config.server.keepalive_timeout.as_secs()));
+    // Pingora keeps idle HTTP/1 clients forever unless told otherwise; but where it turned
+    // keep-alive off (HTTP/1.0 without `keep-alive`, Transfer-Encoding with Content-Length,
+    // shutting down), it stays off.
+    if session.get_keepalive().is_some() {
+        session.set_keepalive(Some(snapshot.config.server.keepalive_timeout.as_secs()));
+    }
     logging::name_request(session, ctx);
     identify_client(&snapshot, session, ctx);
     ctx.snapshot = Some(snapshot.clone());

@@ -28,6 +28,10 @@ pub(super) fn defaults() -> CacheSettings {
             min_bytes: keys::default_size(Section::Precompress, "min_bytes"),
         },
         rules: Vec::new(),
+        forward_targeted_cache_control: keys::default_bool(
+            Section::Cache,
+            "forward_targeted_cache_control",
+        ),
     }
 }
 
@@ -67,6 +71,9 @@ pub(super) fn settings(
     }
     if let Some(p) = f.get("precompress") {
         precompress(e, p, &f.path("precompress"), &mut out.precompress);
+    }
+    if let Some(v) = f.boolean(e, "forward_targeted_cache_control") {
+        out.forward_targeted_cache_control = v;
     }
     if let Some(items) = f.list(e, "rules") {
         out.rules = items

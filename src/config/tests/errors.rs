@@ -379,7 +379,15 @@ domains:
             "t.yaml:6:82: cache.rules[0].max_entry_bytes: max_entry_bytes (4MiB) must not exceed the cache's max_bytes (1MiB)",
             "t.yaml:7:7: cache.rules[1]: missing field `path_prefix`",
             "t.yaml:13:25: domains[0].cache.max_bytes: max_entry_bytes (2MiB) must not exceed max_bytes (1KiB)",
-            "t.yaml:13:31: domains[0].cache: unknown field `enabled`, expected one of: max_bytes, max_entries, max_entry_bytes, default_ttl, max_ttl, stale_while_revalidate, stale_if_error, precompress, rules",
+            "t.yaml:13:31: domains[0].cache: unknown field `enabled`, expected one of: max_bytes, max_entries, max_entry_bytes, default_ttl, max_ttl, stale_while_revalidate, stale_if_error, precompress, rules, forward_targeted_cache_control",
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "cache:\n  forward_targeted_cache_control: yes\n{MINIMAL}"
+        )),
+        [
+            r#"t.yaml:2:35: cache.forward_targeted_cache_control: expected true or false, found "yes""#
         ]
     );
 }
