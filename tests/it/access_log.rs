@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::client::{self, parse_echo};
-use crate::support::{backends, config, eventually_msg, Behaviour, Origin, Strait};
+use crate::support::{
+    backends, config, domains, eventually_msg, Behaviour, Domain, Origin, Strait,
+};
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -25,16 +27,11 @@ fn text_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn domain(origin: &Origin) -> String {
-    format!(
-        "domains:
-  - hosts: [log.test]
-    backends: {}
-    routes:
-      - {{ path_prefix: /ping, respond: {{ status: 200, body: pong }} }}
-",
-        backends(&[origin])
-    )
+/// `log.test` on `origin`, with a static `/ping` route.
+fn log_test(origin: &Origin) -> String {
+    domains(&[Domain::new("log.test")
+        .origins(&[origin])
+        .route("{ path_prefix: /ping, respond: { status: 200, body: pong } }")])
 }
 
 /// Whether the process has a SIGUSR1 handler installed (so the signal will not kill it).
@@ -52,7 +49,7 @@ fn lines_parse_and_match_the_requests() {
     let origin = Origin::start("o", Behaviour::default().echo());
     let s = Strait::start(&config(&format!(
         "logging:\n  access_log: \"{{dir}}/access.log\"\n{}",
-        domain(&origin)
+        log_test(&origin)
     )));
     let log = s.dir().join("access.log");
     struct Sent {
@@ -203,7 +200,7 @@ fn dash_writes_to_stdout() {
     let origin = Origin::plain("o");
     let s = Strait::start(&config(&format!(
         "logging:\n  access_log: \"-\"\n{}",
-        domain(&origin)
+        log_test(&origin)
     )));
     for i in 0..3 {
         assert_eq!(s.get("log.test", &format!("/s{i}")).status, 200);
@@ -222,7 +219,7 @@ fn sigusr1_reopens_the_file_after_a_rename() {
     let origin = Origin::plain("o");
     let s = Strait::start(&config(&format!(
         "logging:\n  access_log: \"{{dir}}/access.log\"\n{}",
-        domain(&origin)
+        log_test(&origin)
     )));
     let log = s.dir().join("access.log");
     let rotated = s.dir().join("access.log.1");
@@ -276,7 +273,7 @@ fn unwritable_log_path_is_a_start_error() {
     let origin = Origin::plain("o");
     let yaml = config(&format!(
         "logging:\n  access_log: /nonexistent-dir/strait/access.log\n{}",
-        domain(&origin)
+        log_test(&origin)
     ));
     let dir = crate::support::strait::temp_dir("bad-log");
     let file = dir.join("strait.yaml");
@@ -326,7 +323,7 @@ fn cache_results_are_logged() {
 #[test]
 fn console_level_comes_from_config_unless_the_environment_says_otherwise() {
     let origin = Origin::plain("o");
-    let yaml = config(&format!("logging:\n  level: warn\n{}", domain(&origin)));
+    let yaml = config(&format!("logging:\n  level: warn\n{}", log_test(&origin)));
     let quiet = Strait::start_env(&yaml, &[("STRAIT_LOG", ""), ("RUST_LOG", "")]);
     assert_eq!(quiet.get("log.test", "/").status, 200);
     let loud = Strait::start_env(&yaml, &[("STRAIT_LOG", "info")]);

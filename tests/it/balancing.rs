@@ -8,18 +8,13 @@ use std::time::Duration;
 
 use crate::support::client::{self, Conn};
 use crate::support::{
-    backends, config, eventually_msg, names, send_many, served_by, tally, weighted_backends,
-    Behaviour, Origin, Strait,
+    eventually_msg, names, send_many, served_by, tally, weighted_backends, Behaviour, Domain,
+    Origin, Strait,
 };
 
-fn domain(strategy: &str, backends: &str, extra: &str) -> String {
-    config(&format!(
-        "domains:
-  - hosts: [lb.test]
-    load_balancer: {strategy}
-    backends: {backends}
-{extra}"
-    ))
+/// `lb.test` balanced with `strategy`; each test adds its backends.
+fn lb_test(strategy: &str) -> Domain {
+    Domain::new("lb.test").strategy(strategy)
 }
 
 fn count(t: &BTreeMap<String, usize>, name: &str) -> usize {
@@ -51,7 +46,7 @@ fn served_from(s: &Strait, ip: IpAddr) -> String {
 #[test]
 fn round_robin_splits_exactly_evenly() {
     let (a, b, c) = (Origin::plain("a"), Origin::plain("b"), Origin::plain("c"));
-    let s = Strait::start(&domain("round_robin", &backends(&[&a, &b, &c]), ""));
+    let s = Strait::start(&lb_test("round_robin").origins(&[&a, &b, &c]).config());
     let got = names(&send_many(&s, "lb.test", "/", 300));
     let t = tally(got.iter().cloned());
     assert_eq!(
@@ -65,11 +60,11 @@ fn round_robin_splits_exactly_evenly() {
 #[test]
 fn weighted_round_robin_is_smooth_and_exact() {
     let (a, b, c) = (Origin::plain("a"), Origin::plain("b"), Origin::plain("c"));
-    let s = Strait::start(&domain(
-        "weighted_round_robin",
-        &weighted_backends(&[(&a, 5), (&b, 1), (&c, 1)]),
-        "",
-    ));
+    let s = Strait::start(
+        &lb_test("weighted_round_robin")
+            .backends(weighted_backends(&[(&a, 5), (&b, 1), (&c, 1)]))
+            .config(),
+    );
     let first = names(&send_many(&s, "lb.test", "/", 14));
     let cycle = ["a", "a", "b", "a", "c", "a", "a"];
     assert_eq!(
@@ -88,11 +83,11 @@ fn weighted_round_robin_is_smooth_and_exact() {
 #[test]
 fn random_is_weighted_and_not_a_fixed_pattern() {
     let (a, b) = (Origin::plain("a"), Origin::plain("b"));
-    let s = Strait::start(&domain(
-        "random",
-        &weighted_backends(&[(&a, 3), (&b, 1)]),
-        "",
-    ));
+    let s = Strait::start(
+        &lb_test("random")
+            .backends(weighted_backends(&[(&a, 3), (&b, 1)]))
+            .config(),
+    );
     let n = 1000;
     let got = names(&send_many(&s, "lb.test", "/", n));
     let t = tally(got.iter().cloned());
@@ -114,11 +109,12 @@ fn least_connections_gives_the_slow_backend_fewer_requests() {
         Behaviour::default().delay(Duration::from_millis(400)),
     ));
     let fast = Arc::new(Origin::plain("fast"));
-    let s = Arc::new(Strait::start(&domain(
-        "least_connections",
-        &backends(&[&slow, &fast]),
-        "    read_timeout: 10s\n",
-    )));
+    let s = Arc::new(Strait::start(
+        &lb_test("least_connections")
+            .origins(&[&slow, &fast])
+            .field("read_timeout", "10s")
+            .config(),
+    ));
     let clients = 6;
     let per_client = 12;
     let handles: Vec<_> = (0..clients)
@@ -161,7 +157,7 @@ fn least_connections_gives_the_slow_backend_fewer_requests() {
 #[test]
 fn ip_hash_sticks_each_client_ip_to_one_backend() {
     let (a, b, c) = (Origin::plain("a"), Origin::plain("b"), Origin::plain("c"));
-    let s = Strait::start(&domain("ip_hash", &backends(&[&a, &b, &c]), ""));
+    let s = Strait::start(&lb_test("ip_hash").origins(&[&a, &b, &c]).config());
     // 127.0.0.1: on one keep-alive connection and on fresh connections.
     let mut seen: BTreeSet<String> = names(&send_many(&s, "lb.test", "/", 15))
         .into_iter()
@@ -195,11 +191,12 @@ fn ip_map(s: &Strait, first: u8, n: u8) -> BTreeMap<IpAddr, String> {
 fn ip_hash_moves_only_the_clients_of_a_backend_taken_out_by_health_checks() {
     let (a, b, c) = (Origin::plain("a"), Origin::plain("b"), Origin::plain("c"));
     let origins = [&a, &b, &c];
-    let s = Strait::start(&domain(
-        "ip_hash",
-        &backends(&origins),
-        "    health_check: { type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 2, success_threshold: 1 }\n",
-    ));
+    let s = Strait::start(
+        &lb_test("ip_hash")
+            .origins(&origins)
+            .health_check("{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 2, success_threshold: 1 }")
+            .config(),
+    );
     // Measure once the first health round has passed for everyone: the first result
     // applies at once, so the map is only stable from then on.
     eventually_msg(
@@ -258,11 +255,11 @@ fn ip_hash_moves_only_the_clients_of_a_backend_taken_out_by_health_checks() {
 fn ip_hash_keeps_clients_when_a_backend_is_removed_from_the_config() {
     let (a, b, c) = (Origin::plain("a"), Origin::plain("b"), Origin::plain("c"));
     let before = {
-        let s = Strait::start(&domain("ip_hash", &backends(&[&a, &b, &c]), ""));
+        let s = Strait::start(&lb_test("ip_hash").origins(&[&a, &b, &c]).config());
         ip_map(&s, 100, 40)
     };
     // The middle backend goes: index-based hashing would move most clients.
-    let s = Strait::start(&domain("ip_hash", &backends(&[&a, &c]), ""));
+    let s = Strait::start(&lb_test("ip_hash").origins(&[&a, &c]).config());
     let after = ip_map(&s, 100, 40);
     assert!(
         before.values().any(|o| o == "b"),

@@ -4,18 +4,14 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    backends, config, eventually_msg, names, send_many, try_eventually, Behaviour, Origin, Strait,
+    eventually_msg, names, send_many, try_eventually, Behaviour, Domain, Origin, Strait,
 };
 
-fn domain(backends: &str, health_check: &str) -> String {
-    config(&format!(
-        "domains:
-  - hosts: [hc.test]
-    load_balancer: round_robin
-    backends: {backends}
-    health_check: {health_check}
-"
-    ))
+/// `hc.test`, round robin over `origins`; each test adds its `health_check`.
+fn hc_test(origins: &[&Origin]) -> Domain {
+    Domain::new("hc.test")
+        .strategy("round_robin")
+        .origins(origins)
 }
 
 /// Whether the next `n` requests are all served by `name`.
@@ -38,12 +34,13 @@ fn failing_backend_is_taken_out_then_brought_back() {
     let b = Origin::plain("b");
     let interval = Duration::from_millis(200);
     let (fail_threshold, success_threshold) = (3, 2);
-    let s = Strait::start(&domain(
-        &backends(&[&a, &b]),
-        &format!(
-            "{{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: {fail_threshold}, success_threshold: {success_threshold} }}"
-        ),
-    ));
+    let s = Strait::start(
+        &hc_test(&[&a, &b])
+            .health_check(&format!(
+                "{{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: {fail_threshold}, success_threshold: {success_threshold} }}"
+            ))
+            .config(),
+    );
     // Start from a settled state: the first check result applies at once, so wait until
     // every backend passed two checks and both are in rotation.
     eventually_msg(Duration::from_secs(5), "two good checks on a and b", || {
@@ -107,10 +104,11 @@ fn first_check_result_applies_at_once() {
     let a = Origin::plain("a");
     let b = Origin::start("b", Behaviour::default().unhealthy());
     // With fail_threshold 5 × 400ms, counting failures from the start would keep b in for 2s.
-    let s = Strait::start(&domain(
-        &backends(&[&a, &b]),
-        "{ type: http, path: /health, interval: 400ms, timeout: 400ms, fail_threshold: 5, success_threshold: 1 }",
-    ));
+    let s = Strait::start(
+        &hc_test(&[&a, &b])
+            .health_check("{ type: http, path: /health, interval: 400ms, timeout: 400ms, fail_threshold: 5, success_threshold: 1 }")
+            .config(),
+    );
     let started = Instant::now();
     eventually_msg(Duration::from_secs(5), "b's first health check", || {
         b.health_fail() >= 1
@@ -135,10 +133,11 @@ fn first_check_result_applies_at_once() {
 fn all_backends_unhealthy_gives_503_no_healthy_backend() {
     let a = Origin::plain("a");
     let b = Origin::plain("b");
-    let s = Strait::start(&domain(
-        &backends(&[&a, &b]),
-        "{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }",
-    ));
+    let s = Strait::start(
+        &hc_test(&[&a, &b])
+            .health_check("{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }")
+            .config(),
+    );
     eventually_msg(Duration::from_secs(5), "a 200 first", || {
         s.get("hc.test", "/").status == 200
     });
@@ -171,10 +170,11 @@ fn all_backends_unhealthy_gives_503_no_healthy_backend() {
 fn stopped_backends_give_503_once_checks_see_them_down() {
     let a = Origin::plain("a");
     let b = Origin::plain("b");
-    let s = Strait::start(&domain(
-        &backends(&[&a, &b]),
-        "{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }",
-    ));
+    let s = Strait::start(
+        &hc_test(&[&a, &b])
+            .health_check("{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }")
+            .config(),
+    );
     eventually_msg(Duration::from_secs(5), "a 200 first", || {
         s.get("hc.test", "/").status == 200
     });
@@ -190,10 +190,11 @@ fn stopped_backends_give_503_once_checks_see_them_down() {
 fn tcp_check_takes_a_closed_port_out() {
     let a = Origin::plain("a");
     let b = Origin::plain("b");
-    let s = Strait::start(&domain(
-        &backends(&[&a, &b]),
-        "{ type: tcp, interval: 200ms, timeout: 200ms, fail_threshold: 2, success_threshold: 1 }",
-    ));
+    let s = Strait::start(
+        &hc_test(&[&a, &b])
+            .health_check("{ type: tcp, interval: 200ms, timeout: 200ms, fail_threshold: 2, success_threshold: 1 }")
+            .config(),
+    );
     eventually_msg(Duration::from_secs(5), "both backends serving", || {
         any_from(&s, "b", 4) && any_from(&s, "a", 4)
     });

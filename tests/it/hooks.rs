@@ -16,8 +16,7 @@ use std::time::Duration;
 use strait::hooks::{Reject, ResponseSource};
 
 use crate::support::client::{self, parse_echo};
-use crate::support::origin::{Behaviour, Reply};
-use crate::support::strait::free_port;
+use crate::support::origin::{Behaviour, Refusing, Reply};
 use crate::support::websocket::{WsClient, WsOrigin};
 use crate::support::{config, eventually, Origin, Strait};
 
@@ -362,7 +361,9 @@ fn hooks_run_on_websocket_upgrades() {
 #[test]
 fn error_hooks_report_each_failed_attempt_once() {
     let live = Origin::plain("live");
-    let (dead1, dead2) = (free_port(), free_port());
+    // Bound but never listening: connects are refused, and no other socket can take the ports.
+    let (refusing1, refusing2) = (Refusing::new(), Refusing::new());
+    let (dead1, dead2) = (refusing1.port(), refusing2.port());
     let yaml = config(&format!(
         r#"domains:
   - hosts: [flaky.test]

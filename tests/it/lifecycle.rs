@@ -11,6 +11,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::support::strait::BIN;
+use crate::support::wait::exit_within;
 use crate::support::{
     backends, client, config, eventually_msg, served_by, Behaviour, Origin, Strait,
 };
@@ -99,14 +100,7 @@ impl Spawned {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return status.code();
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        None
+        exit_within(&mut self.0, timeout).and_then(|status| status.code())
     }
 }
 

@@ -4,11 +4,15 @@
 mod support;
 
 mod access_log;
+/// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,drain,probe,purge}.rs.
 mod admin;
 mod balancing;
+/// cache/mod.rs: helpers; cache/{body_drain,eviction,freshness,invalidation,keys,lock,
+/// precompress,rules,stale}.rs.
 mod cache;
 mod client_abort;
 mod config_errors;
+mod framing;
 mod h2c;
 mod headers;
 mod health;

@@ -8,18 +8,17 @@ use std::time::{Duration, Instant};
 
 use crate::support::client::{self, Conn};
 use crate::support::{
-    backends, config, eventually_msg, names, send_many, served_by, tally, Behaviour, Origin, Strait,
+    backends, config, eventually_msg, names, send_many, served_by, tally, Behaviour, Domain,
+    Origin, Strait,
 };
 
-fn domain(backends: &str, extra: &str) -> String {
-    config(&format!(
-        "domains:
-  - hosts: [rt.test]
-    load_balancer: round_robin
-    backends: {backends}
-    connect_timeout: 1s
-{extra}"
-    ))
+/// `rt.test`, round robin over `origins` with a 1s connect timeout; each test adds its
+/// `max_retries`.
+fn rt_test(origins: &[&Origin]) -> Domain {
+    Domain::new("rt.test")
+        .strategy("round_robin")
+        .origins(origins)
+        .field("connect_timeout", "1s")
 }
 
 /// An origin that was started and stopped: its port now refuses connections.
@@ -33,7 +32,7 @@ fn dead_origin(name: &str) -> Origin {
 fn backend_killed_mid_loop_loses_no_get() {
     let a = Origin::plain("a");
     let b = Origin::plain("b");
-    let s = Strait::start(&domain(&backends(&[&a, &b]), "    max_retries: 2\n"));
+    let s = Strait::start(&rt_test(&[&a, &b]).field("max_retries", "2").config());
     let mut conn = Conn::connect(s.addr()).expect("connect");
     let mut failures = Vec::new();
     let mut served = Vec::new();
@@ -82,10 +81,12 @@ fn get_in_flight_on_a_dying_backend_is_retried() {
         "b",
         Behaviour::default().delay(Duration::from_secs(3)),
     ));
-    let s = Arc::new(Strait::start(&domain(
-        &backends(&[&a, &b]),
-        "    max_retries: 1\n    read_timeout: 10s\n",
-    )));
+    let s = Arc::new(Strait::start(
+        &rt_test(&[&a, &b])
+            .field("max_retries", "1")
+            .field("read_timeout", "10s")
+            .config(),
+    ));
     let killed = Arc::new(AtomicBool::new(false));
     let client = {
         let (s, killed) = (Arc::clone(&s), Arc::clone(&killed));
@@ -132,7 +133,7 @@ fn get_in_flight_on_a_dying_backend_is_retried() {
 fn dropped_get_is_retried_but_dropped_post_is_not() {
     let a = Origin::plain("a");
     let d = Origin::start("d", Behaviour::default().drop_requests());
-    let s = Strait::start(&domain(&backends(&[&a, &d]), "    max_retries: 1\n"));
+    let s = Strait::start(&rt_test(&[&a, &d]).field("max_retries", "1").config());
     let got = send_many(&s, "rt.test", "/", 10);
     for r in &got {
         assert_eq!(
@@ -193,7 +194,7 @@ fn dropped_get_is_retried_but_dropped_post_is_not() {
 fn refused_connections_are_retried_for_any_method() {
     let a = Origin::plain("a");
     let dead = dead_origin("dead");
-    let s = Strait::start(&domain(&backends(&[&dead, &a]), "    max_retries: 1\n"));
+    let s = Strait::start(&rt_test(&[&dead, &a]).field("max_retries", "1").config());
     let got = names(&send_many(&s, "rt.test", "/", 20));
     assert!(got.iter().all(|n| n == "a"), "{got:?}");
     for i in 0..6 {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::client;
 use crate::support::strait::{free_port, temp_dir, BIN};
+use crate::support::wait::exit_within;
 
 /// Runs strait on `yaml` and waits (bounded) for it to exit; returns (code, stderr).
 fn run_to_exit(yaml: &str) -> (Option<i32>, String) {
@@ -25,17 +26,13 @@ fn run_to_exit(yaml: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn strait");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
+    let code = match exit_within(&mut child, Duration::from_secs(10)) {
+        Some(status) => status.code(),
+        None => {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            None
         }
-        thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
     if let Some(mut e) = child.stderr.take() {

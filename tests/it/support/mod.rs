@@ -8,11 +8,13 @@ pub mod origin;
 pub mod strait;
 pub mod wait;
 pub mod websocket;
+pub mod yaml;
 
 pub use client::{Conn, Response};
 pub use origin::{Behaviour, Origin};
 pub use strait::{Check, Strait};
 pub use wait::{eventually, eventually_msg, try_eventually};
+pub use yaml::{domains, Domain};
 
 use std::collections::BTreeMap;
 

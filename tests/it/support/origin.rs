@@ -564,6 +564,40 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()>
     }
 }
 
+/// A loopback port that refuses connections for as long as this lives: a socket bound to
+/// 127.0.0.1:0 that never listens. Every connect to it gets a RST (connection refused), and
+/// since the port stays bound no other socket (an origin of a concurrent test, say) can take
+/// it, as it could a port that was merely picked and released. For dead backend addresses.
+pub struct Refusing {
+    addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl Refusing {
+    pub fn new() -> Refusing {
+        // tokio's TcpSocket (plain socket2 underneath; no runtime needed) can bind without
+        // listening, which std's TcpListener cannot.
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind 127.0.0.1:0");
+        let addr = socket.local_addr().expect("local_addr of a bound socket");
+        Refusing {
+            addr,
+            _socket: socket,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
 /// Decrements the in-flight counter however the request ends.
 struct InFlight<'a>(&'a AtomicUsize);
 

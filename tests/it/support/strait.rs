@@ -9,10 +9,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::client::{self, Response};
-use super::wait::try_eventually;
+use super::wait::{exit_within, try_eventually};
 
 /// Path of the binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_strait");
@@ -37,6 +37,30 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 /// Picks a free loopback port: bind :0, read the port, release it. Never the same port twice
 /// in one test run: the kernel may hand a released port out again, and a test that asks for
 /// several (listener, admin, probe) would then get two equal ones.
+///
+/// Only for ports a strait process binds itself. Everything the tests serve themselves
+/// (origins, h2c and WebSocket origins, [`super::origin::Refusing`] dead backends) binds
+/// 127.0.0.1:0 and keeps the socket, so nothing can take its port. strait cannot be handed a
+/// socket: it binds what its YAML config names, so the port has to be chosen before it starts
+/// and is free only until then; another process (or an origin of a concurrent test whose
+/// bind(:0) draws the same port) can take it in between. What then happens:
+///
+/// - `{listen}` in [`Strait::start`]/[`Strait::start_with`]: if strait exits before accepting
+///   and its stderr says "address already in use" (or "AddrInUse"), the attempt is retried
+///   with a fresh temp dir and a fresh `{listen}` port, [`START_ATTEMPTS`] attempts in all;
+///   any other failure panics at once with strait's output.
+/// - Every other port a test writes into the YAML itself (the admin and probe listeners of
+///   `admin::Ports`) stays the same on each of those attempts, so a taken admin/probe port
+///   fails all of them and the test panics with strait's "address in use" output.
+/// - Processes a test spawns itself (`lifecycle`'s systemd daemons, `startup`'s demo) get no
+///   retry at all: a taken port fails that test.
+/// - Readiness is "a TCP connect to `{listen}` succeeds". Should something else be listening
+///   on the port while strait has not yet exited from its failed bind, that connect succeeds
+///   and the attempt counts as started; the test then fails on whatever answered.
+///
+/// Configs that are only validated (`strait -t`, see [`Strait::check`]) or that strait must
+/// refuse before binding anything (`admin::auth`, `access_log`) use it too, for a realistic
+/// address only: no port is bound there.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     for _ in 0..10_000 {
@@ -70,18 +94,12 @@ fn tail(text: &str, max: usize) -> &str {
 
 /// Waits for `child` with a deadline; kills it when the deadline passes.
 fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
+    let status = exit_within(child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    status
 }
 
 /// A running strait process.
@@ -168,32 +186,35 @@ impl Strait {
             config,
             addr,
         };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
+        // Until it accepts on `addr` or exits, whichever comes first.
+        let mut exited = None;
+        let accepting = try_eventually(READY_TIMEOUT, || {
             if let Ok(Some(status)) = strait.child.try_wait() {
-                let err = strait.stderr();
-                let in_use = err.to_ascii_lowercase().contains("address already in use")
-                    || err.to_ascii_lowercase().contains("addrinuse");
-                let why = format!(
-                    "strait exited with {status} before accepting on {addr}\n--- config ---\n{text}\n--- stderr ---\n{}\n--- stdout ---\n{}",
-                    tail(&err, 8000),
-                    tail(&strait.stdout(), 4000)
-                );
-                let _ = strait.child.wait();
-                return Err((why, in_use));
+                exited = Some(status);
+                return true;
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(strait);
-            }
-            if Instant::now() >= deadline {
-                let why = format!(
-                    "strait did not accept on {addr} within {READY_TIMEOUT:?}\n--- stderr ---\n{}",
-                    tail(&strait.stderr(), 8000)
-                );
-                return Err((why, false));
-            }
-            thread::sleep(Duration::from_millis(20));
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+        if let Some(status) = exited {
+            let err = strait.stderr();
+            let in_use = err.to_ascii_lowercase().contains("address already in use")
+                || err.to_ascii_lowercase().contains("addrinuse");
+            let why = format!(
+                "strait exited with {status} before accepting on {addr}\n--- config ---\n{text}\n--- stderr ---\n{}\n--- stdout ---\n{}",
+                tail(&err, 8000),
+                tail(&strait.stdout(), 4000)
+            );
+            let _ = strait.child.wait();
+            return Err((why, in_use));
         }
+        if accepting {
+            return Ok(strait);
+        }
+        let why = format!(
+            "strait did not accept on {addr} within {READY_TIMEOUT:?}\n--- stderr ---\n{}",
+            tail(&strait.stderr(), 8000)
+        );
+        Err((why, false))
     }
 
     /// The listener address (`{listen}`).

@@ -1,5 +1,6 @@
 //! Bounded polling: wait for a condition instead of sleeping for a guessed time.
 
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,17 @@ pub fn try_eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool
         }
         thread::sleep(POLL.min(deadline - now));
     }
+}
+
+/// Polls `child` until it exits (→ its status) or `timeout` passes (→ None; the child is left
+/// running, for the caller to kill or keep).
+pub fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    try_eventually(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
 }
 
 /// Sleeps for `total` in small steps, returning early (false) once `stop()` is true.
