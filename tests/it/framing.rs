@@ -90,6 +90,7 @@ fn malformed_heads_are_refused_with_a_code_and_never_reach_the_origin() {
         (format!("GET * HTTP/1.1\r\n{h}\r\n"), 400, "bad-request-target"),
         (format!("GET /a\x01b HTTP/1.1\r\n{h}\r\n"), 400, "bad-request-line"),
         (format!("GET /a b HTTP/1.1\r\n{h}\r\n"), 400, "bad-request-line"),
+        ("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n".to_string(), 405, "method-not-allowed"),
         // Field values (RFC 9110 §5.5).
         (format!("GET / HTTP/1.1\r\n{h}X: a\x00b\r\n\r\n"), 400, "bad-header"),
         (format!("GET / HTTP/1.1\r\n{h}X: a\rb\r\n\r\n"), 400, "bad-header"),

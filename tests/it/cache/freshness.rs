@@ -156,3 +156,45 @@ fn revalidation_with_304_updates_the_stored_headers() {
     assert_eq!(header(&conditional[0], "if-none-match"), Some("\"v1\""));
     assert!(header(&conditional[1], "if-modified-since").is_some());
 }
+
+/// RFC 9213: `Strait-Cache-Control`, then `CDN-Cache-Control`, decide for strait's cache over
+/// `Cache-Control`, and clients get neither; an `Age` list counts by its first member.
+#[test]
+fn targeted_cache_control_and_age_lists() {
+    let o = by_path("o", |req| {
+        let r = Reply::new(200).body(format!("{} {:?}", req.target, req.at));
+        match req.target.as_str() {
+            "/cdn" => r
+                .header("Cache-Control", "no-store")
+                .header("CDN-Cache-Control", "max-age=600"),
+            "/strait" => r
+                .header("Cache-Control", "max-age=600")
+                .header("CDN-Cache-Control", "max-age=600")
+                .header("Strait-Cache-Control", "no-store"),
+            "/aged" => r
+                .header("Cache-Control", "max-age=100")
+                .header("Age", "7200, 0"),
+            _ => r,
+        }
+    });
+    let s = start(SMALL_CACHE, &[cached("t.test", &o)], None);
+    let first = get(&s, "t.test", "/cdn");
+    expect(&first, "MISS");
+    assert_eq!(first.header("cache-control"), Some("no-store"));
+    assert_eq!(first.header("cdn-cache-control"), None);
+    let hit = get(&s, "t.test", "/cdn");
+    expect(&hit, "HIT");
+    assert_eq!(hit.header("cdn-cache-control"), None);
+    assert_eq!(hit.body, first.body);
+
+    expect_not_stored(&get(&s, "t.test", "/strait"), "no-store");
+    let again = get(&s, "t.test", "/strait");
+    assert_ne!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.header("strait-cache-control"), None);
+    assert_eq!(again.header("cache-control"), Some("max-age=600"));
+    assert_eq!(o.hits_path("/strait"), 2);
+
+    // Age 7200 against max-age 100: already stale when it arrived, so not served as a hit.
+    get(&s, "t.test", "/aged");
+    assert_ne!(get(&s, "t.test", "/aged").header("x-cache"), Some("HIT"));
+}

@@ -17,7 +17,8 @@ fn unsafe_methods_invalidate_the_url() {
             .body(format!("v{}", req.at.elapsed().as_nanos()))
     });
     let s = start(SMALL_CACHE, &[cached("inv.test", &o)], None);
-    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+    // RFC 9111 §4.4: every method not known to be safe, unknown ones included.
+    for method in ["POST", "PUT", "DELETE", "PATCH", "M-SEARCH"] {
         expect(&get(&s, "inv.test", "/item"), "MISS");
         expect(&get(&s, "inv.test", "/item"), "HIT");
         let w = send(&s, method, "inv.test", "/item", &[]);

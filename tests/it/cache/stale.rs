@@ -68,3 +68,23 @@ fn stale_if_error_covers_an_outage() {
     let strict = get(&s, "sie.test", "/strict");
     assert_eq!(strict.status, 502, "{}", strict.text());
 }
+
+/// stale-if-error also covers an origin that takes the request and closes the connection
+/// without a byte of response.
+#[test]
+fn stale_if_error_covers_a_close_before_the_response() {
+    let o = by_path("o", |_| {
+        Reply::new(200)
+            .header("Cache-Control", "max-age=1")
+            .body("kept")
+    });
+    let cache = format!("{SMALL_CACHE}  stale_if_error: 1m\n");
+    let s = start(&cache, &[cached("sie.test", &o)], None);
+    expect(&get(&s, "sie.test", "/page"), "MISS");
+    thread::sleep(Duration::from_millis(1300));
+    o.set_drop_requests(true);
+    let r = get(&s, "sie.test", "/page");
+    expect(&r, "STALE");
+    assert_eq!(r.text(), "kept");
+    assert!(o.hits() >= 2, "the origin was asked and closed");
+}
