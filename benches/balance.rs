@@ -9,12 +9,14 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-const STRATEGIES: [&str; 5] = [
+const STRATEGIES: [&str; 7] = [
     "round_robin",
     "weighted_round_robin",
     "least_connections",
     "ip_hash",
     "random",
+    "consistent_hash",
+    "least_latency",
 ];
 
 fn pool_config(strategy: &str, backends: usize) -> String {
@@ -32,8 +34,12 @@ fn pool_config(strategy: &str, backends: usize) -> String {
 }
 
 fn balance(c: &mut Criterion) {
-    let clients: Vec<Option<IpAddr>> = (0..256u32)
-        .map(|i| Some(IpAddr::V4(Ipv4Addr::from(0xC633_6400 + i * 7919))))
+    let clients: Vec<Option<u64>> = (0..256u32)
+        .map(|i| {
+            Some(strait::bench::hash_ip(IpAddr::V4(Ipv4Addr::from(
+                0xC633_6400 + i * 7919,
+            ))))
+        })
         .collect();
     let mut g = c.benchmark_group("Pool::select");
     for strategy in STRATEGIES {

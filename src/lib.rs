@@ -44,6 +44,7 @@ pub use server::{Prepared, StartError};
 /// What `benches/` measures; not part of the API.
 #[doc(hidden)]
 pub mod bench {
+    pub use crate::balance::hash_ip;
     pub use crate::cache::key;
     pub use crate::cache::storage::StoredMeta;
     pub use crate::cache::MemoryStore;

@@ -127,7 +127,7 @@ impl Snapshot {
                             kept.set_max_connections(bc.max_connections);
                         }
                         carried.get(&key).cloned().unwrap_or_else(|| {
-                            let healthy = first_start || pc.health_check.is_none();
+                            let healthy = first_start || pc.policy.health_check.is_none();
                             Arc::new(Backend::new(bc.clone(), addr, healthy))
                         })
                     })
@@ -231,12 +231,7 @@ fn handler(
 }
 
 pub(crate) fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
-    Pool::new(
-        pc.name.clone(),
-        pc.strategy,
-        backends,
-        pc.health_check.clone(),
-    )
+    Pool::with_policy(pc.name.clone(), backends, pc.policy.clone())
 }
 
 /// Every host of a domain: what its rate counters are kept under across reloads.

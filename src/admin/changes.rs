@@ -92,6 +92,20 @@ pub(crate) fn backend_json(b: &Backend) -> Value {
         "active": b.active(),
         "requests": b.requests(),
         "failures": b.failures(),
+        "passive": {
+            "ejected": b.outlier.ejected_until_ms().is_some(),
+            "ejected_for_ms": b
+                .outlier
+                .ejected_until_ms()
+                .map(|until| until.saturating_sub(crate::balance::now_ms())),
+            "on_probation": b.outlier.on_probation(),
+            "consecutive_failures": b.outlier.consecutive_failures(),
+            "ejections": b.outlier.total_ejections(),
+        },
+        "latency_ms": match b.latency_ns() {
+            0 => None,
+            ns => Some(ns as f64 / 1e6),
+        },
     })
 }
 

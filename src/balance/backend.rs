@@ -7,10 +7,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::BackendConfig;
 
+use super::outlier::{self, Change, Outlier};
 use super::Lease;
+use crate::config::PassiveHealth;
 
 // Every counter and flag here is read independently (no invariant spans two of them), so Relaxed
 // ordering is enough; nothing synchronises other memory through these atomics.
@@ -36,7 +39,16 @@ pub struct Backend {
     max_connections: AtomicU32,
     /// Woken when a lease on a limited backend is given back (requests queued for a slot).
     pub(super) freed: tokio::sync::Notify,
+    /// Passive health (see `outlier.rs`).
+    pub(crate) outlier: Outlier,
+    /// Peak-EWMA of response time, in ns; 0 until measured (see `least_latency.rs`).
+    latency_ns: AtomicU64,
+    /// When `latency_ns` was last updated (`outlier::now_ms`).
+    latency_at_ms: AtomicU64,
 }
+
+/// How fast the latency average forgets: the weight of an old value is e^(-age/DECAY).
+const DECAY: Duration = Duration::from_secs(10);
 
 impl Backend {
     /// `healthy` is the starting state: the caller decides whether a backend that has never been
@@ -53,6 +65,9 @@ impl Backend {
             check_failures: AtomicU32::new(0),
             max_connections: AtomicU32::new(config.max_connections.unwrap_or(0)),
             freed: tokio::sync::Notify::new(),
+            outlier: Outlier::default(),
+            latency_ns: AtomicU64::new(0),
+            latency_at_ms: AtomicU64::new(0),
             config,
         }
     }
@@ -107,8 +122,53 @@ impl Backend {
         self.enabled.swap(enabled, ORD) != enabled
     }
 
+    /// Healthy by its checks, enabled, not ejected; on probation after an ejection, only
+    /// while no request is in flight on it (one trial at a time).
     pub fn is_usable(&self) -> bool {
-        self.is_healthy() && self.is_enabled()
+        self.is_healthy()
+            && self.is_enabled()
+            && !self.outlier.ejected()
+            && (!self.outlier.on_probation() || self.active() == 0)
+    }
+
+    /// Feeds one request's outcome to passive health; `may_eject` is the pool's
+    /// `max_ejected_percent` verdict. Returns what changed, for the caller's log line.
+    pub(crate) fn passive_outcome(
+        &self,
+        ok: bool,
+        policy: &PassiveHealth,
+        may_eject: bool,
+    ) -> Change {
+        if ok {
+            return self.outlier.success();
+        }
+        let change = self.outlier.failure(policy, may_eject);
+        if let Change::Ejected(_) = change {
+            // Back from an ejection it starts at the pool's median again, not at a stale value.
+            self.latency_ns.store(0, ORD);
+        }
+        change
+    }
+
+    /// Feeds one response time to the latency average (peak-EWMA).
+    pub(crate) fn observe_latency(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let now = outlier::now_ms();
+        let then = self.latency_at_ms.swap(now, ORD);
+        let old = self.latency_ns.load(ORD);
+        let next = if old == 0 || sample > old {
+            sample
+        } else {
+            let age = Duration::from_millis(now.saturating_sub(then));
+            let w = (-age.as_secs_f64() / DECAY.as_secs_f64()).exp();
+            (old as f64 * w + sample as f64 * (1.0 - w)) as u64
+        };
+        self.latency_ns.store(next.max(1), ORD);
+    }
+
+    /// The latency average in ns; 0 when not measured.
+    pub(crate) fn latency_ns(&self) -> u64 {
+        self.latency_ns.load(ORD)
     }
 
     /// Requests in flight on this backend right now.

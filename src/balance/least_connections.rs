@@ -3,7 +3,6 @@
 //! The in-flight count comes from `Lease`, so it stays right across retries, errors and
 //! abandoned requests without any bookkeeping here.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -24,7 +23,7 @@ impl Balancer for LeastConnections {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
-        _client: Option<IpAddr>,
+        _key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let n = backends.len();

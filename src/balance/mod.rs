@@ -7,34 +7,41 @@
 //! ring) belongs to one snapshot's `Pool` and is rebuilt with it.
 
 mod backend;
-mod ip_hash;
+mod consistent_hash;
 mod lease;
 mod least_connections;
+mod least_latency;
+mod outlier;
 mod random;
+mod retry_budget;
 mod round_robin;
+mod sticky;
 mod weighted_round_robin;
 
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::{HealthCheck, Strategy};
+use crate::config::{HashKey, HealthCheck, PoolPolicy, Strategy};
 
 pub(crate) use backend::{Backend, MAX_WEIGHT};
-pub(crate) use ip_hash::IpHash;
+pub use consistent_hash::hash_ip;
+pub(crate) use consistent_hash::{hash_bytes, ConsistentHash};
 pub(crate) use lease::Lease;
 pub(crate) use least_connections::LeastConnections;
+pub(crate) use least_latency::LeastLatency;
+pub(crate) use outlier::{now_ms, Change};
 pub(crate) use random::Random;
 pub(crate) use round_robin::RoundRobin;
 pub(crate) use weighted_round_robin::WeightedRoundRobin;
 
 /// One load-balancing strategy.
 ///
-/// `pick` returns the index in `backends` of a usable backend (healthy and enabled) for which
-/// `skip(i)` is false, or `None` when there is none. `skip` marks backends already tried for
+/// `pick` returns the index in `backends` of a usable backend (healthy, enabled, not ejected)
+/// for which `skip(i)` is false, or `None` when there is none. `key` is the request's
+/// affinity key (see `Pool::key`), which only the hashing strategies read. `skip` marks backends already tried for
 /// this request, so a retry lands somewhere else. Implementations must not panic, whatever the
 /// list (empty, or not the one they were built from), and must stay O(n) without allocating:
 /// this runs for every request. (`IpHash` walks ring points past down backends: a step or two
@@ -43,7 +50,7 @@ pub(crate) trait Balancer: Send + Sync {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
-        client: Option<IpAddr>,
+        key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize>;
 }
@@ -55,8 +62,9 @@ pub(crate) fn build(strategy: Strategy, backends: &[Arc<Backend>]) -> Box<dyn Ba
         Strategy::RoundRobin => Box::new(RoundRobin::new()),
         Strategy::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(backends)),
         Strategy::LeastConnections => Box::new(LeastConnections::new()),
-        Strategy::IpHash => Box::new(IpHash::new(backends)),
+        Strategy::IpHash | Strategy::ConsistentHash => Box::new(ConsistentHash::new(backends)),
         Strategy::Random => Box::new(Random::new()),
+        Strategy::LeastLatency => Box::new(LeastLatency::new()),
     }
 }
 
@@ -72,32 +80,186 @@ pub struct Pool {
     pub backends: Vec<Arc<Backend>>,
     pub health_check: Option<HealthCheck>,
     pub strategy: Strategy,
+    /// Passive health, hash key, sticky cookie and retry budget.
+    pub policy: PoolPolicy,
     balancer: Box<dyn Balancer>,
+    /// The sticky token of each backend (empty without `sticky`).
+    tokens: Vec<String>,
+    budget: retry_budget::Budget,
 }
 
 impl Pool {
+    /// A pool with only a strategy and active checks (no passive health, no retry budget).
     pub fn new(
         name: impl Into<String>,
         strategy: Strategy,
         backends: Vec<Arc<Backend>>,
         health_check: Option<HealthCheck>,
     ) -> Self {
-        let balancer = build(strategy, &backends);
-        Pool {
-            name: name.into(),
+        Pool::with_policy(
+            name,
             backends,
-            health_check,
-            strategy,
+            PoolPolicy {
+                strategy,
+                health_check,
+                passive_health: None,
+                hash_key: HashKey::ClientIp,
+                sticky: None,
+                retry_budget: None,
+            },
+        )
+    }
+
+    pub fn with_policy(
+        name: impl Into<String>,
+        backends: Vec<Arc<Backend>>,
+        policy: PoolPolicy,
+    ) -> Self {
+        let name = name.into();
+        let balancer = build(policy.strategy, &backends);
+        let tokens = match &policy.sticky {
+            Some(_) => backends.iter().map(|b| sticky::token(&name, b)).collect(),
+            None => Vec::new(),
+        };
+        Pool {
+            name,
+            backends,
+            health_check: policy.health_check.clone(),
+            strategy: policy.strategy,
+            policy,
             balancer,
+            tokens,
+            budget: retry_budget::Budget::default(),
+        }
+    }
+
+    /// The request's affinity key for the hashing strategies: the client address for
+    /// `ip_hash`, the `hash_key` for `consistent_hash`; `None` (round robin) when the request
+    /// lacks it, and for every other strategy.
+    pub fn key(
+        &self,
+        req: &pingora::http::RequestHeader,
+        client: Option<std::net::IpAddr>,
+    ) -> Option<u64> {
+        let key = match self.strategy {
+            Strategy::IpHash => &HashKey::ClientIp,
+            Strategy::ConsistentHash => &self.policy.hash_key,
+            _ => return None,
+        };
+        match key {
+            HashKey::ClientIp => client.map(hash_ip),
+            HashKey::Header(name) => req
+                .headers
+                .get(name.as_str())
+                .map(|v| hash_bytes(v.as_bytes())),
+            HashKey::Cookie(name) => sticky::cookie_value(
+                req.headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+                name,
+            )
+            .map(hash_bytes),
+            HashKey::Query(name) => req.uri.query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| hash_bytes(v.as_bytes()))
+            }),
+            HashKey::Path => Some(hash_bytes(req.uri.path().as_bytes())),
+        }
+    }
+
+    /// The backend a sticky cookie in `req` names, if the pool is sticky and it is usable.
+    pub fn sticky_pick(&self, req: &pingora::http::RequestHeader) -> Option<usize> {
+        let s = self.policy.sticky.as_ref()?;
+        let value = sticky::cookie_value(
+            req.headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes()),
+            &s.cookie,
+        )?;
+        let i = self.tokens.iter().position(|t| t.as_bytes() == value)?;
+        self.backends.get(i).filter(|b| b.is_usable()).map(|_| i)
+    }
+
+    /// The `Set-Cookie` for a response served by backend `index`, unless the request already
+    /// carries that very cookie.
+    pub fn sticky_cookie(
+        &self,
+        index: usize,
+        req: &pingora::http::RequestHeader,
+    ) -> Option<String> {
+        let s = self.policy.sticky.as_ref()?;
+        let token = self.tokens.get(index)?;
+        let sent = sticky::cookie_value(
+            req.headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes()),
+            &s.cookie,
+        );
+        (sent != Some(token.as_bytes())).then(|| sticky::set_cookie(s, token))
+    }
+
+    /// Counts a request's first attempt for the retry budget.
+    pub fn count_request(&self) {
+        if self.policy.retry_budget.is_some() {
+            self.budget.request();
+        }
+    }
+
+    /// Whether the retry budget allows one more retry (counting it when it does).
+    pub fn retry_allowed(&self) -> bool {
+        self.policy
+            .retry_budget
+            .as_ref()
+            .is_none_or(|b| self.budget.try_retry(b))
+    }
+
+    /// Feeds one request's outcome on backend `index` to passive health, within
+    /// `max_ejected_percent`; logs and counts each ejection and readmission.
+    pub fn outcome(&self, index: usize, ok: bool) {
+        let (Some(policy), Some(b)) = (&self.policy.passive_health, self.backends.get(index))
+        else {
+            return;
+        };
+        let may_eject = !ok && {
+            let ejected = self
+                .backends
+                .iter()
+                .filter(|b| b.outlier.ejected_until_ms().is_some())
+                .count();
+            (ejected + 1) * 100 <= self.backends.len() * policy.max_ejected_percent as usize
+        };
+        match b.passive_outcome(ok, policy, may_eject) {
+            Change::Ejected(time) => {
+                log::warn!(
+                    "pool {}: backend {} ejected for {:?} after {} failures in a row (passive health)",
+                    self.name,
+                    b.config.url,
+                    time,
+                    policy.consecutive_failures
+                );
+                crate::metrics::record_ejection(&b.config.url);
+            }
+            Change::Readmitted => {
+                log::info!(
+                    "pool {}: backend {} readmitted after a good trial request",
+                    self.name,
+                    b.config.url
+                );
+            }
+            Change::None => {}
         }
     }
 
     /// Picks a backend for a request and takes an in-flight slot on it. `tried` holds the
     /// indices already used by this request; a retry passes them so it goes elsewhere. `None`
     /// means no usable backend is left (503 on a first attempt, give up on a retry).
-    pub fn select(&self, client: Option<IpAddr>, tried: &[usize]) -> Option<(usize, Lease)> {
+    pub fn select(&self, key: Option<u64>, tried: &[usize]) -> Option<(usize, Lease)> {
         let skip = |i: usize| tried.contains(&i);
-        let i = self.balancer.pick(&self.backends, client, &skip)?;
+        let i = self.balancer.pick(&self.backends, key, &skip)?;
         match self.backends.get(i) {
             Some(b) => Some((i, b.lease())),
             None => {
@@ -114,8 +276,8 @@ impl Pool {
 
     /// The backend the strategy would pick, without taking a slot on it: callers that must
     /// check a backend's capacity first take the slot themselves (`Backend::try_lease`).
-    pub fn pick(&self, client: Option<IpAddr>, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
-        self.balancer.pick(&self.backends, client, skip)
+    pub fn pick(&self, key: Option<u64>, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
+        self.balancer.pick(&self.backends, key, skip)
     }
 
     /// Whether any backend could take a request now (for `/ready` and quick 503s).

@@ -2,7 +2,6 @@
 //!
 //! Stateless, so it needs no coordination between worker threads at all.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -22,7 +21,7 @@ impl Balancer for Random {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
-        _client: Option<IpAddr>,
+        _key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         pick_with(&mut rand::thread_rng(), backends, skip)

@@ -1,6 +1,5 @@
 //! Plain round robin: every usable backend in turn, weights ignored.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ impl Balancer for RoundRobin {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
-        _client: Option<IpAddr>,
+        _key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let n = backends.len();

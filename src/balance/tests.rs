@@ -6,12 +6,14 @@ use std::sync::Arc;
 use super::*;
 use crate::config::{BackendConfig, Pos, Scheme};
 
-const ALL: [Strategy; 5] = [
+const ALL: [Strategy; 7] = [
     Strategy::RoundRobin,
     Strategy::WeightedRoundRobin,
     Strategy::LeastConnections,
     Strategy::IpHash,
     Strategy::Random,
+    Strategy::ConsistentHash,
+    Strategy::LeastLatency,
 ];
 
 /// Backend `n` of a test pool: a distinct made-up host and loopback port, never connected to.
@@ -52,10 +54,10 @@ pub(super) fn counts(b: &dyn Balancer, backends: &[Arc<Backend>], n: usize) -> V
     c
 }
 
-fn clients() -> impl Iterator<Item = Option<IpAddr>> {
+fn clients() -> impl Iterator<Item = Option<u64>> {
     [None]
         .into_iter()
-        .chain((1..=40u8).map(|n| Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, n)))))
+        .chain((1..=40u8).map(|n| Some(super::hash_ip(IpAddr::V4(Ipv4Addr::new(203, 0, 113, n))))))
 }
 
 #[test]
@@ -185,7 +187,8 @@ fn concurrent_picks_keep_counts_right() {
                 let pool = Arc::clone(&pool);
                 std::thread::spawn(move || {
                     for n in 0..2_000u32 {
-                        let client = Some(IpAddr::V4(Ipv4Addr::new(10, t, 0, n as u8)));
+                        let client =
+                            Some(super::hash_ip(IpAddr::V4(Ipv4Addr::new(10, t, 0, n as u8))));
                         let (first, lease) = pool.select(client, &[]).unwrap();
                         if n % 7 == 0 {
                             let (second, _retry) = pool.select(client, &[first]).unwrap();

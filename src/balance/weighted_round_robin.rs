@@ -6,7 +6,6 @@
 //! in a burst (weights 5,1,1 give a a b a c a a, not a a a a a b c), so a heavy backend never
 //! receives a run of back-to-back requests that a light one never sees.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::{is_candidate, Backend, Balancer};
@@ -30,7 +29,7 @@ impl Balancer for WeightedRoundRobin {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
-        _client: Option<IpAddr>,
+        _key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let n = backends.len();

@@ -31,11 +31,15 @@ pub(crate) enum Section {
     Respond,
     Redirect,
     RateLimit,
+    PassiveHealth,
+    HashKey,
+    Sticky,
+    RetryBudget,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 20] = [
+    pub(crate) const ALL: [Section; 24] = [
         Section::Top,
         Section::Server,
         Section::Listener,
@@ -56,6 +60,10 @@ impl Section {
         Section::Respond,
         Section::Redirect,
         Section::RateLimit,
+        Section::PassiveHealth,
+        Section::HashKey,
+        Section::Sticky,
+        Section::RetryBudget,
     ];
 
     /// Where the section is found in a file.
@@ -81,6 +89,10 @@ impl Section {
             Section::Respond => "respond",
             Section::Redirect => "redirect",
             Section::RateLimit => "rate_limit",
+            Section::PassiveHealth => "passive_health",
+            Section::HashKey => "hash_key",
+            Section::Sticky => "sticky",
+            Section::RetryBudget => "retry_budget",
         }
     }
 }
@@ -151,6 +163,8 @@ const LB_NAMES: &[&str] = &[
     "least_connections",
     "ip_hash",
     "random",
+    "consistent_hash",
+    "least_latency",
 ];
 
 /// Every key, grouped by section in file order. The order within a section is the order of
@@ -224,6 +238,10 @@ pub(crate) const KEYS: &[Key] = &[
     key("host_header", DOMAIN_AND_ROUTE, K::String, D::Unset("the backend's host:port"), "the Host sent to backends"),
     key("websocket_idle_timeout", DOMAIN_AND_ROUTE, K::PositiveDuration, secs(3600), "how long an upgraded tunnel may stay silent"),
     key("health_check", DOMAIN_AND_ROUTE, K::Map, D::Unset("no active checks"), "active health checks of the pool"),
+    key("passive_health", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(true), "eject a backend after consecutive failures seen in real traffic (`false` turns it off)"),
+    key("hash_key", DOMAIN_AND_ROUTE, K::Map, D::Unset("the client address"), "what `consistent_hash` hashes"),
+    key("sticky", DOMAIN_AND_ROUTE, K::Map, D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
+    key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
     key("cache", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(false), "use the response cache (a map overrides the global settings)"),
     key("rate_limit", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "requests per period per key; 429 over it"),
     key("headers", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "request and response header edits"),
@@ -255,13 +273,24 @@ pub(crate) const KEYS: &[Key] = &[
     key("location", &[S::Redirect], K::String, D::Required, "target; $host, $path and $query are filled in"),
     key("requests", &[S::RateLimit], K::Int { min: 1, max: u32::MAX as u64, }, D::Required, "requests allowed per period"),
     key("per", &[S::RateLimit], K::PositiveDuration, D::Required, "the period"),
-    key(
-        "key",
-        &[S::RateLimit],
-        K::String,
-        D::Text("client_ip"),
-        "client_ip, route, or header:NAME",
-    ),
+    key("key", &[S::RateLimit], K::String, D::Text("client_ip"), "client_ip, route, or header:NAME"),
+    // --- resilience ---
+    key("consecutive_failures", &[S::PassiveHealth], K::Int { min: 1, max: 1000 }, D::Int(5), "connect errors, resets before a response, 502/503/504 and timeouts in a row that eject a backend"),
+    key("ejection_time", &[S::PassiveHealth], K::PositiveDuration, secs(30), "how long an ejection lasts; doubles with each consecutive ejection"),
+    key("max_ejection_time", &[S::PassiveHealth], K::PositiveDuration, secs(300), "the longest an ejection lasts"),
+    key("max_ejected_percent", &[S::PassiveHealth], K::Int { min: 0, max: 100 }, D::Int(50), "never eject more than this share of a pool"),
+    key("header", &[S::HashKey], K::String, D::Unset("-"), "hash this request header"),
+    key("cookie", &[S::HashKey], K::String, D::Unset("-"), "hash this cookie"),
+    key("query", &[S::HashKey], K::String, D::Unset("-"), "hash this query parameter"),
+    key("path", &[S::HashKey], K::Bool, D::Bool(false), "hash the path"),
+    key("client_ip", &[S::HashKey], K::Bool, D::Bool(false), "hash the client address"),
+    key("cookie", &[S::Sticky], K::String, D::Text("strait_srv"), "the cookie's name"),
+    key("ttl", &[S::Sticky], K::PositiveDuration, D::Unset("a session cookie"), "the cookie's Max-Age"),
+    key("secure", &[S::Sticky], K::Bool, D::Bool(false), "add Secure"),
+    key("http_only", &[S::Sticky], K::Bool, D::Bool(true), "add HttpOnly"),
+    key("same_site", &[S::Sticky], K::OneOf(&["lax", "strict", "none"]), D::Unset("no SameSite"), "add SameSite"),
+    key("percent", &[S::RetryBudget], K::Int { min: 0, max: 1000 }, D::Int(20), "retries per second at most this share of requests per second"),
+    key("min_per_second", &[S::RetryBudget], K::Int { min: 0, max: 1_000_000 }, D::Int(10), "retries per second always allowed"),
 ];
 
 const fn key(

@@ -188,8 +188,13 @@ pub enum Strategy {
     RoundRobin,
     WeightedRoundRobin,
     LeastConnections,
+    /// `consistent_hash` on the client address.
     IpHash,
     Random,
+    /// Consistent hashing on `hash_key`.
+    ConsistentHash,
+    /// Power of two choices over peak-EWMA latency × in-flight requests.
+    LeastLatency,
 }
 
 impl Strategy {
@@ -200,6 +205,8 @@ impl Strategy {
             Strategy::LeastConnections => "least_connections",
             Strategy::IpHash => "ip_hash",
             Strategy::Random => "random",
+            Strategy::ConsistentHash => "consistent_hash",
+            Strategy::LeastLatency => "least_latency",
         }
     }
 }
@@ -243,16 +250,67 @@ pub struct HealthCheck {
     pub success_threshold: u32,
 }
 
-/// A set of backends with one balancing strategy and one health policy. Routes that do not
-/// override `backends`, `load_balancer` or `health_check` share their domain's pool, so they
-/// share its health state and balancing counters too.
+/// A set of backends with one policy. Routes that do not override `backends` or any of the
+/// policy's keys share their domain's pool, so they share its health state and balancing
+/// counters too.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// `host` of the domain's first entry, plus `path_prefix` for a route's own pool.
     pub name: String,
-    pub strategy: Strategy,
     pub backends: Vec<BackendConfig>,
+    pub policy: PoolPolicy,
+}
+
+/// How a pool picks and judges its backends: the keys a route inherits from its domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPolicy {
+    pub strategy: Strategy,
     pub health_check: Option<HealthCheck>,
+    /// Outlier detection from real traffic; `None` with `passive_health: false`.
+    pub passive_health: Option<PassiveHealth>,
+    /// What `consistent_hash` hashes (`ip_hash`: the client address).
+    pub hash_key: HashKey,
+    pub sticky: Option<Sticky>,
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// `passive_health`: eject a backend after consecutive failures seen in real traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveHealth {
+    pub consecutive_failures: u32,
+    pub ejection_time: Duration,
+    pub max_ejection_time: Duration,
+    pub max_ejected_percent: u32,
+}
+
+/// `hash_key` of `consistent_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    /// Lower-cased header name.
+    Header(String),
+    Cookie(String),
+    Query(String),
+    Path,
+}
+
+/// `sticky`: a cookie naming the backend that served a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sticky {
+    pub cookie: String,
+    /// `Max-Age`; `None`: a session cookie.
+    pub ttl: Option<Duration>,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: Option<String>,
+}
+
+/// `retry_budget`: retries may add at most `percent` of the pool's requests per second, or
+/// `min_per_second`, whichever is more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryBudget {
+    pub percent: u32,
+    pub min_per_second: u32,
 }
 
 /// Per-request upstream behaviour; resolved with inheritance (route over domain over default).

@@ -3,7 +3,6 @@
 //! full it queues for a slot, up to the route's `connect_timeout`, and is then answered 503
 //! (`X-Strait-Error: backend-busy`).
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use pingora::ErrorType;
@@ -30,7 +29,7 @@ pub(crate) enum Pick {
 /// (the backend the `on_request` hooks were shown); `tried` are skipped.
 pub(crate) async fn select(
     pool: &Pool,
-    client: Option<IpAddr>,
+    key: Option<u64>,
     tried: &[usize],
     mut preferred: Option<usize>,
     wait: Duration,
@@ -49,7 +48,7 @@ pub(crate) async fn select(
             }
         }
         // Each round skips one more full backend, so this ends within the pool's size.
-        while let Some(i) = pool.pick(client, &|i| tried.contains(&i) || full.contains(&i)) {
+        while let Some(i) = pool.pick(key, &|i| tried.contains(&i) || full.contains(&i)) {
             match pool.backends.get(i).and_then(|b| b.try_lease()) {
                 Some(lease) => return Pick::Got(i, lease),
                 None => full.push(i),

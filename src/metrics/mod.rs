@@ -99,6 +99,33 @@ pub(crate) static BACKEND_ACTIVE: Lazy<IntGaugeVec> = Lazy::new(|| {
     .expect("register strait_backend_active_requests")
 });
 
+pub(crate) static BACKEND_EJECTED: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "strait_backend_ejected",
+        "1 while passive health keeps the backend out after failures in real traffic, else 0.",
+        &["domain", "backend"]
+    )
+    .expect("register strait_backend_ejected")
+});
+
+pub(crate) static BACKEND_EJECTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_backend_ejections_total",
+        "Times passive health ejected the backend.",
+        &["backend"]
+    )
+    .expect("register strait_backend_ejections_total")
+});
+
+pub(crate) static RETRIES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_retries_total",
+        "Retries onto another backend: retried, or budget_exhausted (not made: over retry_budget).",
+        &["outcome"]
+    )
+    .expect("register strait_retries_total")
+});
+
 pub(crate) static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_cache_requests_total",
@@ -146,6 +173,9 @@ pub(crate) fn init() {
         Lazy::force(&BACKEND_HEALTHY);
         Lazy::force(&BACKEND_ENABLED);
         Lazy::force(&BACKEND_ACTIVE);
+        Lazy::force(&BACKEND_EJECTED);
+        Lazy::force(&BACKEND_EJECTIONS);
+        Lazy::force(&RETRIES);
         Lazy::force(&CACHE_REQUESTS);
         Lazy::force(&CACHE_BYTES);
         Lazy::force(&CACHE_ENTRIES);
@@ -196,6 +226,16 @@ pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
         .inc();
 }
 
+pub(crate) fn record_ejection(backend: &str) {
+    BACKEND_EJECTIONS.with_label_values(&[backend]).inc();
+}
+
+pub(crate) fn record_retry(made: bool) {
+    RETRIES
+        .with_label_values(&[if made { "retried" } else { "budget_exhausted" }])
+        .inc();
+}
+
 pub(crate) fn record_upstream(backend: &str, outcome: &str) {
     UPSTREAM_REQUESTS
         .with_label_values(&[backend, outcome])
@@ -208,6 +248,7 @@ pub(crate) fn refresh(state: &State) {
     BACKEND_HEALTHY.reset();
     BACKEND_ENABLED.reset();
     BACKEND_ACTIVE.reset();
+    BACKEND_EJECTED.reset();
     let mut seen = Vec::new();
     for (domain, pool) in snapshot_pools(&snapshot) {
         if seen.contains(&pool) {
@@ -228,6 +269,9 @@ pub(crate) fn refresh(state: &State) {
             BACKEND_ACTIVE
                 .with_label_values(&labels)
                 .set(b.active() as i64);
+            BACKEND_EJECTED
+                .with_label_values(&labels)
+                .set(i64::from(b.outlier.ejected_until_ms().is_some()));
         }
     }
     let (bytes, entries) = crate::admin::cache_api::size();

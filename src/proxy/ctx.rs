@@ -33,8 +33,11 @@ pub(crate) struct Ctx {
     pub(crate) hit: Option<Hit>,
     /// A WebSocket (HTTP/1.1 `Upgrade`) request.
     pub(crate) upgrade: bool,
-    /// The backend shown to `on_request` hooks, which the first attempt then uses if it can.
+    /// The backend shown to `on_request` hooks (or named by a sticky cookie), which the first
+    /// attempt then uses if it can.
     pub(crate) first_pick: Option<usize>,
+    /// The request's affinity key for the hashing strategies (`Pool::key`).
+    pub(crate) affinity: Option<u64>,
     /// Limits state (see `proxy/request.rs`).
     pub(crate) limits: LimitsCtx,
     /// Hook state (see `proxy/hook_calls.rs`).
@@ -66,6 +69,7 @@ impl Ctx {
             hit: None,
             upgrade: false,
             first_pick: None,
+            affinity: None,
             limits: Default::default(),
             hook: Default::default(),
             tried: Vec::new(),

@@ -79,16 +79,17 @@ impl Failure {
     }
 }
 
-/// When a failed attempt may be sent to another backend (still subject to the request being
-/// replayable and `max_retries`).
+/// Whether a failed attempt, after connecting, may be sent to another backend (a connect
+/// failure always may: nothing was sent). Once the backend may have acted on the request,
+/// never: retrying a read timeout doubles the wait and the load on a slow service, and a
+/// non-idempotent request could run twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
-    /// Never: the client is at fault.
     Never,
-    /// If the request can be replayed.
-    IfReplayable,
-    /// If the request can be replayed and the connection was a reused pooled one.
-    IfReusedConnection,
+    /// If the connection was a reused pooled one that was closed or reset before any
+    /// response byte (a stale connection the backend never read from), and the request is
+    /// idempotent.
+    IfStaleConnection,
 }
 
 /// What strait makes of one error.
@@ -99,6 +100,8 @@ pub(crate) struct Class {
     /// What `on_error` hooks are told.
     pub(crate) kind: ErrorKind,
     pub(crate) retry: Retry,
+    /// The backend is to blame: passive health counts it against the backend.
+    pub(crate) backend_fault: bool,
     /// The client only went away (closed, reset, or stopped reading): routine at any scale
     /// (browsers cancel, load tools stop), so logged at debug, not as an error of the proxy's.
     /// The access log still records the request.
@@ -122,20 +125,21 @@ pub(crate) fn classify(e: &Error) -> Class {
         page,
         kind,
         retry,
+        backend_fault: false,
         client_abort: false,
     };
     if *etype == NO_HEALTHY_BACKEND {
         return class(
             Some(Failure::NoHealthyBackend),
             ErrorKind::NoHealthyBackend,
-            Retry::IfReplayable,
+            Retry::Never,
         );
     }
     if *etype == BACKEND_BUSY {
         return class(
             Some(Failure::BackendBusy),
             ErrorKind::BackendBusy,
-            Retry::IfReplayable,
+            Retry::Never,
         );
     }
     if *etype == BODY_TOO_LARGE {
@@ -147,31 +151,34 @@ pub(crate) fn classify(e: &Error) -> Class {
         return Class {
             page: (!abort).then_some(Failure::BadRequest),
             kind: ErrorKind::Client,
-            retry: Retry::IfReplayable,
+            retry: Retry::Never,
+            backend_fault: false,
             client_abort: matches!(etype, ConnectionClosed | ReadError | WriteError),
         };
     }
     let upstream = *source == ErrorSource::Upstream;
+    let blame = |c: Class| Class {
+        backend_fault: upstream,
+        ..c
+    };
     match etype {
-        ConnectTimedout => class(
+        ConnectTimedout => blame(class(
             Some(Failure::UpstreamTimeout),
             ErrorKind::ConnectTimeout,
-            Retry::IfReplayable,
-        ),
-        ReadTimedout | WriteTimedout => class(
+            Retry::Never,
+        )),
+        ReadTimedout | WriteTimedout => blame(class(
             Some(Failure::UpstreamTimeout),
             if *etype == ReadTimedout {
                 ErrorKind::ReadTimeout
             } else {
                 ErrorKind::WriteTimeout
             },
-            Retry::IfReusedConnection,
-        ),
-        HTTPStatus(400..=499) => class(
-            Some(Failure::BadRequest),
-            ErrorKind::Internal,
-            Retry::IfReplayable,
-        ),
+            Retry::Never,
+        )),
+        HTTPStatus(400..=499) => {
+            class(Some(Failure::BadRequest), ErrorKind::Internal, Retry::Never)
+        }
         _ => {
             let kind = match etype {
                 ConnectRefused => ErrorKind::ConnectRefused,
@@ -190,7 +197,12 @@ pub(crate) fn classify(e: &Error) -> Class {
             } else {
                 Failure::Internal
             };
-            class(Some(page), kind, Retry::IfReplayable)
+            let retry = if upstream && matches!(etype, ConnectionClosed | ReadError | WriteError) {
+                Retry::IfStaleConnection
+            } else {
+                Retry::Never
+            };
+            blame(class(Some(page), kind, retry))
         }
     }
 }
@@ -274,11 +286,15 @@ mod tests {
     fn retries() {
         let retry = |e: &Error| classify(e).retry;
         assert_eq!(retry(&Error::new(BODY_TOO_LARGE)), Retry::Never);
+        assert_eq!(retry(&up(ErrorType::ReadTimedout)), Retry::Never);
         assert_eq!(
-            retry(&up(ErrorType::ReadTimedout)),
-            Retry::IfReusedConnection
+            retry(&up(ErrorType::ConnectionClosed)),
+            Retry::IfStaleConnection
         );
-        assert_eq!(retry(&up(ErrorType::ConnectionClosed)), Retry::IfReplayable);
+        assert_eq!(retry(&up(ErrorType::InvalidHTTPHeader)), Retry::Never);
+        assert!(classify(&up(ErrorType::ReadTimedout)).backend_fault);
+        assert!(!classify(&Error::new(ErrorType::ReadError).into_down()).backend_fault);
+        assert!(!classify(&Error::new(BODY_TOO_LARGE)).backend_fault);
         assert!(classify(&up(ErrorType::WriteTimedout)).timed_out());
         assert!(!classify(&Error::new(ErrorType::WriteTimedout).into_down()).timed_out());
     }

@@ -1,11 +1,12 @@
 //! The failure phases (`fail_to_connect`, `error_while_proxy`, `fail_to_proxy`), acting on
 //! what `error_class` makes of each error.
 //!
-//! Retries: a connect failure may always go to another backend (nothing was sent); after
-//! connecting, only a replayable request (idempotent, body still buffered, no response byte
-//! seen) may. A read or write timeout is retried only when it happened on a pooled connection
-//! that went stale: otherwise the backend got the request and is slow, and a second backend
-//! would only double the wait and the load.
+//! Retries go to another backend (up to `max_retries`, within the pool's `retry_budget`):
+//! a connect failure, whatever the method (nothing was sent); and an idempotent request whose
+//! reused pooled connection was closed or reset before any response byte (a stale connection
+//! the backend never read from). Nothing else: not a timeout, not any error after the
+//! backend may have acted on the request. Each failed attempt also counts against its
+//! backend's passive health.
 
 use pingora::proxy::{FailToProxy, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -23,8 +24,8 @@ pub(crate) fn on_connect_failure(
     ctx: &mut Ctx,
     mut e: Box<Error>,
 ) -> Box<Error> {
-    record_backend_failure(ctx);
-    e.set_retry(ctx.can_retry());
+    record_backend_failure(ctx, true);
+    e.set_retry(ctx.can_retry() && within_budget(ctx));
     hook_calls::on_attempt_error(state, session, ctx, &e);
     e
 }
@@ -39,17 +40,15 @@ pub(crate) fn on_proxy_failure(
     reused: bool,
 ) -> Box<Error> {
     let mut e = e.more_context(format!("peer: {peer}"));
-    let retry = match classify(&e).retry {
-        // The client's fault: not the backend's, and not worth a retry.
-        Retry::Never => false,
-        allowed => {
-            record_backend_failure(ctx);
-            let replayable = session.req_header().method.is_idempotent()
-                && !session.as_ref().retry_buffer_truncated()
-                && !ctx.upstream_responded;
-            replayable && (allowed == Retry::IfReplayable || reused) && ctx.can_retry()
-        }
-    };
+    let class = classify(&e);
+    let stale = class.retry == Retry::IfStaleConnection && reused && !ctx.upstream_responded;
+    // A pooled connection the backend had closed says nothing about the backend's health.
+    record_backend_failure(ctx, class.backend_fault && !stale);
+    let retry = stale
+        && session.req_header().method.is_idempotent()
+        && !session.as_ref().retry_buffer_truncated()
+        && ctx.can_retry()
+        && within_budget(ctx);
     e.set_retry(retry);
     hook_calls::on_attempt_error(state, session, ctx, &e);
     e
@@ -72,10 +71,25 @@ async fn drain_briefly(session: &mut Session) {
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-fn record_backend_failure(ctx: &Ctx) {
+/// Counts a failed attempt on its backend; `passive` also feeds it to passive health.
+fn record_backend_failure(ctx: &Ctx, passive: bool) {
     if let Some(lease) = &ctx.lease {
         lease.backend().record_failure();
     }
+    if let (true, Some(target), Some(i)) = (passive, &ctx.target, ctx.backend_index) {
+        target.pool.outcome(i, false);
+    }
+}
+
+/// Whether the pool's retry budget has room for one more retry (only asked when a retry is
+/// otherwise allowed, so only real retries are counted).
+fn within_budget(ctx: &Ctx) -> bool {
+    let Some(target) = &ctx.target else {
+        return false;
+    };
+    let ok = target.pool.retry_allowed();
+    crate::metrics::record_retry(ok);
+    ok
 }
 
 /// `fail_to_proxy`: the request failed; the client gets the error page unless it is gone or

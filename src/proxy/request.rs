@@ -14,7 +14,7 @@ use super::error_class::{Failure, BODY_TOO_LARGE};
 use super::{answer, hook_calls, host, logging};
 use crate::hooks::RequestKind;
 use crate::router::Hit;
-use crate::snapshot::{RouteAction, Snapshot};
+use crate::snapshot::{RouteAction, Snapshot, Target};
 use crate::state::State;
 
 /// `request_filter`. Returns `true` when the response has been written here and the request
@@ -57,6 +57,9 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     }
     match action {
         RouteAction::Proxy(target) => {
+            if ctx.target.is_none() {
+                choose_affinity(session, ctx, target);
+            }
             ctx.target = Some(target.clone());
             Ok(false)
         }
@@ -150,8 +153,11 @@ fn prepare(
         // timeout would cut it after 60 s).
         session.set_read_timeout(Some(target.options.websocket_idle_timeout));
     }
+    choose_affinity(session, ctx, target);
     if !state.hooks().request.is_empty() {
-        ctx.first_pick = target.pool.pick(ctx.client_ip, &|_| false);
+        if ctx.first_pick.is_none() {
+            ctx.first_pick = target.pool.pick(ctx.affinity, &|_| false);
+        }
         ctx.target = Some(target.clone());
     }
     if ctx.upgrade {
@@ -159,6 +165,13 @@ fn prepare(
     } else {
         RequestKind::Proxy
     }
+}
+
+/// The request's affinity key, and the backend its sticky cookie names (tried first).
+fn choose_affinity(session: &Session, ctx: &mut Ctx, target: &Target) {
+    let req = session.req_header();
+    ctx.affinity = target.pool.key(req, ctx.client_ip);
+    ctx.first_pick = target.pool.sticky_pick(req);
 }
 
 /// `request_body_filter`: counts a body sent without (or despite) a `Content-Length` against

@@ -21,8 +21,30 @@ pub(crate) async fn from_upstream(
 ) {
     ctx.upstream_responded = true;
     logging::upstream_answered(ctx);
+    backend_outcome(resp, ctx);
     cache::upstream_response(session, resp, ctx);
     hook_calls::on_upstream_response(state, session, ctx, resp).await;
+}
+
+/// Passive health and latency learn from every backend response: 502, 503 and 504 count as
+/// failures, anything else (final) as a success. A 101 or an interim response has no latency
+/// worth learning from.
+fn backend_outcome(resp: &ResponseHeader, ctx: &Ctx) {
+    if interim(resp) {
+        return;
+    }
+    let (Some(target), Some(i)) = (&ctx.target, ctx.backend_index) else {
+        return;
+    };
+    let status = resp.status.as_u16();
+    target.pool.outcome(i, !matches!(status, 502..=504));
+    if let (Some(took), Some(b), false) = (
+        ctx.observe.upstream_duration,
+        target.pool.backends.get(i),
+        status == 101,
+    ) {
+        b.observe_latency(took);
+    }
 }
 
 /// `response_filter`: what the client gets, after the cache.
@@ -42,8 +64,22 @@ pub(crate) async fn to_client(
         header_rules::apply_response(&rules.response, resp);
     }
     rate_headers(ctx, resp);
+    sticky_cookie(session, ctx, resp);
     hook_calls::on_response_filter(state, session, ctx, resp).await;
     Ok(())
+}
+
+/// `sticky`: a response from a backend names it in a cookie, unless the request already did.
+fn sticky_cookie(session: &Session, ctx: &Ctx, resp: &mut ResponseHeader) {
+    let (Some(target), Some(i)) = (&ctx.target, ctx.backend_index) else {
+        return;
+    };
+    if !ctx.upstream_responded || interim(resp) {
+        return;
+    }
+    if let Some(cookie) = target.pool.sticky_cookie(i, session.req_header()) {
+        let _ = resp.append_header(http::header::SET_COOKIE, cookie);
+    }
 }
 
 /// Adds the `RateLimit-*` headers (and `Retry-After` to a 429) when a limit counted the request.

@@ -35,6 +35,9 @@ async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         );
     };
     ctx.attempts += 1;
+    if ctx.attempts == 1 {
+        target.pool.count_request();
+    }
     // Release the previous attempt's backend before taking the next one.
     ctx.lease = None;
     // The first attempt prefers the backend `on_request` hooks were shown; `max_connections`
@@ -42,7 +45,7 @@ async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     let preferred = ctx.first_pick.take();
     let wait = target.options.connect_timeout;
     let (index, lease) =
-        match concurrency::select(&target.pool, ctx.client_ip, &ctx.tried, preferred, wait).await {
+        match concurrency::select(&target.pool, ctx.affinity, &ctx.tried, preferred, wait).await {
             Pick::Got(index, lease) => (index, lease),
             Pick::NoBackend => {
                 return Error::e_explain(NO_HEALTHY_BACKEND, format!("pool {}", target.pool.name))

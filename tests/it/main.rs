@@ -20,6 +20,7 @@ mod hooks;
 mod lifecycle;
 mod metrics;
 mod policy;
+mod resilience;
 mod retries;
 mod routing;
 mod startup;

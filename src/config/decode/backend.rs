@@ -8,12 +8,14 @@ use crate::config::model::{BackendConfig, HealthCheck, HealthKind, Scheme, Strat
 use crate::config::units::fmt_duration;
 use crate::config::yaml::{Node, Value};
 
-const STRATEGIES: [Strategy; 5] = [
+const STRATEGIES: [Strategy; 7] = [
     Strategy::RoundRobin,
     Strategy::WeightedRoundRobin,
     Strategy::LeastConnections,
     Strategy::IpHash,
     Strategy::Random,
+    Strategy::ConsistentHash,
+    Strategy::LeastLatency,
 ];
 
 pub(super) fn strategy(e: &mut Errors, node: &Node, path: &str) -> Option<Strategy> {

@@ -1,13 +1,14 @@
 //! `domains`: host patterns, the domain's pool and what its unmatched requests get.
 
 use super::answer;
-use super::backend::{backends, health_check, is_hostname, strategy};
+use super::backend::{backends, is_hostname};
 use super::fields::{item_path, list, string, Errors, Fields};
 use super::handling;
 use super::options;
+use super::pool;
 use super::route::{routes, Parent};
 use crate::config::keys::Section;
-use crate::config::model::{Action, CacheSettings, Domain, HostPattern, PoolConfig, Pos, Strategy};
+use crate::config::model::{Action, CacheSettings, Domain, HostPattern, PoolConfig, Pos};
 use crate::config::yaml::Node;
 
 /// State shared across all domains of the file.
@@ -57,25 +58,18 @@ fn domain(
         .first()
         .map(|(_, text)| text.clone())
         .unwrap_or_default();
-    let strategy = f
-        .get("load_balancer")
-        .and_then(|n| strategy(e, n, &f.path("load_balancer")))
-        .unwrap_or(Strategy::RoundRobin);
+    let policy = pool::policy(e, &f, None);
     let backend_list = f
         .get("backends")
         .map(|n| backends(e, n, &f.path("backends")));
-    let health = f
-        .get("health_check")
-        .and_then(|n| health_check(e, n, &f.path("health_check")));
     let proxy_options = options::read(e, &f).apply(&options::defaults());
-    let answer = answer::answer(e, &f, &["backends", "load_balancer", "health_check"]);
+    let answer = answer::answer(e, &f, pool::KEYS);
 
     let pool = backend_list.map(|backends| {
         pools.push(PoolConfig {
             name: name.clone(),
-            strategy,
             backends,
-            health_check: health.clone(),
+            policy: policy.clone(),
         });
         pools.len() - 1
     });
@@ -91,8 +85,7 @@ fn domain(
     let parent = Parent {
         name: &name,
         pool,
-        strategy,
-        health: health.as_ref(),
+        policy: &policy,
         options: &proxy_options,
         handling: &handling,
         global_cache,

@@ -12,6 +12,7 @@ mod handling;
 mod headers;
 mod limits;
 mod options;
+mod pool;
 mod route;
 mod server;
 

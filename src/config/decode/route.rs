@@ -1,14 +1,15 @@
 //! `routes` of a domain: inheritance from the domain and pool sharing.
 
 use super::answer;
-use super::backend::{backends, health_check, strategy};
+use super::backend::backends;
 use super::cache;
 use super::fields::{item_path, list, Errors, Fields};
 use super::handling;
 use super::options;
+use super::pool;
 use crate::config::keys::Section;
 use crate::config::model::{
-    Action, CacheSettings, Handling, HealthCheck, PoolConfig, Pos, ProxyOptions, Route, Strategy,
+    Action, CacheSettings, Handling, PoolConfig, PoolPolicy, Pos, ProxyOptions, Route,
 };
 use crate::config::yaml::Node;
 
@@ -18,8 +19,7 @@ pub(super) struct Parent<'a> {
     pub name: &'a str,
     /// `None` when the domain has no `backends`.
     pub pool: Option<usize>,
-    pub strategy: Strategy,
-    pub health: Option<&'a HealthCheck>,
+    pub policy: &'a PoolPolicy,
     pub options: &'a ProxyOptions,
     pub handling: &'a Handling,
     pub global_cache: Option<&'a CacheSettings>,
@@ -69,19 +69,12 @@ fn route(
             None => prefixes.push((prefix.clone(), at.pos)),
         }
     }
-    let answer = answer::answer(e, &f, &["backends", "load_balancer", "health_check"]);
+    let answer = answer::answer(e, &f, pool::KEYS);
     let own_backends = f
         .get("backends")
         .map(|n| backends(e, n, &f.path("backends")));
-    let own_strategy = f
-        .get("load_balancer")
-        .and_then(|n| strategy(e, n, &f.path("load_balancer")));
-    let own_health = f
-        .get("health_check")
-        .and_then(|n| health_check(e, n, &f.path("health_check")));
+    let policy = pool::policy(e, &f, Some(parent.policy));
     let proxy_options = options::read(e, &f).apply(parent.options);
-    let strategy = own_strategy.unwrap_or(parent.strategy);
-    let health = own_health.or_else(|| parent.health.cloned());
     let pool_name = format!("{}{}", parent.name, prefix.as_deref().unwrap_or_default());
     let action = if let Some(answer) = answer {
         answer
@@ -91,18 +84,17 @@ fn route(
     } else if let Some(backends) = own_backends {
         pools.push(PoolConfig {
             name: pool_name,
-            strategy,
             backends,
-            health_check: health,
+            policy,
         });
         Action::Proxy {
             pool: pools.len() - 1,
             options: proxy_options,
         }
     } else if let Some(shared) = parent.pool {
-        // Same backends, strategy and checks: share the domain's pool and so its health
-        // state and balancing counters. Anything different needs a pool of its own.
-        let pool = if strategy == parent.strategy && health.as_ref() == parent.health {
+        // Same backends and policy: share the domain's pool and so its health state and
+        // balancing counters. Anything different needs a pool of its own.
+        let pool = if &policy == parent.policy {
             shared
         } else {
             let backends = pools
@@ -111,9 +103,8 @@ fn route(
                 .unwrap_or_default();
             pools.push(PoolConfig {
                 name: pool_name,
-                strategy,
                 backends,
-                health_check: health,
+                policy,
             });
             pools.len() - 1
         };

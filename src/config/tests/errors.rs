@@ -303,7 +303,7 @@ domains:
             "t.yaml:2:12: server.threads: threads must be between 1 and 1024, found 0",
             "t.yaml:5:8: admin.token: required when admin.addr is not a loopback address",
             r#"t.yaml:7:20: domains[0].hosts[1]: a host cannot have a port (hosts match on the name only), found "a.com:8080""#,
-            r#"t.yaml:8:20: domains[0].load_balancer: unknown value "fastest", expected one of: round_robin, weighted_round_robin, least_connections, ip_hash, random"#,
+            r#"t.yaml:8:20: domains[0].load_balancer: unknown value "fastest", expected one of: round_robin, weighted_round_robin, least_connections, ip_hash, random, consistent_hash, least_latency"#,
             "t.yaml:10:48: domains[0].backends[0].weight: weight must be between 1 and 100, found 0",
             "t.yaml:11:38: domains[0].health_check.path: path is only used with type: http",
             "t.yaml:11:70: domains[0].health_check.timeout: timeout (2s) must not be longer than interval (1s)",
@@ -427,6 +427,41 @@ domains:
             r#"t.yaml:6:27: domains[0].health_check.type: unknown value "udp", expected one of: http, tcp"#,
             r#"t.yaml:6:38: domains[0].health_check.path: path must start with /, found "health""#,
             "t.yaml:6:56: domains[0].health_check.interval: timeout (2s) must not be longer than interval (1s)",
+        ]
+    );
+}
+
+#[test]
+fn resilience_keys() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    load_balancer: round_robin
+    passive_health: { consecutive_failures: 0, ejection_time: 1m, max_ejection_time: 10s, max_ejected_percent: 101 }
+    hash_key: { header: X-User }
+    sticky: { cookie: \"bad name\", same_site: sometimes }
+    retry_budget: { percent: -1 }
+  - hosts: [b.com]
+    backends: [http://127.0.0.1:3000]
+    load_balancer: consistent_hash
+    hash_key: { header: X-User, cookie: sid }
+    passive_health: maybe
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:7:45: domains[0].passive_health.consecutive_failures: consecutive_failures must be between 1 and 1000, found 0",
+            "t.yaml:7:86: domains[0].passive_health.max_ejection_time: max_ejection_time must not be shorter than ejection_time",
+            "t.yaml:7:112: domains[0].passive_health.max_ejected_percent: max_ejected_percent must be between 0 and 100, found 101",
+            "t.yaml:8:15: domains[0].hash_key: hash_key is only used with load_balancer: consistent_hash",
+            r#"t.yaml:9:23: domains[0].sticky.cookie: expected a cookie name, found "bad name""#,
+            r#"t.yaml:9:46: domains[0].sticky.same_site: unknown value "sometimes", expected one of: lax, strict, none"#,
+            "t.yaml:10:30: domains[0].retry_budget.percent: percent must be between 0 and 1000, found -1",
+            "t.yaml:14:15: domains[1].hash_key: hash_key needs exactly one of: header, cookie, query, path: true, client_ip: true",
+            r#"t.yaml:15:21: domains[1].passive_health: expected true or false, found "maybe""#,
         ]
     );
 }

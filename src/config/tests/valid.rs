@@ -163,8 +163,8 @@ fn design_example_decodes_to_the_model() {
     };
     let main = &c.pools[0];
     assert_eq!(main.name, "api.example.com");
-    assert_eq!(main.strategy, Strategy::WeightedRoundRobin);
-    assert_eq!(main.health_check.as_ref(), Some(&health));
+    assert_eq!(main.policy.strategy, Strategy::WeightedRoundRobin);
+    assert_eq!(main.policy.health_check.as_ref(), Some(&health));
     assert_eq!(
         main.backends[0],
         BackendConfig {
@@ -182,8 +182,8 @@ fn design_example_decodes_to_the_model() {
     assert_eq!(main.backends[1].path, "domains[0].backends[1].addr");
     let auth = &c.pools[1];
     assert_eq!(auth.name, "api.example.com/auth/");
-    assert_eq!(auth.strategy, Strategy::WeightedRoundRobin);
-    assert_eq!(auth.health_check.as_ref(), Some(&health));
+    assert_eq!(auth.policy.strategy, Strategy::WeightedRoundRobin);
+    assert_eq!(auth.policy.health_check.as_ref(), Some(&health));
     assert_eq!(auth.backends.len(), 1);
     assert_eq!(auth.backends[0].port, 4000);
 
@@ -304,8 +304,8 @@ fn defaults_fill_a_minimal_file() {
         }
     );
     assert!(matches!(d.handling.cache, DomainCache::Off));
-    assert_eq!(c.pools[0].strategy, Strategy::RoundRobin);
-    assert_eq!(c.pools[0].health_check, None);
+    assert_eq!(c.pools[0].policy.strategy, Strategy::RoundRobin);
+    assert_eq!(c.pools[0].policy.health_check, None);
     assert_eq!(c.pools[0].backends[0].path, "domains[0].backends[0]");
 }
 
@@ -412,11 +412,11 @@ fn routes_inherit_and_share_pools() {
         ]
     );
     let shop = &c.pools[0];
-    assert_eq!(shop.strategy, Strategy::LeastConnections);
+    assert_eq!(shop.policy.strategy, Strategy::LeastConnections);
     assert_eq!(shop.backends[1].host, "::1");
     assert_eq!(shop.backends[1].scheme, Scheme::Https);
     assert_eq!(shop.backends[1].weight, 5);
-    let health = shop.health_check.clone().unwrap();
+    let health = shop.policy.health_check.clone().unwrap();
     assert_eq!(health.kind, HealthKind::Http { path: "/up".into() });
     assert_eq!((health.interval, health.timeout), (secs(5), secs(2)));
     assert_eq!((health.fail_threshold, health.success_threshold), (3, 2));
@@ -451,9 +451,9 @@ fn routes_inherit_and_share_pools() {
 
     // A different strategy: same backends, new pool.
     assert_eq!(pool_of(2), 1);
-    assert_eq!(c.pools[1].strategy, Strategy::Random);
+    assert_eq!(c.pools[1].policy.strategy, Strategy::Random);
     assert_eq!(c.pools[1].backends, shop.backends);
-    assert_eq!(c.pools[1].health_check, shop.health_check);
+    assert_eq!(c.pools[1].policy.health_check, shop.policy.health_check);
     let o = options_of(2);
     assert!(o.preserve_host);
     assert_eq!(o.host_header, None);
@@ -461,8 +461,8 @@ fn routes_inherit_and_share_pools() {
     // Own backends: own pool with the domain's strategy and checks.
     assert_eq!(pool_of(3), 2);
     let own = &c.pools[2];
-    assert_eq!(own.strategy, Strategy::LeastConnections);
-    assert_eq!(own.health_check, shop.health_check);
+    assert_eq!(own.policy.strategy, Strategy::LeastConnections);
+    assert_eq!(own.policy.health_check, shop.policy.health_check);
     assert_eq!(own.backends[0].scheme, Scheme::H2c);
     assert_eq!(own.backends[0].port, 50051);
     let o = options_of(3);
@@ -512,8 +512,8 @@ fn routes_inherit_and_share_pools() {
         panic!("{:?}", d.routes[1].handling.action)
     };
     assert_eq!(options.read_timeout, secs(7));
-    assert_eq!(c.pools[3].strategy, Strategy::RoundRobin);
-    assert_eq!(c.pools[3].health_check, None);
+    assert_eq!(c.pools[3].policy.strategy, Strategy::RoundRobin);
+    assert_eq!(c.pools[3].policy.health_check, None);
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub struct Behaviour {
     healthy: bool,
     health_path: String,
     drop_requests: bool,
+    drop_reused: bool,
     responder: Option<Responder>,
 }
 
@@ -79,6 +80,7 @@ impl Default for Behaviour {
             healthy: true,
             health_path: "/health".to_string(),
             drop_requests: false,
+            drop_reused: false,
             responder: None,
         }
     }
@@ -127,6 +129,15 @@ impl Behaviour {
         self.drop_requests = true;
         self
     }
+
+    /// Answer the first request on each connection and keep it alive, but close the
+    /// connection without a byte on any later request: what a client sees when it reuses a
+    /// pooled connection the server had already given up on. Such requests are counted by
+    /// [`Origin::stale_drops`], not as hits.
+    pub fn drop_reused(mut self) -> Self {
+        self.drop_reused = true;
+        self
+    }
 }
 
 /// One request as the origin received it.
@@ -163,6 +174,8 @@ struct Shared {
     healthy: AtomicBool,
     echo: AtomicBool,
     drop_requests: AtomicBool,
+    drop_reused: bool,
+    stale_drops: AtomicUsize,
     delay_ms: AtomicU64,
     status: AtomicU16,
     hits: AtomicUsize,
@@ -203,6 +216,8 @@ impl Origin {
             healthy: AtomicBool::new(behaviour.healthy),
             echo: AtomicBool::new(behaviour.echo),
             drop_requests: AtomicBool::new(behaviour.drop_requests),
+            drop_reused: behaviour.drop_reused,
+            stale_drops: AtomicUsize::new(0),
             delay_ms: AtomicU64::new(behaviour.delay.as_millis() as u64),
             status: AtomicU16::new(behaviour.status),
             hits: AtomicUsize::new(0),
@@ -263,6 +278,11 @@ impl Origin {
 
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Requests dropped by [`Behaviour::drop_reused`].
+    pub fn stale_drops(&self) -> usize {
+        self.shared.stale_drops.load(Ordering::SeqCst)
     }
 
     pub fn set_drop_requests(&self, drop: bool) {
@@ -454,10 +474,12 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()>
     stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
+    let mut answered_here = 0usize;
     loop {
         let Some(head) = read_head(&mut reader)? else {
             return Ok(());
         };
+        answered_here += 1;
         let mut parts = head.start.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
@@ -495,6 +517,11 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()>
                 (503, b"unhealthy\n".to_vec())
             }
         } else {
+            if shared.drop_reused && answered_here > 1 {
+                shared.stale_drops.fetch_add(1, Ordering::SeqCst);
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
             shared.hits.fetch_add(1, Ordering::SeqCst);
             let this = Seen {
                 method: method.clone(),

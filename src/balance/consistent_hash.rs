@@ -1,7 +1,8 @@
-//! Client-IP affinity by consistent hashing.
+//! Affinity by consistent hashing (`consistent_hash` on a `hash_key`, and `ip_hash`, which
+//! hashes the client address).
 //!
-//! Each backend owns `POINTS_PER_WEIGHT * weight` points on a 64-bit ring; a client goes to the
-//! owner of the first point at or after the hash of its address. Point positions depend only on
+//! Each backend owns `POINTS_PER_WEIGHT * weight` points on a 64-bit ring; a request goes to the
+//! owner of the first point at or after the hash of its key. Point positions depend only on
 //! the backend's identity (scheme, host, port), never on its index or on the other backends, so:
 //! - removing a backend from the list moves only the clients that were on it;
 //! - a backend that is down (or already tried) passes its clients to the next point, which
@@ -31,15 +32,15 @@ pub(crate) const POINTS_PER_WEIGHT: u32 = 512;
 const INDEX_BITS: u32 = 16;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
-pub(crate) struct IpHash {
+pub(crate) struct ConsistentHash {
     ring: Vec<u64>,
     /// The length of the list the ring was built from; ring indices mean nothing for another.
     built_for: usize,
-    /// For requests with no client address (e.g. a Unix-socket listener).
+    /// For requests without the key (no such header, no client address on a Unix socket).
     fallback: RoundRobin,
 }
 
-impl IpHash {
+impl ConsistentHash {
     pub(crate) fn new(backends: &[Arc<Backend>]) -> Self {
         let total: usize = backends
             .iter()
@@ -65,7 +66,7 @@ impl IpHash {
         // Positions that collide in their high bits are ordered by index, the same way on every
         // build.
         ring.sort_unstable();
-        IpHash {
+        ConsistentHash {
             ring,
             built_for: backends.len(),
             fallback: RoundRobin::new(),
@@ -73,34 +74,34 @@ impl IpHash {
     }
 }
 
-impl fmt::Debug for IpHash {
+impl fmt::Debug for ConsistentHash {
     // The ring has thousands of points; its size is what is worth seeing.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IpHash")
+        f.debug_struct("ConsistentHash")
             .field("points", &self.ring.len())
             .field("built_for", &self.built_for)
             .finish_non_exhaustive()
     }
 }
 
-impl Balancer for IpHash {
+impl Balancer for ConsistentHash {
     fn pick(
         &self,
         backends: &[Arc<Backend>],
-        client: Option<IpAddr>,
+        key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let Some(ip) = client else {
-            return self.fallback.pick(backends, client, skip);
+        let Some(key) = key else {
+            return self.fallback.pick(backends, key, skip);
         };
         if self.ring.is_empty() || self.built_for != backends.len() {
-            return self.fallback.pick(backends, client, skip);
+            return self.fallback.pick(backends, Some(key), skip);
         }
         let len = self.ring.len();
         // Compare positions only: with the index bits cleared here, which side of a point a
-        // client falls on cannot depend on the backend's index, which shifts when another
+        // key falls on cannot depend on the backend's index, which shifts when another
         // backend is removed from the list.
-        let h = hash_ip(ip) & !INDEX_MASK;
+        let h = key & !INDEX_MASK;
         let start = self.ring.partition_point(|&p| p < h) % len;
         let first = (self.ring[start] & INDEX_MASK) as usize;
         if is_candidate(backends, first, skip) {
@@ -139,13 +140,20 @@ fn mix(mut h: u64) -> u64 {
     h
 }
 
-fn hash_ip(ip: IpAddr) -> u64 {
+/// The ring position of a client address.
+/// (Public for benches/balance.rs.)
+pub fn hash_ip(ip: IpAddr) -> u64 {
     // An IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) is the same client.
     let h = match ip.to_canonical() {
         IpAddr::V4(v4) => fnv1a(FNV_OFFSET, &v4.octets()),
         IpAddr::V6(v6) => fnv1a(FNV_OFFSET, &v6.octets()),
     };
     mix(h)
+}
+
+/// The ring position of any other key (a header's or cookie's value, a path).
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    mix(fnv1a(FNV_OFFSET, bytes))
 }
 
 fn identity_hash(b: &Backend, dup: u32) -> u64 {
@@ -189,8 +197,8 @@ mod tests {
             .collect()
     }
 
-    fn pick(h: &IpHash, b: &[Arc<Backend>], ip: IpAddr) -> usize {
-        h.pick(b, Some(ip), &no_skip).unwrap()
+    fn pick(h: &ConsistentHash, b: &[Arc<Backend>], ip: IpAddr) -> usize {
+        h.pick(b, Some(hash_ip(ip)), &no_skip).unwrap()
     }
 
     #[test]
@@ -216,7 +224,7 @@ mod tests {
     #[test]
     fn same_ip_same_backend() {
         let b = backends(&[1, 1, 1, 1]);
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         for ip in random_ips(50, 1)
             .into_iter()
             .chain(["2001:db8::7".parse().unwrap()])
@@ -226,7 +234,7 @@ mod tests {
                 assert_eq!(pick(&h, &b, ip), first);
             }
             // A ring built again (another worker, a restart) agrees.
-            assert_eq!(pick(&IpHash::new(&b), &b, ip), first);
+            assert_eq!(pick(&ConsistentHash::new(&b), &b, ip), first);
         }
         let v4: IpAddr = Ipv4Addr::new(198, 51, 100, 9).into();
         let mapped: IpAddr = Ipv4Addr::new(198, 51, 100, 9).to_ipv6_mapped().into();
@@ -236,7 +244,7 @@ mod tests {
     #[test]
     fn spread_within_15_percent() {
         let b = backends(&[1, 1, 1, 1]);
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         let mut c = [0usize; 4];
         for ip in random_ips(10_000, 2) {
             c[pick(&h, &b, ip)] += 1;
@@ -249,7 +257,7 @@ mod tests {
     #[test]
     fn weighted_spread() {
         let b = backends(&[1, 2, 3]);
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         let mut c = [0usize; 3];
         for ip in random_ips(12_000, 3) {
             c[pick(&h, &b, ip)] += 1;
@@ -262,7 +270,7 @@ mod tests {
     #[test]
     fn removing_a_backend_moves_only_its_clients() {
         let b = backends(&[1, 1, 1, 1]);
-        let before = IpHash::new(&b);
+        let before = ConsistentHash::new(&b);
         let removed = 2;
         let rest: Vec<_> = b
             .iter()
@@ -270,7 +278,7 @@ mod tests {
             .filter(|&(i, _)| i != removed)
             .map(|(_, x)| Arc::clone(x))
             .collect();
-        let after = IpHash::new(&rest);
+        let after = ConsistentHash::new(&rest);
         let mut moved = [0usize; 4];
         for ip in random_ips(10_000, 4) {
             let old = &b[pick(&before, &b, ip)];
@@ -290,11 +298,36 @@ mod tests {
         }
     }
 
+    /// `consistent_hash` on a header value: removing one of 4 backends moves only its keys,
+    /// about a quarter of them.
+    #[test]
+    fn removing_a_backend_moves_only_its_keys() {
+        let b = backends(&[1, 1, 1, 1]);
+        let before = ConsistentHash::new(&b);
+        let rest: Vec<_> = b.iter().skip(1).cloned().collect();
+        let after = ConsistentHash::new(&rest);
+        let mut moved = 0;
+        for user in 0..10_000u32 {
+            let key = Some(hash_bytes(format!("user-{user}").as_bytes()));
+            let old = before.pick(&b, key, &no_skip).unwrap();
+            let new = after.pick(&rest, key, &no_skip).unwrap();
+            if old == 0 {
+                moved += 1;
+            } else {
+                assert_eq!(old, new + 1, "user-{user} moved off a surviving backend");
+            }
+        }
+        assert!(
+            (2_000..3_000).contains(&moved),
+            "{moved} of 10000 keys moved"
+        );
+    }
+
     #[test]
     fn adding_a_backend_takes_clients_only_for_itself() {
         let b = backends(&[1, 1, 1, 1]);
-        let before = IpHash::new(&b[..3]);
-        let after = IpHash::new(&b);
+        let before = ConsistentHash::new(&b[..3]);
+        let after = ConsistentHash::new(&b);
         for ip in random_ips(5_000, 5) {
             let old = pick(&before, &b[..3], ip);
             let new = pick(&after, &b, ip);
@@ -305,7 +338,7 @@ mod tests {
     #[test]
     fn down_backend_moves_only_its_clients_and_they_return() {
         let b = backends(&[1, 1, 1, 1]);
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         let ips = random_ips(10_000, 6);
         let before: Vec<usize> = ips.iter().map(|&ip| pick(&h, &b, ip)).collect();
         b[1].set_healthy(false);
@@ -325,30 +358,30 @@ mod tests {
     #[test]
     fn retry_goes_to_the_next_backend_on_the_ring() {
         let b = backends(&[1, 1, 1]);
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         for ip in random_ips(200, 7) {
             let first = pick(&h, &b, ip);
-            let second = h.pick(&b, Some(ip), &|i| i == first).unwrap();
+            let second = h.pick(&b, Some(hash_ip(ip)), &|i| i == first).unwrap();
             assert_ne!(second, first);
             // Deterministic, like the first choice.
-            assert_eq!(h.pick(&b, Some(ip), &|i| i == first), Some(second));
-            let third = h.pick(&b, Some(ip), &|i| i == first || i == second);
+            assert_eq!(h.pick(&b, Some(hash_ip(ip)), &|i| i == first), Some(second));
+            let third = h.pick(&b, Some(hash_ip(ip)), &|i| i == first || i == second);
             assert_eq!(third, Some(3 - first - second));
-            assert_eq!(h.pick(&b, Some(ip), &|_| true), None);
+            assert_eq!(h.pick(&b, Some(hash_ip(ip)), &|_| true), None);
         }
     }
 
     #[test]
     fn no_client_address_falls_back_to_round_robin() {
         let b = backends(&[1, 3, 1]);
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         assert_eq!(counts(&h, &b, 300), vec![100, 100, 100]);
     }
 
     #[test]
     fn duplicate_targets_both_get_clients() {
         let b = vec![backend(0, 1), backend(0, 1), backend(1, 1)];
-        let h = IpHash::new(&b);
+        let h = ConsistentHash::new(&b);
         let mut c = [0usize; 3];
         for ip in random_ips(3_000, 8) {
             c[pick(&h, &b, ip)] += 1;
@@ -359,12 +392,12 @@ mod tests {
     #[test]
     fn stale_ring_does_not_panic() {
         let b = backends(&[1, 1, 1]);
-        let h = IpHash::new(&b[..1]);
+        let h = ConsistentHash::new(&b[..1]);
         let ip = Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        assert!(h.pick(&b, ip, &no_skip).is_some());
-        assert_eq!(h.pick(&b[..0], ip, &no_skip), None);
-        let empty = IpHash::new(&[]);
-        assert_eq!(empty.pick(&b[..0], ip, &no_skip), None);
-        assert!(empty.pick(&b, ip, &no_skip).is_some());
+        assert!(h.pick(&b, ip.map(hash_ip), &no_skip).is_some());
+        assert_eq!(h.pick(&b[..0], ip.map(hash_ip), &no_skip), None);
+        let empty = ConsistentHash::new(&[]);
+        assert_eq!(empty.pick(&b[..0], ip.map(hash_ip), &no_skip), None);
+        assert!(empty.pick(&b, ip.map(hash_ip), &no_skip).is_some());
     }
 }
