@@ -1,20 +1,30 @@
-//! A WebSocket echo origin and client, enough of RFC 6455 for tests: the opening handshake
-//! (with `Sec-WebSocket-Accept` computed from SHA-1 and base64), unfragmented frames, client
-//! masking, ping/pong and close.
+//! A WebSocket echo origin and client for tests, on the `tungstenite` crate's blocking API over
+//! `std::net::TcpStream`: it does the opening handshakes (and checks `Sec-WebSocket-Accept`),
+//! framing, client masking, ping/pong and the closing handshake.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::client::{read_head, Response};
+use tungstenite::handshake::client::Request;
+use tungstenite::handshake::server;
+use tungstenite::http::{HeaderMap, HeaderValue};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{HandshakeError, Message, WebSocket};
 
-/// Header fields as received, in order.
+use super::client::Response;
+
+/// Header fields as received, in order (names in lower case).
 pub type Fields = Vec<(String, String)>;
 
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/// The sample `Sec-WebSocket-Key` of RFC 6455 §1.3, sent by every [`WsClient`] so tests can
+/// check the `Sec-WebSocket-Accept` that comes back.
+pub const CLIENT_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
 pub const TEXT: u8 = 0x1;
 pub const BINARY: u8 = 0x2;
 pub const CLOSE: u8 = 0x8;
@@ -23,11 +33,11 @@ pub const PONG: u8 = 0xA;
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
 pub fn accept_key(key: &str) -> String {
-    let digest = openssl::sha::sha1(format!("{key}{GUID}").as_bytes());
-    openssl::base64::encode_block(&digest)
+    tungstenite::handshake::derive_accept_key(key.as_bytes())
 }
 
-/// One frame (never fragmented here).
+/// One received message, as its opcode and payload (a close frame's payload is its code and
+/// reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub opcode: u8,
@@ -38,68 +48,80 @@ impl Frame {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.payload).into_owned()
     }
+
+    fn from_message(message: Message) -> Frame {
+        let (opcode, payload) = match message {
+            Message::Text(text) => (TEXT, text.into_bytes()),
+            Message::Binary(data) => (BINARY, data),
+            Message::Ping(data) => (PING, data),
+            Message::Pong(data) => (PONG, data),
+            Message::Close(frame) => (
+                CLOSE,
+                frame.map_or_else(Vec::new, |f| {
+                    let mut payload = u16::from(f.code).to_be_bytes().to_vec();
+                    payload.extend_from_slice(f.reason.as_bytes());
+                    payload
+                }),
+            ),
+            // Only produced when reading raw frames, which this client never does.
+            Message::Frame(frame) => (frame.header().opcode.into(), frame.into_data()),
+        };
+        Frame { opcode, payload }
+    }
 }
 
-/// Encodes a final frame; clients must pass a mask, servers must not.
-pub fn encode(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n < 65536 => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
+/// The message for `opcode` with `payload` (a close payload is a code and a reason).
+fn message(opcode: u8, payload: &[u8]) -> io::Result<Message> {
+    Ok(match opcode {
+        TEXT => Message::Text(
+            String::from_utf8(payload.to_vec())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        BINARY => Message::Binary(payload.to_vec()),
+        PING => Message::Ping(payload.to_vec()),
+        PONG => Message::Pong(payload.to_vec()),
+        CLOSE => Message::Close(match payload {
+            [] => None,
+            [hi, lo, reason @ ..] => Some(CloseFrame {
+                code: CloseCode::from(u16::from_be_bytes([*hi, *lo])),
+                reason: String::from_utf8_lossy(reason).into_owned().into(),
+            }),
+            [_] => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a close payload starts with a two-byte code",
+                ))
+            }
+        }),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no message for opcode {other:#x}"),
+            ))
         }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
+    })
 }
 
-/// Reads one frame, unmasking it if masked.
-pub fn decode<R: Read>(r: &mut R) -> io::Result<Frame> {
-    let mut head = [0u8; 2];
-    r.read_exact(&mut head)?;
-    let opcode = head[0] & 0x0F;
-    let masked = head[1] & 0x80 != 0;
-    let len = match head[1] & 0x7F {
-        126 => {
-            let mut b = [0u8; 2];
-            r.read_exact(&mut b)?;
-            u16::from_be_bytes(b) as usize
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            r.read_exact(&mut b)?;
-            u64::from_be_bytes(b) as usize
-        }
-        n => n as usize,
-    };
-    let mut key = [0u8; 4];
-    if masked {
-        r.read_exact(&mut key)?;
+/// A tungstenite error as an I/O error (the I/O error itself where there is one).
+fn io_error(e: tungstenite::Error) -> io::Error {
+    match e {
+        tungstenite::Error::Io(e) => e,
+        e => io::Error::other(e),
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)?;
-    if masked {
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= key[i % 4];
-        }
-    }
-    Ok(Frame { opcode, payload })
+}
+
+fn fields(headers: &HeaderMap) -> Fields {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_string(), v)
+        })
+        .collect()
 }
 
 /// An echo server: answers the handshake with 101 (plus `X-Origin: NAME`), then echoes text
-/// and binary frames, answers pings, and closes on close. Other requests get 400.
+/// and binary messages, answers pings, and closes on close. Other requests get 400.
 pub struct WsOrigin {
     addr: SocketAddr,
     name: String,
@@ -171,6 +193,28 @@ impl Drop for WsOrigin {
     }
 }
 
+/// Records a handshake the origin accepts and adds `X-Origin` to its 101.
+struct Handshake<'a> {
+    name: &'a str,
+    upgrades: &'a AtomicUsize,
+    seen: &'a Mutex<Vec<Fields>>,
+}
+
+impl server::Callback for Handshake<'_> {
+    fn on_request(
+        self,
+        request: &server::Request,
+        mut response: server::Response,
+    ) -> Result<server::Response, server::ErrorResponse> {
+        self.seen.lock().unwrap().push(fields(request.headers()));
+        self.upgrades.fetch_add(1, Ordering::SeqCst);
+        if let Ok(v) = HeaderValue::from_str(self.name) {
+            response.headers_mut().insert("x-origin", v);
+        }
+        Ok(response)
+    }
+}
+
 fn serve(
     stream: TcpStream,
     name: &str,
@@ -178,54 +222,45 @@ fn serve(
     seen: &Mutex<Vec<Fields>>,
 ) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let Some(head) = read_head(&mut reader)? else {
-        return Ok(());
+    // tungstenite writes nothing when it refuses a request; the 400 goes out on this clone.
+    let mut refusal = stream.try_clone()?;
+    let on_request = Handshake {
+        name,
+        upgrades,
+        seen,
     };
-    let key = head.header("sec-websocket-key").map(str::to_string);
-    let is_ws = head
-        .header("upgrade")
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let Some(key) = key.filter(|_| is_ws) else {
-        writer.write_all(
-            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 12\r\nConnection: close\r\n\r\nnot a ws req",
-        )?;
-        return Ok(());
+    let mut ws = match tungstenite::accept_hdr(stream, on_request) {
+        Ok(ws) => ws,
+        Err(_) => {
+            refusal.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 12\r\nConnection: close\r\n\r\nnot a ws req",
+            )?;
+            return Ok(());
+        }
     };
-    seen.lock().unwrap().push(head.headers.clone());
-    upgrades.fetch_add(1, Ordering::SeqCst);
-    write!(
-        writer,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\nX-Origin: {name}\r\n\r\n",
-        accept_key(&key)
-    )?;
+    // Pings are answered and a close is returned by tungstenite itself (flushed on the next
+    // read, which then reports the connection closed).
     loop {
-        let frame = decode(&mut reader)?;
-        match frame.opcode {
-            TEXT | BINARY => writer.write_all(&encode(frame.opcode, &frame.payload, None))?,
-            PING => writer.write_all(&encode(PONG, &frame.payload, None))?,
-            CLOSE => {
-                writer.write_all(&encode(CLOSE, &frame.payload, None))?;
-                return Ok(());
-            }
-            _ => {}
+        if let m @ (Message::Text(_) | Message::Binary(_)) = ws.read().map_err(io_error)? {
+            ws.send(m).map_err(io_error)?;
         }
     }
 }
 
 /// A client connection after a handshake.
 pub struct WsClient {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// `None` when the handshake was refused.
+    ws: Option<WebSocket<TcpStream>>,
+    /// The socket, for timeouts whatever became of the handshake.
+    stream: TcpStream,
     /// The handshake's response (101, or whatever refused it).
     pub response: Response,
 }
 
 impl WsClient {
-    /// Sends the opening handshake for `path` on `Host: host` with `extra` headers and reads
-    /// the response head. Returns the client whatever the status; check `response.status`.
+    /// Sends the opening handshake for `path` on `Host: host` with `extra` headers (and the key
+    /// [`CLIENT_KEY`]) and reads the response head. Returns the client whatever the status;
+    /// check `response.status`. A 101 must carry the right `Sec-WebSocket-Accept`.
     pub fn connect(
         addr: SocketAddr,
         host: &str,
@@ -235,49 +270,78 @@ impl WsClient {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
-        let mut writer = stream.try_clone()?;
-        let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        );
+        // tungstenite wants a `ws:` URI; only its path goes out (`Host` is the header below).
+        let mut request = Request::builder()
+            .uri(format!("ws://{addr}{path}"))
+            .header("Host", host)
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
+            .header("Sec-WebSocket-Key", CLIENT_KEY)
+            .header("Sec-WebSocket-Version", "13");
         for (k, v) in extra {
-            request.push_str(&format!("{k}: {v}\r\n"));
+            request = request.header(*k, *v);
         }
-        request.push_str("\r\n");
-        writer.write_all(request.as_bytes())?;
-        let mut reader = BufReader::new(stream);
-        // A 101 has no body; anything else is read whole.
-        let head = read_head(&mut reader)?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a response")
-        })?;
-        let status: u16 = head
-            .start
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = if status == 101 {
-            Vec::new()
-        } else {
-            let len = head.content_length()?.unwrap_or(0);
-            super::client::read_len(&mut reader, len)?
-        };
-        let response = Response {
-            status,
-            reason: String::new(),
-            headers: head.headers,
-            body,
-        };
-        Ok(WsClient {
-            reader,
-            writer,
-            response,
+        let request = request
+            .body(())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let handle = stream.try_clone()?;
+        match tungstenite::client(request, stream) {
+            Ok((ws, response)) => Ok(WsClient {
+                ws: Some(ws),
+                stream: handle,
+                response: Response {
+                    status: response.status().as_u16(),
+                    reason: String::new(),
+                    headers: fields(response.headers()),
+                    body: Vec::new(),
+                },
+            }),
+            // Not a 101: the body is what came after the head, plus the rest of a
+            // Content-Length body.
+            Err(HandshakeError::Failure(tungstenite::Error::Http(refused))) => {
+                let mut response = Response {
+                    status: refused.status().as_u16(),
+                    reason: String::new(),
+                    headers: fields(refused.headers()),
+                    body: refused.body().clone().unwrap_or_default(),
+                };
+                let len = response
+                    .header("content-length")
+                    .map(|v| v.trim().parse::<usize>());
+                if let Some(len) = len {
+                    let len = len.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    let mut rest = vec![0; len.saturating_sub(response.body.len())];
+                    (&handle).read_exact(&mut rest)?;
+                    response.body.extend_from_slice(&rest);
+                }
+                Ok(WsClient {
+                    ws: None,
+                    stream: handle,
+                    response,
+                })
+            }
+            Err(HandshakeError::Failure(e)) => Err(io_error(e)),
+            // A blocking socket only "would block" when its read timeout expires.
+            Err(HandshakeError::Interrupted(_)) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out waiting for the handshake's response",
+            )),
+        }
+    }
+
+    fn ws(&mut self) -> io::Result<&mut WebSocket<TcpStream>> {
+        let status = self.response.status;
+        self.ws.as_mut().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("the handshake was refused with {status}"),
+            )
         })
     }
 
     pub fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
-        let mask: [u8; 4] = rand_mask();
-        self.writer.write_all(&encode(opcode, payload, Some(mask)))
+        let message = message(opcode, payload)?;
+        self.ws()?.send(message).map_err(io_error)
     }
 
     pub fn send_text(&mut self, text: &str) -> io::Result<()> {
@@ -285,7 +349,8 @@ impl WsClient {
     }
 
     pub fn recv(&mut self) -> io::Result<Frame> {
-        decode(&mut self.reader)
+        let message = self.ws()?.read().map_err(io_error)?;
+        Ok(Frame::from_message(message))
     }
 
     /// Sends `text` and returns the echo.
@@ -296,39 +361,6 @@ impl WsClient {
     }
 
     pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        self.writer.set_read_timeout(Some(t))
-    }
-}
-
-fn rand_mask() -> [u8; 4] {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x5a5a_5a5a, |d| d.subsec_nanos());
-    n.to_le_bytes()
-}
-
-#[test]
-fn accept_key_matches_rfc_6455() {
-    assert_eq!(
-        accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    );
-}
-
-#[test]
-fn frames_round_trip() {
-    for len in [0usize, 5, 125, 126, 300, 70_000] {
-        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        for mask in [None, Some([1, 2, 3, 4])] {
-            let bytes = encode(BINARY, &payload, mask);
-            let frame = decode(&mut &bytes[..]).unwrap();
-            assert_eq!(
-                frame,
-                Frame {
-                    opcode: BINARY,
-                    payload: payload.clone()
-                }
-            );
-        }
+        self.stream.set_read_timeout(Some(t))
     }
 }
