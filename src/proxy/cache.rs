@@ -165,7 +165,7 @@ pub(crate) fn response_cacheable(
     let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
     // An `on_response` hook's `cache_for` / `dont_cache` overrides RFC 9111 and the rules;
     // a partial (206) response is never stored whole.
-    match super::hook_calls::cache_decision(ctx) {
+    match ctx.hook.cache {
         Some(CacheDecision::Never) => {
             ctx.cache.refused = Some("hook");
             return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("hook")));
@@ -272,7 +272,8 @@ pub(crate) fn upstream_response(session: &Session, resp: &ResponseHeader, ctx: &
     }
 }
 
-fn served_from_cache(phase: CachePhase) -> bool {
+/// The response comes from storage (fresh, stale or revalidated), not from the backend.
+pub(crate) fn served_from_cache(phase: CachePhase) -> bool {
     matches!(
         phase,
         CachePhase::Hit

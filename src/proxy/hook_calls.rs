@@ -9,7 +9,6 @@
 
 use std::net::SocketAddr;
 
-use pingora::cache::CachePhase;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Error;
@@ -17,8 +16,7 @@ use pingora::Error;
 use super::ctx::Ctx;
 use super::error_class::classify;
 use crate::hooks::{
-    apply_edits, CacheDecision, ErrorEvent, Meta, Reject, Request, RequestKind, Response,
-    ResponseSource,
+    apply_edits, ErrorEvent, Meta, Reject, Request, RequestKind, Response, ResponseSource,
 };
 use crate::snapshot::Snapshot;
 use crate::state::State;
@@ -181,23 +179,13 @@ pub(crate) async fn on_response_filter(
         apply_edits(&edits, resp);
         return;
     }
-    let source = if ctx.upstream_responded && !from_cache(session.cache.phase()) {
-        ResponseSource::Backend
-    } else {
-        ResponseSource::Cache
-    };
+    let source =
+        if ctx.upstream_responded && !super::cache::served_from_cache(session.cache.phase()) {
+            ResponseSource::Backend
+        } else {
+            ResponseSource::Cache
+        };
     on_response(state, session, ctx, resp, source).await;
-}
-
-fn from_cache(phase: CachePhase) -> bool {
-    matches!(
-        phase,
-        CachePhase::Hit
-            | CachePhase::Stale
-            | CachePhase::StaleUpdating
-            | CachePhase::Revalidated
-            | CachePhase::RevalidatedNoCache(_)
-    )
 }
 
 /// A new upstream attempt starts: its failure has not been reported yet, and no backend is
@@ -245,11 +233,6 @@ fn report(state: &State, session: &Session, ctx: &Ctx, e: &Error, retrying: bool
     for hook in &hooks.error {
         hook.on_error(&event);
     }
-}
-
-/// The hooks' cache decision for `response_cache_filter`.
-pub(crate) fn cache_decision(ctx: &Ctx) -> Option<CacheDecision> {
-    ctx.hook.cache
 }
 
 /// `100 Continue`, `103 Early Hints`: forwarded as they are; rules and hooks see the final
