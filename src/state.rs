@@ -23,6 +23,8 @@ pub(crate) struct State {
     pub domain_stats: DomainStatsMap,
     /// The access log, when one is configured.
     pub access_log: AccessLogger,
+    /// Request-body bytes held by `buffer_request_body` right now (`server.max_buffered_bytes`).
+    pub buffered_bytes: Arc<std::sync::atomic::AtomicU64>,
     /// Set once every backend under health checking has had its first probe.
     health_ready: AtomicBool,
     /// Set on SIGTERM: /ready answers 503 so a load balancer in front stops sending.
@@ -43,6 +45,7 @@ impl State {
             in_flight: InFlightCounter::default(),
             domain_stats: DomainStatsMap::default(),
             access_log: AccessLogger::default(),
+            buffered_bytes: Default::default(),
             health_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             config_path: OnceLock::new(),

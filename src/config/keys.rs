@@ -192,6 +192,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("trusted_proxies", &[S::Server], K::List, D::Unset("none"), "CIDRs whose X-Forwarded-For is believed"),
     key("request_header_timeout", &[S::Server], K::PositiveDuration, secs(10), "a request head not complete this long after its first byte: 408"),
     key("max_header_bytes", &[S::Server], K::Size, D::Size(64 << 10), "a larger request head: 431 (1KiB to 512KiB)"),
+    key("max_buffered_bytes", &[S::Server], K::Size, D::Size(256 << 20), "request bodies held by buffer_request_body, at most, over all requests; past it, requests stream"),
+    key("max_connections", &[S::Server], K::Int { min: 1, max: 10_000_000 }, D::Int(100_000), "client connections served at once; more wait, unread, until one closes"),
     // --- listeners ---
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
     key("tls", &[S::Listener], K::Map, D::Unset("plain HTTP"), "terminate TLS on this listener"),
@@ -237,6 +239,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("preserve_host", DOMAIN_AND_ROUTE, K::Bool, D::Bool(false), "forward the client's Host"),
     key("host_header", DOMAIN_AND_ROUTE, K::String, D::Unset("the backend's host:port"), "the Host sent to backends"),
     key("websocket_idle_timeout", DOMAIN_AND_ROUTE, K::PositiveDuration, secs(3600), "how long an upgraded tunnel may stay silent"),
+    key("buffer_request_body", DOMAIN_AND_ROUTE, K::Size, D::Unset("bodies stream"), "read a request body up to this size (at most 64KiB) before choosing a backend"),
     key("health_check", DOMAIN_AND_ROUTE, K::Map, D::Unset("no active checks"), "active health checks of the pool"),
     key("passive_health", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(true), "eject a backend after consecutive failures seen in real traffic (`false` turns it off)"),
     key("hash_key", DOMAIN_AND_ROUTE, K::Map, D::Unset("the client address"), "what `consistent_hash` hashes"),

@@ -58,6 +58,11 @@ pub struct Server {
     pub request_header_timeout: Duration,
     /// The largest request head (request line and header fields) accepted: 431 above it.
     pub max_header_bytes: usize,
+    /// Request bodies held in memory by `buffer_request_body`, at most, over all requests;
+    /// past it, requests stream.
+    pub max_buffered_bytes: u64,
+    /// Client connections served at once; more wait (unread) until one closes.
+    pub max_connections: u32,
 }
 
 /// An IPv4 or IPv6 network, `addr/prefix`; the address has no bits set beyond the prefix.
@@ -327,6 +332,8 @@ pub struct ProxyOptions {
     /// Replaces `read_timeout` (both directions) once a request is upgraded (WebSocket): how
     /// long a tunnel may stay silent.
     pub websocket_idle_timeout: Duration,
+    /// Read a request body up to this size before choosing a backend.
+    pub buffer_request_body: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

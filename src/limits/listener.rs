@@ -41,6 +41,9 @@ pub(crate) struct GuardedHttp<A> {
     state: Arc<State>,
     /// Set when the service stops: connections waiting for a next request close.
     closing: watch::Sender<bool>,
+    /// `server.max_connections`: a connection is served only with a permit; the ones past it
+    /// wait, unread, until a served one closes (fixed at start; a change needs an upgrade).
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl<A> GuardedHttp<A> {
@@ -64,10 +67,12 @@ impl<A> GuardedHttp<A> {
     }
 
     pub(crate) fn new(inner: A, state: Arc<State>) -> Self {
+        let max = state.snapshot().config.server.max_connections as usize;
         GuardedHttp {
             inner: Arc::new(inner),
             state,
             closing: watch::channel(false).0,
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
         }
     }
 }
@@ -249,6 +254,13 @@ where
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                crate::metrics::CONNECTIONS_QUEUED.inc();
+                Arc::clone(&self.permits).acquire_owned().await.ok()?
+            }
+        };
         let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
         if h2c || !h1 {

@@ -126,6 +126,14 @@ pub(crate) static RETRIES: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_retries_total")
 });
 
+pub(crate) static CONNECTIONS_QUEUED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "strait_connections_queued_total",
+        "Client connections that waited because server.max_connections were being served."
+    )
+    .expect("register strait_connections_queued_total")
+});
+
 pub(crate) static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_cache_requests_total",
@@ -176,6 +184,7 @@ pub(crate) fn init() {
         Lazy::force(&BACKEND_EJECTED);
         Lazy::force(&BACKEND_EJECTIONS);
         Lazy::force(&RETRIES);
+        Lazy::force(&CONNECTIONS_QUEUED);
         Lazy::force(&CACHE_REQUESTS);
         Lazy::force(&CACHE_BYTES);
         Lazy::force(&CACHE_ENTRIES);

@@ -38,6 +38,8 @@ pub(crate) struct Ctx {
     pub(crate) first_pick: Option<usize>,
     /// The request's affinity key for the hashing strategies (`Pool::key`).
     pub(crate) affinity: Option<u64>,
+    /// Memory taken by a buffered request body, given back when the request ends.
+    pub(crate) buffered: Option<Reservation>,
     /// Limits state (see `proxy/request.rs`).
     pub(crate) limits: LimitsCtx,
     /// Hook state (see `proxy/hook_calls.rs`).
@@ -70,6 +72,7 @@ impl Ctx {
             upgrade: false,
             first_pick: None,
             affinity: None,
+            buffered: None,
             limits: Default::default(),
             hook: Default::default(),
             tried: Vec::new(),
@@ -158,4 +161,37 @@ pub(crate) struct CacheCtx {
     pub(super) refused: Option<&'static str>,
     /// The origin's 304 on revalidation, merged into the stored header.
     pub(super) not_modified: Option<Box<ResponseHeader>>,
+}
+
+/// Bytes reserved against `server.max_buffered_bytes`; released on drop.
+pub(crate) struct Reservation {
+    counter: Arc<std::sync::atomic::AtomicU64>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Reserves `bytes` unless that would pass `cap`.
+    pub(crate) fn take(
+        counter: &Arc<std::sync::atomic::AtomicU64>,
+        bytes: u64,
+        cap: u64,
+    ) -> Option<Reservation> {
+        use std::sync::atomic::Ordering::Relaxed;
+        counter
+            .fetch_update(Relaxed, Relaxed, |n| {
+                n.checked_add(bytes).filter(|&total| total <= cap)
+            })
+            .ok()?;
+        Some(Reservation {
+            counter: Arc::clone(counter),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.counter
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
 }

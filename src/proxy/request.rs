@@ -61,6 +61,7 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
                 choose_affinity(session, ctx, target);
             }
             ctx.target = Some(target.clone());
+            buffer_body(state, session, ctx, target).await?;
             Ok(false)
         }
         RouteAction::Respond(r) => answer::respond(state, session, ctx, r).await.map(|_| true),
@@ -165,6 +166,46 @@ fn prepare(
     } else {
         RequestKind::Proxy
     }
+}
+
+/// `buffer_request_body`: reads a body of a known length up to the limit before a backend is
+/// chosen, so a slow upload never holds a backend connection, and a connect failure can be
+/// retried with the body whatever the method. The body lives in Pingora's replay buffer
+/// (which is why the limit is at most 64 KiB); a chunked body, a larger one, or one that
+/// would pass `server.max_buffered_bytes` streams as usual.
+async fn buffer_body(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    target: &Target,
+) -> Result<()> {
+    let Some(limit) = target.options.buffer_request_body else {
+        return Ok(());
+    };
+    if ctx.upgrade || session.subrequest_ctx.is_some() {
+        return Ok(());
+    }
+    let declared = session
+        .req_header()
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let Some(length) = declared.filter(|&n| n > 0 && n <= limit) else {
+        return Ok(());
+    };
+    let cap = state.snapshot().config.server.max_buffered_bytes;
+    let Some(reserved) = super::ctx::Reservation::take(&state.buffered_bytes, length, cap) else {
+        return Ok(());
+    };
+    session.as_mut().enable_retry_buffering();
+    while !session.as_mut().is_body_done() {
+        if session.read_request_body().await?.is_none() {
+            break;
+        }
+    }
+    ctx.buffered = Some(reserved);
+    Ok(())
 }
 
 /// The request's affinity key, and the backend its sticky cookie names (tried first).

@@ -35,6 +35,8 @@ async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         );
     };
     ctx.attempts += 1;
+    // A retry replays the body from the start: count it afresh against max_body_bytes.
+    ctx.limits.body_seen = 0;
     if ctx.attempts == 1 {
         target.pool.count_request();
     }

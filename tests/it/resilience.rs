@@ -6,7 +6,16 @@ use std::time::Duration;
 
 use crate::admin::{json, Ports};
 use crate::support::client::{self, Conn};
+use crate::support::origin::Reply;
 use crate::support::{eventually_msg, send_many, served_by, Behaviour, Domain, Origin, Strait};
+
+/// An origin that answers with the body it received.
+fn body_echo(name: &str) -> Origin {
+    Origin::start(
+        name,
+        Behaviour::default().respond_with(|seen| Reply::new(200).body(seen.body.clone())),
+    )
+}
 
 fn get(s: &Strait, host: &str, path: &str, headers: &[(&str, &str)]) -> client::Response {
     let mut all = vec![("Host", host)];
@@ -209,4 +218,101 @@ fn least_latency_sends_little_to_a_slow_backend() {
         share * 100.0
     );
     assert!(fast.hits() > 90);
+}
+
+#[test]
+fn a_slow_upload_is_buffered_before_a_backend_is_chosen() {
+    let o = body_echo("o");
+    let s = Strait::start(
+        &Domain::new("buf.test")
+            .origins(&[&o])
+            .field("buffer_request_body", "16KiB")
+            .config(),
+    );
+    let body = b"0123456789abcdefghij";
+    let mut c = Conn::connect(s.addr()).unwrap();
+    c.send_raw(
+        format!(
+            "POST /up HTTP/1.1\r\nHost: buf.test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Dripped over two seconds: no backend connection is made meanwhile.
+    for chunk in body.chunks(2) {
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            o.connections(),
+            0,
+            "a backend connection was opened mid-upload"
+        );
+        c.send_raw(chunk).unwrap();
+    }
+    let r = c.read_response("POST").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "0123456789abcdefghij");
+    assert_eq!(o.connections(), 1);
+}
+
+#[test]
+fn a_buffered_post_is_retried_after_a_connect_failure() {
+    let a = body_echo("a");
+    let dead = Origin::plain("dead");
+    dead.stop();
+    let s = Strait::start(
+        &Domain::new("bp.test")
+            .strategy("round_robin")
+            .origins(&[&dead, &a])
+            .field("max_retries", "1")
+            .field("connect_timeout", "1s")
+            .field("passive_health", "false")
+            .field("buffer_request_body", "16KiB")
+            .config(),
+    );
+    for i in 0..4 {
+        let body = format!("order {i}");
+        let r = client::request(
+            s.addr(),
+            "POST",
+            "/o",
+            &[("Host", "bp.test")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), body);
+    }
+    assert_eq!(a.hits(), 4);
+}
+
+#[test]
+fn connections_past_max_connections_wait_until_one_closes() {
+    let o = Origin::plain("o");
+    let s = Strait::start(&format!(
+        "server:\n  max_connections: 2\n{}",
+        Domain::new("mc.test").origins(&[&o]).config()
+    ));
+    let mut first = Conn::connect(s.addr()).unwrap();
+    let mut second = Conn::connect(s.addr()).unwrap();
+    assert_eq!(first.get("mc.test", "/").unwrap().status, 200);
+    assert_eq!(second.get("mc.test", "/").unwrap().status, 200);
+    let third = std::thread::spawn({
+        let addr = s.addr();
+        move || {
+            let t = std::time::Instant::now();
+            let r = client::get(addr, "mc.test", "/");
+            (r.map(|r| r.status), t.elapsed())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !third.is_finished(),
+        "a third connection was served at once"
+    );
+    drop(first);
+    let (status, waited) = third.join().unwrap();
+    assert_eq!(status.unwrap(), 200);
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert_eq!(second.get("mc.test", "/").unwrap().status, 200);
 }

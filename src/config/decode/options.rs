@@ -19,8 +19,13 @@ pub(super) fn defaults() -> ProxyOptions {
         preserve_host: keys::default_bool(Section::Domain, "preserve_host"),
         host_header: None,
         websocket_idle_timeout: d("websocket_idle_timeout"),
+        buffer_request_body: None,
     }
 }
+
+/// Pingora 0.9.1 replays a request body on retry from a buffer of this size, which is where
+/// a buffered body lives: a larger one would be cut.
+pub(crate) const MAX_BUFFERED_BODY: u64 = 64 << 10;
 
 /// The option fields one mapping wrote; unset ones inherit.
 #[derive(Default)]
@@ -34,6 +39,7 @@ pub(super) struct Overrides {
     preserve_host: Option<bool>,
     host_header: Option<String>,
     websocket_idle_timeout: Option<Duration>,
+    buffer_request_body: Option<u64>,
 }
 
 pub(super) fn read(e: &mut Errors, f: &Fields) -> Overrides {
@@ -59,7 +65,23 @@ pub(super) fn read(e: &mut Errors, f: &Fields) -> Overrides {
             );
         }
     }
+    let buffer_request_body = f.size(e, "buffer_request_body").filter(|&n| {
+        let ok = n <= MAX_BUFFERED_BODY;
+        if !ok {
+            let at = f.get("buffer_request_body").map_or(f.node.pos, |n| n.pos);
+            e.push(
+                at,
+                &f.path("buffer_request_body"),
+                format!(
+                    "buffer_request_body must be at most 64KiB (the request body Pingora can replay), found {}",
+                    crate::config::units::fmt_size(n)
+                ),
+            );
+        }
+        ok
+    });
     Overrides {
+        buffer_request_body,
         connect_timeout: f.positive_duration(e, "connect_timeout"),
         read_timeout: f.positive_duration(e, "read_timeout"),
         write_timeout: f.positive_duration(e, "write_timeout"),
@@ -84,6 +106,7 @@ impl Overrides {
         out.websocket_idle_timeout = self
             .websocket_idle_timeout
             .unwrap_or(out.websocket_idle_timeout);
+        out.buffer_request_body = self.buffer_request_body.or(out.buffer_request_body);
         // The two ways of choosing the upstream Host exclude each other, so setting one
         // here cancels the other inherited from the domain.
         if let Some(preserve) = self.preserve_host {

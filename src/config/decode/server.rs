@@ -34,6 +34,8 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
         trusted_proxies: Vec::new(),
         request_header_timeout: d("request_header_timeout"),
         max_header_bytes: keys::default_size(Section::Server, "max_header_bytes") as usize,
+        max_buffered_bytes: keys::default_size(Section::Server, "max_buffered_bytes"),
+        max_connections: keys::default_int(Section::Server, "max_connections") as u32,
     };
     let Some(f) = node.and_then(|n| Fields::new(e, n, "server", Section::Server)) else {
         return server;
@@ -77,6 +79,12 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
                 ),
             );
         }
+    }
+    if let Some(n) = f.size(e, "max_buffered_bytes") {
+        server.max_buffered_bytes = n;
+    }
+    if let Some(n) = f.int(e, "max_connections") {
+        server.max_connections = n as u32;
     }
     server.user = f.string(e, "user").filter(|s| !s.is_empty());
     server.group = f.string(e, "group").filter(|s| !s.is_empty());

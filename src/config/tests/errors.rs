@@ -10,7 +10,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
-        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes"]
+        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes, max_buffered_bytes, max_connections"]
     );
     let text = "\
 listeners:
@@ -449,6 +449,7 @@ domains:
     load_balancer: consistent_hash
     hash_key: { header: X-User, cookie: sid }
     passive_health: maybe
+    buffer_request_body: 1MiB
 ";
     assert_eq!(
         errors(text),
@@ -462,6 +463,7 @@ domains:
             "t.yaml:10:30: domains[0].retry_budget.percent: percent must be between 0 and 1000, found -1",
             "t.yaml:14:15: domains[1].hash_key: hash_key needs exactly one of: header, cookie, query, path: true, client_ip: true",
             r#"t.yaml:15:21: domains[1].passive_health: expected true or false, found "maybe""#,
+            "t.yaml:16:26: domains[1].buffer_request_body: buffer_request_body must be at most 64KiB (the request body Pingora can replay), found 1MiB",
         ]
     );
 }

@@ -206,6 +206,7 @@ fn design_example_decodes_to_the_model() {
         preserve_host: false,
         host_header: Some("backend.internal".into()),
         websocket_idle_timeout: secs(3600),
+        buffer_request_body: None,
     };
     assert_eq!(
         d.handling.action,
@@ -300,6 +301,7 @@ fn defaults_fill_a_minimal_file() {
                 preserve_host: false,
                 host_header: None,
                 websocket_idle_timeout: secs(3600),
+                buffer_request_body: None,
             }
         }
     );
