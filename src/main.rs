@@ -47,10 +47,28 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// About the config file format.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the JSON Schema (draft 2020-12) of the config file, for editors and validators.
+    Schema,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Config {
+        what: ConfigCommand::Schema,
+    }) = cli.command
+    {
+        print!("{}", config::json_schema_text());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Demo { listen }) = cli.command {
         strait::logging::init(log::LevelFilter::Info);
         return match strait::demo::run(listen) {

@@ -22,6 +22,7 @@ mod metrics;
 mod policy;
 mod retries;
 mod routing;
+mod schema;
 mod startup;
 mod timeouts;
 mod tls;
