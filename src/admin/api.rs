@@ -79,11 +79,13 @@ impl AdminApp {
             ("/backends", &Method::GET) => {
                 let snapshot = self.state.snapshot();
                 let at = find_pool(&snapshot, required(&params, "domain")?, route)?;
-                let list: Vec<Value> = snapshot.pools[at.pool]
-                    .backends
-                    .iter()
-                    .map(|b| backend_json(b))
-                    .collect();
+                let pool = &snapshot.pools[at.pool];
+                // `addr` asks for one backend: its object alone, 404 when the pool lacks it.
+                if let Some(addr) = params.get("addr") {
+                    let index = changes::find_backend(pool, addr)?;
+                    return Ok((StatusCode::OK, backend_json(&pool.backends[index])));
+                }
+                let list: Vec<Value> = pool.backends.iter().map(|b| backend_json(b)).collect();
                 Ok((StatusCode::OK, Value::Array(list)))
             }
             ("/backends", &Method::POST) => {

@@ -6,6 +6,7 @@ mod add;
 mod auth;
 mod bad_input;
 mod drain;
+mod one_backend;
 mod probe;
 mod purge;
 
