@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod hooks;
 pub mod logging;
 

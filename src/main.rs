@@ -24,7 +24,13 @@ const DEFAULT_CONFIG: &str = "conf/strait.yaml";
 )]
 struct Cli {
     /// The YAML config file.
-    #[arg(short = 'c', long = "conf", env = "STRAIT_CONFIG", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "conf",
+        env = "STRAIT_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     config: Option<PathBuf>,
     /// Run in the background (writes server.pid_file).
     #[arg(short, long)]
@@ -46,6 +52,27 @@ enum Command {
         /// Where the demo proxy listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+    /// What strait would do with a request under the config file (-c), without sending it:
+    /// domain, route, action, limits, cache decision and the backend picked, with reasons.
+    Explain {
+        /// The Host header.
+        #[arg(long)]
+        host: String,
+        /// Path and optional query string.
+        #[arg(long, default_value = "/")]
+        path: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A request header as `Name: value` (repeatable).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// The client's (TCP peer's) address.
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
+        /// The listener's scheme, part of the cache key.
+        #[arg(long, default_value = "http", value_parser = ["http", "https"])]
+        scheme: String,
     },
     /// About the config file format.
     Config {
@@ -81,6 +108,43 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(errors) => return report(&path, &errors),
     };
+    if let Some(Command::Explain {
+        host,
+        path: target,
+        method,
+        headers,
+        client_ip,
+        scheme,
+    }) = cli.command
+    {
+        let mut parsed = Vec::new();
+        for h in &headers {
+            match h.split_once(':') {
+                Some((name, value)) if !name.trim().is_empty() => {
+                    parsed.push((name.trim().to_string(), value.trim().to_string()))
+                }
+                _ => return fail(&format!("--header {h:?}: expected NAME:VALUE")),
+            }
+        }
+        let question = strait::explain::Question {
+            method,
+            host,
+            path: target,
+            headers: parsed,
+            client_ip,
+            scheme,
+        };
+        return match strait::explain::explain_config(config, &question) {
+            Ok(answer) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => report(&path, &errors),
+        };
+    }
     if cli.test {
         return check(&path, config);
     }

@@ -128,6 +128,15 @@ impl AdminApp {
             ("/cache", _) => Err(method_not_allowed("DELETE")),
             ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
             ("/stats", _) => Err(method_not_allowed("GET")),
+            ("/explain", &Method::POST) => {
+                let body = read_body(session).await?;
+                let question =
+                    crate::explain::Question::from_json(&body).map_err(ApiError::bad_request)?;
+                let snapshot = self.state.snapshot();
+                let answer = crate::explain::explain(&snapshot, self.state.hooks(), &question);
+                Ok((StatusCode::OK, answer))
+            }
+            ("/explain", _) => Err(method_not_allowed("POST")),
             ("/reload", &Method::POST) => reload(&self.state).await,
             ("/reload", _) => Err(method_not_allowed("POST")),
             _ => Err(ApiError::not_found(format!(

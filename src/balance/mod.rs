@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::config::{HealthCheck, Strategy};
 
 pub(crate) use backend::{Backend, MAX_WEIGHT};
-pub(crate) use ip_hash::IpHash;
+pub(crate) use ip_hash::{moved_share, IpHash};
 pub(crate) use lease::Lease;
 pub(crate) use least_connections::LeastConnections;
 pub(crate) use random::Random;
@@ -46,6 +46,29 @@ pub(crate) trait Balancer: Send + Sync {
         client: Option<IpAddr>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize>;
+
+    /// The index the next `pick` (skipping nothing) would return for `client`, changing no
+    /// state: what `POST /explain` reports. `None` when no backend is usable, and always for
+    /// `random`, whose next pick is not decided yet.
+    fn peek(&self, backends: &[Arc<Backend>], client: Option<IpAddr>) -> Option<usize>;
+
+    /// `ip_hash` only: where `client` lands on the ring.
+    fn ring_spot(&self, _client: IpAddr) -> Option<RingSpot> {
+        None
+    }
+}
+
+/// Where a client address lands on an `ip_hash` ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RingSpot {
+    /// The address's hash (the ring position it looks up, low index bits cleared).
+    pub hash: u64,
+    /// The index of the first ring point at or after it.
+    pub point: usize,
+    /// Points on the ring.
+    pub points: usize,
+    /// The backend owning that point (before skipping unusable ones).
+    pub owner: usize,
 }
 
 /// The balancer for `strategy`; those that precompute (the hash ring) do so from `backends`,
@@ -116,6 +139,16 @@ impl Pool {
     /// check a backend's capacity first take the slot themselves (`Backend::try_lease`).
     pub fn pick(&self, client: Option<IpAddr>, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
         self.balancer.pick(&self.backends, client, skip)
+    }
+
+    /// What the next pick for `client` would be, changing nothing (see [`Balancer::peek`]).
+    pub fn peek(&self, client: Option<IpAddr>) -> Option<usize> {
+        self.balancer.peek(&self.backends, client)
+    }
+
+    /// `ip_hash` pools: where `client` lands on the ring.
+    pub(crate) fn ring_spot(&self, client: IpAddr) -> Option<RingSpot> {
+        self.balancer.ring_spot(client)
     }
 
     /// Whether any backend could take a request now (for `/ready` and quick 503s).

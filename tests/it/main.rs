@@ -12,6 +12,7 @@ mod balancing;
 mod cache;
 mod client_abort;
 mod config_errors;
+mod explain;
 mod framing;
 mod h2c;
 mod headers;

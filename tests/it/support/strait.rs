@@ -469,3 +469,39 @@ fn numbered(text: &str) -> String {
         .map(|(i, l)| format!("{:3} | {l}\n", i + 1))
         .collect()
 }
+
+/// What a finished `strait` command printed, and its exit code (`None`: killed after the
+/// time limit, or by a signal).
+#[derive(Debug)]
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `strait ARGS` to completion (at most 60 s, then it is killed), output captured.
+pub fn run_bin(args: &[&str]) -> Ran {
+    let logs = temp_dir("run-bin");
+    let out_path = logs.join("stdout.log");
+    let err_path = logs.join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("STRAIT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout.log"))
+        .stderr(File::create(&err_path).expect("create stderr.log"))
+        .spawn()
+        .expect("start strait");
+    let status = crate::support::wait::exit_within(&mut child, Duration::from_secs(60));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let ran = Ran {
+        code: status.and_then(|s| s.code()),
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+    };
+    let _ = fs::remove_dir_all(&logs);
+    ran
+}
