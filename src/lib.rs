@@ -19,6 +19,7 @@ pub mod demo;
 pub mod explain;
 pub mod hooks;
 pub mod logging;
+pub mod plan;
 
 pub(crate) mod access_log;
 pub(crate) mod admin;

@@ -41,6 +41,13 @@ struct Cli {
     /// Validate the config (including backend name resolution) and exit: 0 ok, 1 errors.
     #[arg(short, long)]
     test: bool,
+    /// With -t: also print what reloading from the --against file to this one would change.
+    #[arg(long, requires = "test")]
+    plan: bool,
+    /// With --plan: the config the running instance has (ask a running instance instead with
+    /// its admin API: POST /reload?dry_run=true).
+    #[arg(long, value_name = "OLD", requires = "plan")]
+    against: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -146,6 +153,19 @@ fn main() -> ExitCode {
         };
     }
     if cli.test {
+        if cli.plan {
+            let Some(old_path) = cli.against else {
+                return fail("--plan needs --against OLD (a running instance answers POST /reload?dry_run=true)");
+            };
+            let old = match config::load_file(&old_path) {
+                Ok(c) => c,
+                Err(errors) => return report(&old_path, &errors),
+            };
+            print!(
+                "{}",
+                strait::plan::plan_text(&strait::plan::plan(&old, &config))
+            );
+        }
         return check(&path, config);
     }
     strait::logging::init(config.logging.level);

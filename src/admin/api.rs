@@ -137,6 +137,13 @@ impl AdminApp {
                 Ok((StatusCode::OK, answer))
             }
             ("/explain", _) => Err(method_not_allowed("POST")),
+            ("/reload", &Method::POST)
+                if params
+                    .get("dry_run")
+                    .is_some_and(|v| v == "true" || v == "1") =>
+            {
+                dry_run(&self.state).await
+            }
             ("/reload", &Method::POST) => reload(&self.state).await,
             ("/reload", _) => Err(method_not_allowed("POST")),
             _ => Err(ApiError::not_found(format!(
@@ -238,6 +245,22 @@ fn stats(state: &State) -> Value {
         "domains": domains,
         "access_log_dropped": state.access_log.dropped(),
     })
+}
+
+/// `POST /reload?dry_run=true`: the reload plan for the config file, against the running
+/// config; nothing is swapped.
+async fn dry_run(state: &State) -> ApiResult {
+    match crate::lifecycle::reload_plan(state).await {
+        Ok(plan) => Ok((
+            StatusCode::OK,
+            json!({ "dry_run": true, "valid": true, "plan": plan }),
+        )),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the config has errors; a reload would keep the running config",
+        )
+        .with_errors(&errors)),
+    }
 }
 
 async fn reload(state: &State) -> ApiResult {

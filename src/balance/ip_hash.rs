@@ -403,6 +403,7 @@ mod tests {
                 })
                 .count();
             let counted = moved as f64 / ips.len() as f64;
+            eprintln!("{what}: exact {share:.5}, counted {counted:.5}");
             // Binomial spread of the count around the exact share: 5 sigma never flakes.
             let sigma = (share * (1.0 - share) / ips.len() as f64).sqrt();
             assert!(

@@ -67,6 +67,33 @@ pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigErro
     Ok(report)
 }
 
+/// What `reload` would change, without changing anything: the file is loaded and validated
+/// (backend names resolved) as a reload does, then compared with the running config.
+pub(crate) async fn reload_plan(state: &State) -> Result<serde_json::Value, Vec<ConfigError>> {
+    let Some(path) = state.config_path() else {
+        return Err(vec![plain_error(
+            "-",
+            "this instance was not started from a config file",
+        )]);
+    };
+    let text_path = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load_file(&text_path)).await;
+    let config = match loaded {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(vec![plain_error(
+                &path.display().to_string(),
+                &format!("reload task failed: {e}"),
+            )])
+        }
+    };
+    // Resolve without building a snapshot: a build would touch state the running one shares
+    // (kept backends' limits, the cache budget).
+    crate::snapshot::resolve_all(&config).await?;
+    let current = state.snapshot();
+    Ok(crate::plan::plan(&current.config, &config))
+}
+
 /// Settings fixed when the process started: Pingora owns the sockets and runtimes.
 fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();

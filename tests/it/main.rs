@@ -20,6 +20,7 @@ mod health;
 mod hooks;
 mod lifecycle;
 mod metrics;
+mod plan;
 mod policy;
 mod retries;
 mod routing;
