@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::strait::{temp_dir, BIN};
+use crate::support::strait::{bin, temp_dir};
 use crate::support::wait::exit_within;
 
 /// Validates each file against the schema; prints `ok` or `invalid: path: message` per file.
@@ -48,7 +48,7 @@ fn run(mut cmd: Command, what: &str) -> String {
 
 /// `strait config schema` into a temporary file.
 fn schema_file() -> std::path::PathBuf {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(["config", "schema"]);
     let text = run(cmd, "strait config schema");
     let path = temp_dir("schema").join("strait.schema.json");
