@@ -24,6 +24,12 @@ pub(crate) struct AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        // The dashboard page carries no data (it asks for the token itself), so it is the one
+        // thing served without the token.
+        let req = session.req_header();
+        if req.method == Method::GET && req.uri.path() == "/" {
+            return super::dashboard::response();
+        }
         if let Some(token) = &self.token {
             if !authorized(session, token) {
                 let mut r = ApiError::new(
@@ -127,6 +133,8 @@ impl AdminApp {
             }
             ("/cache", _) => Err(method_not_allowed("DELETE")),
             ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
+            ("/info", &Method::GET) => Ok((StatusCode::OK, info(&self.state))),
+            ("/info", _) => Err(method_not_allowed("GET")),
             ("/stats", _) => Err(method_not_allowed("GET")),
             ("/explain", &Method::POST) => {
                 let body = read_body(session).await?;
@@ -208,6 +216,30 @@ fn domains(snapshot: &Snapshot) -> Value {
         })
         .collect();
     json!({ "domains": list })
+}
+
+/// The node: version, uptime, config source and size, and the last reload's outcome.
+fn info(state: &State) -> Value {
+    let snapshot = state.snapshot();
+    let last_reload = state
+        .last_reload
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .map(|r| {
+            let at =
+                r.at.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+            json!({ "at_unix": at, "ok": r.ok, "summary": r.summary })
+        });
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": state.started.elapsed().as_secs_f64(),
+        "config": snapshot.config.source,
+        "domains": snapshot.domains.len(),
+        "backends": snapshot.pools.iter().map(|p| p.backends.len()).sum::<usize>(),
+        "last_reload": last_reload,
+    })
 }
 
 fn stats(state: &State) -> Value {

@@ -24,8 +24,27 @@ pub(crate) struct ReloadReport {
     pub not_applied: Vec<String>,
 }
 
-/// Reloads the config file the process was started with.
+/// Reloads the config file the process was started with, and notes the outcome for
+/// `GET /info`.
 pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
+    let result = reload_file(state).await;
+    let summary = match &result {
+        Ok(r) => format!(
+            "{} domains, {} backends ({} kept their state)",
+            r.domains, r.backends, r.kept
+        ),
+        Err(errors) => format!("{} error(s); the running config stayed", errors.len()),
+    };
+    let outcome = crate::state::LastReload {
+        at: std::time::SystemTime::now(),
+        ok: result.is_ok(),
+        summary,
+    };
+    *state.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    result
+}
+
+async fn reload_file(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let _serialised = state.control.lock().await;
     let Some(path) = state.config_path() else {
         return Err(vec![plain_error(

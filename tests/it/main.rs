@@ -4,7 +4,8 @@
 mod support;
 
 mod access_log;
-/// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,drain,one_backend,probe,purge}.rs.
+/// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,dashboard,drain,
+/// one_backend,probe,purge}.rs.
 mod admin;
 mod balancing;
 /// cache/mod.rs: helpers; cache/{body_drain,eviction,freshness,invalidation,keys,lock,

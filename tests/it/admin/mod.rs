@@ -5,6 +5,7 @@
 mod add;
 mod auth;
 mod bad_input;
+mod dashboard;
 mod drain;
 mod one_backend;
 mod probe;
