@@ -13,6 +13,7 @@ mod balancing;
 mod cache;
 mod client_abort;
 mod config_errors;
+mod dashboard_browser;
 mod explain;
 mod framing;
 mod h2c;
