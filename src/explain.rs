@@ -35,8 +35,12 @@ pub struct Question {
     /// The TCP peer's address: the client, or the proxy in front of it when
     /// `server.trusted_proxies` applies (then `X-Forwarded-For` in `headers` names the client).
     pub client_ip: Option<IpAddr>,
-    /// `http` or `https`: the listener's scheme, part of the cache key. `http` when empty.
+    /// `http` or `https`: the listener's scheme, part of the cache key. `http` when empty,
+    /// or the scheme of `listener` when that is given.
     pub scheme: String,
+    /// The listener the request arrives on (its configured `addr`), when it matters: every
+    /// listener routes by the same domains, and a TLS listener makes the scheme `https`.
+    pub listener: Option<std::net::SocketAddr>,
 }
 
 /// `POST /explain`'s body.
@@ -54,6 +58,8 @@ struct Wire {
     client_ip: Option<String>,
     #[serde(default)]
     scheme: String,
+    #[serde(default)]
+    listener: Option<String>,
 }
 
 impl Question {
@@ -73,7 +79,15 @@ impl Question {
                 wire.scheme
             ));
         }
+        let listener = match wire.listener.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<std::net::SocketAddr>()
+                    .map_err(|_| format!("listener: expected IP:port, found {text:?}"))?,
+            ),
+        };
         Ok(Question {
+            listener,
             method: wire.method,
             host: wire.host,
             path: wire.path,
@@ -133,7 +147,18 @@ pub fn explain_config(config: Config, question: &Question) -> Result<Value, Vec<
 }
 
 /// The explanation, as JSON (documented in docs/admin.md, `POST /explain`).
-pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, q: &Question) -> Value {
+pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, question: &Question) -> Value {
+    let (listener, scheme) = listener(snapshot, question);
+    let with_scheme;
+    let q = if question.scheme.is_empty() {
+        with_scheme = Question {
+            scheme,
+            ..question.clone()
+        };
+        &with_scheme
+    } else {
+        question
+    };
     let method = q.method();
     let client = client(snapshot, q);
     let mut out = json!({
@@ -143,6 +168,7 @@ pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, q: &Question) -> Value
             "path": q.target(),
             "scheme": if q.scheme.is_empty() { "http" } else { q.scheme.as_str() },
         },
+        "listener": listener,
         "client": client.0,
     });
     let client_ip = client.1;
@@ -208,6 +234,27 @@ pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, q: &Question) -> Value
         },
     });
     out
+}
+
+/// The listener named in the question, and the scheme it implies (empty: none named).
+fn listener(snapshot: &Snapshot, q: &Question) -> (Value, String) {
+    let Some(addr) = q.listener else {
+        return (Value::Null, String::new());
+    };
+    match snapshot.config.listeners.iter().find(|l| l.addr == addr) {
+        Some(l) => {
+            let scheme = if l.tls.is_some() { "https" } else { "http" };
+            let why = "every listener routes by the same domains; this one sets the scheme (cache key, X-Forwarded-Proto)";
+            (
+                json!({ "addr": addr, "tls": l.tls.is_some(), "why": why }),
+                scheme.to_string(),
+            )
+        }
+        None => (
+            json!({ "addr": addr, "found": false, "why": "no listener has this address" }),
+            String::new(),
+        ),
+    }
 }
 
 /// Who the client is: the peer, or the address `X-Forwarded-For` gives behind a trusted proxy.

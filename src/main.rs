@@ -77,9 +77,12 @@ enum Command {
         /// The client's (TCP peer's) address.
         #[arg(long)]
         client_ip: Option<std::net::IpAddr>,
-        /// The listener's scheme, part of the cache key.
-        #[arg(long, default_value = "http", value_parser = ["http", "https"])]
-        scheme: String,
+        /// The listener's scheme, part of the cache key (default: the --listener's, else http).
+        #[arg(long, value_parser = ["http", "https"])]
+        scheme: Option<String>,
+        /// The listener the request arrives on (its configured addr).
+        #[arg(long)]
+        listener: Option<std::net::SocketAddr>,
     },
     /// About the config file format.
     Config {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         headers,
         client_ip,
         scheme,
+        listener,
     }) = cli.command
     {
         let mut parsed = Vec::new();
@@ -139,7 +143,8 @@ fn main() -> ExitCode {
             path: target,
             headers: parsed,
             client_ip,
-            scheme,
+            scheme: scheme.unwrap_or_default(),
+            listener,
         };
         return match strait::explain::explain_config(config, &question) {
             Ok(answer) => {

@@ -301,6 +301,12 @@ domains:
         run(&["--path", "/y", "--client-ip", "10.0.0.1"])["backend"]["pick"],
         pick
     );
+    // The listener: known, plain HTTP; or unknown.
+    let v = run(&["--listener", "127.0.0.1:1"]);
+    assert_eq!(v["listener"]["tls"], false, "{v}");
+    assert_eq!(v["request"]["scheme"], "http", "{v}");
+    let v = run(&["--listener", "127.0.0.1:2"]);
+    assert_eq!(v["listener"]["found"], false, "{v}");
     let v = run(&["--path", "/s/1", "--header", "X-Test: 1"]);
     assert_eq!(v["route"]["matched"], "/s/", "{v}");
     assert_eq!(v["outcome"], "204 from the static `respond`", "{v}");
