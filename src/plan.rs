@@ -313,7 +313,7 @@ fn hashed(old: &Config, new: &Config) -> Value {
 
 /// Changes a reload does not apply: Pingora owns the sockets, the runtimes and the process
 /// settings from start-up on. Applied by a binary upgrade (`strait -u`).
-fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
+pub(crate) fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let listeners = |c: &Config| -> BTreeMap<SocketAddr, String> {
         c.listeners

@@ -236,10 +236,37 @@ fn info(state: &State) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started.elapsed().as_secs_f64(),
         "config": snapshot.config.source,
+        "config_hash": config_hash(&snapshot.config),
         "domains": snapshot.domains.len(),
         "backends": snapshot.pools.iter().map(|p| p.backends.len()).sum::<usize>(),
         "last_reload": last_reload,
     })
+}
+
+/// A short digest of the running config (its parsed form, so comments and layout do not
+/// count): two nodes showing the same hash run the same config.
+fn config_hash(config: &crate::config::Config) -> String {
+    use blake2::{Blake2s256, Digest};
+    // Positions and the file name say where things were written, not what they are.
+    let mut config = config.clone();
+    config.source.clear();
+    let text = format!("{config:?}");
+    let text = strip_positions(&text);
+    let digest = Blake2s256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `Pos { line: 3, col: 5 }` (in the Debug text) → `Pos`.
+fn strip_positions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("Pos { line: ") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i..];
+        rest = rest.find('}').map_or("", |j| &rest[j + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 fn stats(state: &State) -> Value {

@@ -10,7 +10,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, ConfigError};
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
@@ -64,7 +64,11 @@ async fn reload_file(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
         }
     };
     let current = state.snapshot();
-    let not_applied = needs_upgrade(&current.config, &config);
+    // The same list the reload plan shows (src/plan.rs), so the plan is what a reload does.
+    let not_applied = crate::plan::needs_upgrade(&current.config, &config)
+        .into_iter()
+        .map(|change| format!("{change}: apply with a binary upgrade (strait -u)"))
+        .collect();
     let next = Snapshot::build(config, Some(&current)).await?;
     let old_backends: Vec<*const crate::balance::Backend> = current
         .pools
@@ -111,34 +115,6 @@ pub(crate) async fn reload_plan(state: &State) -> Result<serde_json::Value, Vec<
     crate::snapshot::resolve_all(&config).await?;
     let current = state.snapshot();
     Ok(crate::plan::plan(&current.config, &config))
-}
-
-/// Settings fixed when the process started: Pingora owns the sockets and runtimes.
-fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let addrs = |c: &Config| c.listeners.iter().map(|l| l.addr).collect::<Vec<_>>();
-    if addrs(old) != addrs(new) {
-        out.push("listeners changed: apply with a binary upgrade (strait -u)".to_string());
-    }
-    let s = (&old.server, &new.server);
-    if s.0.threads != s.1.threads
-        || s.0.pid_file != s.1.pid_file
-        || s.0.upgrade_sock != s.1.upgrade_sock
-    {
-        out.push(
-            "server.threads/pid_file/upgrade_sock changed: apply with a binary upgrade (strait -u)"
-                .to_string(),
-        );
-    }
-    let addr = |a: Option<std::net::SocketAddr>| a;
-    if addr(old.admin.as_ref().map(|a| a.addr)) != addr(new.admin.as_ref().map(|a| a.addr))
-        || addr(old.probe.as_ref().map(|p| p.addr)) != addr(new.probe.as_ref().map(|p| p.addr))
-    {
-        out.push(
-            "admin/probe address changed: apply with a binary upgrade (strait -u)".to_string(),
-        );
-    }
-    out
 }
 
 fn plain_error(file: &str, message: &str) -> ConfigError {

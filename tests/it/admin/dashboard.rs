@@ -44,9 +44,16 @@ fn the_page_is_served_and_info_reports_the_node() {
         "{v}"
     );
     assert!(v["last_reload"].is_null(), "{v}");
+    let hash = v["config_hash"].as_str().unwrap_or("").to_string();
+    assert!(
+        hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{v}"
+    );
     assert_eq!(p.call("POST", "/reload", "").status, 200);
     let v = json(&p.call("GET", "/info", ""));
     assert_eq!(v["last_reload"]["ok"], true, "{v}");
+    // The same file reloaded: the same config, the same hash.
+    assert_eq!(v["config_hash"], hash.as_str(), "{v}");
     assert!(
         v["last_reload"]["summary"]
             .as_str()
