@@ -297,6 +297,17 @@ fn stats(state: &State) -> Value {
                     "5xx": load(&s.classes[5]),
                 },
                 "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
+                "ratelimited": load(&s.ratelimited),
+                "cache": crate::metrics::CACHE_RESULTS
+                    .iter()
+                    .zip(&s.cache)
+                    .map(|(name, n)| (name.to_string(), Value::from(load(n))))
+                    .collect::<serde_json::Map<_, _>>(),
+                "routes": s
+                    .route_requests()
+                    .into_iter()
+                    .map(|(route, n)| (route, Value::from(n)))
+                    .collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect();

@@ -181,7 +181,7 @@ pub(crate) struct RequestRecord<'a> {
 
 pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
     // `strait_requests_total` last: a scrape that sees a request there finds it everywhere.
-    stats.get(r.domain).record(r.status, r.duration);
+    stats.get(r.domain).record(r);
     REQUEST_DURATION
         .with_label_values(&[r.domain])
         .observe(r.duration.as_secs_f64());
@@ -258,10 +258,31 @@ pub(crate) struct DomainStats {
     /// Index 0: no response; 1..=5: 1xx..5xx.
     pub classes: [AtomicU64; 6],
     pub latency: Latency,
+    /// 429s strait answered itself (the dashboard's rate-limit rejections).
+    pub ratelimited: AtomicU64,
+    /// Cache outcomes: hit, miss, stale, bypass (see [`CACHE_RESULTS`]).
+    pub cache: [AtomicU64; 4],
+    /// Requests per matched route (`path_prefix`; `(none)` for the domain's own handling).
+    /// Keys are configured prefixes, so the map is bounded by the configs this process ran.
+    pub routes: RwLock<HashMap<String, Arc<AtomicU64>>>,
 }
 
+/// The cache outcomes counted per domain, in the order of [`DomainStats::cache`].
+pub(crate) const CACHE_RESULTS: [&str; 4] = ["hit", "miss", "stale", "bypass"];
+
 impl DomainStats {
-    fn record(&self, status: u16, duration: Duration) {
+    fn record(&self, r: &RequestRecord<'_>) {
+        let (status, duration) = (r.status, r.duration);
+        if r.ratelimited {
+            self.ratelimited.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(i) = r
+            .cache
+            .and_then(|c| CACHE_RESULTS.iter().position(|x| *x == c))
+        {
+            self.cache[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.route_counter(r.route).fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let class = (status / 100) as usize;
         if status == 0 || class >= 5 {
@@ -271,6 +292,36 @@ impl DomainStats {
             c.fetch_add(1, Ordering::Relaxed);
         }
         self.latency.record(duration);
+    }
+}
+
+impl DomainStats {
+    fn route_counter(&self, route: &str) -> Arc<AtomicU64> {
+        if let Some(c) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return c.clone();
+        }
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Requests per route so far, sorted by prefix.
+    pub(crate) fn route_requests(&self) -> Vec<(String, u64)> {
+        let map = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect();
+        out.sort();
+        out
     }
 }
 

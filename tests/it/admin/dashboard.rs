@@ -12,7 +12,9 @@ fn the_page_is_served_and_info_reports_the_node() {
     let _s = Strait::start(&config(&format!(
         "{}{}",
         p.yaml(true),
-        domains(&[rr("dash.test").origins(&[&a])])
+        domains(&[rr("dash.test")
+            .origins(&[&a])
+            .route("{ path_prefix: /r/, respond: { status: 200 } }")])
     )));
     p.wait_up();
     let r = p.admin("GET", "/", None, "");
@@ -31,6 +33,24 @@ fn the_page_is_served_and_info_reports_the_node() {
     ] {
         assert!(page.contains(needle), "the page lacks {needle:?}");
     }
+    // /stats carries what the page shows per domain: routes, rate-limit refusals, cache.
+    let _ = crate::support::send_many(&_s, "dash.test", "/r/x", 2);
+    let _ = crate::support::send_many(&_s, "dash.test", "/", 1);
+    // A request is counted in its logging phase, just after its response is sent.
+    let mut v = serde_json::Value::Null;
+    crate::support::eventually_msg(
+        std::time::Duration::from_secs(5),
+        "3 requests counted",
+        || {
+            v = json(&p.call("GET", "/stats", ""));
+            v["domains"][0]["requests"] == 3
+        },
+    );
+    let d = &v["domains"][0];
+    assert_eq!(d["routes"]["/r/"], 2, "{v}");
+    assert_eq!(d["routes"]["(none)"], 1, "{v}");
+    assert_eq!(d["ratelimited"], 0, "{v}");
+    assert!(d["cache"]["hit"].is_u64(), "{v}");
     // Only the page is open: its data is not.
     assert_eq!(p.admin("GET", "/info", None, "").status, 401);
     assert_eq!(p.admin("GET", "/stats", None, "").status, 401);
