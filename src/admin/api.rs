@@ -303,6 +303,11 @@ fn stats(state: &State) -> Value {
                     .zip(&s.cache)
                     .map(|(name, n)| (name.to_string(), Value::from(load(n))))
                     .collect::<serde_json::Map<_, _>>(),
+                "cache_miss_reasons": s
+                    .top_miss_reasons()
+                    .into_iter()
+                    .map(|(reason, n)| json!({ "reason": reason, "count": n }))
+                    .collect::<Vec<_>>(),
                 "routes": s
                     .route_requests()
                     .into_iter()

@@ -177,6 +177,8 @@ pub(crate) struct RequestRecord<'a> {
     pub ratelimited: bool,
     /// `hit`, `miss`, `stale` or `bypass`; `None` when the cache was not involved.
     pub cache: Option<&'static str>,
+    /// Why it was not a hit (`X-Cache-Reason`), when the cache took part.
+    pub cache_reason: Option<&'static str>,
 }
 
 pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
@@ -265,6 +267,8 @@ pub(crate) struct DomainStats {
     /// Requests per matched route (`path_prefix`; `(none)` for the domain's own handling).
     /// Keys are configured prefixes, so the map is bounded by the configs this process ran.
     pub routes: RwLock<HashMap<String, Arc<AtomicU64>>>,
+    /// Non-hits by reason (a fixed set of strait's own words, so bounded).
+    pub miss_reasons: std::sync::Mutex<HashMap<&'static str, u64>>,
 }
 
 /// The cache outcomes counted per domain, in the order of [`DomainStats::cache`].
@@ -283,6 +287,14 @@ impl DomainStats {
             self.cache[i].fetch_add(1, Ordering::Relaxed);
         }
         self.route_counter(r.route).fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = r.cache_reason {
+            *self
+                .miss_reasons
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(reason)
+                .or_default() += 1;
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let class = (status / 100) as usize;
         if status == 0 || class >= 5 {
@@ -311,6 +323,14 @@ impl DomainStats {
             .entry(route.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Non-hits by reason, the most frequent first.
+    pub(crate) fn top_miss_reasons(&self) -> Vec<(&'static str, u64)> {
+        let map = self.miss_reasons.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        out
     }
 
     /// Requests per route so far, sorted by prefix.

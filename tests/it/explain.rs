@@ -261,6 +261,30 @@ fn the_cache_decision_and_entry_are_explained() {
     );
     let r = s.get("c.test", "/nocache/x");
     assert_eq!(r.header("x-cache"), Some("BYPASS"));
+
+    // /stats (the dashboard's source) counts the outcomes and why the non-hits missed.
+    let mut v = Value::Null;
+    crate::support::eventually_msg(
+        std::time::Duration::from_secs(5),
+        "3 requests counted",
+        || {
+            v = json(&p.call("GET", "/stats", ""));
+            v["domains"][0]["requests"] == 3
+        },
+    );
+    let d = &v["domains"][0];
+    assert_eq!(
+        d["cache"],
+        json!({ "hit": 1, "miss": 1, "stale": 0, "bypass": 1 }),
+        "{v}"
+    );
+    let reasons = d["cache_miss_reasons"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let counted: u64 = reasons.iter().filter_map(|r| r["count"].as_u64()).sum();
+    assert_eq!(counted, 2, "{v}");
+    assert!(reasons.iter().any(|r| r["reason"] == "rule-off"), "{v}");
 }
 
 #[test]
