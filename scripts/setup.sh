@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building strait needs on Debian when it is missing: cmake (zlib-ng),
-# perl and make (vendored OpenSSL), a C/C++ compiler. Safe to run repeatedly.
+# perl and make (vendored OpenSSL), a C/C++ compiler, Python's jsonschema and yaml (schema test), chromium (dashboard test). Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -8,6 +8,10 @@ command -v perl >/dev/null || need+=(perl)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v c++ >/dev/null || need+=(g++)
+# tests/it/schema.rs validates the shipped configs against the JSON Schema with these.
+python3 -c 'import jsonschema, yaml' 2>/dev/null || need+=(python3-jsonschema python3-yaml)
+# tests/it/dashboard_browser.rs drives the dashboard in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   echo "setup: installing ${need[*]}"

@@ -16,8 +16,10 @@
 
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod hooks;
 pub mod logging;
+pub mod plan;
 
 pub(crate) mod access_log;
 pub(crate) mod admin;

@@ -24,7 +24,13 @@ const DEFAULT_CONFIG: &str = "conf/strait.yaml";
 )]
 struct Cli {
     /// The YAML config file.
-    #[arg(short = 'c', long = "conf", env = "STRAIT_CONFIG", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "conf",
+        env = "STRAIT_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     config: Option<PathBuf>,
     /// Run in the background (writes server.pid_file).
     #[arg(short, long)]
@@ -35,6 +41,13 @@ struct Cli {
     /// Validate the config (including backend name resolution) and exit: 0 ok, 1 errors.
     #[arg(short, long)]
     test: bool,
+    /// With -t: also print what reloading from the --against file to this one would change.
+    #[arg(long, requires = "test")]
+    plan: bool,
+    /// With --plan: the config the running instance has (ask a running instance instead with
+    /// its admin API: POST /reload?dry_run=true).
+    #[arg(long, value_name = "OLD", requires = "plan")]
+    against: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,10 +60,52 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// What strait would do with a request under the config file (-c), without sending it:
+    /// domain, route, action, limits, cache decision and the backend picked, with reasons.
+    Explain {
+        /// The Host header.
+        #[arg(long)]
+        host: String,
+        /// Path and optional query string.
+        #[arg(long, default_value = "/")]
+        path: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A request header as `Name: value` (repeatable).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// The client's (TCP peer's) address.
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
+        /// The listener's scheme, part of the cache key (default: the --listener's, else http).
+        #[arg(long, value_parser = ["http", "https"])]
+        scheme: Option<String>,
+        /// The listener the request arrives on (its configured addr).
+        #[arg(long)]
+        listener: Option<std::net::SocketAddr>,
+    },
+    /// About the config file format.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the JSON Schema (draft 2020-12) of the config file, for editors and validators.
+    Schema,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Config {
+        what: ConfigCommand::Schema,
+    }) = cli.command
+    {
+        print!("{}", config::json_schema_text());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Demo { listen }) = cli.command {
         strait::logging::init(log::LevelFilter::Info);
         return match strait::demo::run(listen) {
@@ -63,7 +118,59 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(errors) => return report(&path, &errors),
     };
+    if let Some(Command::Explain {
+        host,
+        path: target,
+        method,
+        headers,
+        client_ip,
+        scheme,
+        listener,
+    }) = cli.command
+    {
+        let mut parsed = Vec::new();
+        for h in &headers {
+            match h.split_once(':') {
+                Some((name, value)) if !name.trim().is_empty() => {
+                    parsed.push((name.trim().to_string(), value.trim().to_string()))
+                }
+                _ => return fail(&format!("--header {h:?}: expected NAME:VALUE")),
+            }
+        }
+        let question = strait::explain::Question {
+            method,
+            host,
+            path: target,
+            headers: parsed,
+            client_ip,
+            scheme: scheme.unwrap_or_default(),
+            listener,
+        };
+        return match strait::explain::explain_config(config, &question) {
+            Ok(answer) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => report(&path, &errors),
+        };
+    }
     if cli.test {
+        if cli.plan {
+            let Some(old_path) = cli.against else {
+                return fail("--plan needs --against OLD (a running instance answers POST /reload?dry_run=true)");
+            };
+            let old = match config::load_file(&old_path) {
+                Ok(c) => c,
+                Err(errors) => return report(&old_path, &errors),
+            };
+            print!(
+                "{}",
+                strait::plan::plan_text(&strait::plan::plan(&old, &config))
+            );
+        }
         return check(&path, config);
     }
     strait::logging::init(config.logging.level);

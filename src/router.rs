@@ -64,26 +64,83 @@ impl Router {
     }
 
     fn domain(&self, host: &str) -> Option<usize> {
-        let host = strip_port(host);
-        let host = host.strip_suffix('.').unwrap_or(host);
-        // Most clients send lower-case names; only pay for a copy when one does not.
-        let lowered;
-        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            lowered = host.to_ascii_lowercase();
-            lowered.as_str()
-        } else {
-            host
-        };
+        let host = normalize(host);
+        let host = host.as_ref();
         if let Some(&d) = self.exact.get(host) {
             return Some(d);
         }
-        for (suffix, d) in &self.wildcards {
-            // `*.example.com` matches `a.example.com` and `a.b.example.com`, not `example.com`.
-            if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
-                return Some(*d);
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| wildcard_matches(suffix, host))
+            .map(|(_, d)| *d)
+            .or(self.default)
+    }
+
+    /// Every host pattern that matches `host`, in the order the router ranks them: the first
+    /// is the one [`Router::route`] uses (exact, then the longest `*.suffix`, then `*`).
+    /// For `POST /explain`, which shows what won over what.
+    pub fn host_matches(&self, host: &str) -> Vec<HostMatch> {
+        let host = normalize(host);
+        let host = host.as_ref();
+        let mut out = Vec::new();
+        if let Some(&domain) = self.exact.get(host) {
+            out.push(HostMatch {
+                domain,
+                pattern: host.to_string(),
+                kind: "exact",
+            });
+        }
+        for (suffix, domain) in &self.wildcards {
+            if wildcard_matches(suffix, host) {
+                out.push(HostMatch {
+                    domain: *domain,
+                    pattern: format!("*{suffix}"),
+                    kind: "wildcard",
+                });
             }
         }
-        self.default
+        if let Some(domain) = self.default {
+            out.push(HostMatch {
+                domain,
+                pattern: "*".to_string(),
+                kind: "default",
+            });
+        }
+        out
+    }
+
+    /// The route prefixes of `domain` in the order they are tried (longest first), each with
+    /// its route index.
+    pub fn route_order(&self, domain: usize) -> &[(String, usize)] {
+        self.routes.get(domain).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A host pattern matching a request's host (see [`Router::host_matches`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMatch {
+    pub domain: usize,
+    /// As written: `api.example.com`, `*.example.com`, `*`.
+    pub pattern: String,
+    /// `exact`, `wildcard` or `default`.
+    pub kind: &'static str,
+}
+
+/// `*.example.com` (stored as `.example.com`) matches `a.example.com` and `a.b.example.com`,
+/// not `example.com`.
+fn wildcard_matches(suffix: &str, host: &str) -> bool {
+    host.len() > suffix.len() && host.ends_with(suffix)
+}
+
+/// The host as routing compares it: no port, no trailing dot, lower case.
+fn normalize(host: &str) -> std::borrow::Cow<'_, str> {
+    let host = strip_port(host);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    // Most clients send lower-case names; only pay for a copy when one does not.
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
     }
 }
 
@@ -144,6 +201,24 @@ mod tests {
         let no_default = Router::new([(&[HostPattern::Exact("a".into())][..], vec![])]);
         assert_eq!(no_default.route("b", "/"), None);
         assert_eq!(no_default.route("[::1]:80", "/"), None);
+    }
+
+    #[test]
+    fn host_matches_are_ranked_as_routing_ranks_them() {
+        let r = router();
+        let m = r.host_matches("A.EU.example.com:443");
+        let got: Vec<(usize, &str)> = m.iter().map(|h| (h.domain, h.pattern.as_str())).collect();
+        assert_eq!(
+            got,
+            [(2, "*.eu.example.com"), (1, "*.example.com"), (3, "*")]
+        );
+        assert_eq!(
+            Some(m[0].domain),
+            r.route("a.eu.example.com", "/").map(|h| h.domain)
+        );
+        let m = r.host_matches("api.example.com");
+        assert_eq!((m[0].domain, m[0].kind), (0, "exact"));
+        assert_eq!(m.len(), 3);
     }
 
     #[test]

@@ -239,7 +239,7 @@ fn host_list_name(d: &crate::config::Domain) -> String {
     d.hosts.iter().map(host_name).collect::<Vec<_>>().join(" ")
 }
 
-fn host_name(h: &crate::config::HostPattern) -> String {
+pub(crate) fn host_name(h: &crate::config::HostPattern) -> String {
     match h {
         crate::config::HostPattern::Exact(s) => s.clone(),
         crate::config::HostPattern::Wildcard(s) => format!("*{s}"),
@@ -348,7 +348,7 @@ fn static_response(r: &Respond) -> StaticResponse {
 }
 
 /// Resolves every distinct backend host name once, concurrently, without blocking a thread.
-async fn resolve_all(
+pub(crate) async fn resolve_all(
     config: &Config,
 ) -> Result<HashMap<(String, u16), SocketAddr>, Vec<ConfigError>> {
     let mut first_use: HashMap<(String, u16), &BackendConfig> = HashMap::new();

@@ -36,6 +36,18 @@ pub(crate) struct State {
     /// Serialises control-plane changes (reload, admin API) so none is lost to a race:
     /// each reads the current snapshot, builds the next and swaps it under this lock.
     pub control: tokio::sync::Mutex<()>,
+    /// When this server's state was made: the uptime `GET /info` reports.
+    pub started: std::time::Instant,
+    /// The last reload's outcome (when, whether it applied, one line), for `GET /info`.
+    pub last_reload: std::sync::Mutex<Option<LastReload>>,
+}
+
+/// One reload's outcome as the dashboard shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct LastReload {
+    pub at: std::time::SystemTime,
+    pub ok: bool,
+    pub summary: String,
 }
 
 impl State {
@@ -51,6 +63,8 @@ impl State {
             config_path: OnceLock::new(),
             hooks: OnceLock::new(),
             control: tokio::sync::Mutex::new(()),
+            started: std::time::Instant::now(),
+            last_reload: std::sync::Mutex::new(None),
         })
     }
 

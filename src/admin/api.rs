@@ -24,6 +24,12 @@ pub(crate) struct AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        // The dashboard page carries no data (it asks for the token itself), so it is the one
+        // thing served without the token.
+        let req = session.req_header();
+        if req.method == Method::GET && req.uri.path() == "/" {
+            return super::dashboard::response();
+        }
         if let Some(token) = &self.token {
             if !authorized(session, token) {
                 let mut r = ApiError::new(
@@ -79,11 +85,13 @@ impl AdminApp {
             ("/backends", &Method::GET) => {
                 let snapshot = self.state.snapshot();
                 let at = find_pool(&snapshot, required(&params, "domain")?, route)?;
-                let list: Vec<Value> = snapshot.pools[at.pool]
-                    .backends
-                    .iter()
-                    .map(|b| backend_json(b))
-                    .collect();
+                let pool = &snapshot.pools[at.pool];
+                // `addr` asks for one backend: its object alone, 404 when the pool lacks it.
+                if let Some(addr) = params.get("addr") {
+                    let index = changes::find_backend(pool, addr)?;
+                    return Ok((StatusCode::OK, backend_json(&pool.backends[index])));
+                }
+                let list: Vec<Value> = pool.backends.iter().map(|b| backend_json(b)).collect();
                 Ok((StatusCode::OK, Value::Array(list)))
             }
             ("/backends", &Method::POST) => {
@@ -125,7 +133,25 @@ impl AdminApp {
             }
             ("/cache", _) => Err(method_not_allowed("DELETE")),
             ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
+            ("/info", &Method::GET) => Ok((StatusCode::OK, info(&self.state))),
+            ("/info", _) => Err(method_not_allowed("GET")),
             ("/stats", _) => Err(method_not_allowed("GET")),
+            ("/explain", &Method::POST) => {
+                let body = read_body(session).await?;
+                let question =
+                    crate::explain::Question::from_json(&body).map_err(ApiError::bad_request)?;
+                let snapshot = self.state.snapshot();
+                let answer = crate::explain::explain(&snapshot, self.state.hooks(), &question);
+                Ok((StatusCode::OK, answer))
+            }
+            ("/explain", _) => Err(method_not_allowed("POST")),
+            ("/reload", &Method::POST)
+                if params
+                    .get("dry_run")
+                    .is_some_and(|v| v == "true" || v == "1") =>
+            {
+                dry_run(&self.state).await
+            }
             ("/reload", &Method::POST) => reload(&self.state).await,
             ("/reload", _) => Err(method_not_allowed("POST")),
             _ => Err(ApiError::not_found(format!(
@@ -192,6 +218,57 @@ fn domains(snapshot: &Snapshot) -> Value {
     json!({ "domains": list })
 }
 
+/// The node: version, uptime, config source and size, and the last reload's outcome.
+fn info(state: &State) -> Value {
+    let snapshot = state.snapshot();
+    let last_reload = state
+        .last_reload
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .map(|r| {
+            let at =
+                r.at.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+            json!({ "at_unix": at, "ok": r.ok, "summary": r.summary })
+        });
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": state.started.elapsed().as_secs_f64(),
+        "config": snapshot.config.source,
+        "config_hash": config_hash(&snapshot.config),
+        "domains": snapshot.domains.len(),
+        "backends": snapshot.pools.iter().map(|p| p.backends.len()).sum::<usize>(),
+        "last_reload": last_reload,
+    })
+}
+
+/// A short digest of the running config (its parsed form, so comments and layout do not
+/// count): two nodes showing the same hash run the same config.
+fn config_hash(config: &crate::config::Config) -> String {
+    use blake2::{Blake2s256, Digest};
+    // Positions and the file name say where things were written, not what they are.
+    let mut config = config.clone();
+    config.source.clear();
+    let text = format!("{config:?}");
+    let text = strip_positions(&text);
+    let digest = Blake2s256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `Pos { line: 3, col: 5 }` (in the Debug text) → `Pos`.
+fn strip_positions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("Pos { line: ") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i..];
+        rest = rest.find('}').map_or("", |j| &rest[j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 fn stats(state: &State) -> Value {
     let snapshot = state.snapshot();
     let mut names: Vec<String> = snapshot.domains.iter().map(|d| d.name.clone()).collect();
@@ -220,6 +297,22 @@ fn stats(state: &State) -> Value {
                     "5xx": load(&s.classes[5]),
                 },
                 "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
+                "ratelimited": load(&s.ratelimited),
+                "cache": crate::metrics::CACHE_RESULTS
+                    .iter()
+                    .zip(&s.cache)
+                    .map(|(name, n)| (name.to_string(), Value::from(load(n))))
+                    .collect::<serde_json::Map<_, _>>(),
+                "cache_miss_reasons": s
+                    .top_miss_reasons()
+                    .into_iter()
+                    .map(|(reason, n)| json!({ "reason": reason, "count": n }))
+                    .collect::<Vec<_>>(),
+                "routes": s
+                    .route_requests()
+                    .into_iter()
+                    .map(|(route, n)| (route, Value::from(n)))
+                    .collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect();
@@ -227,6 +320,22 @@ fn stats(state: &State) -> Value {
         "domains": domains,
         "access_log_dropped": state.access_log.dropped(),
     })
+}
+
+/// `POST /reload?dry_run=true`: the reload plan for the config file, against the running
+/// config; nothing is swapped.
+async fn dry_run(state: &State) -> ApiResult {
+    match crate::lifecycle::reload_plan(state).await {
+        Ok(plan) => Ok((
+            StatusCode::OK,
+            json!({ "dry_run": true, "valid": true, "plan": plan }),
+        )),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the config has errors; a reload would keep the running config",
+        )
+        .with_errors(&errors)),
+    }
 }
 
 async fn reload(state: &State) -> ApiResult {

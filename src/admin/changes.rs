@@ -150,7 +150,7 @@ impl Address {
 }
 
 /// The index in `pool` of the one backend `addr` names.
-fn find_backend(pool: &Pool, addr: &str) -> Result<usize, ApiError> {
+pub(crate) fn find_backend(pool: &Pool, addr: &str) -> Result<usize, ApiError> {
     let wanted = parse_address(addr)?;
     let found: Vec<usize> = pool
         .backends

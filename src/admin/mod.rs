@@ -8,6 +8,7 @@
 mod api;
 pub(crate) mod cache_api;
 pub(crate) mod changes;
+mod dashboard;
 mod probe;
 pub(crate) mod web;
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::config::Scheme;
 
-use super::{is_candidate, Backend, Balancer, RoundRobin};
+use super::{is_candidate, Backend, Balancer, RingSpot, RoundRobin};
 
 /// Points per unit of weight. A backend's share of the ring deviates from its weight's share by
 /// roughly 1/sqrt(points); with the 160 of ketama-style rings, simulated 4-backend pools had a
@@ -98,12 +98,8 @@ impl Balancer for ConsistentHash {
             return self.fallback.pick(backends, Some(key), skip);
         }
         let len = self.ring.len();
-        // Compare positions only: with the index bits cleared here, which side of a point a
-        // key falls on cannot depend on the backend's index, which shifts when another
-        // backend is removed from the list.
-        let h = key & !INDEX_MASK;
-        let start = self.ring.partition_point(|&p| p < h) % len;
-        let first = (self.ring[start] & INDEX_MASK) as usize;
+        let spot = self.spot(key);
+        let (start, first) = (spot.point, spot.owner);
         if is_candidate(backends, first, skip) {
             return Some(first);
         }
@@ -116,6 +112,101 @@ impl Balancer for ConsistentHash {
             .map(|step| (self.ring[(start + step) % len] & INDEX_MASK) as usize)
             .find(|&i| is_candidate(backends, i, skip))
     }
+
+    fn peek(&self, backends: &[Arc<Backend>], key: Option<u64>) -> Option<usize> {
+        match key {
+            // Without a key the round-robin fallback decides, and it has a cursor.
+            None => self.fallback.peek(backends, key),
+            Some(_) if self.ring.is_empty() || self.built_for != backends.len() => {
+                self.fallback.peek(backends, key)
+            }
+            // Picking by key changes no state.
+            Some(_) => self.pick(backends, key, &|_| false),
+        }
+    }
+
+    fn ring_spot(&self, key: u64) -> Option<RingSpot> {
+        (!self.ring.is_empty()).then(|| self.spot(key))
+    }
+}
+
+impl ConsistentHash {
+    /// Where `key` lands: the first point at or after it. The ring must not be empty.
+    fn spot(&self, key: u64) -> RingSpot {
+        let len = self.ring.len();
+        // Compare positions only: with the index bits cleared here, which side of a point a
+        // key falls on cannot depend on the backend's index, which shifts when another
+        // backend is removed from the list.
+        let h = key & !INDEX_MASK;
+        let point = self.ring.partition_point(|&p| p < h) % len.max(1);
+        let owner = self
+            .ring
+            .get(point)
+            .map_or(0, |p| (p & INDEX_MASK) as usize);
+        RingSpot {
+            hash: h,
+            point,
+            points: len,
+            owner,
+        }
+    }
+
+    /// For every arc of the hash space, the index of the backend owning it: `(end, owner)`
+    /// pairs in ring order, an arc running from the previous point (exclusive) to `end`
+    /// (inclusive); the space past the last point wraps to the first.
+    fn owners(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.ring
+            .iter()
+            .map(|&p| (p & !INDEX_MASK, (p & INDEX_MASK) as usize))
+    }
+}
+
+/// The share of client addresses (of the whole hash space, so of uniformly spread clients)
+/// whose backend differs between ring `old` and ring `new`, every backend usable. A backend
+/// is known across the two by `old_ids[i]` / `new_ids[j]` (its URL), since indices shift when
+/// the list changes. Exact: it walks the merged point positions of both rings, each arc
+/// between consecutive positions having one owner in each.
+pub(crate) fn moved_share(
+    old: &ConsistentHash,
+    old_ids: &[String],
+    new: &ConsistentHash,
+    new_ids: &[String],
+) -> f64 {
+    let a: Vec<(u64, usize)> = old.owners().collect();
+    let b: Vec<(u64, usize)> = new.owners().collect();
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => return 0.0,
+        // Every client moves from "no backend" to one, or the other way.
+        (true, false) | (false, true) => return 1.0,
+        _ => {}
+    }
+    let id = |ids: &[String], i: usize| ids.get(i).cloned().unwrap_or_default();
+    let mut positions: Vec<u64> = a.iter().chain(b.iter()).map(|p| p.0).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    // The owner of the arc ending at `pos` in a ring: the first point at or after `pos`.
+    let owner_at = |ring: &[(u64, usize)], pos: u64| {
+        let k = ring.partition_point(|p| p.0 < pos) % ring.len();
+        ring[k].1
+    };
+    let mut moved: u128 = 0;
+    let mut prev: Option<u64> = None;
+    for &pos in &positions {
+        // Client hashes are multiples of 2^INDEX_BITS; an arc (prev, pos] holds
+        // (pos - prev) / 2^INDEX_BITS of them. The first arc joins the wrap-around one below.
+        if let Some(p) = prev {
+            if id(old_ids, owner_at(&a, pos)) != id(new_ids, owner_at(&b, pos)) {
+                moved += u128::from(pos - p);
+            }
+        }
+        prev = Some(pos);
+    }
+    // From the last position round to the first (inclusive): owned by each ring's first point.
+    let (first, last) = (positions[0], positions[positions.len() - 1]);
+    if id(old_ids, a[0].1) != id(new_ids, b[0].1) {
+        moved += (1u128 << 64) - u128::from(last) + u128::from(first);
+    }
+    moved as f64 / (1u128 << 64) as f64
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -264,6 +355,72 @@ mod tests {
         }
         for (got, want) in c.iter().zip([2_000usize, 4_000, 6_000]) {
             assert!(got.abs_diff(want) * 100 <= want * 15, "{c:?}");
+        }
+    }
+
+    /// `moved_share` against a brute-force count: 100 000 random addresses looked up in the
+    /// old and the new ring, for removals, additions and weight changes.
+    #[test]
+    fn moved_share_matches_a_brute_force_count() {
+        let ids = |b: &[Arc<Backend>]| -> Vec<String> {
+            b.iter().map(|x| x.config.url.clone()).collect()
+        };
+        let base = backends(&[1, 1, 1, 1]);
+        let cases: Vec<(&str, Vec<Arc<Backend>>)> = vec![
+            ("remove one", base[..3].to_vec()),
+            ("remove the first", base[1..].to_vec()),
+            ("add one", {
+                let mut v = base.clone();
+                v.push(backend(7, 1));
+                v
+            }),
+            ("weight 1 -> 3", {
+                let mut v = base.clone();
+                v[2] = backend(2, 3);
+                v
+            }),
+            (
+                "replace two",
+                vec![
+                    base[0].clone(),
+                    base[1].clone(),
+                    backend(8, 1),
+                    backend(9, 2),
+                ],
+            ),
+            (
+                "unchanged, reordered",
+                vec![
+                    base[3].clone(),
+                    base[1].clone(),
+                    base[2].clone(),
+                    base[0].clone(),
+                ],
+            ),
+        ];
+        let old = ConsistentHash::new(&base);
+        let ips = random_ips(100_000, 0x91a2);
+        for (what, new_list) in cases {
+            let new = ConsistentHash::new(&new_list);
+            let share = moved_share(&old, &ids(&base), &new, &ids(&new_list));
+            let moved = ips
+                .iter()
+                .filter(|&&ip| {
+                    base[pick(&old, &base, ip)].config.url
+                        != new_list[pick(&new, &new_list, ip)].config.url
+                })
+                .count();
+            let counted = moved as f64 / ips.len() as f64;
+            eprintln!("{what}: exact {share:.5}, counted {counted:.5}");
+            // Binomial spread of the count around the exact share: 5 sigma never flakes.
+            let sigma = (share * (1.0 - share) / ips.len() as f64).sqrt();
+            assert!(
+                (counted - share).abs() <= 5.0 * sigma + 1e-9,
+                "{what}: exact {share:.5}, counted {counted:.5}"
+            );
+            if what.starts_with("unchanged") {
+                assert_eq!(share, 0.0);
+            }
         }
     }
 

@@ -34,28 +34,7 @@ impl Balancer for LeastConnections {
         // turn; a fixed start would send every tie (including the idle pool, the common case
         // under light load) to the first backend.
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        // (index, steps from start, active, weight)
-        let mut best: Option<(usize, usize, u128, u128)> = None;
-        for step in 0..n {
-            let i = (start + step) % n;
-            if !is_candidate(backends, i, skip) {
-                continue;
-            }
-            let active = u128::from(backends[i].active());
-            let weight = u128::from(backends[i].weight());
-            // active/weight < best_active/best_weight, kept in integers so that equal loads
-            // compare equal (floats would turn some ties into arbitrary wins).
-            let better = match best {
-                None => true,
-                Some((_, _, best_active, best_weight)) => {
-                    active * best_weight < best_active * weight
-                }
-            };
-            if better {
-                best = Some((i, step, active, weight));
-            }
-        }
-        let (i, step, _, _) = best?;
+        let (i, step) = least_loaded(backends, start, skip)?;
         // Continue the rotation after the winner, so that ties among the backends behind a busy
         // one are shared out rather than all going to the first of them.
         if step > 0 {
@@ -63,6 +42,45 @@ impl Balancer for LeastConnections {
         }
         Some(i)
     }
+
+    fn peek(&self, backends: &[Arc<Backend>], _key: Option<u64>) -> Option<usize> {
+        let n = backends.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.load(Ordering::Relaxed) % n;
+        least_loaded(backends, start, &|_| false).map(|(i, _)| i)
+    }
+}
+
+/// The candidate with the fewest in-flight requests per unit of weight, the first such from
+/// `start` on, with how many places it is past `start`.
+fn least_loaded(
+    backends: &[Arc<Backend>],
+    start: usize,
+    skip: &dyn Fn(usize) -> bool,
+) -> Option<(usize, usize)> {
+    let n = backends.len();
+    // (index, steps from start, active, weight)
+    let mut best: Option<(usize, usize, u128, u128)> = None;
+    for step in 0..n {
+        let i = (start + step) % n;
+        if !is_candidate(backends, i, skip) {
+            continue;
+        }
+        let active = u128::from(backends[i].active());
+        let weight = u128::from(backends[i].weight());
+        // active/weight < best_active/best_weight, kept in integers so that equal loads
+        // compare equal (floats would turn some ties into arbitrary wins).
+        let better = match best {
+            None => true,
+            Some((_, _, best_active, best_weight)) => active * best_weight < best_active * weight,
+        };
+        if better {
+            best = Some((i, step, active, weight));
+        }
+    }
+    best.map(|(i, step, _, _)| (i, step))
 }
 
 #[cfg(test)]

@@ -42,6 +42,11 @@ fn median_latency(backends: &[Arc<Backend>]) -> u64 {
 }
 
 impl Balancer for LeastLatency {
+    /// One draw of the two random choices (the real pick draws again).
+    fn peek(&self, backends: &[Arc<Backend>], key: Option<u64>) -> Option<usize> {
+        self.pick(backends, key, &|_| false)
+    }
+
     fn pick(
         &self,
         backends: &[Arc<Backend>],

@@ -28,7 +28,7 @@ use crate::config::{HashKey, HealthCheck, PoolPolicy, Strategy};
 
 pub(crate) use backend::{Backend, MAX_WEIGHT};
 pub use consistent_hash::hash_ip;
-pub(crate) use consistent_hash::{hash_bytes, ConsistentHash};
+pub(crate) use consistent_hash::{hash_bytes, moved_share, ConsistentHash};
 pub(crate) use lease::Lease;
 pub(crate) use least_connections::LeastConnections;
 pub(crate) use least_latency::LeastLatency;
@@ -53,6 +53,29 @@ pub(crate) trait Balancer: Send + Sync {
         key: Option<u64>,
         skip: &dyn Fn(usize) -> bool,
     ) -> Option<usize>;
+
+    /// The index the next `pick` (skipping nothing) would return for `client`, changing no
+    /// state: what `POST /explain` reports. `None` when no backend is usable, and always for
+    /// `random`, whose next pick is not decided yet.
+    fn peek(&self, backends: &[Arc<Backend>], key: Option<u64>) -> Option<usize>;
+
+    /// `ip_hash` only: where `client` lands on the ring.
+    fn ring_spot(&self, _key: u64) -> Option<RingSpot> {
+        None
+    }
+}
+
+/// Where a client address lands on an `ip_hash` ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RingSpot {
+    /// The address's hash (the ring position it looks up, low index bits cleared).
+    pub hash: u64,
+    /// The index of the first ring point at or after it.
+    pub point: usize,
+    /// Points on the ring.
+    pub points: usize,
+    /// The backend owning that point (before skipping unusable ones).
+    pub owner: usize,
 }
 
 /// The balancer for `strategy`; those that precompute (the hash ring) do so from `backends`,
@@ -278,6 +301,30 @@ impl Pool {
     /// check a backend's capacity first take the slot themselves (`Backend::try_lease`).
     pub fn pick(&self, key: Option<u64>, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
         self.balancer.pick(&self.backends, key, skip)
+    }
+
+    /// What the next pick for `key` would be, changing nothing (see [`Balancer::peek`]).
+    pub fn peek(&self, key: Option<u64>) -> Option<usize> {
+        self.balancer.peek(&self.backends, key)
+    }
+
+    /// Hashing pools: where `key` lands on the ring.
+    pub(crate) fn ring_spot(&self, key: u64) -> Option<RingSpot> {
+        self.balancer.ring_spot(key)
+    }
+
+    /// The backend a sticky cookie among `headers` (name, value) names, if usable (explain).
+    pub(crate) fn sticky_pick_for(&self, headers: &[(String, String)]) -> Option<usize> {
+        let s = self.policy.sticky.as_ref()?;
+        let value = sticky::cookie_value(
+            headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+                .map(|(_, v)| v.as_bytes()),
+            &s.cookie,
+        )?;
+        let i = self.tokens.iter().position(|t| t.as_bytes() == value)?;
+        self.backends.get(i).filter(|b| b.is_usable()).map(|_| i)
     }
 
     /// Whether any backend could take a request now (for `/ready` and quick 503s).

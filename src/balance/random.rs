@@ -26,6 +26,10 @@ impl Balancer for Random {
     ) -> Option<usize> {
         pick_with(&mut rand::thread_rng(), backends, skip)
     }
+
+    fn peek(&self, _backends: &[Arc<Backend>], _key: Option<u64>) -> Option<usize> {
+        None
+    }
 }
 
 /// Split out so tests can drive it with a seeded generator and assert tight bounds without

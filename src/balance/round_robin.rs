@@ -28,20 +28,36 @@ impl Balancer for RoundRobin {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        for step in 0..n {
-            let i = (start + step) % n;
-            if is_candidate(backends, i, skip) {
-                // Move the cursor past the backends we stepped over. Otherwise the turn of every
-                // down backend would land on its right-hand neighbour, which would then take
-                // twice (or more) its share.
-                if step > 0 {
-                    self.next.fetch_add(step, Ordering::Relaxed);
-                }
-                return Some(i);
-            }
+        let (i, step) = scan(backends, start, skip)?;
+        // Move the cursor past the backends we stepped over. Otherwise the turn of every down
+        // backend would land on its right-hand neighbour, which would then take twice (or
+        // more) its share.
+        if step > 0 {
+            self.next.fetch_add(step, Ordering::Relaxed);
         }
-        None
+        Some(i)
     }
+
+    fn peek(&self, backends: &[Arc<Backend>], _key: Option<u64>) -> Option<usize> {
+        let n = backends.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.load(Ordering::Relaxed) % n;
+        scan(backends, start, &|_| false).map(|(i, _)| i)
+    }
+}
+
+/// The first candidate from `start` on, with how many places it is past `start`.
+fn scan(
+    backends: &[Arc<Backend>],
+    start: usize,
+    skip: &dyn Fn(usize) -> bool,
+) -> Option<(usize, usize)> {
+    let n = backends.len();
+    (0..n)
+        .map(|step| ((start + step) % n, step))
+        .find(|&(i, _)| is_candidate(backends, i, skip))
 }
 
 #[cfg(test)]

@@ -207,3 +207,41 @@ fn concurrent_picks_keep_counts_right() {
         assert_eq!(total, 4 * (2_000 + 2_000u64.div_ceil(7)), "{s:?}");
     }
 }
+
+/// `peek` foretells the next `pick` (and changes nothing), for every strategy but `random`,
+/// whatever the weights, loads and down backends.
+#[test]
+fn peek_is_the_next_pick() {
+    for strategy in ALL {
+        // Random draws; least_latency draws two random candidates.
+        if matches!(strategy, Strategy::Random | Strategy::LeastLatency) {
+            continue;
+        }
+        let b = backends(&[3, 1, 2, 1]);
+        b[2].set_healthy(false);
+        let pool = Pool::new("t", strategy, b.clone(), None);
+        // Some load so least_connections has something to weigh.
+        let _held = [b[0].lease(), b[0].lease(), b[3].lease()];
+        for client in clients().take(12) {
+            for _ in 0..3 {
+                let foretold = pool.peek(client);
+                assert_eq!(
+                    pool.peek(client),
+                    foretold,
+                    "{strategy:?}: peeking moved it"
+                );
+                let picked = pool.pick(client, &no_skip);
+                assert_eq!(foretold, picked, "{strategy:?} {client:?}");
+            }
+        }
+        // Nothing usable: nothing foretold.
+        for x in &b {
+            x.set_enabled(false);
+        }
+        assert_eq!(
+            pool.peek(Some(super::hash_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)))),
+            None,
+            "{strategy:?}"
+        );
+    }
+}

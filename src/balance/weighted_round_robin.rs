@@ -44,27 +44,50 @@ impl Balancer for WeightedRoundRobin {
             scores.clear();
             scores.resize(n, 0);
         }
-        let mut total: i64 = 0;
-        let mut best: Option<usize> = None;
-        for i in 0..n {
-            // Backends that cannot take this request keep their score: they neither gain credit
-            // while down nor distort the survivors' shares.
-            if !is_candidate(backends, i, skip) {
-                continue;
-            }
-            let weight = i64::from(backends[i].weight());
-            scores[i] += weight;
-            total += weight;
-            best = match best {
-                Some(b) if scores[b] >= scores[i] => Some(b),
-                _ => Some(i),
-            };
-        }
-        if let Some(b) = best {
-            scores[b] -= total;
-        }
-        best
+        choose(&mut scores, backends, skip)
     }
+
+    fn peek(&self, backends: &[Arc<Backend>], _key: Option<u64>) -> Option<usize> {
+        // The same step on a copy of the scores: what the next pick will do, undone.
+        let mut scores = self
+            .scores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if scores.len() != backends.len() {
+            scores = vec![0; backends.len()];
+        }
+        choose(&mut scores, backends, &|_| false)
+    }
+}
+
+/// One step of smooth weighted round robin over `scores` (one per backend).
+fn choose(
+    scores: &mut [i64],
+    backends: &[Arc<Backend>],
+    skip: &dyn Fn(usize) -> bool,
+) -> Option<usize> {
+    let n = backends.len().min(scores.len());
+    let mut total: i64 = 0;
+    let mut best: Option<usize> = None;
+    for i in 0..n {
+        // Backends that cannot take this request keep their score: they neither gain credit
+        // while down nor distort the survivors' shares.
+        if !is_candidate(backends, i, skip) {
+            continue;
+        }
+        let weight = i64::from(backends[i].weight());
+        scores[i] += weight;
+        total += weight;
+        best = match best {
+            Some(b) if scores[b] >= scores[i] => Some(b),
+            _ => Some(i),
+        };
+    }
+    if let Some(b) = best {
+        scores[b] -= total;
+    }
+    best
 }
 
 #[cfg(test)]

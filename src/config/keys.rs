@@ -118,10 +118,27 @@ pub(crate) enum Kind {
     Address,
     /// A file or folder path.
     Path,
-    List,
-    Map,
-    /// A map, or `true`/`false`.
-    MapOrBool,
+    /// A list of these items.
+    List(Item),
+    /// A mapping with the keys of this section.
+    Map(Section),
+    /// Header names to values (`set`, `add`, a `respond`'s headers).
+    TextMap,
+    /// A mapping with the keys of this section, or `true`/`false`.
+    MapOrBool(Section),
+}
+
+/// What a list holds; the JSON Schema (`schema.rs`) needs it, the decoder knows it by code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Item {
+    /// Mappings of this section.
+    Of(Section),
+    /// Mappings of this section, or a bare string as shorthand (a backend's URL).
+    OfOrText(Section),
+    /// Strings (hosts, networks, methods, header names).
+    Text,
+    /// HTTP statuses.
+    Status,
 }
 
 /// A key's default, typed so the decoder uses the very value the reference shows.
@@ -149,6 +166,7 @@ pub(crate) struct Key {
 }
 
 use DefaultValue as D;
+use Item as I;
 use Kind as K;
 use Section as S;
 
@@ -172,13 +190,13 @@ const LB_NAMES: &[&str] = &[
 #[rustfmt::skip]
 pub(crate) const KEYS: &[Key] = &[
     // --- top level ---
-    key("server", &[S::Top], K::Map, D::Unset("every server default"), "process settings"),
-    key("listeners", &[S::Top], K::List, D::Required, "the addresses the proxy accepts on (at least one)"),
-    key("admin", &[S::Top], K::Map, D::Unset("no admin API"), "the admin API listener"),
-    key("probe", &[S::Top], K::Map, D::Unset("no probe listener"), "the /live /ready /metrics listener"),
-    key("logging", &[S::Top], K::Map, D::Unset("level info, no access log"), "console level and the access log"),
-    key("cache", &[S::Top], K::Map, D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
-    key("domains", &[S::Top], K::List, D::Required, "host names and what answers them (at least one)"),
+    key("server", &[S::Top], K::Map(S::Server), D::Unset("every server default"), "process settings"),
+    key("listeners", &[S::Top], K::List(I::Of(S::Listener)), D::Required, "the addresses the proxy accepts on (at least one)"),
+    key("admin", &[S::Top], K::Map(S::Admin), D::Unset("no admin API"), "the admin API listener"),
+    key("probe", &[S::Top], K::Map(S::Probe), D::Unset("no probe listener"), "the /live /ready /metrics listener"),
+    key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access log"), "console level and the access log"),
+    key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
+    key("domains", &[S::Top], K::List(I::Of(S::Domain)), D::Required, "host names and what answers them (at least one)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
     key("pid_file", &[S::Server], K::Path, D::Text("/tmp/strait.pid"), "written with -d"),
@@ -189,15 +207,15 @@ pub(crate) const KEYS: &[Key] = &[
     key("keepalive_timeout", &[S::Server], K::Duration, secs(60), "idle client keep-alive connections are closed after this"),
     key("user", &[S::Server], K::String, D::Unset("the starting user"), "with -d: the user the daemon runs as"),
     key("group", &[S::Server], K::String, D::Unset("the starting group"), "with -d: the group the daemon runs as"),
-    key("trusted_proxies", &[S::Server], K::List, D::Unset("none"), "CIDRs whose X-Forwarded-For is believed"),
+    key("trusted_proxies", &[S::Server], K::List(I::Text), D::Unset("none"), "CIDRs whose X-Forwarded-For is believed"),
     key("request_header_timeout", &[S::Server], K::PositiveDuration, secs(10), "a request head not complete this long after its first byte: 408"),
     key("max_header_bytes", &[S::Server], K::Size, D::Size(64 << 10), "a larger request head: 431 (1KiB to 512KiB)"),
     key("max_buffered_bytes", &[S::Server], K::Size, D::Size(256 << 20), "request bodies held by buffer_request_body, at most, over all requests; past it, requests stream"),
     key("max_connections", &[S::Server], K::Int { min: 1, max: 10_000_000 }, D::Int(100_000), "client connections served at once; more wait, unread, until one closes"),
     // --- listeners ---
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
-    key("tls", &[S::Listener], K::Map, D::Unset("plain HTTP"), "terminate TLS on this listener"),
-    key("certs", &[S::Tls], K::List, D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
+    key("tls", &[S::Listener], K::Map(S::Tls), D::Unset("plain HTTP"), "terminate TLS on this listener"),
+    key("certs", &[S::Tls], K::List(I::Of(S::Cert)), D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
     key("http2", &[S::Tls], K::Bool, D::Bool(false), "offer h2 by ALPN"),
     key("cert", &[S::Cert], K::Path, D::Required, "PEM certificate chain"),
@@ -214,22 +232,22 @@ pub(crate) const KEYS: &[Key] = &[
     key("max_ttl", &[S::Cache], K::Duration, secs(24 * 3600), "caps every freshness lifetime"),
     key("stale_while_revalidate", &[S::Cache], K::Duration, secs(0), "serve stale while one background refresh runs"),
     key("stale_if_error", &[S::Cache], K::Duration, secs(0), "serve stale when every backend fails"),
-    key("precompress", &[S::Cache], K::Map, D::Unset("off"), "store a gzip copy for clients that accept it"),
-    key("rules", &[S::Cache], K::List, D::Unset("none"), "per path prefix overrides; the first match wins"),
+    key("precompress", &[S::Cache], K::Map(S::Precompress), D::Unset("off"), "store a gzip copy for clients that accept it"),
+    key("rules", &[S::Cache], K::List(I::Of(S::CacheRule)), D::Unset("none"), "per path prefix overrides; the first match wins"),
     key("forward_targeted_cache_control", &[S::Cache], K::Bool, D::Bool(false), "pass CDN-Cache-Control and Strait-Cache-Control (which strait's cache obeys over Cache-Control) on to clients"),
     key("enabled", &[S::Precompress], K::Bool, D::Bool(false), "store the gzip copy"),
     key("level", &[S::Precompress], K::Int { min: 1, max: 9 }, D::Int(6), "gzip level"),
     key("min_bytes", &[S::Precompress], K::Size, D::Size(256), "smaller responses are not compressed"),
     key("path_prefix", &[S::CacheRule], K::String, D::Required, "the paths the rule covers"),
     key("ttl", &[S::CacheRule], K::Duration, D::Unset("RFC 9111 freshness"), "freshness for the rule's responses"),
-    key("methods", &[S::CacheRule], K::List, D::Unset("GET and HEAD"), "methods the rule applies to"),
-    key("statuses", &[S::CacheRule], K::List, D::Unset("every cacheable status"), "statuses the rule stores"),
+    key("methods", &[S::CacheRule], K::List(I::Text), D::Unset("GET and HEAD"), "methods the rule applies to"),
+    key("statuses", &[S::CacheRule], K::List(I::Status), D::Unset("every cacheable status"), "statuses the rule stores"),
     key("cache", &[S::CacheRule], K::Bool, D::Bool(true), "`false` keeps the rule's paths out of the cache"),
     // --- domains and routes ---
-    key("hosts", &[S::Domain], K::List, D::Required, "exact names, `*.suffix` wildcards, or `*` for the default domain"),
+    key("hosts", &[S::Domain], K::List(I::Text), D::Required, "exact names, `*.suffix` wildcards, or `*` for the default domain"),
     key("path_prefix", &[S::Route], K::String, D::Required, "the longest matching prefix wins"),
     key("load_balancer", DOMAIN_AND_ROUTE, K::OneOf(LB_NAMES), D::Text("round_robin"), "how a backend is picked"),
-    key("backends", DOMAIN_AND_ROUTE, K::List, D::Unset("a route shares its domain's pool"), "http:// https:// h2c:// URLs"),
+    key("backends", DOMAIN_AND_ROUTE, K::List(I::OfOrText(S::Backend)), D::Unset("a route shares its domain's pool"), "http:// https:// h2c:// URLs"),
     key("connect_timeout", DOMAIN_AND_ROUTE, K::PositiveDuration, secs(5), "connecting to a backend"),
     key("read_timeout", DOMAIN_AND_ROUTE, K::PositiveDuration, secs(60), "waiting for a backend's next bytes"),
     key("write_timeout", DOMAIN_AND_ROUTE, K::PositiveDuration, secs(60), "writing to a backend"),
@@ -240,19 +258,19 @@ pub(crate) const KEYS: &[Key] = &[
     key("host_header", DOMAIN_AND_ROUTE, K::String, D::Unset("the backend's host:port"), "the Host sent to backends"),
     key("websocket_idle_timeout", DOMAIN_AND_ROUTE, K::PositiveDuration, secs(3600), "how long an upgraded tunnel may stay silent"),
     key("buffer_request_body", DOMAIN_AND_ROUTE, K::Size, D::Unset("bodies stream"), "read a request body up to this size (at most 64KiB) before choosing a backend"),
-    key("health_check", DOMAIN_AND_ROUTE, K::Map, D::Unset("no active checks"), "active health checks of the pool"),
-    key("passive_health", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(true), "eject a backend after consecutive failures seen in real traffic (`false` turns it off)"),
-    key("hash_key", DOMAIN_AND_ROUTE, K::Map, D::Unset("the client address"), "what `consistent_hash` hashes"),
-    key("sticky", DOMAIN_AND_ROUTE, K::Map, D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
-    key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
-    key("cache", DOMAIN_AND_ROUTE, K::MapOrBool, D::Bool(false), "use the response cache (a map overrides the global settings)"),
-    key("rate_limit", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "requests per period per key; 429 over it"),
-    key("headers", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "request and response header edits"),
-    key("deny", DOMAIN_AND_ROUTE, K::List, D::Unset("none"), "client CIDRs answered 403"),
+    key("health_check", DOMAIN_AND_ROUTE, K::Map(S::HealthCheck), D::Unset("no active checks"), "active health checks of the pool"),
+    key("passive_health", DOMAIN_AND_ROUTE, K::MapOrBool(S::PassiveHealth), D::Bool(true), "eject a backend after consecutive failures seen in real traffic (`false` turns it off)"),
+    key("hash_key", DOMAIN_AND_ROUTE, K::Map(S::HashKey), D::Unset("the client address"), "what `consistent_hash` hashes"),
+    key("sticky", DOMAIN_AND_ROUTE, K::Map(S::Sticky), D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
+    key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool(S::RetryBudget), D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
+    key("cache", DOMAIN_AND_ROUTE, K::MapOrBool(S::Cache), D::Bool(false), "use the response cache (a map overrides the global settings)"),
+    key("rate_limit", DOMAIN_AND_ROUTE, K::Map(S::RateLimit), D::Unset("none"), "requests per period per key; 429 over it"),
+    key("headers", DOMAIN_AND_ROUTE, K::Map(S::Headers), D::Unset("none"), "request and response header edits"),
+    key("deny", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none"), "client CIDRs answered 403"),
     key("max_body_bytes", DOMAIN_AND_ROUTE, K::Size, D::Unset("no limit"), "larger request bodies are answered 413"),
-    key("respond", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "answer with a fixed response"),
-    key("redirect", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "answer with a redirect"),
-    key("routes", &[S::Domain], K::List, D::Unset("none"), "path-prefix routes inside the domain"),
+    key("respond", DOMAIN_AND_ROUTE, K::Map(S::Respond), D::Unset("none"), "answer with a fixed response"),
+    key("redirect", DOMAIN_AND_ROUTE, K::Map(S::Redirect), D::Unset("none"), "answer with a redirect"),
+    key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- backends, health checks ---
     key("addr", &[S::Backend], K::String, D::Required, "http://, https:// or h2c:// URL of the backend"),
     key("weight", &[S::Backend], K::Int { min: 1, max: 100 }, D::Int(1), "share of traffic for weighted strategies"),
@@ -264,14 +282,14 @@ pub(crate) const KEYS: &[Key] = &[
     key("fail_threshold", &[S::HealthCheck], K::Int { min: 1, max: 100 }, D::Int(3), "consecutive failures that take a backend out"),
     key("success_threshold", &[S::HealthCheck], K::Int { min: 1, max: 100 }, D::Int(2), "consecutive successes that bring it back"),
     // --- headers, answers, limits ---
-    key("request", &[S::Headers], K::Map, D::Unset("none"), "edits to the upstream request"),
-    key("response", &[S::Headers], K::Map, D::Unset("none"), "edits to the response"),
-    key("set", &[S::HeaderEdits], K::Map, D::Unset("none"), "replace these headers"),
-    key("add", &[S::HeaderEdits], K::Map, D::Unset("none"), "add these values"),
-    key("remove", &[S::HeaderEdits], K::List, D::Unset("none"), "remove these headers"),
+    key("request", &[S::Headers], K::Map(S::HeaderEdits), D::Unset("none"), "edits to the upstream request"),
+    key("response", &[S::Headers], K::Map(S::HeaderEdits), D::Unset("none"), "edits to the response"),
+    key("set", &[S::HeaderEdits], K::TextMap, D::Unset("none"), "replace these headers"),
+    key("add", &[S::HeaderEdits], K::TextMap, D::Unset("none"), "add these values"),
+    key("remove", &[S::HeaderEdits], K::List(I::Text), D::Unset("none"), "remove these headers"),
     key("status", &[S::Respond], K::Int { min: 100, max: 599 }, D::Int(200), "the response status"),
     key("body", &[S::Respond], K::String, D::Text(""), "the response body"),
-    key("headers", &[S::Respond], K::Map, D::Unset("none"), "response headers"),
+    key("headers", &[S::Respond], K::TextMap, D::Unset("none"), "response headers"),
     key("status", &[S::Redirect], K::OneOf(&["301", "302", "303", "307", "308"]), D::Int(302), "the redirect status"),
     key("location", &[S::Redirect], K::String, D::Required, "target; $host, $path and $query are filled in"),
     key("requests", &[S::RateLimit], K::Int { min: 1, max: u32::MAX as u64, }, D::Required, "requests allowed per period"),
@@ -400,9 +418,9 @@ fn kind_text(kind: Kind) -> String {
         Kind::OneOf(words) => words.join(" \\| "),
         Kind::Address => "host:port".into(),
         Kind::Path => "path".into(),
-        Kind::List => "list".into(),
-        Kind::Map => "map".into(),
-        Kind::MapOrBool => "map or true / false".into(),
+        Kind::List(_) => "list".into(),
+        Kind::Map(_) | Kind::TextMap => "map".into(),
+        Kind::MapOrBool(_) => "map or true / false".into(),
     }
 }
 
@@ -470,7 +488,7 @@ mod tests {
                 (Kind::PositiveDuration, DefaultValue::Duration(d)) => !d.is_zero(),
                 (Kind::Size, DefaultValue::Size(_)) => true,
                 (Kind::Int { min, max }, DefaultValue::Int(n)) => (min..=max).contains(&n),
-                (Kind::Bool | Kind::MapOrBool, DefaultValue::Bool(_)) => true,
+                (Kind::Bool | Kind::MapOrBool(_), DefaultValue::Bool(_)) => true,
                 (Kind::OneOf(words), DefaultValue::Text(t)) => words.contains(&t),
                 (Kind::OneOf(words), DefaultValue::Int(n)) => {
                     words.contains(&n.to_string().as_str())

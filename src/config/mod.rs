@@ -59,6 +59,7 @@ mod decode;
 mod env;
 mod keys;
 pub mod model;
+mod schema;
 mod units;
 mod yaml;
 
@@ -72,6 +73,7 @@ use std::path::Path;
 pub use decode::parse_url as parse_backend_url;
 pub use keys::reference_markdown;
 pub use model::*;
+pub use schema::{schema as json_schema, schema_text as json_schema_text};
 
 /// One problem in a config file, printed as `file:line:col: path: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

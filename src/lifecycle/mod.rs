@@ -8,5 +8,5 @@ pub(crate) mod signals;
 
 pub(crate) use exit::ExitWhenIdle;
 pub(crate) use inflight::{InFlight, InFlightCounter};
-pub(crate) use reload::{reload, ReloadService};
+pub(crate) use reload::{reload, reload_plan, ReloadService};
 pub(crate) use signals::StraitSignals;

@@ -10,7 +10,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, ConfigError};
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
@@ -24,8 +24,27 @@ pub(crate) struct ReloadReport {
     pub not_applied: Vec<String>,
 }
 
-/// Reloads the config file the process was started with.
+/// Reloads the config file the process was started with, and notes the outcome for
+/// `GET /info`.
 pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
+    let result = reload_file(state).await;
+    let summary = match &result {
+        Ok(r) => format!(
+            "{} domains, {} backends ({} kept their state)",
+            r.domains, r.backends, r.kept
+        ),
+        Err(errors) => format!("{} error(s); the running config stayed", errors.len()),
+    };
+    let outcome = crate::state::LastReload {
+        at: std::time::SystemTime::now(),
+        ok: result.is_ok(),
+        summary,
+    };
+    *state.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    result
+}
+
+async fn reload_file(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let _serialised = state.control.lock().await;
     let Some(path) = state.config_path() else {
         return Err(vec![plain_error(
@@ -45,7 +64,11 @@ pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigErro
         }
     };
     let current = state.snapshot();
-    let not_applied = needs_upgrade(&current.config, &config);
+    // The same list the reload plan shows (src/plan.rs), so the plan is what a reload does.
+    let not_applied = crate::plan::needs_upgrade(&current.config, &config)
+        .into_iter()
+        .map(|change| format!("{change}: apply with a binary upgrade (strait -u)"))
+        .collect();
     let next = Snapshot::build(config, Some(&current)).await?;
     let old_backends: Vec<*const crate::balance::Backend> = current
         .pools
@@ -67,32 +90,31 @@ pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigErro
     Ok(report)
 }
 
-/// Settings fixed when the process started: Pingora owns the sockets and runtimes.
-fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let addrs = |c: &Config| c.listeners.iter().map(|l| l.addr).collect::<Vec<_>>();
-    if addrs(old) != addrs(new) {
-        out.push("listeners changed: apply with a binary upgrade (strait -u)".to_string());
-    }
-    let s = (&old.server, &new.server);
-    if s.0.threads != s.1.threads
-        || s.0.pid_file != s.1.pid_file
-        || s.0.upgrade_sock != s.1.upgrade_sock
-    {
-        out.push(
-            "server.threads/pid_file/upgrade_sock changed: apply with a binary upgrade (strait -u)"
-                .to_string(),
-        );
-    }
-    let addr = |a: Option<std::net::SocketAddr>| a;
-    if addr(old.admin.as_ref().map(|a| a.addr)) != addr(new.admin.as_ref().map(|a| a.addr))
-        || addr(old.probe.as_ref().map(|p| p.addr)) != addr(new.probe.as_ref().map(|p| p.addr))
-    {
-        out.push(
-            "admin/probe address changed: apply with a binary upgrade (strait -u)".to_string(),
-        );
-    }
-    out
+/// What `reload` would change, without changing anything: the file is loaded and validated
+/// (backend names resolved) as a reload does, then compared with the running config.
+pub(crate) async fn reload_plan(state: &State) -> Result<serde_json::Value, Vec<ConfigError>> {
+    let Some(path) = state.config_path() else {
+        return Err(vec![plain_error(
+            "-",
+            "this instance was not started from a config file",
+        )]);
+    };
+    let text_path = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load_file(&text_path)).await;
+    let config = match loaded {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(vec![plain_error(
+                &path.display().to_string(),
+                &format!("reload task failed: {e}"),
+            )])
+        }
+    };
+    // Resolve without building a snapshot: a build would touch state the running one shares
+    // (kept backends' limits, the cache budget).
+    crate::snapshot::resolve_all(&config).await?;
+    let current = state.snapshot();
+    Ok(crate::plan::plan(&current.config, &config))
 }
 
 fn plain_error(file: &str, message: &str) -> ConfigError {

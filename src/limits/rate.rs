@@ -125,6 +125,24 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// What `check` would answer for one more request under `key`, without counting it
+    /// (`POST /explain`): `remaining` is what is left before that request.
+    pub fn peek(&self, key: &RateKeyValue<'_>) -> RateState {
+        let (seen, gone) = self.rate.rate_with(key, |c| {
+            (c.curr_samples.max(0) as u64, c.current_interval_fraction)
+        });
+        let left = self.limit.per.mul_f64((1.0 - gone).clamp(0.0, 1.0));
+        let limit = self.limit.requests;
+        RateState {
+            allowed: seen < limit,
+            limit,
+            remaining: limit.saturating_sub(seen),
+            reset_secs: ceil_secs(left).max(1),
+        }
+    }
+}
+
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -158,6 +176,26 @@ mod tests {
             .iter()
             .all(|s| s.limit == 3 && (1..=60).contains(&s.reset_secs)));
         assert!(l.check(&b).allowed);
+    }
+
+    #[test]
+    fn peeking_counts_nothing() {
+        let l = RateLimiter::new((
+            "t".into(),
+            None,
+            limit(2, Duration::from_secs(60), RateKey::ClientIp),
+        ));
+        let a = RateKeyValue::Ip("10.0.0.1".parse().unwrap());
+        for _ in 0..3 {
+            let p = l.peek(&a);
+            assert!(p.allowed && p.remaining == 2, "{p:?}");
+        }
+        assert_eq!(l.check(&a).remaining, 1);
+        assert_eq!(l.peek(&a).remaining, 1);
+        assert!(l.check(&a).allowed);
+        let p = l.peek(&a);
+        assert!(!p.allowed && p.remaining == 0, "{p:?}");
+        assert!(!l.check(&a).allowed);
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub(crate) fn record(
             duration,
             ratelimited: false,
             cache: None,
+            cache_reason: None,
         },
     );
     if !state.access_log.enabled() {

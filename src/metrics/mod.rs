@@ -216,11 +216,13 @@ pub(crate) struct RequestRecord<'a> {
     pub ratelimited: bool,
     /// `hit`, `miss`, `stale` or `bypass`; `None` when the cache was not involved.
     pub cache: Option<&'static str>,
+    /// Why it was not a hit (`X-Cache-Reason`), when the cache took part.
+    pub cache_reason: Option<&'static str>,
 }
 
 pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
     // `strait_requests_total` last: a scrape that sees a request there finds it everywhere.
-    stats.get(r.domain).record(r.status, r.duration);
+    stats.get(r.domain).record(r);
     REQUEST_DURATION
         .with_label_values(&[r.domain])
         .observe(r.duration.as_secs_f64());
@@ -311,10 +313,41 @@ pub(crate) struct DomainStats {
     /// Index 0: no response; 1..=5: 1xx..5xx.
     pub classes: [AtomicU64; 6],
     pub latency: Latency,
+    /// 429s strait answered itself (the dashboard's rate-limit rejections).
+    pub ratelimited: AtomicU64,
+    /// Cache outcomes: hit, miss, stale, bypass (see [`CACHE_RESULTS`]).
+    pub cache: [AtomicU64; 4],
+    /// Requests per matched route (`path_prefix`; `(none)` for the domain's own handling).
+    /// Keys are configured prefixes, so the map is bounded by the configs this process ran.
+    pub routes: RwLock<HashMap<String, Arc<AtomicU64>>>,
+    /// Non-hits by reason (a fixed set of strait's own words, so bounded).
+    pub miss_reasons: std::sync::Mutex<HashMap<&'static str, u64>>,
 }
 
+/// The cache outcomes counted per domain, in the order of [`DomainStats::cache`].
+pub(crate) const CACHE_RESULTS: [&str; 4] = ["hit", "miss", "stale", "bypass"];
+
 impl DomainStats {
-    fn record(&self, status: u16, duration: Duration) {
+    fn record(&self, r: &RequestRecord<'_>) {
+        let (status, duration) = (r.status, r.duration);
+        if r.ratelimited {
+            self.ratelimited.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(i) = r
+            .cache
+            .and_then(|c| CACHE_RESULTS.iter().position(|x| *x == c))
+        {
+            self.cache[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.route_counter(r.route).fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = r.cache_reason {
+            *self
+                .miss_reasons
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(reason)
+                .or_default() += 1;
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let class = (status / 100) as usize;
         if status == 0 || class >= 5 {
@@ -324,6 +357,44 @@ impl DomainStats {
             c.fetch_add(1, Ordering::Relaxed);
         }
         self.latency.record(duration);
+    }
+}
+
+impl DomainStats {
+    fn route_counter(&self, route: &str) -> Arc<AtomicU64> {
+        if let Some(c) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return c.clone();
+        }
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Non-hits by reason, the most frequent first.
+    pub(crate) fn top_miss_reasons(&self) -> Vec<(&'static str, u64)> {
+        let map = self.miss_reasons.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        out
+    }
+
+    /// Requests per route so far, sorted by prefix.
+    pub(crate) fn route_requests(&self) -> Vec<(String, u64)> {
+        let map = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect();
+        out.sort();
+        out
     }
 }
 

@@ -380,6 +380,7 @@ pub(crate) fn response_filter(
     let phase = session.cache.phase();
     let (outcome, reason) = classify(phase, &ctx.cache);
     store().counters.record(outcome);
+    ctx.cache.reason = (outcome != Outcome::Hit).then_some(reason);
 
     let gzip = ctx.cache.gzip_len.filter(|_| served_from_cache(phase));
     if let Some(len) = gzip {

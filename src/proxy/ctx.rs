@@ -161,6 +161,8 @@ pub(crate) struct CacheCtx {
     pub(super) refused: Option<&'static str>,
     /// The origin's 304 on revalidation, merged into the stored header.
     pub(super) not_modified: Option<Box<ResponseHeader>>,
+    /// Why a response was not a hit (what `X-Cache-Reason` says), for `/stats`.
+    pub(super) reason: Option<&'static str>,
 }
 
 /// Bytes reserved against `server.max_buffered_bytes`; released on drop.

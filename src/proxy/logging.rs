@@ -165,6 +165,7 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
             duration,
             ratelimited: status == 429 && !ctx.upstream_responded && cache.is_none(),
             cache,
+            cache_reason: ctx.cache.reason,
         },
     );
 

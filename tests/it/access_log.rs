@@ -283,7 +283,7 @@ fn unwritable_log_path_is_a_start_error() {
         yaml.replace("{listen}", &format!("127.0.0.1:{port}")),
     )
     .unwrap();
-    let out = std::process::Command::new(crate::support::strait::BIN)
+    let out = std::process::Command::new(crate::support::strait::bin())
         .arg("-c")
         .arg(&file)
         .output()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::support::strait::BIN;
+use crate::support::strait::bin;
 use crate::support::wait::exit_within;
 use crate::support::{
     backends, client, config, eventually_msg, served_by, Behaviour, Origin, Strait,
@@ -85,7 +85,7 @@ impl Spawned {
     fn start(args: &[&str], config: &Path, dir: &Path, log: &str) -> Spawned {
         let out = File::create(dir.join(log)).expect("create log");
         let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(args)
             .arg("-c")
             .arg(config)

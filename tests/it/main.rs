@@ -4,7 +4,8 @@
 mod support;
 
 mod access_log;
-/// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,drain,probe,purge}.rs.
+/// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,dashboard,drain,
+/// one_backend,probe,purge}.rs.
 mod admin;
 mod balancing;
 /// cache/mod.rs: helpers; cache/{body_drain,eviction,freshness,invalidation,keys,lock,
@@ -12,6 +13,8 @@ mod balancing;
 mod cache;
 mod client_abort;
 mod config_errors;
+mod dashboard_browser;
+mod explain;
 mod framing;
 mod h2c;
 mod headers;
@@ -19,10 +22,12 @@ mod health;
 mod hooks;
 mod lifecycle;
 mod metrics;
+mod plan;
 mod policy;
 mod resilience;
 mod retries;
 mod routing;
+mod schema;
 mod startup;
 mod timeouts;
 mod tls;

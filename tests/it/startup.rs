@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::client;
-use crate::support::strait::{free_port, temp_dir, BIN};
+use crate::support::strait::{bin, free_port, temp_dir};
 use crate::support::wait::exit_within;
 
 /// Runs strait on `yaml` and waits (bounded) for it to exit; returns (code, stderr).
@@ -18,7 +18,7 @@ fn run_to_exit(yaml: &str) -> (Option<i32>, String) {
     let dir = temp_dir("startup");
     let conf = dir.join("strait.yaml");
     std::fs::write(&conf, yaml).expect("write config");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::null())
@@ -74,7 +74,7 @@ fn an_address_not_on_this_host_is_named_and_exits_1() {
 #[test]
 fn demo_serves_at_once_and_alternates_between_its_origins() {
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["demo", "--listen", &listen.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

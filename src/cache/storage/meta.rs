@@ -121,6 +121,22 @@ impl Entry {
         key::parse(&self.primary)
     }
 
+    /// At `now`: when the stored response stops being fresh, and whether it may be served
+    /// stale while revalidating, and if the origin fails.
+    pub fn freshness(&self, now: SystemTime) -> Option<(SystemTime, bool, bool)> {
+        let meta = self.meta.to_meta().ok()?;
+        Some((
+            meta.fresh_until(),
+            meta.serve_stale_while_revalidate(now),
+            meta.serve_stale_if_error(now),
+        ))
+    }
+
+    /// Whether the entry is one `Vary` variant among several possible.
+    pub fn is_variant(&self) -> bool {
+        self.variance.is_some()
+    }
+
     pub fn weight(&self) -> usize {
         self.weight
     }

@@ -426,6 +426,23 @@ impl MemoryStore {
         n
     }
 
+    /// Every variant stored under this primary key, without promoting them (`POST /explain`
+    /// looks, it does not use).
+    pub fn peek_primary(&self, primary: &[u8]) -> Vec<Arc<Entry>> {
+        let primary_hash = CacheKey::new(primary.to_vec(), "").primary_bin();
+        let slot = slot_of(&primary_hash);
+        let shard = self.shard(slot).read().unwrap_or_else(|e| e.into_inner());
+        shard
+            .get(&slot)
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.primary_hash == primary_hash && *e.primary == *primary)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Removes every variant stored under this primary key. Returns how many.
     pub fn remove_primary(&self, primary: &[u8]) -> usize {
         let primary_hash = CacheKey::new(primary.to_vec(), "").primary_bin();

@@ -48,6 +48,14 @@ fn every_endpoint_needs_the_token() {
         ),
         ("GET", "/stats".into(), String::new(), &[200]),
         ("POST", "/reload".into(), String::new(), &[200]),
+        ("POST", "/reload?dry_run=true".into(), String::new(), &[200]),
+        (
+            "POST",
+            "/explain".into(),
+            "{\"host\": \"auth.test\"}".into(),
+            &[200],
+        ),
+        ("GET", "/info".into(), String::new(), &[200]),
     ];
     for (method, path, body, ok) in &calls {
         let before = listed(&p, "domain=auth.test");
@@ -140,7 +148,7 @@ fn loopback_admin_without_token_is_open_and_non_loopback_is_refused() {
         yaml.replace("{listen}", &format!("127.0.0.1:{}", free_port())),
     )
     .unwrap();
-    let out = std::process::Command::new(crate::support::strait::BIN)
+    let out = std::process::Command::new(crate::support::strait::bin())
         .arg("-c")
         .arg(&file)
         .output()

@@ -5,7 +5,9 @@
 mod add;
 mod auth;
 mod bad_input;
+mod dashboard;
 mod drain;
+mod one_backend;
 mod probe;
 mod purge;
 

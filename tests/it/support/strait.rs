@@ -14,8 +14,18 @@ use std::time::Duration;
 use super::client::{self, Response};
 use super::wait::{exit_within, try_eventually};
 
-/// Path of the binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_strait");
+/// The `strait` binary under test: the one cargo built, or `STRAIT_TEST_BIN` when set (a
+/// copy taken right after the build, when several worktrees share one target directory and
+/// another build may replace `target/debug/strait` while the suite runs).
+pub fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("STRAIT_TEST_BIN")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_strait").to_string())
+    })
+}
 /// How long a started strait may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long `strait -t` may take.
@@ -120,7 +130,7 @@ impl Strait {
     /// Like [`Strait::start`], with extra environment variables for the process.
     pub fn start_env(yaml: &str, env: &[(&str, &str)]) -> Strait {
         Strait::start_with(yaml, env, &|config| {
-            let mut cmd = Command::new(BIN);
+            let mut cmd = Command::new(bin());
             cmd.arg("-c").arg(config);
             cmd
         })
@@ -306,7 +316,7 @@ impl Strait {
 fn run_check(file: &Path, cwd: &Path, logs: &Path, set: &[(&str, &str)], unset: &[&str]) -> Check {
     let out_path = logs.join("stdout.log");
     let err_path = logs.join("stderr.log");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.arg("-t")
         .arg("-c")
         .arg(file)
@@ -323,7 +333,7 @@ fn run_check(file: &Path, cwd: &Path, logs: &Path, set: &[(&str, &str)], unset: 
     }
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin()));
     let status = wait_bounded(&mut child, CHECK_TIMEOUT);
     Check {
         code: status.and_then(|s| s.code()),
@@ -468,4 +478,40 @@ fn numbered(text: &str) -> String {
         .enumerate()
         .map(|(i, l)| format!("{:3} | {l}\n", i + 1))
         .collect()
+}
+
+/// What a finished `strait` command printed, and its exit code (`None`: killed after the
+/// time limit, or by a signal).
+#[derive(Debug)]
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `strait ARGS` to completion (at most 60 s, then it is killed), output captured.
+pub fn run_bin(args: &[&str]) -> Ran {
+    let logs = temp_dir("run-bin");
+    let out_path = logs.join("stdout.log");
+    let err_path = logs.join("stderr.log");
+    let mut child = Command::new(bin())
+        .args(args)
+        .env_remove("STRAIT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout.log"))
+        .stderr(File::create(&err_path).expect("create stderr.log"))
+        .spawn()
+        .expect("start strait");
+    let status = crate::support::wait::exit_within(&mut child, Duration::from_secs(60));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let ran = Ran {
+        code: status.and_then(|s| s.code()),
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+    };
+    let _ = fs::remove_dir_all(&logs);
+    ran
 }
