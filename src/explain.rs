@@ -498,6 +498,7 @@ fn backend(
                 "healthy": b.is_healthy(),
                 "enabled": b.is_enabled(),
                 "usable": b.is_usable(),
+                "ejected": b.outlier.ejected_until_ms().is_some(),
                 "active": b.active(),
                 "max_connections": b.max_connections(),
                 "full": full,
