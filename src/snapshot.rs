@@ -282,6 +282,9 @@ pub(crate) fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions)
     }
 }
 
+/// The connection-reuse group of peers that must not share pooled connections.
+const NO_REUSE_GROUP: u64 = 0x5354_5241_4954_0000; // "STRAIT"
+
 fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
     let tls = backend.config.scheme == Scheme::Https;
     let sni = if tls {
@@ -302,6 +305,11 @@ fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
     } else {
         options.idle_timeout
     });
+    if options.max_idle_conns == 0 {
+        // Nor may such a request take a connection another domain or route pooled for the
+        // same address: a group key of its own keeps it out of the shared pool entirely.
+        peer.group_key = NO_REUSE_GROUP;
+    }
     o.tcp_keepalive = None;
     if backend.config.scheme == Scheme::H2c {
         o.alpn = ALPN::H2;

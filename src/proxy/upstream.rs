@@ -85,6 +85,12 @@ fn rewrite(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> 
     let Some(target) = &ctx.target else {
         return Ok(());
     };
+    if target.options.max_idle_conns == 0 {
+        // No pooling: the connection closes after this response instead of lingering in
+        // Pingora's pool (whose zero idle timeout is coarse enough for a quick next request
+        // to pick it up).
+        req.insert_header(http::header::CONNECTION, HeaderValue::from_static("close"))?;
+    }
     // Header values are prebuilt (Host) or cloned (X-Forwarded-Host, a reference count) where
     // they can be: this runs for every proxied request.
     if !target.options.preserve_host {

@@ -316,3 +316,23 @@ fn connections_past_max_connections_wait_until_one_closes() {
     assert!(waited >= Duration::from_millis(500), "{waited:?}");
     assert_eq!(second.get("mc.test", "/").unwrap().status, 200);
 }
+
+#[test]
+fn max_idle_conns_zero_reuses_nothing_even_where_another_domain_pools() {
+    let o = Origin::plain("o");
+    let s = Strait::start(&crate::support::config(&crate::support::domains(&[
+        Domain::new("pooled.test").origins(&[&o]),
+        Domain::new("fresh.test")
+            .origins(&[&o])
+            .field("max_idle_conns", "0"),
+    ])));
+    send_many(&s, "pooled.test", "/", 5);
+    let pooled = o.connections();
+    assert!(pooled <= 2, "pooled.test reused its connections: {pooled}");
+    send_many(&s, "fresh.test", "/", 5);
+    assert_eq!(
+        o.connections(),
+        pooled + 5,
+        "each fresh.test request opened its own connection"
+    );
+}
