@@ -3,7 +3,7 @@
 # strait processes on loopback), and the shipped configs validated by `strait -t`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 cargo fmt --all -- --check
 # The request path in src/proxy must read top-down: no module loop.
 python3 scripts/module-graph.py src/proxy >/dev/null
