@@ -221,6 +221,7 @@ pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, question: &Question) -
     out["backend"] = backend;
     out["outcome"] = json!(match (&handler.action, refusal) {
         (RouteAction::NotFound, _) => "404 no-route".to_string(),
+        (RouteAction::Drop, _) => "dropped: the connection closes without a response".to_string(),
         (_, Some(refusal)) => refusal,
         (RouteAction::Respond(r), None) =>
             format!("{} from the static `respond`", r.header.status.as_u16()),
@@ -342,6 +343,7 @@ fn action(action: &RouteAction, q: &Question) -> Value {
             json!({ "kind": "redirect", "status": r.status, "location": location })
         }
         RouteAction::NotFound => json!({ "kind": "not_found" }),
+        RouteAction::Drop => json!({ "kind": "drop" }),
     }
 }
 

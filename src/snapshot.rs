@@ -60,6 +60,7 @@ pub enum RouteAction {
     Proxy(Arc<Target>),
     Respond(Arc<StaticResponse>),
     Redirect(Arc<crate::config::Redirect>),
+    Drop,
     NotFound,
 }
 
@@ -255,6 +256,7 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
         },
         Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
         Action::Redirect(r) => RouteAction::Redirect(Arc::new(r.clone())),
+        Action::Drop => RouteAction::Drop,
         Action::NotFound => RouteAction::NotFound,
     }
 }

@@ -166,6 +166,7 @@ fn action_name(a: &Action) -> &'static str {
         Action::Proxy { .. } => "proxy",
         Action::Respond(_) => "respond",
         Action::Redirect(_) => "redirect",
+        Action::Drop => "drop",
         Action::NotFound => "not_found",
     }
 }

@@ -270,6 +270,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("max_body_bytes", DOMAIN_AND_ROUTE, K::Size, D::Unset("no limit"), "larger request bodies are answered 413"),
     key("respond", DOMAIN_AND_ROUTE, K::Map(S::Respond), D::Unset("none"), "answer with a fixed response"),
     key("redirect", DOMAIN_AND_ROUTE, K::Map(S::Redirect), D::Unset("none"), "answer with a redirect"),
+    key("drop", DOMAIN_AND_ROUTE, K::Bool, D::Bool(false), "close the connection without a response"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- backends, health checks ---
     key("addr", &[S::Backend], K::String, D::Required, "http://, https:// or h2c:// URL of the backend"),

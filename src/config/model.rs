@@ -409,6 +409,8 @@ pub enum Action {
     Respond(Respond),
     /// Answer with a redirect.
     Redirect(Redirect),
+    /// `drop: true`: close the connection without a response.
+    Drop,
     /// The domain has no backends and no route matched.
     NotFound,
 }

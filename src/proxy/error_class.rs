@@ -9,6 +9,8 @@ use crate::limits::concurrency::BACKEND_BUSY;
 
 /// Raised by `upstream_peer` when the pool has nothing usable left.
 pub(crate) const NO_HEALTHY_BACKEND: ErrorType = ErrorType::Custom("no-healthy-backend");
+/// Raised by `request_filter` for a `drop: true` domain or route: nothing is written.
+pub(crate) const DROPPED: ErrorType = ErrorType::Custom("dropped");
 /// Raised by `request_body_filter` when a body outgrows `max_body_bytes`.
 pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::Custom("body-too-large");
 
@@ -141,6 +143,16 @@ pub(crate) fn classify(e: &Error) -> Class {
             ErrorKind::BackendBusy,
             Retry::Never,
         );
+    }
+    if *etype == DROPPED {
+        return Class {
+            page: None,
+            kind: ErrorKind::Client,
+            retry: Retry::Never,
+            backend_fault: false,
+            // Deliberate: logged at debug like a client going away, not as an error.
+            client_abort: true,
+        };
     }
     if *etype == BODY_TOO_LARGE {
         return class(Some(Failure::BodyTooLarge), ErrorKind::Client, Retry::Never);

@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 
 use super::ctx::Ctx;
-use super::error_class::{Failure, BODY_TOO_LARGE};
+use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
 use super::{answer, hook_calls, host, logging};
 use crate::hooks::RequestKind;
 use crate::router::Hit;
@@ -66,6 +66,12 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         }
         RouteAction::Respond(r) => answer::respond(state, session, ctx, r).await.map(|_| true),
         RouteAction::Redirect(r) => answer::redirect(state, session, ctx, r).await.map(|_| true),
+        RouteAction::Drop => {
+            // No response: fail_to_proxy writes nothing for this error, Pingora closes, and
+            // the access log and metrics record status 0 with error `dropped`.
+            session.set_keepalive(None);
+            Error::e_explain(DROPPED, "drop: true")
+        }
         RouteAction::NotFound => Ok(true),
     }
 }

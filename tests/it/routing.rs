@@ -277,3 +277,37 @@ fn malformed_requests_get_400_and_strait_keeps_serving() {
     let r = s.get("a.test", "/");
     assert_eq!((r.status, r.text().as_str()), (200, "origin"));
 }
+
+/// `drop: true` closes the connection without a byte, never asks a backend, and is logged.
+#[test]
+fn drop_closes_without_a_response() {
+    let a = Origin::plain("a");
+    let s = Strait::start(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n{}",
+        crate::support::Domain::new("d.test")
+            .origins(&[&a])
+            .route("{ path_prefix: /wp-admin, drop: true }")
+            .config()
+    ));
+    let mut c = client::Conn::connect(s.addr()).unwrap();
+    c.send_raw(b"GET /wp-admin/x HTTP/1.1\r\nHost: d.test\r\n\r\n")
+        .unwrap();
+    let r = c.read_response("GET");
+    assert!(r.is_err(), "a dropped request got an answer: {r:?}");
+    assert_eq!(a.hits(), 0);
+    assert_eq!(
+        s.get("d.test", "/ok").status,
+        200,
+        "other paths still proxied"
+    );
+    crate::support::eventually_msg(
+        std::time::Duration::from_secs(5),
+        "the dropped request in the access log",
+        || {
+            std::fs::read_to_string(s.dir().join("access.log")).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.contains("\"/wp-admin/x\"") && l.contains("\"dropped\""))
+            })
+        },
+    );
+}

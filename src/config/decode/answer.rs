@@ -24,10 +24,24 @@ pub(super) fn respond(e: &mut Errors, node: &Node, path: &str) -> Option<Respond
     })
 }
 
-/// A `respond` or `redirect` of a domain or route: the answer it gives instead of proxying.
-/// Each excludes the other and the `exclusive` keys (a pool's fields).
+/// A `respond`, `redirect` or `drop: true` of a domain or route: the answer it gives instead
+/// of proxying. Each excludes the others and the `exclusive` keys (a pool's fields).
 pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> {
     let mut found = None;
+    if f.boolean(e, "drop") == Some(true) {
+        found = Some(Action::Drop);
+        if let Some(node) = f.get("drop") {
+            for other in exclusive.iter().chain(&["respond", "redirect"]) {
+                if f.has(other) {
+                    e.push(
+                        node.pos,
+                        &f.path("drop"),
+                        format!("drop cannot be combined with `{other}`"),
+                    );
+                }
+            }
+        }
+    }
     for key in ["respond", "redirect"] {
         let Some(node) = f.get(key) else {
             continue;

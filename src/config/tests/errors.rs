@@ -467,3 +467,24 @@ domains:
         ]
     );
 }
+
+#[test]
+fn drop_excludes_other_answers() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    drop: true
+    respond: { status: 200 }
+  - hosts: [b.com]
+    drop: maybe
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:5:11: domains[0].drop: drop cannot be combined with `respond`",
+            r#"t.yaml:8:11: domains[1].drop: expected true or false, found "maybe""#,
+        ]
+    );
+}
