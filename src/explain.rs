@@ -338,7 +338,17 @@ fn action(action: &RouteAction, q: &Question) -> Value {
             .ok()
             .map(|mut req| {
                 let _ = req.insert_header(http::header::HOST, q.host.as_str());
-                crate::proxy::redirect_location(r, &req)
+                let conn = crate::proxy::TemplateConn {
+                    scheme: if q.scheme.is_empty() {
+                        "http"
+                    } else {
+                        q.scheme.as_str()
+                    },
+                    local_port: q.listener.map(|l| l.port()),
+                    remote: q.client_ip,
+                    request_id: "(the request's id)",
+                };
+                crate::proxy::redirect_location(r, &req, &conn)
             });
             json!({ "kind": "redirect", "status": r.status, "location": location })
         }

@@ -26,8 +26,11 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Snapshot {
     /// The config it was built from.
     pub config: Arc<Config>,
-    /// Host and path routing.
+    /// Host and path routing, every domain.
     pub router: Router,
+    /// Per listener (by index), when domains are scoped to listeners: only the domains that
+    /// answer on it. Empty when no domain is scoped.
+    listener_routers: Vec<Router>,
     /// Every backend pool.
     pub pools: Vec<Arc<Pool>>,
     /// Per domain: its handler and routes.
@@ -162,10 +165,29 @@ impl Snapshot {
                 d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
             )
         }));
+        // One router per listener when any domain is scoped to listeners: a domain that does
+        // not answer on a listener has no hosts in that listener's router (its index stays).
+        let scoped = config.domains.iter().any(|d| d.listeners.is_some());
+        let listener_routers = if scoped {
+            (0..config.listeners.len())
+                .map(|l| {
+                    Router::new(config.domains.iter().map(|d| {
+                        let on = d.listeners.as_ref().is_none_or(|ls| ls.contains(&l));
+                        (
+                            if on { &d.hosts[..] } else { &[][..] },
+                            d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
+                        )
+                    }))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         crate::cache::apply_budgets(&config);
         Ok(Snapshot {
             config: Arc::new(config),
             router,
+            listener_routers,
             pools,
             domains,
         })
@@ -175,6 +197,33 @@ impl Snapshot {
     pub fn lookup(&self, host: &str, path: &str) -> Option<(Hit, &Handler)> {
         let hit = self.router.route(host, path)?;
         Some((hit, self.handler(hit)?))
+    }
+
+    /// Where a request that arrived on `listener` (an index of `config.listeners`) goes.
+    pub(crate) fn lookup_on(
+        &self,
+        listener: Option<usize>,
+        host: &str,
+        path: &str,
+    ) -> Option<(Hit, &Handler)> {
+        let router = listener
+            .and_then(|l| self.listener_routers.get(l))
+            .unwrap_or(&self.router);
+        let hit = router.route(host, path)?;
+        Some((hit, self.handler(hit)?))
+    }
+
+    /// The listener (index) a connection arrived on, by its local address: an exact match,
+    /// else one on the same port bound to the unspecified address.
+    pub(crate) fn listener_of(&self, local: std::net::SocketAddr) -> Option<usize> {
+        let listeners = &self.config.listeners;
+        listeners.iter().position(|l| l.addr == local).or_else(|| {
+            listeners.iter().position(|l| {
+                l.addr.port() == local.port()
+                    && l.addr.ip().is_unspecified()
+                    && l.addr.is_ipv4() == local.is_ipv4()
+            })
+        })
     }
 
     /// Every rate limiter this snapshot's handlers hold.

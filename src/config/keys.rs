@@ -214,6 +214,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("max_connections", &[S::Server], K::Int { min: 1, max: 10_000_000 }, D::Int(100_000), "client connections served at once; more wait, unread, until one closes"),
     // --- listeners ---
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
+    key("name", &[S::Listener], K::String, D::Unset("unnamed"), "what domains' `listeners` lists name it by (unique)"),
     key("tls", &[S::Listener], K::Map(S::Tls), D::Unset("plain HTTP"), "terminate TLS on this listener"),
     key("certs", &[S::Tls], K::List(I::Of(S::Cert)), D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
@@ -244,6 +245,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("statuses", &[S::CacheRule], K::List(I::Status), D::Unset("every cacheable status"), "statuses the rule stores"),
     key("cache", &[S::CacheRule], K::Bool, D::Bool(true), "`false` keeps the rule's paths out of the cache"),
     // --- domains and routes ---
+    key("listeners", &[S::Domain], K::List(I::Text), D::Unset("every listener"), "the named listeners this domain answers on"),
     key("hosts", &[S::Domain], K::List(I::Text), D::Required, "exact names, `*.suffix` wildcards, or `*` for the default domain"),
     key("path_prefix", &[S::Route], K::String, D::Required, "the longest matching prefix wins"),
     key("load_balancer", DOMAIN_AND_ROUTE, K::OneOf(LB_NAMES), D::Text("round_robin"), "how a backend is picked"),

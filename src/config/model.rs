@@ -107,6 +107,8 @@ impl std::fmt::Display for Cidr {
 
 #[derive(Debug, Clone)]
 pub struct Listener {
+    /// Unique; what a domain's `listeners` names.
+    pub name: Option<String>,
     pub addr: SocketAddr,
     pub tls: Option<Tls>,
     pub pos: Pos,
@@ -398,6 +400,16 @@ pub enum LocationPart {
     Path,
     /// `?` and the query string, or nothing when the request has none.
     Query,
+    /// `http` or `https`, as the client connected.
+    Scheme,
+    /// The port the client addressed (from `Host`), else the listener's.
+    Port,
+    /// The path and `?query`.
+    Uri,
+    /// The client's address.
+    RemoteAddr,
+    /// The request's `X-Request-Id`.
+    RequestId,
 }
 
 /// What a domain or route does with a request.
@@ -448,6 +460,8 @@ pub struct Route {
 #[derive(Debug, Clone)]
 pub struct Domain {
     pub hosts: Vec<HostPattern>,
+    /// Indices into `Config::listeners` this domain answers on; `None`: every listener.
+    pub listeners: Option<Vec<usize>>,
     /// For requests that match no route.
     pub handling: Handling,
     /// In file order; the router sorts by prefix length.

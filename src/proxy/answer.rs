@@ -81,7 +81,17 @@ pub(crate) async fn redirect(
     ctx: &mut Ctx,
     r: &Redirect,
 ) -> Result<u16> {
-    let target = location(r, session.req_header());
+    let local_port = session
+        .server_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.port());
+    let conn = Conn {
+        scheme: host::scheme(session),
+        local_port,
+        remote: ctx.client_ip,
+        request_id: &ctx.observe.request_id,
+    };
+    let target = location(r, session.req_header(), &conn);
     let Ok(value) = HeaderValue::from_str(&target) else {
         // Only a request target or Host with bytes a header cannot carry gets here.
         return error_page(state, session, ctx, Failure::BadRequest).await;
@@ -125,13 +135,25 @@ fn rejection_header(reject: &Reject) -> Result<ResponseHeader> {
     Ok(header)
 }
 
+/// What a template knows of the connection beside the request itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Conn<'a> {
+    /// `http` or `https`.
+    pub(crate) scheme: &'a str,
+    /// The port the connection arrived on (used when `Host` names none).
+    pub(crate) local_port: Option<u16>,
+    pub(crate) remote: Option<std::net::IpAddr>,
+    pub(crate) request_id: &'a str,
+}
+
 /// Fills in a redirect's `location` template for `req`.
-pub(crate) fn location(r: &Redirect, req: &RequestHeader) -> String {
+pub(crate) fn location(r: &Redirect, req: &RequestHeader, conn: &Conn<'_>) -> String {
     let mut out = String::new();
+    let full_host = host::request_host(req);
     for part in &r.location {
         match part {
             LocationPart::Text(t) => out.push_str(t),
-            LocationPart::Host => out.push_str(host::without_port(host::request_host(req))),
+            LocationPart::Host => out.push_str(host::without_port(full_host)),
             LocationPart::Path => out.push_str(req.uri.path()),
             LocationPart::Query => {
                 if let Some(q) = req.uri.query() {
@@ -139,6 +161,25 @@ pub(crate) fn location(r: &Redirect, req: &RequestHeader) -> String {
                     out.push_str(q);
                 }
             }
+            LocationPart::Uri => out.push_str(req.uri.path_and_query().map_or("/", |p| p.as_str())),
+            LocationPart::Scheme => out.push_str(conn.scheme),
+            LocationPart::Port => {
+                let from_host = full_host
+                    .len()
+                    .checked_sub(host::without_port(full_host).len() + 1)
+                    .map(|_| &full_host[host::without_port(full_host).len() + 1..]);
+                match (from_host, conn.local_port) {
+                    (Some(p), _) => out.push_str(p),
+                    (None, Some(p)) => out.push_str(&p.to_string()),
+                    (None, None) => {}
+                }
+            }
+            LocationPart::RemoteAddr => {
+                if let Some(ip) = conn.remote {
+                    out.push_str(&ip.to_string());
+                }
+            }
+            LocationPart::RequestId => out.push_str(conn.request_id),
         }
     }
     out
@@ -165,10 +206,14 @@ mod tests {
         };
         let mut req = RequestHeader::build("GET", b"/a/b?x=1&y=2", None).unwrap();
         req.insert_header("Host", "old.example:8080").unwrap();
-        assert_eq!(location(&r, &req), "https://old.example/new/a/b?x=1&y=2");
+        let conn = Conn::default();
+        assert_eq!(
+            location(&r, &req, &conn),
+            "https://old.example/new/a/b?x=1&y=2"
+        );
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("Host", "[::1]:80").unwrap();
-        assert_eq!(location(&r, &req), "https://[::1]/new/");
+        assert_eq!(location(&r, &req, &conn), "https://[::1]/new/");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, RangeType, Ses
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Error;
 
-pub(crate) use answer::location as redirect_location;
+pub(crate) use answer::{location as redirect_location, Conn as TemplateConn};
 pub(crate) use ctx::Ctx;
 
 use crate::state::State;

@@ -31,8 +31,14 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     identify_client(&snapshot, session, ctx);
     ctx.snapshot = Some(snapshot.clone());
 
+    let listener = session
+        .server_addr()
+        .and_then(|a| a.as_inet())
+        .and_then(|a| snapshot.listener_of(*a));
     let req = session.req_header();
-    let Some((hit, handler)) = snapshot.lookup(host::request_host(req), req.uri.path()) else {
+    let Some((hit, handler)) =
+        snapshot.lookup_on(listener, host::request_host(req), req.uri.path())
+    else {
         answer::error_page(state, session, ctx, Failure::UnknownHost).await?;
         return Ok(true);
     };

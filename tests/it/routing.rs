@@ -311,3 +311,35 @@ fn drop_closes_without_a_response() {
         },
     );
 }
+
+/// Listener scope: one host, two domains on two named listeners. The plain listener
+/// redirects with `$scheme`, `$host`, `$port` and `$uri`; the other serves. No loop.
+#[test]
+fn domains_scoped_to_listeners_redirect_without_a_loop() {
+    let a = Origin::plain("a");
+    let alt = crate::support::strait::free_port();
+    let s = Strait::start(&format!(
+        "listeners:
+  - {{ name: web, addr: \"{{listen}}\" }}
+  - {{ name: site, addr: \"127.0.0.1:{alt}\" }}
+domains:
+  - hosts: [a.test]
+    listeners: [web]
+    redirect: {{ status: 308, location: \"$scheme://$host:{alt}$uri\" }}
+  - hosts: [a.test]
+    listeners: [site]
+    backends: {}
+",
+        backends(&[&a])
+    ));
+    let r = s.get("a.test", "/x?y=1");
+    assert_eq!(r.status, 308, "{}", r.text());
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("http://a.test:{alt}/x?y=1")
+    );
+    let site: std::net::SocketAddr = format!("127.0.0.1:{alt}").parse().unwrap();
+    let r = client::get(site, "a.test", "/x?y=1").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "a"));
+    assert_eq!(a.hits(), 1);
+}

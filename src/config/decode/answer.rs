@@ -126,9 +126,14 @@ pub(super) fn parse_location(text: &str) -> Result<Vec<LocationPart>, String> {
             "host" => LocationPart::Host,
             "path" => LocationPart::Path,
             "query" => LocationPart::Query,
+            "scheme" => LocationPart::Scheme,
+            "port" => LocationPart::Port,
+            "uri" => LocationPart::Uri,
+            "remote_addr" => LocationPart::RemoteAddr,
+            "request_id" => LocationPart::RequestId,
             other => {
                 return Err(format!(
-                    "unknown variable ${other} in location, expected $host, $path or $query"
+                    "unknown variable ${other} in location, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr or $request_id"
                 ))
             }
         };
@@ -162,7 +167,7 @@ mod tests {
         );
         assert_eq!(
             parse_location("https://a.com/$paths").unwrap_err(),
-            "unknown variable $paths in location, expected $host, $path or $query"
+            "unknown variable $paths in location, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr or $request_id"
         );
         assert!(parse_location("https://a b").is_err());
         assert!(parse_location("").is_err());

@@ -8,12 +8,13 @@ use super::options;
 use super::pool;
 use super::route::{routes, Parent};
 use crate::config::keys::Section;
-use crate::config::model::{Action, CacheSettings, Domain, HostPattern, PoolConfig, Pos};
+use crate::config::model::{Action, CacheSettings, Domain, HostPattern, Listener, PoolConfig, Pos};
 use crate::config::yaml::Node;
 
 /// State shared across all domains of the file.
 struct Seen {
-    hosts: Vec<(HostPattern, Pos)>,
+    /// Each host so far, with where it was and the listeners its domain answers on.
+    hosts: Vec<(HostPattern, Pos, Option<Vec<usize>>)>,
 }
 
 /// Decodes the `domains` list into domains and the pools they reference.
@@ -21,6 +22,7 @@ pub(super) fn domains(
     e: &mut Errors,
     node: &Node,
     global_cache: Option<&CacheSettings>,
+    listeners: &[Listener],
 ) -> (Vec<PoolConfig>, Vec<Domain>) {
     let mut pools = Vec::new();
     let mut out = Vec::new();
@@ -33,7 +35,15 @@ pub(super) fn domains(
     let mut seen = Seen { hosts: Vec::new() };
     for (i, item) in items.iter().enumerate() {
         let path = item_path("domains", i);
-        if let Some(d) = domain(e, item, &path, global_cache, &mut seen, &mut pools) {
+        if let Some(d) = domain(
+            e,
+            item,
+            &path,
+            global_cache,
+            listeners,
+            &mut seen,
+            &mut pools,
+        ) {
             out.push(d);
         }
     }
@@ -45,14 +55,18 @@ fn domain(
     node: &Node,
     path: &str,
     global_cache: Option<&CacheSettings>,
+    listeners: &[Listener],
     seen: &mut Seen,
     pools: &mut Vec<PoolConfig>,
 ) -> Option<Domain> {
     let f = Fields::new(e, node, path, Section::Domain)?;
     f.require(e, "hosts");
+    let scope = f
+        .get("listeners")
+        .map(|n| listener_scope(e, n, &f.path("listeners"), listeners));
     let hosts = f
         .get("hosts")
-        .map(|n| hosts(e, n, &f.path("hosts"), seen))
+        .map(|n| hosts(e, n, &f.path("hosts"), seen, scope.as_ref()))
         .unwrap_or_default();
     let name = hosts
         .first()
@@ -96,14 +110,66 @@ fn domain(
         .unwrap_or_default();
     Some(Domain {
         hosts: hosts.into_iter().map(|(pattern, _)| pattern).collect(),
+        listeners: scope,
         handling,
         routes,
         pos: node.pos,
     })
 }
 
-/// Host patterns with their lower-cased text (used to name pools).
-fn hosts(e: &mut Errors, node: &Node, path: &str, seen: &mut Seen) -> Vec<(HostPattern, String)> {
+/// `listeners: [web, ...]`: indices of named listeners.
+fn listener_scope(e: &mut Errors, node: &Node, path: &str, listeners: &[Listener]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
+        let item_path = item_path(path, i);
+        let Some(name) = string(e, item, &item_path) else {
+            continue;
+        };
+        match listeners
+            .iter()
+            .position(|l| l.name.as_deref() == Some(name.as_str()))
+        {
+            Some(index) if !out.contains(&index) => out.push(index),
+            Some(_) => {}
+            None => {
+                let mut known: Vec<&str> =
+                    listeners.iter().filter_map(|l| l.name.as_deref()).collect();
+                known.dedup();
+                e.push(
+                    item.pos,
+                    &item_path,
+                    if known.is_empty() {
+                        format!("unknown listener {name:?}: no listener has a `name`")
+                    } else {
+                        format!(
+                            "unknown listener {name:?}, expected one of: {}",
+                            known.join(", ")
+                        )
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether two listener scopes (`None`: every listener) share a listener.
+fn overlap(a: Option<&Vec<usize>>, b: Option<&Vec<usize>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.iter().any(|i| b.contains(i)),
+        _ => true,
+    }
+}
+
+/// Host patterns with their lower-cased text (used to name pools). A host may appear in two
+/// domains only when they answer on different listeners.
+fn hosts(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    seen: &mut Seen,
+    scope: Option<&Vec<usize>>,
+) -> Vec<(HostPattern, String)> {
     let Some(items) = list(e, node, path) else {
         return Vec::new();
     };
@@ -123,7 +189,11 @@ fn hosts(e: &mut Errors, node: &Node, path: &str, seen: &mut Seen) -> Vec<(HostP
                 continue;
             }
         };
-        if let Some((_, first)) = seen.hosts.iter().find(|(p, _)| *p == pattern) {
+        if let Some((_, first, _)) = seen
+            .hosts
+            .iter()
+            .find(|(p, _, other)| *p == pattern && overlap(other.as_ref(), scope))
+        {
             e.push(
                 item.pos,
                 &item_path,
@@ -135,7 +205,7 @@ fn hosts(e: &mut Errors, node: &Node, path: &str, seen: &mut Seen) -> Vec<(HostP
             );
             continue;
         }
-        seen.hosts.push((pattern.clone(), item.pos));
+        seen.hosts.push((pattern.clone(), item.pos, scope.cloned()));
         out.push((pattern, text.to_ascii_lowercase()));
     }
     out

@@ -44,7 +44,7 @@ pub(super) fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigErro
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
     let (pools, domains) = f
         .require(&mut e, "domains")
-        .map(|n| domain::domains(&mut e, n, global_cache.as_ref()))
+        .map(|n| domain::domains(&mut e, n, global_cache.as_ref(), &listeners))
         .unwrap_or_default();
 
     let mut binds: Vec<_> = listeners

@@ -106,9 +106,38 @@ pub(super) fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
             continue;
         };
         f.require(e, "addr");
+        let name = f.string(e, "name").filter(|name| {
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            let at = f.get("name").map_or(item.pos, |n| n.pos);
+            if !ok {
+                e.push(
+                    at,
+                    &f.path("name"),
+                    format!("a listener name is letters, digits, - and _, found {name:?}"),
+                );
+            } else if out
+                .iter()
+                .any(|l: &Listener| l.name.as_deref() == Some(name))
+            {
+                e.push(
+                    at,
+                    &f.path("name"),
+                    format!("duplicate listener name {name:?}"),
+                );
+            }
+            ok
+        });
         let tls = f.get("tls").and_then(|n| tls(e, n, &f.path("tls")));
         if let Some((addr, pos)) = f.addr(e, "addr") {
-            out.push(Listener { addr, tls, pos });
+            out.push(Listener {
+                name,
+                addr,
+                tls,
+                pos,
+            });
         }
     }
     out

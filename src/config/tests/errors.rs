@@ -135,7 +135,7 @@ domains:
     let text = text.replace("${NOPE}", "${NOPE:-8080}");
     assert_eq!(
         errors(&text),
-        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, tls"]
+        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, name, tls"]
     );
     let text = text.replace(", bogus: 1", "");
     let c = ok(&text);
@@ -485,6 +485,31 @@ domains:
         [
             "t.yaml:5:11: domains[0].drop: drop cannot be combined with `respond`",
             r#"t.yaml:8:11: domains[1].drop: expected true or false, found "maybe""#,
+        ]
+    );
+}
+
+#[test]
+fn listener_scopes() {
+    let text = "\
+listeners:
+  - { name: web, addr: 127.0.0.1:8080 }
+  - { name: web, addr: 127.0.0.1:8081 }
+  - { name: \"bad name\", addr: 127.0.0.1:8082 }
+domains:
+  - hosts: [a.com]
+    listeners: [web, nope]
+    backends: []
+  - hosts: [a.com]
+    backends: []
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:3:13: listeners[1].name: duplicate listener name "web""#,
+            r#"t.yaml:4:13: listeners[2].name: a listener name is letters, digits, - and _, found "bad name""#,
+            r#"t.yaml:7:22: domains[0].listeners[1]: unknown listener "nope", expected one of: web"#,
+            r#"t.yaml:9:13: domains[1].hosts[0]: duplicate host "a.com" (first at line 6)"#,
         ]
     );
 }
