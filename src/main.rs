@@ -13,8 +13,10 @@ use strait::{config, StartError, Strait};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Used when neither -c nor STRAIT_CONFIG names a file.
+/// Used when neither -c, STRAIT_CONFIG nor CONFIG_PATH names a file.
 const DEFAULT_CONFIG: &str = "conf/strait.yaml";
+/// Read when -c and STRAIT_CONFIG are both absent (the name other deployments use).
+const CONFIG_PATH_ENV: &str = "CONFIG_PATH";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,9 +25,19 @@ const DEFAULT_CONFIG: &str = "conf/strait.yaml";
     about = "A high-throughput edge reverse proxy on Pingora"
 )]
 struct Cli {
-    /// The YAML config file.
-    #[arg(short = 'c', long = "conf", env = "STRAIT_CONFIG", value_name = "FILE")]
+    /// The YAML config file (also STRAIT_CONFIG, then CONFIG_PATH; default conf/strait.yaml).
+    #[arg(
+        short = 'c',
+        long = "conf",
+        env = "STRAIT_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     config: Option<PathBuf>,
+    /// Console log filter, e.g. `debug` or `info,pingora=warn`; LOG_LEVEL, STRAIT_LOG and
+    /// RUST_LOG win over it, and it wins over logging.level.
+    #[arg(long = "log-level", value_name = "FILTER", value_parser = log_filter)]
+    log_level: Option<String>,
     /// Run in the background (writes server.pid_file).
     #[arg(short, long)]
     daemon: bool,
@@ -58,7 +70,14 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         };
     }
-    let path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let path = cli
+        .config
+        .or_else(|| {
+            std::env::var_os(CONFIG_PATH_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let config = match config::load_file(&path) {
         Ok(c) => c,
         Err(errors) => return report(&path, &errors),
@@ -66,7 +85,17 @@ fn main() -> ExitCode {
     if cli.test {
         return check(&path, config);
     }
-    strait::logging::init(config.logging.level);
+    let settings = strait::logging::LogSettings {
+        level: config.logging.level,
+        flag: cli.log_level,
+        error_log: config.logging.error_log.clone(),
+        error_log_level: config.logging.error_log_level,
+        daemon: cli.daemon,
+    };
+    match strait::logging::init_with(&settings) {
+        Ok(chosen) => log::debug!("log filter {:?} from {}", chosen.spec, chosen.source),
+        Err(e) => return fail(&e),
+    }
     let server = Strait::from_config(config)
         .config_file(&path)
         .daemon(cli.daemon)
@@ -93,6 +122,11 @@ fn check(path: &Path, config: config::Config) -> ExitCode {
         Err(StartError::Config(errors)) => report(path, &errors),
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// `--log-level` is checked like the environment variables are (see `logging::levels`).
+fn log_filter(value: &str) -> Result<String, String> {
+    strait::logging::levels::parse(value).map(|_| value.to_string())
 }
 
 fn report(path: &Path, errors: &[config::ConfigError]) -> ExitCode {

@@ -162,7 +162,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("listeners", &[S::Top], K::List, D::Required, "the addresses the proxy accepts on (at least one)"),
     key("admin", &[S::Top], K::Map, D::Unset("no admin API"), "the admin API listener"),
     key("probe", &[S::Top], K::Map, D::Unset("no probe listener"), "the /live /ready /metrics listener"),
-    key("logging", &[S::Top], K::Map, D::Unset("level info, no access log"), "console level and the access log"),
+    key("logging", &[S::Top], K::Map, D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
     key("cache", &[S::Top], K::Map, D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("domains", &[S::Top], K::List, D::Required, "host names and what answers them (at least one)"),
     // --- server ---
@@ -190,6 +190,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("token", &[S::Admin], K::String, D::Unset("no token; only allowed on loopback"), "bearer token the admin API requires"),
     key("level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("info"), "console log level"),
     key("access_log", &[S::Logging], K::Path, D::Unset("no access log"), "JSON access log file; `-` is stdout"),
+    key("error_log", &[S::Logging], K::Path, D::Unset("no error log"), "log lines at error_log_level and above go to this file too (with -d: every console line); reopened on SIGUSR1"),
+    key("error_log_level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("warn"), "the error log's level"),
     // --- cache ---
     key("max_bytes", &[S::Cache], K::Size, D::Size(256 << 20), "memory for stored responses"),
     key("max_entries", &[S::Cache], K::Int { min: 1, max: u32::MAX as u64, }, D::Int(10_000), "stored responses at most"),

@@ -137,6 +137,9 @@ pub struct Probe {
 pub struct Logging {
     pub level: log::LevelFilter,
     pub access_log: Option<AccessLog>,
+    /// `logging.error_log`: log lines at `error_log_level` and above (see `crate::logging`).
+    pub error_log: Option<std::path::PathBuf>,
+    pub error_log_level: log::LevelFilter,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 
 pub(crate) mod exit;
 pub(crate) mod inflight;
+pub(crate) mod notify;
+pub(crate) mod ready;
 pub(crate) mod reload;
 pub(crate) mod signals;
 

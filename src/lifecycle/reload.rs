@@ -24,9 +24,27 @@ pub(crate) struct ReloadReport {
     pub not_applied: Vec<String>,
 }
 
-/// Reloads the config file the process was started with.
+/// Reloads the config file the process was started with, telling systemd (`RELOADING=1`,
+/// then `READY=1` whatever the outcome: a rejected reload leaves the old config serving).
 pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let _serialised = state.control.lock().await;
+    super::notify::notify(&format!(
+        "RELOADING=1\nMONOTONIC_USEC={}",
+        super::notify::monotonic_usec()
+    ));
+    let result = reload_locked(state).await;
+    let outcome = match &result {
+        Ok(_) => "config reloaded".to_string(),
+        Err(e) => format!("reload rejected with {} error(s)", e.len()),
+    };
+    super::notify::notify(&format!(
+        "READY=1\nSTATUS={outcome}; {}",
+        super::notify::status_line(state)
+    ));
+    result
+}
+
+async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let Some(path) = state.config_path() else {
         return Err(vec![plain_error(
             "-",

@@ -34,8 +34,13 @@ impl ShutdownSignalWatch for StraitSignals {
                 self.state.set_draining();
                 ShutdownSignal::GracefulUpgrade
             }
-            _ = int.recv() => ShutdownSignal::FastShutdown,
+            _ = int.recv() => {
+                super::notify::notify("STOPPING=1");
+                ShutdownSignal::FastShutdown
+            }
             _ = term.recv() => {
+                // Not on SIGQUIT: there the new process takes over as systemd's main process.
+                super::notify::notify("STOPPING=1\nSTATUS=draining");
                 self.state.set_draining();
                 info!("SIGTERM: /ready now answers 503; still accepting for {:?}", self.drain_delay);
                 tokio::select! {

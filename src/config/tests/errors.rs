@@ -430,3 +430,23 @@ domains:
         ]
     );
 }
+
+#[test]
+fn error_log_values() {
+    let text = format!("logging:\n  error_log: [a]\n  error_log_level: loud\n{MINIMAL}");
+    assert_eq!(
+        errors(&text),
+        [
+            "t.yaml:2:14: logging.error_log: expected a string, found a list",
+            r#"t.yaml:3:20: logging.error_log_level: unknown value "loud", expected one of: off, error, warn, info, debug, trace"#,
+        ]
+    );
+    assert_eq!(
+        errors(&format!("logging:\n  error_log: \"\"\n{MINIMAL}")),
+        ["t.yaml:2:14: logging.error_log: expected a file path, found an empty string"]
+    );
+    assert_eq!(
+        errors(&format!("logging:\n  error_log: \"-\"\n{MINIMAL}")),
+        ["t.yaml:2:14: logging.error_log: expected a file path; the console is already stderr (`-` is only for access_log)"]
+    );
+}
