@@ -28,12 +28,13 @@ impl BackgroundService for ExitWhenIdle {
                 return;
             }
         }
+        let began = std::time::Instant::now();
         let mut quiet = Duration::ZERO;
         loop {
             tokio::time::sleep(POLL).await;
             if self.0.in_flight.count() == 0 {
                 quiet += POLL;
-                if quiet >= QUIET_FOR {
+                if quiet >= QUIET_FOR && began.elapsed() >= super::notify::exit_margin() {
                     break;
                 }
             } else {

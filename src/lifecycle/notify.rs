@@ -8,6 +8,30 @@
 //! a pid file), and `STATUS=` lines with the requests served.
 
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Set on SIGQUIT: this process is handing its sockets to a new one.
+static HANDING_OVER: AtomicBool = AtomicBool::new(false);
+
+/// How long a process that handed its sockets over stays after its last request under
+/// systemd. The new process sends MAINPID= right after it receives the sockets; should the
+/// old (still main) process exit first, systemd would count the service as stopped and stop
+/// the new one with it.
+const HANDOVER_MARGIN: Duration = Duration::from_secs(1);
+
+pub(crate) fn set_handing_over() {
+    HANDING_OVER.store(true, Ordering::Relaxed);
+}
+
+/// What the exit-when-idle path must still wait, at least, after the shutdown began.
+pub(crate) fn exit_margin() -> Duration {
+    if HANDING_OVER.load(Ordering::Relaxed) && std::env::var_os("NOTIFY_SOCKET").is_some() {
+        HANDOVER_MARGIN
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// Sends `message` when `$NOTIFY_SOCKET` is set; false when it is unset or sending failed
 /// (logged at debug: a process started by hand has no socket, and that is fine).

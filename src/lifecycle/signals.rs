@@ -32,6 +32,7 @@ impl ShutdownSignalWatch for StraitSignals {
             _ = quit.recv() => {
                 info!("SIGQUIT: handing listening sockets to the new instance, then draining");
                 self.state.set_draining();
+                super::notify::set_handing_over();
                 ShutdownSignal::GracefulUpgrade
             }
             _ = int.recv() => {
