@@ -311,7 +311,6 @@ domains:
             "t.yaml:13:48: domains[0].routes[0].respond.status: status must be between 100 and 599, found 700",
             "t.yaml:14:37: domains[0].routes[1].respond: respond cannot be combined with `backends`",
             r#"t.yaml:15:13: domains[1].hosts[0]: duplicate host "a.com" (first at line 7)"#,
-            "t.yaml:16:12: domains[1].cache: cache: true needs a top-level `cache` section (or use a mapping here)",
             "t.yaml:19:9: domains[2].routes[0]: no backends (the domain has none)",
         ]
     );
