@@ -53,6 +53,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print configuration: every default, or a file's effective config.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
     /// Run two local origins and the proxy in one process, and show requests alternating.
     Demo {
         /// Where the demo proxy listens.
@@ -61,8 +66,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Every key with its default, as YAML (from the same table the loader uses).
+    Defaults,
+    /// The effective config of -c FILE: after ${VAR} expansion, defaults and inheritance.
+    Show,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config_command = match &cli.command {
+        Some(Command::Config { what }) => Some(what),
+        _ => None,
+    };
+    if let Some(ConfigCommand::Defaults) = config_command {
+        print!("{}", config::defaults_yaml());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Demo { listen }) = cli.command {
         strait::logging::init(log::LevelFilter::Info);
         return match strait::demo::run(listen) {
@@ -72,6 +93,7 @@ fn main() -> ExitCode {
     }
     let path = cli
         .config
+        .clone()
         .or_else(|| {
             std::env::var_os(CONFIG_PATH_ENV)
                 .filter(|v| !v.is_empty())
@@ -82,6 +104,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(errors) => return report(&path, &errors),
     };
+    if let Some(ConfigCommand::Show) = config_command {
+        print!("{}", config::show_yaml(&config));
+        return ExitCode::SUCCESS;
+    }
     if cli.test {
         return check(&path, config);
     }

@@ -11,6 +11,7 @@ mod balancing;
 /// precompress,rules,stale}.rs.
 mod cache;
 mod client_abort;
+mod config_cli;
 mod config_errors;
 mod daemon;
 mod framing;
