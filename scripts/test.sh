@@ -9,7 +9,7 @@ cargo fmt --all -- --check
 python3 scripts/module-graph.py src/proxy >/dev/null
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
-for f in conf/strait.yaml conf/examples/*.yaml; do
+for f in conf/strait.yaml conf/examples/*.yaml conf/container/strait.yaml; do
   [ -e "$f" ] || continue
   cargo run -q -- -t -c "$f"
 done

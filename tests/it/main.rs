@@ -13,6 +13,7 @@ mod cache;
 mod client_abort;
 mod config_cli;
 mod config_errors;
+mod container;
 mod daemon;
 mod framing;
 mod h2c;
