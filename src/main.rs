@@ -44,6 +44,9 @@ struct Cli {
     /// Graceful upgrade: take the listening sockets over from the running instance.
     #[arg(short, long)]
     upgrade: bool,
+    /// Reload when the config file changes (as server.watch: true).
+    #[arg(long)]
+    watch: bool,
     /// Validate the config (including backend name resolution) and exit: 0 ok, 1 errors.
     #[arg(short, long)]
     test: bool,
@@ -125,7 +128,8 @@ fn main() -> ExitCode {
     let server = Strait::from_config(config)
         .config_file(&path)
         .daemon(cli.daemon)
-        .upgrade(cli.upgrade);
+        .upgrade(cli.upgrade)
+        .watch(cli.watch);
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),

@@ -30,6 +30,8 @@ pub(crate) struct RunOptions {
     pub upgrade: bool,
     /// The file SIGHUP and POST /reload read again; `None` for configs built in code.
     pub config_path: Option<PathBuf>,
+    /// Reload when the config file changes (`--watch`; `server.watch` does the same).
+    pub watch: bool,
     /// Embedders' hooks (see `crate::hooks` and the `crate::Strait` builder).
     pub hooks: crate::hooks::Hooks,
 }
@@ -152,6 +154,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
     let error_log = config.logging.error_log.clone();
+    let watch_config = config.server.watch;
     if let Some(path) = &error_log {
         // Pingora's daemonize opens it too, and panics when it cannot.
         crate::logging::error_log::open(path).map_err(|reason| StartError::ErrorLog {
@@ -240,6 +243,14 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         .add_dependency(&bootstrap);
     if options.daemon && options.upgrade {
         server.add_service(background_service("strait daemon started", DaemonStarted));
+    }
+    if options.watch || watch_config {
+        server.add_service(background_service(
+            "strait config watch",
+            crate::lifecycle::watch::WatchService {
+                state: state.clone(),
+            },
+        ));
     }
     if error_log.is_some() {
         server.add_service(background_service(

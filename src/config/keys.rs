@@ -178,6 +178,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("trusted_proxies", &[S::Server], K::List, D::Unset("none"), "CIDRs whose X-Forwarded-For is believed"),
     key("request_header_timeout", &[S::Server], K::PositiveDuration, secs(10), "a request head not complete this long after its first byte: 408"),
     key("max_header_bytes", &[S::Server], K::Size, D::Size(64 << 10), "a larger request head: 431 (1KiB to 512KiB)"),
+    key("watch", &[S::Server], K::Bool, D::Bool(false), "reload when the config file changes (as SIGHUP does; also `--watch`)"),
     // --- listeners ---
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
     key("tls", &[S::Listener], K::Map, D::Unset("plain HTTP"), "terminate TLS on this listener"),

@@ -58,6 +58,8 @@ pub struct Server {
     pub request_header_timeout: Duration,
     /// The largest request head (request line and header fields) accepted: 431 above it.
     pub max_header_bytes: usize,
+    /// Reload when the config file changes (`crate::lifecycle::watch`).
+    pub watch: bool,
 }
 
 /// An IPv4 or IPv6 network, `addr/prefix`; the address has no bits set beyond the prefix.

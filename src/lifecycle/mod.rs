@@ -7,6 +7,7 @@ pub(crate) mod notify;
 pub(crate) mod ready;
 pub(crate) mod reload;
 pub(crate) mod signals;
+pub(crate) mod watch;
 
 pub(crate) use exit::ExitWhenIdle;
 pub(crate) use inflight::{InFlight, InFlightCounter};

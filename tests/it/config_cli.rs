@@ -2,8 +2,10 @@
 //! prints, run as a user would.
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::support::strait::{temp_dir, BIN};
+use crate::support::wait::output_within;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let mut cmd = Command::new(BIN);
@@ -13,12 +15,8 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run strait");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    // Bounded: a command that should print and exit must not hang the suite.
+    output_within(&mut cmd, Duration::from_secs(20))
 }
 
 #[test]

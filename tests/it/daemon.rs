@@ -87,6 +87,8 @@ fn run_daemon_command(conf: &Path, dir: &Path) -> (Option<i32>, String, Duration
             Ok(text) => output.push_str(&text),
             Err(_) => {
                 let _ = child.kill();
+                // Whatever daemon did start must not outlive the test.
+                drop(Daemon(read_pid(&dir.join("strait.pid"))));
                 panic!(
                     "`strait -d` held its caller's pipes for more than {RETURN_WITHIN:?}; output so far:\n{output}"
                 );

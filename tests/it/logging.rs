@@ -7,7 +7,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::strait::BIN;
+use crate::support::wait::output_within;
 use crate::support::{config, Strait};
+
+/// The longest a command that should exit at once may take.
+const LIMIT: Duration = Duration::from_secs(20);
 
 fn yaml(level: &str) -> String {
     config(&format!(
@@ -133,26 +137,34 @@ fn per_module_filters_apply() {
 fn a_bad_filter_is_named_and_exits_1() {
     let dir = crate::support::strait::temp_dir("bad-filter");
     let conf = dir.join("strait.yaml");
-    std::fs::write(&conf, yaml("info").replace("{listen}", "127.0.0.1:1")).expect("write");
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .env("LOG_LEVEL", "verbose")
-        .output()
-        .expect("run strait");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let port = crate::support::strait::free_port();
+    std::fs::write(
+        &conf,
+        yaml("info").replace("{listen}", &format!("127.0.0.1:{port}")),
+    )
+    .expect("write");
+    let (code, _, err) = output_within(
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .env_remove("STRAIT_LOG")
+            .env_remove("RUST_LOG")
+            .env("LOG_LEVEL", "verbose"),
+        LIMIT,
+    );
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("LOG_LEVEL") && err.contains("verbose"),
         "{err}"
     );
-    let out = Command::new(BIN)
-        .args(["--log-level", "loud", "-c"])
-        .arg(&conf)
-        .output()
-        .expect("run strait");
-    assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("loud"));
+    let (code, _, err) = output_within(
+        Command::new(BIN)
+            .args(["--log-level", "loud", "-c"])
+            .arg(&conf),
+        LIMIT,
+    );
+    assert!(code.is_some_and(|c| c != 0), "{err}");
+    assert!(err.contains("loud"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -165,16 +177,12 @@ fn config_path_names_the_file_when_strait_config_does_not() {
     });
     assert_eq!(s.get("any.test", "/").status, 200);
     // STRAIT_CONFIG wins over CONFIG_PATH (so an existing setup keeps its file).
-    let check = Command::new(BIN)
-        .arg("-t")
-        .env("STRAIT_CONFIG", s.config_path())
-        .env("CONFIG_PATH", "/nonexistent/strait.yaml")
-        .output()
-        .expect("run strait -t");
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    let (code, _, err) = output_within(
+        Command::new(BIN)
+            .arg("-t")
+            .env("STRAIT_CONFIG", s.config_path())
+            .env("CONFIG_PATH", "/nonexistent/strait.yaml"),
+        LIMIT,
     );
+    assert_eq!(code, Some(0), "{err}");
 }

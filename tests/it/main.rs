@@ -30,4 +30,5 @@ mod routing;
 mod startup;
 mod timeouts;
 mod tls;
+mod watch;
 mod websocket;

@@ -51,6 +51,7 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
         trusted_proxies: Vec::new(),
         request_header_timeout: d("request_header_timeout"),
         max_header_bytes: keys::default_size(Section::Server, "max_header_bytes") as usize,
+        watch: keys::default_bool(Section::Server, "watch"),
     };
     let Some(f) = node.and_then(|n| Fields::new(e, n, "server", Section::Server)) else {
         return server;
@@ -94,6 +95,9 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
                 ),
             );
         }
+    }
+    if let Some(watch) = f.boolean(e, "watch") {
+        server.watch = watch;
     }
     server.user = f.string(e, "user").filter(|s| !s.is_empty());
     server.group = f.string(e, "group").filter(|s| !s.is_empty());

@@ -10,7 +10,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
-        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes"]
+        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes, watch"]
     );
     let text = "\
 listeners:
@@ -447,5 +447,13 @@ fn error_log_values() {
     assert_eq!(
         errors(&format!("logging:\n  error_log: \"-\"\n{MINIMAL}")),
         ["t.yaml:2:14: logging.error_log: expected a file path; the console is already stderr (`-` is only for access_log)"]
+    );
+}
+
+#[test]
+fn watch_values() {
+    assert_eq!(
+        errors(&format!("server:\n  watch: yes\n{MINIMAL}")),
+        [r#"t.yaml:2:10: server.watch: expected true or false, found "yes""#]
     );
 }
