@@ -100,7 +100,10 @@ pub(crate) fn add_services(
         log::info!("probe (/live /ready /metrics) on http://{}", probe.addr);
     }
 
-    match state.access_log.install(config.logging.access_log.as_ref()) {
+    match state.access_log.install(
+        config.logging.access_log.as_ref(),
+        config.logging.access_log_format,
+    ) {
         Ok(Some(writer)) => {
             server.add_service(background_service("strait access log", writer));
         }

@@ -191,6 +191,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("token", &[S::Admin], K::String, D::Unset("no token; only allowed on loopback"), "bearer token the admin API requires"),
     key("level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("info"), "console log level"),
     key("access_log", &[S::Logging], K::Path, D::Unset("no access log"), "JSON access log file; `-` is stdout"),
+    key("access_log_format", &[S::Logging], K::OneOf(&["json", "combined"]), D::Text("json"), "json: one JSON object per line; combined: Apache's combined format"),
     key("error_log", &[S::Logging], K::Path, D::Unset("no error log"), "log lines at error_log_level and above go to this file too (with -d: every console line); reopened on SIGUSR1"),
     key("error_log_level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("warn"), "the error log's level"),
     // --- cache ---

@@ -139,9 +139,19 @@ pub struct Probe {
 pub struct Logging {
     pub level: log::LevelFilter,
     pub access_log: Option<AccessLog>,
+    pub access_log_format: AccessLogFormat,
     /// `logging.error_log`: log lines at `error_log_level` and above (see `crate::logging`).
     pub error_log: Option<std::path::PathBuf>,
     pub error_log_level: log::LevelFilter,
+}
+
+/// How access-log lines are written (`crate::access_log`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    #[default]
+    Json,
+    /// Apache/NCSA combined.
+    Combined,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -195,6 +195,8 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         attempts: ctx.attempts,
         cache,
         user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
+        referer: req.headers.get(http::header::REFERER).cloned(),
+        version: req.version,
         error: error.map(|e| e.etype().as_str()),
     });
 }

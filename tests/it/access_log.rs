@@ -337,3 +337,42 @@ fn console_level_comes_from_config_unless_the_environment_says_otherwise() {
     let rust_log = Strait::start_env(&yaml, &[("RUST_LOG", "strait=info")]);
     assert!(rust_log.stderr_contains("strait listening", Duration::from_secs(5)));
 }
+
+/// `access_log_format: combined`: Apache's combined lines, readable by tools that expect them.
+#[test]
+fn combined_format_lines() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n  access_log_format: combined\n{}",
+        log_test(&origin)
+    )));
+    let log = s.dir().join("access.log");
+    let resp = client::request(
+        s.addr(),
+        "GET",
+        "/ping?x=1",
+        &[
+            ("Host", "log.test"),
+            ("Referer", "http://ref.test/"),
+            ("User-Agent", "tester \"q\""),
+        ],
+        b"",
+    )
+    .expect("GET /ping");
+    assert_eq!(resp.status, 200);
+    eventually_msg(Duration::from_secs(10), "the combined line", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| !t.is_empty())
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    // 127.0.0.1 - - [02/Dec/2026:00:59:57 +0000] "GET /ping?x=1 HTTP/1.1" 200 4 "http://ref.test/" "tester \"q\""
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        line.contains(" +0000] \"GET /ping?x=1 HTTP/1.1\" 200 4 "),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(" \"http://ref.test/\" \"tester \\\"q\\\"\""),
+        "{line}"
+    );
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
-    AccessLog, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
+    AccessLog, AccessLogFormat, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
 };
 use crate::config::units;
 use crate::config::yaml::Node;
@@ -189,6 +189,7 @@ pub(super) fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
     let mut logging = Logging {
         level: level_of("level"),
         access_log: None,
+        access_log_format: AccessLogFormat::Json,
         error_log: None,
         error_log_level: level_of("error_log_level"),
     };
@@ -197,6 +198,9 @@ pub(super) fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
     };
     if let Some(i) = f.one_of(e, "level", LEVELS) {
         logging.level = LEVEL_FILTERS[i];
+    }
+    if let Some(i) = f.one_of(e, "access_log_format", &["json", "combined"]) {
+        logging.access_log_format = [AccessLogFormat::Json, AccessLogFormat::Combined][i];
     }
     if let Some(i) = f.one_of(e, "error_log_level", LEVELS) {
         logging.error_log_level = LEVEL_FILTERS[i];

@@ -457,3 +457,13 @@ fn watch_values() {
         [r#"t.yaml:2:10: server.watch: expected true or false, found "yes""#]
     );
 }
+
+#[test]
+fn access_log_format_values() {
+    assert_eq!(
+        errors(&format!("logging:\n  access_log_format: apache\n{MINIMAL}")),
+        [
+            r#"t.yaml:2:22: logging.access_log_format: unknown value "apache", expected one of: json, combined"#
+        ]
+    );
+}
