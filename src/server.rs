@@ -167,8 +167,10 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     }
     let mut ready_addrs: Vec<std::net::SocketAddr> =
         config.listeners.iter().map(|l| l.addr).collect();
-    ready_addrs.extend(config.admin.as_ref().map(|a| a.addr));
-    ready_addrs.extend(config.probe.as_ref().map(|p| p.addr));
+    let admin_addr = config.admin.as_ref().map(|a| a.addr);
+    let probe_addr = config.probe.as_ref().map(|p| p.addr);
+    ready_addrs.extend(admin_addr);
+    ready_addrs.extend(probe_addr);
     let (domain_count, backend_count) = (
         config.domains.len(),
         config.pools.iter().map(|p| p.backends.len()).sum::<usize>(),
@@ -231,6 +233,20 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         ExitWhenIdle(state.clone()),
     ));
     crate::admin::add_services(&mut server, &state, options.upgrade, &bootstrap)?;
+    // Said once each address accepts (so under -d they reach the error log, not the caller).
+    let mut announce: Vec<String> = urls
+        .iter()
+        .map(|url| format!("strait listening on {url}"))
+        .collect();
+    if let Some(admin) = &admin_addr {
+        announce.push(format!("admin API on http://{admin}"));
+    }
+    if let Some(probe) = &probe_addr {
+        announce.push(format!("probe (/live /ready /metrics) on http://{probe}"));
+    }
+    announce.push(format!(
+        "{domain_count} domains, {backend_count} backends configured"
+    ));
     server
         .add_service(background_service(
             "strait readiness",
@@ -238,6 +254,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
                 state: state.clone(),
                 addrs: ready_addrs,
                 upgrade: options.upgrade,
+                announce,
             },
         ))
         .add_dependency(&bootstrap);
@@ -258,10 +275,6 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
             crate::logging::ErrorLogService,
         ));
     }
-    for url in &urls {
-        log::info!("strait listening on {url}");
-    }
-    log::info!("{domain_count} domains, {backend_count} backends configured");
     Ok(Prepared {
         server,
         state,

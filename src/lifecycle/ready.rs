@@ -30,6 +30,8 @@ pub(crate) struct Readiness {
     pub addrs: Vec<SocketAddr>,
     /// Started with `-u`: the listening sockets come from the old process.
     pub upgrade: bool,
+    /// INFO lines for once every address accepts: one per listener, then the domain count.
+    pub announce: Vec<String>,
 }
 
 #[async_trait]
@@ -60,6 +62,9 @@ impl BackgroundService for Readiness {
                 }
                 tokio::time::sleep(POLL).await;
             }
+        }
+        for line in &self.announce {
+            log::info!("{line}");
         }
         crate::daemon::report_ready();
         while !self.state.health_ready() {

@@ -126,6 +126,10 @@ fn daemon_returns_to_a_capturing_caller_once_listening() {
     let mut daemon = Daemon(read_pid(&dir.join("strait.pid")));
     assert_eq!(code, Some(0), "output:\n{output}");
     let pid = daemon.0.expect("the pid file names the daemon");
+    assert!(
+        !output.contains(" INFO "),
+        "the daemon's log lines go to its error log, not the caller:\n{output}"
+    );
     // Returned means listening: the first request succeeds without waiting.
     let resp = client::get(addr, "any.test", "/").expect("the daemon serves at once");
     assert_eq!((resp.status, resp.text()), (200, "ok\n".to_string()));
