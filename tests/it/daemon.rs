@@ -57,9 +57,15 @@ fn daemon_config(dir: &Path, addr: SocketAddr, server_extra: &str, logging: &str
 /// `out=$(strait -d ...)` does. Returns (exit code, stdout + stderr, time to EOF), or panics
 /// if EOF does not come within [`RETURN_WITHIN`].
 fn run_daemon_command(conf: &Path, dir: &Path) -> (Option<i32>, String, Duration) {
+    run_with_pipes(&["-d"], conf, dir)
+}
+
+/// `strait ARGS -c FILE` with stdout and stderr as pipes read to EOF (see above).
+fn run_with_pipes(args: &[&str], conf: &Path, dir: &Path) -> (Option<i32>, String, Duration) {
     let started = Instant::now();
     let mut child = Command::new(BIN)
-        .args(["-d", "-c"])
+        .args(args)
+        .arg("-c")
         .arg(conf)
         .current_dir(dir)
         .env_remove("STRAIT_CONFIG")
@@ -251,4 +257,36 @@ fn foreground_error_log_takes_warnings_and_reopens_on_sigusr1() {
         "the next error in the fresh file",
         || fs::read_to_string(&error_log).is_ok_and(|t| t.contains("reload rejected")),
     );
+}
+
+/// `-u -d` lets go of its caller too: it returns once its daemon runs (the old process is
+/// only told to hand over afterwards), and after SIGQUIT the new daemon serves with its
+/// standard streams away from the caller.
+#[test]
+fn upgrade_daemon_returns_to_a_capturing_caller() {
+    let dir = temp_dir("daemon-upgrade");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let conf = daemon_config(&dir, addr, "", "");
+    let pid_file = dir.join("strait.pid");
+    let (code, output, _) = run_daemon_command(&conf, &dir);
+    let mut old = Daemon(read_pid(&pid_file));
+    assert_eq!(code, Some(0), "output:\n{output}");
+    let old_pid = old.0.expect("pid file");
+
+    let (code, output, eof) = run_with_pipes(&["-u", "-d"], &conf, &dir);
+    let new = Daemon(read_pid(&pid_file).filter(|p| *p != old_pid));
+    assert_eq!(code, Some(0), "output:\n{output}");
+    eprintln!("`strait -u -d` returned (pipes at EOF) after {eof:?}");
+    let new_pid = new.0.expect("the pid file names the new daemon");
+    signal(old_pid, libc::SIGQUIT);
+    eventually_msg(Duration::from_secs(20), "the old daemon exits", || {
+        !alive(old_pid)
+    });
+    old.0 = None;
+    let resp = client::get(addr, "any.test", "/").expect("the new daemon serves");
+    assert_eq!(resp.status, 200);
+    for fd in 0..3 {
+        assert_eq!(fd_target(new_pid, fd), "/dev/null", "fd {fd}");
+    }
+    let _ = fs::remove_dir_all(&dir);
 }
