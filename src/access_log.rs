@@ -37,6 +37,7 @@ use pingora::services::background::BackgroundService;
 use crate::config::{AccessLog, AccessLogFormat};
 
 mod combined;
+pub(crate) mod files;
 mod line;
 pub(crate) use combined::write_combined;
 pub(crate) use line::write_line;

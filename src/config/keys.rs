@@ -235,6 +235,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("max_body_bytes", DOMAIN_AND_ROUTE, K::Size, D::Unset("no limit"), "larger request bodies are answered 413"),
     key("respond", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "answer with a fixed response"),
     key("redirect", DOMAIN_AND_ROUTE, K::Map, D::Unset("none"), "answer with a redirect"),
+    key("access_log", DOMAIN_AND_ROUTE, K::Path, D::Unset("only the global access log"), "also log this domain's or route's requests to this file (logging.access_log_format; reopened on SIGUSR1)"),
+    key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
     key("routes", &[S::Domain], K::List, D::Unset("none"), "path-prefix routes inside the domain"),
     // --- backends, health checks ---
     key("addr", &[S::Backend], K::String, D::Required, "http://, https:// or h2c:// URL of the backend"),

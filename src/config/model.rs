@@ -384,6 +384,10 @@ pub struct Handling {
     pub deny: Vec<Cidr>,
     /// Larger request bodies are answered 413; inherited from the domain when unset.
     pub max_body_bytes: Option<u64>,
+    /// `access_log`: this domain's or route's own access log; a route inherits its domain's.
+    pub access_log: Option<PathBuf>,
+    /// `access_log_global`: also write these requests to the global access log.
+    pub access_log_global: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -467,3 +467,27 @@ fn access_log_format_values() {
         ]
     );
 }
+
+#[test]
+fn domain_access_log_values() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    access_log: [x]
+    access_log_global: no
+  - hosts: [b.com]
+    backends: [http://127.0.0.1:3000]
+    access_log_global: false
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:6:17: domains[0].access_log: expected a string, found a list",
+            r#"t.yaml:7:24: domains[0].access_log_global: expected true or false, found "no""#,
+            "t.yaml:10:24: domains[1].access_log_global: access_log_global: false needs an `access_log` (these requests would be logged nowhere)",
+        ]
+    );
+}
