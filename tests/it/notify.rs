@@ -103,7 +103,9 @@ fn ready_reloading_status_and_stopping() {
         has_line(m, "READY=1")
     });
     assert!(after.contains("STATUS=config reloaded"), "{after:?}");
-    assert!(after.contains("1 requests served"), "{after:?}");
+    // The count itself may not include the request above yet: its metrics are recorded
+    // after the response went out, racing the SIGHUP.
+    assert!(after.contains("requests served"), "{after:?}");
 
     signal(s.pid(), libc::SIGTERM);
     sock.expect("STOPPING=1", Duration::from_secs(10), |m| {
