@@ -9,15 +9,18 @@ cargo fmt --all -- --check
 python3 scripts/module-graph.py src/proxy >/dev/null
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
-for f in conf/strait.yaml conf/examples/*.yaml; do
+for f in conf/strait.yaml conf/examples/*.yaml conf/container/strait.yaml; do
   [ -e "$f" ] || continue
   cargo run -q -- -t -c "$f"
 done
-# The unit file, with its binary paths pointed at the one just built.
+# The unit files (forking and notify), with their binary paths pointed at the one just built.
 if command -v systemd-analyze >/dev/null; then
   unit_dir=$(mktemp -d)
-  sed "s#/usr/local/bin/strait#$PWD/target/debug/strait#g" systemd/strait.service > "$unit_dir/strait.service"
-  systemd-analyze verify "$unit_dir/strait.service"
+  for unit in systemd/*.service; do
+    name=$(basename "$unit")
+    sed "s#/usr/local/bin/strait#$PWD/target/debug/strait#g" "$unit" > "$unit_dir/$name"
+    systemd-analyze verify "$unit_dir/$name"
+    echo "$unit: verified"
+  done
   rm -rf "$unit_dir"
-  echo "systemd/strait.service: verified"
 fi

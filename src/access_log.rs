@@ -1,4 +1,5 @@
-//! The JSON access log: one object per line, written off the request path.
+//! The access log: one JSON object per line (or, with `access_log_format: combined`, Apache's
+//! combined format, see `combined.rs`), written off the request path.
 //!
 //! Requests hand their [`Entry`] to a bounded queue and move on; a dedicated thread formats and
 //! writes. When the queue is full the entry is dropped and counted
@@ -33,9 +34,12 @@ use log::{error, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::config::AccessLog;
+use crate::config::{AccessLog, AccessLogFormat};
 
+mod combined;
+pub(crate) mod files;
 mod line;
+pub(crate) use combined::write_combined;
 pub(crate) use line::write_line;
 
 /// Entries waiting for the writer; beyond this they are dropped.
@@ -68,6 +72,9 @@ pub(crate) struct Entry {
     pub attempts: u32,
     pub cache: Option<&'static str>,
     pub user_agent: Option<HeaderValue>,
+    /// For the combined format's `"%{Referer}i"` and `"%r"` (the JSON line has neither).
+    pub referer: Option<HeaderValue>,
+    pub version: http::Version,
     pub error: Option<&'static str>,
 }
 
@@ -159,6 +166,7 @@ impl AccessLogger {
     pub(crate) fn install(
         &self,
         config: Option<&AccessLog>,
+        format: AccessLogFormat,
     ) -> io::Result<Option<AccessLogService>> {
         let Some(config) = config else {
             self.current.store(None);
@@ -180,7 +188,7 @@ impl AccessLogger {
         });
         self.current.store(Some(logger.clone()));
         Ok(Some(AccessLogService {
-            pending: Mutex::new(Some(Pending { rx, sink })),
+            pending: Mutex::new(Some(Pending { rx, sink, format })),
             shared,
             logger,
         }))
@@ -227,6 +235,7 @@ impl Sink {
 struct Pending {
     rx: Receiver<Msg>,
     sink: Sink,
+    format: AccessLogFormat,
 }
 
 pub(crate) struct AccessLogService {
@@ -243,11 +252,11 @@ impl BackgroundService for AccessLogService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(Pending { rx, sink }) = pending {
+        if let Some(Pending { rx, sink, format }) = pending {
             let shared = self.shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("strait-access-log".into())
-                .spawn(move || write_loop(rx, sink, &shared));
+                .spawn(move || write_loop(rx, sink, format, &shared));
             if let Err(e) = spawned {
                 error!("cannot start the access log writer: {e}");
             }
@@ -272,7 +281,7 @@ impl BackgroundService for AccessLogService {
     }
 }
 
-fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
+fn write_loop(rx: Receiver<Msg>, mut sink: Sink, format: AccessLogFormat, shared: &Shared) {
     let mut buf = Vec::with_capacity(1024);
     let mut clock = line::Clock::default();
     while let Ok(first) = rx.recv() {
@@ -284,7 +293,10 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Sink, shared: &Shared) {
             }
             if let Msg::Entry(entry) = msg {
                 buf.clear();
-                write_line(&mut buf, &entry, &mut clock);
+                match format {
+                    AccessLogFormat::Json => write_line(&mut buf, &entry, &mut clock),
+                    AccessLogFormat::Combined => write_combined(&mut buf, &entry),
+                }
                 if let Err(e) = sink.out().write_all(&buf) {
                     warn_rarely(&e);
                 }
@@ -336,6 +348,8 @@ mod tests {
             attempts: 0,
             cache: None,
             user_agent: None,
+            referer: None,
+            version: http::Version::HTTP_11,
             error: None,
         }
     }
@@ -352,7 +366,7 @@ mod tests {
         let log = AccessLogger::default();
         assert!(!log.enabled());
         let service = log
-            .install(Some(&AccessLog::File(path.clone())))
+            .install(Some(&AccessLog::File(path.clone())), AccessLogFormat::Json)
             .unwrap()
             .expect("a service");
         assert!(log.enabled());
@@ -365,9 +379,9 @@ mod tests {
         }
         assert!(t.elapsed() < Duration::from_millis(100));
         assert_eq!(log.dropped(), 3);
-        let Pending { rx, sink } = service.pending.lock().unwrap().take().unwrap();
+        let Pending { rx, sink, format } = service.pending.lock().unwrap().take().unwrap();
         let shared = service.shared.clone();
-        std::thread::spawn(move || write_loop(rx, sink, &shared));
+        std::thread::spawn(move || write_loop(rx, sink, format, &shared));
         log.flush(Duration::from_secs(10));
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), QUEUE);

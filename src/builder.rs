@@ -123,6 +123,12 @@ impl Strait {
         self
     }
 
+    /// Reloads when the config file (see [`Strait::config_file`]) changes, as `server.watch`.
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.options.watch = watch;
+        self
+    }
+
     /// Takes the listening sockets over from a running instance (graceful upgrade).
     pub fn upgrade(mut self, upgrade: bool) -> Self {
         self.options.upgrade = upgrade;

@@ -13,8 +13,10 @@ use strait::{config, StartError, Strait};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Used when neither -c nor STRAIT_CONFIG names a file.
+/// Used when neither -c, STRAIT_CONFIG nor CONFIG_PATH names a file.
 const DEFAULT_CONFIG: &str = "conf/strait.yaml";
+/// Read when -c and STRAIT_CONFIG are both absent (the name other deployments use).
+const CONFIG_PATH_ENV: &str = "CONFIG_PATH";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,7 +25,7 @@ const DEFAULT_CONFIG: &str = "conf/strait.yaml";
     about = "A high-throughput edge reverse proxy on Pingora"
 )]
 struct Cli {
-    /// The YAML config file.
+    /// The YAML config file (also STRAIT_CONFIG, then CONFIG_PATH; default conf/strait.yaml).
     #[arg(
         short = 'c',
         long = "conf",
@@ -32,12 +34,19 @@ struct Cli {
         global = true
     )]
     config: Option<PathBuf>,
+    /// Console log filter, e.g. `debug` or `info,pingora=warn`; LOG_LEVEL, STRAIT_LOG and
+    /// RUST_LOG win over it, and it wins over logging.level.
+    #[arg(long = "log-level", value_name = "FILTER", value_parser = log_filter)]
+    log_level: Option<String>,
     /// Run in the background (writes server.pid_file).
     #[arg(short, long)]
     daemon: bool,
     /// Graceful upgrade: take the listening sockets over from the running instance.
     #[arg(short, long)]
     upgrade: bool,
+    /// Reload when the config file changes (as server.watch: true).
+    #[arg(long)]
+    watch: bool,
     /// Validate the config (including backend name resolution) and exit: 0 ok, 1 errors.
     #[arg(short, long)]
     test: bool,
@@ -54,6 +63,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print configuration: every default, or a file's effective config.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
     /// Run two local origins and the proxy in one process, and show requests alternating.
     Demo {
         /// Where the demo proxy listens.
@@ -84,26 +98,30 @@ enum Command {
         #[arg(long)]
         listener: Option<std::net::SocketAddr>,
     },
-    /// About the config file format.
-    Config {
-        #[command(subcommand)]
-        what: ConfigCommand,
-    },
 }
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
     /// Print the JSON Schema (draft 2020-12) of the config file, for editors and validators.
     Schema,
+    /// Every key with its default, as YAML (from the same table the loader uses).
+    Defaults,
+    /// The effective config of -c FILE: after ${VAR} expansion, defaults and inheritance.
+    Show,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Config {
-        what: ConfigCommand::Schema,
-    }) = cli.command
-    {
+    let config_command = match &cli.command {
+        Some(Command::Config { what }) => Some(what),
+        _ => None,
+    };
+    if let Some(ConfigCommand::Schema) = config_command {
         print!("{}", config::json_schema_text());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(ConfigCommand::Defaults) = config_command {
+        print!("{}", config::defaults_yaml());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Demo { listen }) = cli.command {
@@ -113,11 +131,23 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         };
     }
-    let path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let path = cli
+        .config
+        .clone()
+        .or_else(|| {
+            std::env::var_os(CONFIG_PATH_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let config = match config::load_file(&path) {
         Ok(c) => c,
         Err(errors) => return report(&path, &errors),
     };
+    if let Some(ConfigCommand::Show) = config_command {
+        print!("{}", config::show_yaml(&config));
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Explain {
         host,
         path: target,
@@ -173,11 +203,22 @@ fn main() -> ExitCode {
         }
         return check(&path, config);
     }
-    strait::logging::init(config.logging.level);
+    let settings = strait::logging::LogSettings {
+        level: config.logging.level,
+        flag: cli.log_level,
+        error_log: config.logging.error_log.clone(),
+        error_log_level: config.logging.error_log_level,
+        daemon: cli.daemon,
+    };
+    match strait::logging::init_with(&settings) {
+        Ok(chosen) => log::debug!("log filter {:?} from {}", chosen.spec, chosen.source),
+        Err(e) => return fail(&e),
+    }
     let server = Strait::from_config(config)
         .config_file(&path)
         .daemon(cli.daemon)
-        .upgrade(cli.upgrade);
+        .upgrade(cli.upgrade)
+        .watch(cli.watch);
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
@@ -200,6 +241,11 @@ fn check(path: &Path, config: config::Config) -> ExitCode {
         Err(StartError::Config(errors)) => report(path, &errors),
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// `--log-level` is checked like the environment variables are (see `logging::levels`).
+fn log_filter(value: &str) -> Result<String, String> {
+    strait::logging::levels::parse(value).map(|_| value.to_string())
 }
 
 fn report(path: &Path, errors: &[config::ConfigError]) -> ExitCode {

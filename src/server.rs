@@ -15,6 +15,7 @@ use pingora::services::listening::Service;
 
 use crate::config::{Config, ConfigError};
 use crate::health::HealthChecker;
+use crate::lifecycle::ready::{DaemonStarted, Readiness};
 use crate::lifecycle::{self, ExitWhenIdle, ReloadService, StraitSignals};
 use crate::limits::listener::GuardedHttp;
 use crate::proxy::StraitProxy;
@@ -29,6 +30,8 @@ pub(crate) struct RunOptions {
     pub upgrade: bool,
     /// The file SIGHUP and POST /reload read again; `None` for configs built in code.
     pub config_path: Option<PathBuf>,
+    /// Reload when the config file changes (`--watch`; `server.watch` does the same).
+    pub watch: bool,
     /// Embedders' hooks (see `crate::hooks` and the `crate::Strait` builder).
     pub hooks: crate::hooks::Hooks,
 }
@@ -39,7 +42,13 @@ pub struct Prepared {
     pub server: Server,
     pub(crate) state: Arc<State>,
     drain_delay: Duration,
+    /// `-d`: fork first and wait for the daemon's word (see `crate::daemon`).
+    daemon: bool,
+    error_log: Option<PathBuf>,
 }
+
+/// How long the `-d` parent waits: the daemon gives up on its listeners after 30 s.
+const DAEMON_WAIT: Duration = Duration::from_secs(35);
 
 impl Prepared {
     /// Serves until shut down, then exits the process.
@@ -48,6 +57,9 @@ impl Prepared {
             state: self.state.clone(),
             drain_delay: self.drain_delay,
         };
+        if self.daemon {
+            crate::daemon::fork_and_wait(DAEMON_WAIT, self.error_log.as_deref());
+        }
         self.server.run(RunArgs {
             shutdown_signal: Box::new(signals),
         });
@@ -71,6 +83,20 @@ pub enum StartError {
     },
     /// The runtime could not start.
     Runtime(std::io::Error),
+    /// `server.pid_file` cannot be written (`-d`).
+    PidFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// `logging.error_log` cannot be opened.
+    ErrorLog {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        reason: std::io::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -87,6 +113,12 @@ impl fmt::Display for StartError {
             }
             StartError::Listen { addr, reason } => write!(f, "cannot listen on {addr}: {reason}"),
             StartError::Runtime(e) => write!(f, "cannot start a runtime: {e}"),
+            StartError::PidFile { path, reason } => {
+                write!(f, "cannot write the pid file {}: {reason}", path.display())
+            }
+            StartError::ErrorLog { path, reason } => {
+                write!(f, "cannot open the error log {}: {reason}", path.display())
+            }
         }
     }
 }
@@ -121,6 +153,28 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     let listeners = listener_endpoints(&config).map_err(StartError::Config)?;
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
+    let error_log = config.logging.error_log.clone();
+    let watch_config = config.server.watch;
+    if let Some(path) = &error_log {
+        // Pingora's daemonize opens it too, and panics when it cannot.
+        crate::logging::error_log::open(path).map_err(|reason| StartError::ErrorLog {
+            path: path.clone(),
+            reason,
+        })?;
+    }
+    if options.daemon {
+        check_pid_dir(&config.server.pid_file)?;
+    }
+    let mut ready_addrs: Vec<std::net::SocketAddr> =
+        config.listeners.iter().map(|l| l.addr).collect();
+    let admin_addr = config.admin.as_ref().map(|a| a.addr);
+    let probe_addr = config.probe.as_ref().map(|p| p.addr);
+    ready_addrs.extend(admin_addr);
+    ready_addrs.extend(probe_addr);
+    let (domain_count, backend_count) = (
+        config.domains.len(),
+        config.pools.iter().map(|p| p.backends.len()).sum::<usize>(),
+    );
     let conf = server_conf(&config, &options);
     let state = State::new(build_snapshot(config, None)?);
     if let Some(path) = options.config_path {
@@ -179,13 +233,54 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         ExitWhenIdle(state.clone()),
     ));
     crate::admin::add_services(&mut server, &state, options.upgrade, &bootstrap)?;
-    for url in &urls {
-        log::info!("strait listening on {url}");
+    // Said once each address accepts (so under -d they reach the error log, not the caller).
+    let mut announce: Vec<String> = urls
+        .iter()
+        .map(|url| format!("strait listening on {url}"))
+        .collect();
+    if let Some(admin) = &admin_addr {
+        announce.push(format!("admin API on http://{admin}"));
+    }
+    if let Some(probe) = &probe_addr {
+        announce.push(format!("probe (/live /ready /metrics) on http://{probe}"));
+    }
+    announce.push(format!(
+        "{domain_count} domains, {backend_count} backends configured"
+    ));
+    server
+        .add_service(background_service(
+            "strait readiness",
+            Readiness {
+                state: state.clone(),
+                addrs: ready_addrs,
+                upgrade: options.upgrade,
+                announce,
+            },
+        ))
+        .add_dependency(&bootstrap);
+    if options.daemon && options.upgrade {
+        server.add_service(background_service("strait daemon started", DaemonStarted));
+    }
+    if options.watch || watch_config {
+        server.add_service(background_service(
+            "strait config watch",
+            crate::lifecycle::watch::WatchService {
+                state: state.clone(),
+            },
+        ));
+    }
+    if error_log.is_some() {
+        server.add_service(background_service(
+            "strait error log",
+            crate::logging::ErrorLogService,
+        ));
     }
     Ok(Prepared {
         server,
         state,
         drain_delay,
+        daemon: options.daemon,
+        error_log,
     })
 }
 
@@ -285,9 +380,17 @@ fn server_conf(config: &Config, options: &RunOptions) -> ServerConf {
         // quick child's "ready" signal either kills the parent (exit 138) or is lost and the
         // parent waits until the child gives up: 3 of 6 `-u -d` runs failed so here. And the
         // signal is sent before the listeners are bound, so it never meant "serving". Without
-        // it the parent returns once the daemon has set up (pid file written), and `-u` still
-        // waits up to 5 s for the old process's sockets.
+        // it, strait's own fork waits for the daemon to listen (crate::daemon).
         daemon_wait_for_ready: false,
+        // Under -d, Pingora's daemonize points stdin and stdout at /dev/null and stderr here:
+        // the daemon never keeps the caller's descriptors (a `$(strait -d)` would not return).
+        error_log: options.daemon.then(|| {
+            config
+                .logging
+                .error_log
+                .as_ref()
+                .map_or_else(|| "/dev/null".to_string(), |p| p.display().to_string())
+        }),
         ..ServerConf::default()
     }
 }
@@ -303,6 +406,23 @@ fn check_listeners(config: &Config) -> Result<(), StartError> {
         })?;
     }
     Ok(())
+}
+
+/// Pingora's daemonize panics (in a process that still has the caller's stderr) when the pid
+/// file cannot be created; the usual cause, a missing directory, is reported plainly instead.
+fn check_pid_dir(pid_file: &std::path::Path) -> Result<(), StartError> {
+    let dir = match pid_file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        Ok(())
+    } else {
+        Err(StartError::PidFile {
+            path: pid_file.to_path_buf(),
+            reason: format!("{} is not a directory", dir.display()),
+        })
+    }
 }
 
 /// The same failure can still happen in a race after the check; make it fatal, not silent.

@@ -46,6 +46,10 @@ pub struct Handler {
     pub cache: Option<Arc<crate::cache::RouteCache>>,
     /// `deny`, `rate_limit`, `max_body_bytes` (see `crate::limits`).
     pub limits: Arc<crate::limits::Limits>,
+    /// The domain's or route's own access log (`crate::access_log::files`).
+    pub(crate) access_log: Option<Arc<crate::access_log::files::FileLog>>,
+    /// Also write to the global access log.
+    pub(crate) access_log_global: bool,
 }
 
 pub struct DomainRuntime {
@@ -144,20 +148,33 @@ impl Snapshot {
             previous.into_iter().flat_map(Snapshot::rate_limiters),
         );
         let mut domains = Vec::with_capacity(config.domains.len());
-        for d in &config.domains {
+        let mut log_errors = Vec::new();
+        for (i, d) in config.domains.iter().enumerate() {
             let routes = d
                 .routes
                 .iter()
-                .map(|r| RouteRuntime {
-                    path_prefix: r.path_prefix.clone(),
-                    handler: handler(&config, d, Some(r), &pools, &mut limiters),
+                .enumerate()
+                .map(|(j, r)| {
+                    let mut h = handler(&config, d, Some(r), &pools, &mut limiters);
+                    let at = (r.pos, format!("domains[{i}].routes[{j}].access_log"));
+                    h.access_log = own_log(&config, &r.handling, at, &mut log_errors);
+                    RouteRuntime {
+                        path_prefix: r.path_prefix.clone(),
+                        handler: h,
+                    }
                 })
                 .collect();
+            let mut h = handler(&config, d, None, &pools, &mut limiters);
+            let at = (d.pos, format!("domains[{i}].access_log"));
+            h.access_log = own_log(&config, &d.handling, at, &mut log_errors);
             domains.push(DomainRuntime {
                 name: d.hosts.first().map(host_name).unwrap_or_default(),
-                handler: handler(&config, d, None, &pools, &mut limiters),
+                handler: h,
                 routes,
             });
+        }
+        if !log_errors.is_empty() {
+            return Err(log_errors);
         }
         let router = Router::new(config.domains.iter().map(|d| {
             (
@@ -255,6 +272,29 @@ impl Snapshot {
     }
 }
 
+/// Opens (or reuses) the writer of a domain's or route's `access_log`; a file that cannot be
+/// opened is a config error at the domain or route.
+fn own_log(
+    config: &Config,
+    h: &crate::config::Handling,
+    (pos, path): (crate::config::Pos, String),
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<crate::access_log::files::FileLog>> {
+    let file = h.access_log.as_ref()?;
+    match crate::access_log::files::open(file, config.logging.access_log_format) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            errors.push(ConfigError::new(
+                &config.source,
+                pos,
+                &path,
+                format!("cannot open {}: {e}", file.display()),
+            ));
+            None
+        }
+    }
+}
+
 /// The runtime handler of a domain (`route: None`) or one of its routes.
 fn handler(
     config: &Config,
@@ -277,6 +317,8 @@ fn handler(
             d.handling.rate_limit.as_ref(),
             h.max_body_bytes,
         ),
+        access_log: None,
+        access_log_global: h.access_log_global,
     }
 }
 

@@ -158,7 +158,7 @@ fn date_time(secs: u64) -> [u8; 19] {
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (the well-known era-based method:
 /// 400-year eras of 146 097 days, years starting in March so leap days fall at the end).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -220,6 +220,8 @@ mod tests {
             attempts: 1,
             cache: Some("miss"),
             user_agent: Some(HeaderValue::from_bytes(b"ua\tv\xff").unwrap()),
+            referer: None,
+            version: http::Version::HTTP_11,
             error: None,
         }
     }

@@ -82,7 +82,6 @@ pub(crate) fn add_services(
         service.add_tcp(&admin.addr.to_string());
         service.threads = Some(1);
         server.add_service(service).add_dependency(bootstrap);
-        log::info!("admin API on http://{}", admin.addr);
     }
 
     if let Some(probe) = &config.probe {
@@ -98,10 +97,12 @@ pub(crate) fn add_services(
         service.add_tcp(&probe.addr.to_string());
         service.threads = Some(1);
         server.add_service(service).add_dependency(bootstrap);
-        log::info!("probe (/live /ready /metrics) on http://{}", probe.addr);
     }
 
-    match state.access_log.install(config.logging.access_log.as_ref()) {
+    match state.access_log.install(
+        config.logging.access_log.as_ref(),
+        config.logging.access_log_format,
+    ) {
         Ok(Some(writer)) => {
             server.add_service(background_service("strait access log", writer));
         }

@@ -194,7 +194,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("listeners", &[S::Top], K::List(I::Of(S::Listener)), D::Required, "the addresses the proxy accepts on (at least one)"),
     key("admin", &[S::Top], K::Map(S::Admin), D::Unset("no admin API"), "the admin API listener"),
     key("probe", &[S::Top], K::Map(S::Probe), D::Unset("no probe listener"), "the /live /ready /metrics listener"),
-    key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access log"), "console level and the access log"),
+    key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("domains", &[S::Top], K::List(I::Of(S::Domain)), D::Required, "host names and what answers them (at least one)"),
     // --- server ---
@@ -212,6 +212,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("max_header_bytes", &[S::Server], K::Size, D::Size(64 << 10), "a larger request head: 431 (1KiB to 512KiB)"),
     key("max_buffered_bytes", &[S::Server], K::Size, D::Size(256 << 20), "request bodies held by buffer_request_body, at most, over all requests; past it, requests stream"),
     key("max_connections", &[S::Server], K::Int { min: 1, max: 10_000_000 }, D::Int(100_000), "client connections served at once; more wait, unread, until one closes"),
+    key("watch", &[S::Server], K::Bool, D::Bool(false), "reload when the config file changes (as SIGHUP does; also `--watch`)"),
     // --- listeners ---
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
     key("name", &[S::Listener], K::String, D::Unset("unnamed"), "what domains' `listeners` lists name it by (unique)"),
@@ -225,6 +226,9 @@ pub(crate) const KEYS: &[Key] = &[
     key("token", &[S::Admin], K::String, D::Unset("no token; only allowed on loopback"), "bearer token the admin API requires"),
     key("level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("info"), "console log level"),
     key("access_log", &[S::Logging], K::Path, D::Unset("no access log"), "JSON access log file; `-` is stdout"),
+    key("access_log_format", &[S::Logging], K::OneOf(&["json", "combined"]), D::Text("json"), "json: one JSON object per line; combined: Apache's combined format"),
+    key("error_log", &[S::Logging], K::Path, D::Unset("no error log"), "log lines at error_log_level and above go to this file too (with -d: every console line); reopened on SIGUSR1"),
+    key("error_log_level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("warn"), "the error log's level"),
     // --- cache ---
     key("max_bytes", &[S::Cache], K::Size, D::Size(256 << 20), "memory for stored responses"),
     key("max_entries", &[S::Cache], K::Int { min: 1, max: u32::MAX as u64, }, D::Int(10_000), "stored responses at most"),
@@ -273,6 +277,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("respond", DOMAIN_AND_ROUTE, K::Map(S::Respond), D::Unset("none"), "answer with a fixed response"),
     key("redirect", DOMAIN_AND_ROUTE, K::Map(S::Redirect), D::Unset("none"), "answer with a redirect"),
     key("drop", DOMAIN_AND_ROUTE, K::Bool, D::Bool(false), "close the connection without a response"),
+    key("access_log", DOMAIN_AND_ROUTE, K::Path, D::Unset("only the global access log"), "also log this domain's or route's requests to this file (logging.access_log_format; reopened on SIGUSR1)"),
+    key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- backends, health checks ---
     key("addr", &[S::Backend], K::String, D::Required, "http://, https:// or h2c:// URL of the backend"),

@@ -56,10 +56,12 @@
 //!   free port) is exempt.
 
 mod decode;
+mod defaults;
 mod env;
 mod keys;
 pub mod model;
 mod schema;
+mod show;
 mod units;
 mod yaml;
 
@@ -71,9 +73,11 @@ use std::path::Path;
 
 /// Splits a backend URL (`scheme://host[:port]`) as the loader does; the admin API uses it.
 pub use decode::parse_url as parse_backend_url;
+pub use defaults::defaults_yaml;
 pub use keys::reference_markdown;
 pub use model::*;
 pub use schema::{schema as json_schema, schema_text as json_schema_text};
+pub use show::show_yaml;
 
 /// One problem in a config file, printed as `file:line:col: path: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

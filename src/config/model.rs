@@ -63,6 +63,8 @@ pub struct Server {
     pub max_buffered_bytes: u64,
     /// Client connections served at once; more wait (unread) until one closes.
     pub max_connections: u32,
+    /// Reload when the config file changes (`crate::lifecycle::watch`).
+    pub watch: bool,
 }
 
 /// An IPv4 or IPv6 network, `addr/prefix`; the address has no bits set beyond the prefix.
@@ -144,6 +146,19 @@ pub struct Probe {
 pub struct Logging {
     pub level: log::LevelFilter,
     pub access_log: Option<AccessLog>,
+    pub access_log_format: AccessLogFormat,
+    /// `logging.error_log`: log lines at `error_log_level` and above (see `crate::logging`).
+    pub error_log: Option<std::path::PathBuf>,
+    pub error_log_level: log::LevelFilter,
+}
+
+/// How access-log lines are written (`crate::access_log`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    #[default]
+    Json,
+    /// Apache/NCSA combined.
+    Combined,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,6 +463,10 @@ pub struct Handling {
     pub deny: Vec<Cidr>,
     /// Larger request bodies are answered 413; inherited from the domain when unset.
     pub max_body_bytes: Option<u64>,
+    /// `access_log`: this domain's or route's own access log; a route inherits its domain's.
+    pub access_log: Option<PathBuf>,
+    /// `access_log_global`: also write these requests to the global access log.
+    pub access_log_global: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -28,12 +28,13 @@ impl BackgroundService for ExitWhenIdle {
                 return;
             }
         }
+        let began = std::time::Instant::now();
         let mut quiet = Duration::ZERO;
         loop {
             tokio::time::sleep(POLL).await;
             if self.0.in_flight.count() == 0 {
                 quiet += POLL;
-                if quiet >= QUIET_FOR {
+                if quiet >= QUIET_FOR && began.elapsed() >= super::notify::exit_margin() {
                     break;
                 }
             } else {
@@ -51,6 +52,7 @@ pub(crate) fn before_exit(state: &State) {
     use std::io::Write;
     // Lines of the last requests may still be queued for the access log writer.
     state.access_log.flush(Duration::from_millis(500));
+    crate::access_log::files::flush_all(Duration::from_millis(500));
     log::logger().flush();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

@@ -3,8 +3,11 @@
 
 pub(crate) mod exit;
 pub(crate) mod inflight;
+pub(crate) mod notify;
+pub(crate) mod ready;
 pub(crate) mod reload;
 pub(crate) mod signals;
+pub(crate) mod watch;
 
 pub(crate) use exit::ExitWhenIdle;
 pub(crate) use inflight::{InFlight, InFlightCounter};

@@ -24,8 +24,9 @@ pub(crate) struct ReloadReport {
     pub not_applied: Vec<String>,
 }
 
-/// Reloads the config file the process was started with, and notes the outcome for
-/// `GET /info`.
+/// Reloads the config file the process was started with, notes the outcome for `GET /info`,
+/// and tells systemd (`RELOADING=1`, then `READY=1` whatever the outcome: a rejected reload
+/// leaves the old config serving).
 pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let result = reload_file(state).await;
     let summary = match &result {
@@ -46,6 +47,23 @@ pub(crate) async fn reload(state: &State) -> Result<ReloadReport, Vec<ConfigErro
 
 async fn reload_file(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let _serialised = state.control.lock().await;
+    super::notify::notify(&format!(
+        "RELOADING=1\nMONOTONIC_USEC={}",
+        super::notify::monotonic_usec()
+    ));
+    let result = reload_locked(state).await;
+    let outcome = match &result {
+        Ok(_) => "config reloaded".to_string(),
+        Err(e) => format!("reload rejected with {} error(s)", e.len()),
+    };
+    super::notify::notify(&format!(
+        "READY=1\nSTATUS={outcome}; {}",
+        super::notify::status_line(state)
+    ));
+    result
+}
+
+async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let Some(path) = state.config_path() else {
         return Err(vec![plain_error(
             "-",

@@ -32,10 +32,16 @@ impl ShutdownSignalWatch for StraitSignals {
             _ = quit.recv() => {
                 info!("SIGQUIT: handing listening sockets to the new instance, then draining");
                 self.state.set_draining();
+                super::notify::set_handing_over();
                 ShutdownSignal::GracefulUpgrade
             }
-            _ = int.recv() => ShutdownSignal::FastShutdown,
+            _ = int.recv() => {
+                super::notify::notify("STOPPING=1");
+                ShutdownSignal::FastShutdown
+            }
             _ = term.recv() => {
+                // Not on SIGQUIT: there the new process takes over as systemd's main process.
+                super::notify::notify("STOPPING=1\nSTATUS=draining");
                 self.state.set_draining();
                 info!("SIGTERM: /ready now answers 503; still accepting for {:?}", self.drain_delay);
                 tokio::select! {

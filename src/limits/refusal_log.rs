@@ -69,6 +69,8 @@ fn entry(
         attempts: 0,
         cache: None,
         user_agent: None,
+        referer: None,
+        version: http::Version::HTTP_11,
         error: Some(code),
     }
 }

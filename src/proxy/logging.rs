@@ -169,10 +169,13 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         },
     );
 
-    if !state.access_log.enabled() {
+    let handler = ctx.hit.and_then(|hit| snapshot.handler(hit));
+    let own = handler.and_then(|h| h.access_log.clone());
+    let global = state.access_log.enabled() && handler.is_none_or(|h| h.access_log_global);
+    if own.is_none() && !global {
         return;
     }
-    state.access_log.send(Entry {
+    let entry = Entry {
         at: SystemTime::now(),
         // The request is over: its id moves into the log instead of being copied.
         request_id: std::mem::take(&mut ctx.observe.request_id),
@@ -196,8 +199,20 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         attempts: ctx.attempts,
         cache,
         user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
+        referer: req.headers.get(http::header::REFERER).cloned(),
+        version: req.version,
         error: error.map(|e| e.etype().as_str()),
-    });
+    };
+    match own {
+        Some(log) if global => {
+            log.send(entry.clone());
+            state.access_log.send(entry);
+        }
+        Some(log) => log.send(entry),
+        None => {
+            state.access_log.send(entry);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -337,3 +337,123 @@ fn console_level_comes_from_config_unless_the_environment_says_otherwise() {
     let rust_log = Strait::start_env(&yaml, &[("RUST_LOG", "strait=info")]);
     assert!(rust_log.stderr_contains("strait listening", Duration::from_secs(5)));
 }
+
+/// `access_log_format: combined`: Apache's combined lines, readable by tools that expect them.
+#[test]
+fn combined_format_lines() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n  access_log_format: combined\n{}",
+        log_test(&origin)
+    )));
+    let log = s.dir().join("access.log");
+    let resp = client::request(
+        s.addr(),
+        "GET",
+        "/ping?x=1",
+        &[
+            ("Host", "log.test"),
+            ("Referer", "http://ref.test/"),
+            ("User-Agent", "tester \"q\""),
+        ],
+        b"",
+    )
+    .expect("GET /ping");
+    assert_eq!(resp.status, 200);
+    eventually_msg(Duration::from_secs(10), "the combined line", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| !t.is_empty())
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    // 127.0.0.1 - - [02/Dec/2026:00:59:57 +0000] "GET /ping?x=1 HTTP/1.1" 200 4 "http://ref.test/" "tester \"q\""
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        line.contains(" +0000] \"GET /ping?x=1 HTTP/1.1\" 200 4 "),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(" \"http://ref.test/\" \"tester \\\"q\\\"\""),
+        "{line}"
+    );
+}
+
+/// Domain and route access logs: each file gets its own requests, `access_log_global: false`
+/// keeps them out of the global log, and a SIGUSR1 rotation under load loses no line.
+#[test]
+fn domain_and_route_logs_with_rotation_under_load() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n\
+         domains:\n  - hosts: [shop.test]\n    backends: {b}\n    access_log: \"{{dir}}/shop.log\"\n\
+         \x20   routes:\n      - {{ path_prefix: /api/, access_log: \"{{dir}}/api.log\", access_log_global: false }}\n\
+         \x20 - hosts: [other.test]\n    backends: {b}\n",
+        b = backends(&[&origin])
+    )));
+    let dir = s.dir().to_path_buf();
+    let count = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    for _ in 0..3 {
+        assert_eq!(s.get("shop.test", "/page").status, 200);
+        assert_eq!(s.get("other.test", "/").status, 200);
+    }
+    assert_eq!(s.get("shop.test", "/api/x").status, 200);
+    eventually_msg(Duration::from_secs(10), "every line written", || {
+        count("access.log") == 6 && count("shop.log") == 3 && count("api.log") == 1
+    });
+    let global = lines(&dir.join("access.log"));
+    assert!(
+        global.iter().all(|l| l["path"] != "/api/x"),
+        "access_log_global: false keeps /api/ out of the global log"
+    );
+    assert!(lines(&dir.join("shop.log"))
+        .iter()
+        .all(|l| l["path"] == "/page"));
+
+    // Rotation under load: a client keeps sending to /api/ while the file is renamed and
+    // SIGUSR1 sent; every request ends up in one of the two files.
+    assert!(catches_usr1(s.pid()), "strait listens for SIGUSR1");
+    let addr = s.addr();
+    const N: usize = 300;
+    let load = std::thread::spawn(move || {
+        (0..N)
+            .filter(|i| {
+                client::get(addr, "shop.test", &format!("/api/{i}")).is_ok_and(|r| r.status == 200)
+            })
+            .count()
+    });
+    eventually_msg(Duration::from_secs(20), "load under way", || {
+        count("api.log") > 50
+    });
+    std::fs::rename(dir.join("api.log"), dir.join("api.log.1")).expect("rotate");
+    // SAFETY: kill(2) on the strait process this test started.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGUSR1) };
+    let ok = load.join().expect("load thread");
+    assert_eq!(ok, N, "every request succeeded");
+    eventually_msg(
+        Duration::from_secs(20),
+        "no line lost across the rotation",
+        || count("api.log") + count("api.log.1") == N + 1,
+    );
+    assert!(
+        count("api.log") > 0,
+        "the reopened file gets the later lines"
+    );
+}
+
+/// A domain log that cannot be opened is a config error at the domain (`strait -t` too).
+#[test]
+fn unopenable_domain_log_is_a_config_error() {
+    let check = Strait::check(&config(
+        "domains:\n  - hosts: [a.test]\n    access_log: /nonexistent-dir/a.log\n    routes: [{ path_prefix: /, respond: { body: ok } }]\n",
+    ));
+    let msg = check.assert_error(
+        4,
+        5,
+        "domains[0].access_log",
+        &["cannot open", "/nonexistent-dir/a.log"],
+    );
+    assert!(!msg.is_empty());
+}

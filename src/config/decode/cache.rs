@@ -209,12 +209,10 @@ pub(super) fn section(
     }
     match &node.value {
         Value::Scalar(s) if s.plain && matches!(s.text.as_str(), "true" | "True" | "TRUE") => {
+            // Without a top-level `cache:` section, `true` means the cache with every
+            // default setting (as `strait config defaults` prints them), not an error.
             if global.is_none() {
-                e.push(
-                    node.pos,
-                    path,
-                    "cache: true needs a top-level `cache` section (or use a mapping here)",
-                );
+                return Some(DomainCache::Custom(Box::new(defaults())));
             }
             Some(DomainCache::Global)
         }

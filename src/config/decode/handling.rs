@@ -52,6 +52,20 @@ pub(super) fn read(
     let max_body_bytes = f
         .size(e, "max_body_bytes")
         .or_else(|| inherited.and_then(|p| p.max_body_bytes));
+    let access_log = f
+        .file_path(e, "access_log")
+        .or_else(|| inherited.and_then(|p| p.access_log.clone()));
+    let own_global = f.boolean(e, "access_log_global");
+    let access_log_global = own_global
+        .or_else(|| inherited.map(|p| p.access_log_global))
+        .unwrap_or(true);
+    if let (Some(false), None, Some(n)) = (own_global, &access_log, f.get("access_log_global")) {
+        e.push(
+            n.pos,
+            &f.path("access_log_global"),
+            "access_log_global: false needs an `access_log` (these requests would be logged nowhere)",
+        );
+    }
     Handling {
         action,
         headers,
@@ -59,5 +73,7 @@ pub(super) fn read(
         cache,
         deny,
         max_body_bytes,
+        access_log,
+        access_log_global,
     }
 }

@@ -6,12 +6,29 @@ use std::path::PathBuf;
 
 use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
-    AccessLog, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
+    AccessLog, AccessLogFormat, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
 };
 use crate::config::units;
 use crate::config::yaml::Node;
 
 const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+/// `LEVELS` as filters, index for index.
+const LEVEL_FILTERS: [log::LevelFilter; 6] = [
+    log::LevelFilter::Off,
+    log::LevelFilter::Error,
+    log::LevelFilter::Warn,
+    log::LevelFilter::Info,
+    log::LevelFilter::Debug,
+    log::LevelFilter::Trace,
+];
+
+/// A level word from the key table's defaults.
+fn level_at(word: &str) -> log::LevelFilter {
+    LEVELS
+        .iter()
+        .position(|l| *l == word)
+        .map_or(log::LevelFilter::Info, |i| LEVEL_FILTERS[i])
+}
 /// Below this, ordinary browser requests (cookies, user agents) would not fit.
 const MIN_HEADER_BYTES: u64 = 1 << 10;
 /// Pingora's own parser refuses request heads above about 1 MiB; this leaves room for the
@@ -36,6 +53,7 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
         max_header_bytes: keys::default_size(Section::Server, "max_header_bytes") as usize,
         max_buffered_bytes: keys::default_size(Section::Server, "max_buffered_bytes"),
         max_connections: keys::default_int(Section::Server, "max_connections") as u32,
+        watch: keys::default_bool(Section::Server, "watch"),
     };
     let Some(f) = node.and_then(|n| Fields::new(e, n, "server", Section::Server)) else {
         return server;
@@ -85,6 +103,9 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
     }
     if let Some(n) = f.int(e, "max_connections") {
         server.max_connections = n as u32;
+    }
+    if let Some(watch) = f.boolean(e, "watch") {
+        server.watch = watch;
     }
     server.user = f.string(e, "user").filter(|s| !s.is_empty());
     server.group = f.string(e, "group").filter(|s| !s.is_empty());
@@ -201,23 +222,37 @@ pub(super) fn probe(e: &mut Errors, node: &Node) -> Option<Probe> {
 }
 
 pub(super) fn logging(e: &mut Errors, node: Option<&Node>) -> Logging {
+    let level_of = |name| level_at(keys::default_text(Section::Logging, name));
     let mut logging = Logging {
-        level: log::LevelFilter::Info,
+        level: level_of("level"),
         access_log: None,
+        access_log_format: AccessLogFormat::Json,
+        error_log: None,
+        error_log_level: level_of("error_log_level"),
     };
     let Some(f) = node.and_then(|n| Fields::new(e, n, "logging", Section::Logging)) else {
         return logging;
     };
     if let Some(i) = f.one_of(e, "level", LEVELS) {
-        logging.level = [
-            log::LevelFilter::Off,
-            log::LevelFilter::Error,
-            log::LevelFilter::Warn,
-            log::LevelFilter::Info,
-            log::LevelFilter::Debug,
-            log::LevelFilter::Trace,
-        ][i];
+        logging.level = LEVEL_FILTERS[i];
     }
+    if let Some(i) = f.one_of(e, "access_log_format", &["json", "combined"]) {
+        logging.access_log_format = [AccessLogFormat::Json, AccessLogFormat::Combined][i];
+    }
+    if let Some(i) = f.one_of(e, "error_log_level", LEVELS) {
+        logging.error_log_level = LEVEL_FILTERS[i];
+    }
+    logging.error_log = f.file_path(e, "error_log").filter(|path| {
+        let stdout = path.as_os_str() == "-";
+        if let (true, Some(n)) = (stdout, f.get("error_log")) {
+            e.push(
+                n.pos,
+                &f.path("error_log"),
+                "expected a file path; the console is already stderr (`-` is only for access_log)",
+            );
+        }
+        !stdout
+    });
     logging.access_log = f.file_path(e, "access_log").map(|path| {
         if path.as_os_str() == "-" {
             AccessLog::Stdout

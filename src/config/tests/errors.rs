@@ -10,7 +10,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
-        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes, max_buffered_bytes, max_connections"]
+        ["t.yaml:2:3: server: unknown field `threds`, expected one of: threads, pid_file, upgrade_sock, grace_period, shutdown_timeout, drain_delay, keepalive_timeout, user, group, trusted_proxies, request_header_timeout, max_header_bytes, max_buffered_bytes, max_connections, watch"]
     );
     let text = "\
 listeners:
@@ -311,7 +311,6 @@ domains:
             "t.yaml:13:48: domains[0].routes[0].respond.status: status must be between 100 and 599, found 700",
             "t.yaml:14:37: domains[0].routes[1].respond: respond cannot be combined with `backends`",
             r#"t.yaml:15:13: domains[1].hosts[0]: duplicate host "a.com" (first at line 7)"#,
-            "t.yaml:16:12: domains[1].cache: cache: true needs a top-level `cache` section (or use a mapping here)",
             "t.yaml:19:9: domains[2].routes[0]: no backends (the domain has none)",
         ]
     );
@@ -510,6 +509,68 @@ domains:
             r#"t.yaml:4:13: listeners[2].name: a listener name is letters, digits, - and _, found "bad name""#,
             r#"t.yaml:7:22: domains[0].listeners[1]: unknown listener "nope", expected one of: web"#,
             r#"t.yaml:9:13: domains[1].hosts[0]: duplicate host "a.com" (first at line 6)"#,
+        ]
+    );
+}
+
+#[test]
+fn error_log_values() {
+    let text = format!("logging:\n  error_log: [a]\n  error_log_level: loud\n{MINIMAL}");
+    assert_eq!(
+        errors(&text),
+        [
+            "t.yaml:2:14: logging.error_log: expected a string, found a list",
+            r#"t.yaml:3:20: logging.error_log_level: unknown value "loud", expected one of: off, error, warn, info, debug, trace"#,
+        ]
+    );
+    assert_eq!(
+        errors(&format!("logging:\n  error_log: \"\"\n{MINIMAL}")),
+        ["t.yaml:2:14: logging.error_log: expected a file path, found an empty string"]
+    );
+    assert_eq!(
+        errors(&format!("logging:\n  error_log: \"-\"\n{MINIMAL}")),
+        ["t.yaml:2:14: logging.error_log: expected a file path; the console is already stderr (`-` is only for access_log)"]
+    );
+}
+
+#[test]
+fn watch_values() {
+    assert_eq!(
+        errors(&format!("server:\n  watch: yes\n{MINIMAL}")),
+        [r#"t.yaml:2:10: server.watch: expected true or false, found "yes""#]
+    );
+}
+
+#[test]
+fn access_log_format_values() {
+    assert_eq!(
+        errors(&format!("logging:\n  access_log_format: apache\n{MINIMAL}")),
+        [
+            r#"t.yaml:2:22: logging.access_log_format: unknown value "apache", expected one of: json, combined"#
+        ]
+    );
+}
+
+#[test]
+fn domain_access_log_values() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    access_log: [x]
+    access_log_global: no
+  - hosts: [b.com]
+    backends: [http://127.0.0.1:3000]
+    access_log_global: false
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:6:17: domains[0].access_log: expected a string, found a list",
+            r#"t.yaml:7:24: domains[0].access_log_global: expected true or false, found "no""#,
+            "t.yaml:10:24: domains[1].access_log_global: access_log_global: false needs an `access_log` (these requests would be logged nowhere)",
         ]
     );
 }

@@ -7,6 +7,7 @@ use super::*;
 
 mod errors;
 mod policy;
+mod readme;
 mod valid;
 
 pub(super) fn env(name: &str) -> Option<String> {

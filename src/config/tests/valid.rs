@@ -543,3 +543,23 @@ domains:
     };
     assert_eq!(options.read_timeout, secs(3));
 }
+
+/// `cache: true` with no top-level `cache:` section turns the cache on with its defaults
+/// rather than failing (or, as it once did, silently caching nothing).
+#[test]
+fn cache_true_without_a_cache_section_uses_the_defaults() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    cache: true
+";
+    let c = ok(text);
+    let DomainCache::Custom(s) = &c.domains[0].handling.cache else {
+        panic!("expected the default cache settings")
+    };
+    assert_eq!(s.max_bytes, 256 << 20);
+    assert_eq!(s.default_ttl, None);
+}

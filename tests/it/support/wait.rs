@@ -63,3 +63,47 @@ pub fn sleep_unless(total: Duration, stop: impl Fn() -> bool) -> bool {
         thread::sleep(Duration::from_millis(5).min(deadline - now));
     }
 }
+
+/// Runs `cmd` to completion with stdout and stderr captured, killing it after `timeout`.
+/// Returns (exit code, stdout, stderr); the code is None when it was killed.
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = match cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return (None, String::new(), format!("cannot spawn {cmd:?}: {e}")),
+    };
+    // Readers on threads so a full pipe cannot stall the child while we wait.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let status = exit_within(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    (status.and_then(|s| s.code()), stdout, stderr)
+}

@@ -1,0 +1,486 @@
+//! `strait config show -c FILE`: the config as strait runs it, after `${VAR}` expansion,
+//! defaults and inheritance (each route with everything it took from its domain), as YAML
+//! that loads back to the same thing. The admin token is not printed.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::model::*;
+use super::units;
+
+/// The effective config as YAML.
+pub fn show_yaml(c: &Config) -> String {
+    let mut o = String::new();
+    let s = &c.server;
+    let _ = writeln!(o, "# strait: the effective config of {}", c.source);
+    o.push_str("server:\n");
+    let _ = writeln!(o, "  threads: {}", s.threads);
+    let _ = writeln!(o, "  pid_file: {}", q(&s.pid_file.display().to_string()));
+    let _ = writeln!(
+        o,
+        "  upgrade_sock: {}",
+        q(&s.upgrade_sock.display().to_string())
+    );
+    for (k, d) in [
+        ("grace_period", s.grace_period),
+        ("shutdown_timeout", s.shutdown_timeout),
+        ("drain_delay", s.drain_delay),
+        ("keepalive_timeout", s.keepalive_timeout),
+        ("request_header_timeout", s.request_header_timeout),
+    ] {
+        let _ = writeln!(o, "  {k}: {}", dur(d));
+    }
+    let _ = writeln!(
+        o,
+        "  max_header_bytes: {}",
+        units::fmt_size(s.max_header_bytes as u64)
+    );
+    let _ = writeln!(
+        o,
+        "  max_buffered_bytes: {}",
+        units::fmt_size(s.max_buffered_bytes)
+    );
+    let _ = writeln!(o, "  max_connections: {}", s.max_connections);
+    opt(&mut o, 2, "user", s.user.as_deref().map(q));
+    opt(&mut o, 2, "group", s.group.as_deref().map(q));
+    let _ = writeln!(o, "  trusted_proxies: {}", list(&s.trusted_proxies));
+
+    o.push_str("listeners:\n");
+    for l in &c.listeners {
+        let _ = writeln!(o, "  - addr: {}", l.addr);
+        opt(&mut o, 4, "name", l.name.as_deref().map(q));
+        if let Some(tls) = &l.tls {
+            o.push_str("    tls:\n      certs:\n");
+            for pair in &tls.certs {
+                let _ = writeln!(
+                    o,
+                    "        - {{ cert: {}, key: {} }}",
+                    q(&pair.cert.display().to_string()),
+                    q(&pair.key.display().to_string())
+                );
+            }
+            if tls.certs.is_empty() {
+                o.push_str("        []\n");
+            }
+            opt(
+                &mut o,
+                6,
+                "cert_dir",
+                tls.cert_dir.as_ref().map(|p| q(&p.display().to_string())),
+            );
+            let _ = writeln!(o, "      http2: {}", tls.http2);
+        }
+    }
+    if let Some(a) = &c.admin {
+        let token = if a.token.is_some() {
+            ", token: \"<set, not shown>\""
+        } else {
+            ""
+        };
+        let _ = writeln!(o, "admin: {{ addr: {}{token} }}", a.addr);
+    }
+    if let Some(p) = &c.probe {
+        let _ = writeln!(o, "probe: {{ addr: {} }}", p.addr);
+    }
+    let l = &c.logging;
+    o.push_str("logging:\n");
+    let _ = writeln!(o, "  level: {}", level(l.level));
+    match &l.access_log {
+        Some(AccessLog::Stdout) => o.push_str("  access_log: \"-\"\n"),
+        Some(AccessLog::File(p)) => {
+            let _ = writeln!(o, "  access_log: {}", q(&p.display().to_string()));
+        }
+        None => {}
+    }
+    opt(
+        &mut o,
+        2,
+        "error_log",
+        l.error_log.as_ref().map(|p| q(&p.display().to_string())),
+    );
+    let _ = writeln!(o, "  error_log_level: {}", level(l.error_log_level));
+    if let Some(cache) = &c.cache {
+        o.push_str("cache:\n");
+        cache_settings(&mut o, 2, cache);
+    }
+    o.push_str("domains:\n");
+    for d in &c.domains {
+        let hosts: Vec<String> = d.hosts.iter().map(host).collect();
+        let _ = writeln!(o, "  - hosts: [{}]", hosts.join(", "));
+        if let Some(scope) = &d.listeners {
+            let names: Vec<String> = scope
+                .iter()
+                .filter_map(|&i| c.listeners.get(i)?.name.as_deref().map(q))
+                .collect();
+            let _ = writeln!(o, "    listeners: [{}]", names.join(", "));
+        }
+        handling(&mut o, 4, c, &d.handling);
+        if !d.routes.is_empty() {
+            o.push_str("    routes:\n");
+            for r in &d.routes {
+                let _ = writeln!(o, "      - path_prefix: {}", q(&r.path_prefix));
+                handling(&mut o, 8, c, &r.handling);
+            }
+        }
+    }
+    o
+}
+
+fn handling(o: &mut String, n: usize, c: &Config, h: &Handling) {
+    let pad = " ".repeat(n);
+    match &h.action {
+        Action::Proxy { pool, options } => {
+            if let Some(p) = c.pools.get(*pool) {
+                let _ = writeln!(o, "{pad}load_balancer: {}", p.policy.strategy.name());
+                let _ = writeln!(o, "{pad}backends:");
+                for b in &p.backends {
+                    let cap = b
+                        .max_connections
+                        .map(|m| format!(", max_connections: {m}"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        o,
+                        "{pad}  - {{ addr: {}, weight: {}{cap} }}",
+                        q(&b.url),
+                        b.weight
+                    );
+                }
+                pool_policy(o, n, &p.policy);
+                if let Some(hc) = &p.policy.health_check {
+                    let kind = match &hc.kind {
+                        HealthKind::Http { path } => {
+                            format!("type: http, path: {}", q(path.as_str()))
+                        }
+                        HealthKind::Tcp => "type: tcp".to_string(),
+                    };
+                    let _ = writeln!(
+                        o,
+                        "{pad}health_check: {{ {kind}, interval: {}, timeout: {}, fail_threshold: {}, success_threshold: {} }}",
+                        dur(hc.interval),
+                        dur(hc.timeout),
+                        hc.fail_threshold,
+                        hc.success_threshold
+                    );
+                }
+            }
+            for (k, d) in [
+                ("connect_timeout", options.connect_timeout),
+                ("read_timeout", options.read_timeout),
+                ("write_timeout", options.write_timeout),
+                ("idle_timeout", options.idle_timeout),
+                ("websocket_idle_timeout", options.websocket_idle_timeout),
+            ] {
+                let _ = writeln!(o, "{pad}{k}: {}", dur(d));
+            }
+            let _ = writeln!(o, "{pad}max_retries: {}", options.max_retries);
+            let _ = writeln!(o, "{pad}max_idle_conns: {}", options.max_idle_conns);
+            let _ = writeln!(o, "{pad}preserve_host: {}", options.preserve_host);
+            opt(o, n, "host_header", options.host_header.as_deref().map(q));
+            opt(
+                o,
+                n,
+                "buffer_request_body",
+                options.buffer_request_body.map(units::fmt_size),
+            );
+        }
+        Action::Respond(r) => {
+            let headers: Vec<String> = r
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                .collect();
+            let _ = writeln!(
+                o,
+                "{pad}respond: {{ status: {}, body: {}, headers: {{ {} }} }}",
+                r.status,
+                q(&r.body),
+                headers.join(", ")
+            );
+        }
+        Action::Redirect(r) => {
+            let location: String = r
+                .location
+                .iter()
+                .map(|p| match p {
+                    LocationPart::Text(t) => t.as_str(),
+                    LocationPart::Host => "$host",
+                    LocationPart::Path => "$path",
+                    LocationPart::Query => "$query",
+                    LocationPart::Scheme => "$scheme",
+                    LocationPart::Port => "$port",
+                    LocationPart::Uri => "$uri",
+                    LocationPart::RemoteAddr => "$remote_addr",
+                    LocationPart::RequestId => "$request_id",
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "{pad}redirect: {{ status: {}, location: {} }}",
+                r.status,
+                q(&location)
+            );
+        }
+        Action::Drop => {
+            let _ = writeln!(o, "{pad}drop: true");
+        }
+        Action::NotFound => {
+            let _ = writeln!(
+                o,
+                "{pad}# no backends: requests no route matches get 404 no-route"
+            );
+        }
+    }
+    match &h.cache {
+        DomainCache::Off => {
+            let _ = writeln!(o, "{pad}cache: false");
+        }
+        DomainCache::Global => {
+            let _ = writeln!(o, "{pad}cache: true");
+        }
+        DomainCache::Custom(s) => {
+            let _ = writeln!(o, "{pad}cache:");
+            cache_settings(o, n + 2, s);
+        }
+    }
+    if let Some(r) = &h.rate_limit {
+        let key = match &r.key {
+            RateKey::ClientIp => "client_ip".to_string(),
+            RateKey::Route => "route".to_string(),
+            RateKey::Header(name) => format!("header:{name}"),
+        };
+        let _ = writeln!(
+            o,
+            "{pad}rate_limit: {{ requests: {}, per: {}, key: {} }}",
+            r.requests,
+            dur(r.per),
+            q(&key)
+        );
+    }
+    let edits = |e: &HeaderEdits| {
+        let pairs = |v: &[(String, String)]| {
+            v.iter()
+                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let remove: Vec<String> = e.remove.iter().map(|r| q(r)).collect();
+        format!(
+            "{{ set: {{ {} }}, add: {{ {} }}, remove: [{}] }}",
+            pairs(&e.set),
+            pairs(&e.add),
+            remove.join(", ")
+        )
+    };
+    if h.headers != HeaderRules::default() {
+        let _ = writeln!(o, "{pad}headers:");
+        let _ = writeln!(o, "{pad}  request: {}", edits(&h.headers.request));
+        let _ = writeln!(o, "{pad}  response: {}", edits(&h.headers.response));
+    }
+    if !h.deny.is_empty() {
+        let _ = writeln!(o, "{pad}deny: {}", list(&h.deny));
+    }
+    opt(
+        o,
+        n,
+        "max_body_bytes",
+        h.max_body_bytes.map(units::fmt_size),
+    );
+}
+
+/// `passive_health`, `hash_key`, `sticky`, `retry_budget` of a pool.
+fn pool_policy(o: &mut String, n: usize, p: &PoolPolicy) {
+    let pad = " ".repeat(n);
+    match &p.passive_health {
+        Some(ph) => {
+            let _ = writeln!(
+                o,
+                "{pad}passive_health: {{ consecutive_failures: {}, ejection_time: {}, max_ejection_time: {}, max_ejected_percent: {} }}",
+                ph.consecutive_failures,
+                dur(ph.ejection_time),
+                dur(ph.max_ejection_time),
+                ph.max_ejected_percent
+            );
+        }
+        None => {
+            let _ = writeln!(o, "{pad}passive_health: false");
+        }
+    }
+    if p.strategy == Strategy::ConsistentHash {
+        let key = match &p.hash_key {
+            HashKey::ClientIp => "client_ip: true".to_string(),
+            HashKey::Header(h) => format!("header: {}", q(h)),
+            HashKey::Cookie(c) => format!("cookie: {}", q(c)),
+            HashKey::Query(k) => format!("query: {}", q(k)),
+            HashKey::Path => "path: true".to_string(),
+        };
+        let _ = writeln!(o, "{pad}hash_key: {{ {key} }}");
+    }
+    if let Some(s) = &p.sticky {
+        let mut parts = vec![
+            format!("cookie: {}", q(&s.cookie)),
+            format!("secure: {}", s.secure),
+            format!("http_only: {}", s.http_only),
+        ];
+        if let Some(ttl) = s.ttl {
+            parts.push(format!("ttl: {}", dur(ttl)));
+        }
+        if let Some(same_site) = &s.same_site {
+            parts.push(format!("same_site: {}", same_site.to_ascii_lowercase()));
+        }
+        let _ = writeln!(o, "{pad}sticky: {{ {} }}", parts.join(", "));
+    }
+    match &p.retry_budget {
+        Some(b) => {
+            let _ = writeln!(
+                o,
+                "{pad}retry_budget: {{ percent: {}, min_per_second: {} }}",
+                b.percent, b.min_per_second
+            );
+        }
+        None => {
+            let _ = writeln!(o, "{pad}retry_budget: false");
+        }
+    }
+}
+
+fn cache_settings(o: &mut String, n: usize, s: &CacheSettings) {
+    let pad = " ".repeat(n);
+    let _ = writeln!(o, "{pad}max_bytes: {}", units::fmt_size(s.max_bytes));
+    let _ = writeln!(o, "{pad}max_entries: {}", s.max_entries);
+    let _ = writeln!(
+        o,
+        "{pad}max_entry_bytes: {}",
+        units::fmt_size(s.max_entry_bytes)
+    );
+    opt(o, n, "default_ttl", s.default_ttl.map(dur));
+    let _ = writeln!(o, "{pad}max_ttl: {}", dur(s.max_ttl));
+    let _ = writeln!(
+        o,
+        "{pad}stale_while_revalidate: {}",
+        dur(s.stale_while_revalidate)
+    );
+    let _ = writeln!(o, "{pad}stale_if_error: {}", dur(s.stale_if_error));
+    let p = &s.precompress;
+    let _ = writeln!(
+        o,
+        "{pad}precompress: {{ enabled: {}, level: {}, min_bytes: {} }}",
+        p.enabled,
+        p.level,
+        units::fmt_size(p.min_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "{pad}forward_targeted_cache_control: {}",
+        s.forward_targeted_cache_control
+    );
+    if !s.rules.is_empty() {
+        let _ = writeln!(o, "{pad}rules:");
+        for r in &s.rules {
+            let mut fields = vec![format!("path_prefix: {}", q(&r.path_prefix))];
+            if !r.enabled {
+                fields.push("cache: false".into());
+            }
+            if let Some(t) = r.ttl {
+                fields.push(format!("ttl: {}", dur(t)));
+            }
+            if !r.methods.is_empty() {
+                fields.push(format!("methods: [{}]", r.methods.join(", ")));
+            }
+            if !r.statuses.is_empty() {
+                let st: Vec<String> = r.statuses.iter().map(u16::to_string).collect();
+                fields.push(format!("statuses: [{}]", st.join(", ")));
+            }
+            if let Some(m) = r.max_entry_bytes {
+                fields.push(format!("max_entry_bytes: {}", units::fmt_size(m)));
+            }
+            let _ = writeln!(o, "{pad}  - {{ {} }}", fields.join(", "));
+        }
+    }
+}
+
+fn opt(o: &mut String, n: usize, key: &str, value: Option<String>) {
+    if let Some(v) = value {
+        let _ = writeln!(o, "{}{key}: {v}", " ".repeat(n));
+    }
+}
+
+fn dur(d: Duration) -> String {
+    units::fmt_duration(d)
+}
+
+fn level(l: log::LevelFilter) -> String {
+    l.as_str().to_ascii_lowercase()
+}
+
+fn host(h: &HostPattern) -> String {
+    match h {
+        HostPattern::Exact(name) => q(name),
+        HostPattern::Wildcard(suffix) => q(&format!("*{suffix}")),
+        HostPattern::Any => "\"*\"".to_string(),
+    }
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(|i| q(&i.to_string())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A double-quoted YAML scalar (JSON string syntax is valid YAML).
+fn q(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `show` prints loads back to the same effective config.
+    #[test]
+    fn shown_config_loads_back_the_same() {
+        let text = "\
+server: { drain_delay: 3s, trusted_proxies: [10.0.0.0/8] }
+listeners:
+  - addr: 127.0.0.1:8080
+admin: { addr: 127.0.0.1:9900, token: ${TOKEN} }
+logging: { level: debug, access_log: \"-\", error_log: /tmp/e.log }
+cache: { default_ttl: 1m, rules: [{ path_prefix: /x/, cache: false }] }
+domains:
+  - hosts: [a.com, \"*.b.com\"]
+    backends: [{ addr: http://127.0.0.1:3000, weight: 3 }]
+    health_check: { type: http, path: /h, interval: 2s, timeout: 1s }
+    read_timeout: 7s
+    cache: true
+    headers: { response: { set: { X-A: b } } }
+    rate_limit: { requests: 5, per: 1s }
+    routes:
+      - { path_prefix: /r/, host_header: r.internal }
+      - { path_prefix: /go, redirect: { status: 301, location: \"https://$host/new$path$query\" } }
+      - { path_prefix: /ping, respond: { body: \"pong\\n\", headers: { X-P: q } } }
+  - hosts: [\"*\"]
+    deny: [192.0.2.0/24]
+    max_body_bytes: 1MiB
+    routes: [{ path_prefix: /, respond: { status: 204 } }]
+";
+        let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
+        let first = super::super::load_str(text, "t.yaml", &env).expect("valid");
+        let shown = show_yaml(&first);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("read_timeout: 7s"), "{shown}");
+        let again =
+            super::super::load_str(&shown.replace("<set, not shown>", "s3cret"), "shown", &env)
+                .unwrap_or_else(|e| panic!("{e:?}\n{shown}"));
+        assert_eq!(
+            show_yaml(&again).lines().skip(1).collect::<Vec<_>>(),
+            shown.lines().skip(1).collect::<Vec<_>>()
+        );
+        // The route inherited the domain's read timeout, and shows it.
+        let route = shown
+            .split("path_prefix: \"/r/\"")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            route.contains("read_timeout: 7s") && route.contains("host_header: \"r.internal\""),
+            "{shown}"
+        );
+    }
+}
