@@ -435,9 +435,17 @@ fn cache(handler: &Handler, q: &Question, method: &str) -> Value {
     let host = crate::cache::key::normalize_host(&q.host);
     let primary = crate::cache::key::primary(scheme, &host, "GET", q.target());
     let now = SystemTime::now();
-    let entries: Vec<Value> = crate::cache::store()
-        .peek_primary(&primary)
+    let stored = crate::cache::store().peek_primary(&primary);
+    // Only the variant this request would be served: the one whose `Vary` secondary key its
+    // headers reproduce. A request that cannot be built (odd header bytes) matches none.
+    let req = request_header(q, method);
+    let entries: Vec<Value> = stored
         .iter()
+        .filter(|e| {
+            req.as_ref().is_some_and(|r| {
+                crate::cache::vary::serves(e.response_header(), e.variance(), r)
+            })
+        })
         .map(|e| {
             let (state, ttl) = match e.freshness(now) {
                 Some((until, swr, sie)) => match until.duration_since(now) {
@@ -455,7 +463,11 @@ fn cache(handler: &Handler, q: &Question, method: &str) -> Value {
                 },
                 None => ("stale (revalidated or refetched)", None),
             };
-            json!({ "state": state, "fresh_for_secs": ttl, "vary_variant": e.is_variant() })
+            let vary: Vec<String> =
+                crate::cache::policy::list_items(&e.response_header().headers, http::header::VARY)
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+            json!({ "state": state, "fresh_for_secs": ttl, "vary_variant": e.is_variant(), "vary": vary })
         })
         .collect();
     let entry = if entries.is_empty() {
@@ -475,7 +487,19 @@ fn cache(handler: &Handler, q: &Question, method: &str) -> Value {
         "authorization": q.header("authorization").is_some(),
         "entry": entry,
         "entries": entries,
+        "variants_stored": stored.len(),
     })
+}
+
+/// The request as the cache sees it, for the `Vary` secondary key; `None` when a header name or
+/// value could not be sent at all.
+fn request_header(q: &Question, method: &str) -> Option<pingora::http::RequestHeader> {
+    let mut req = pingora::http::RequestHeader::build(method, q.target().as_bytes(), None).ok()?;
+    for (name, value) in &q.headers {
+        req.append_header(name.to_ascii_lowercase(), value.as_str())
+            .ok()?;
+    }
+    Some(req)
 }
 
 /// The pool's candidates and the backend the balancer would pick now, with its URL.

@@ -57,6 +57,10 @@ struct Cli {
     /// its admin API: POST /reload?dry_run=true).
     #[arg(long, value_name = "OLD", requires = "plan")]
     against: Option<PathBuf>,
+    /// With --plan: print the plan as the JSON `POST /reload?dry_run=true` answers, alone on
+    /// stdout (for scripts), instead of the text.
+    #[arg(long, requires = "plan")]
+    json: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -196,10 +200,24 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(errors) => return report(&old_path, &errors),
             };
-            print!(
-                "{}",
-                strait::plan::plan_text(&strait::plan::plan(&old, &config))
-            );
+            let plan = strait::plan::plan(&old, &config);
+            if cli.json {
+                // Validate first and print nothing else on stdout: a script reads one document.
+                return match validate(config) {
+                    Ok(()) => {
+                        let answer =
+                            serde_json::json!({ "dry_run": true, "valid": true, "plan": plan });
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&answer).unwrap_or_default()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(StartError::Config(errors)) => report(&path, &errors),
+                    Err(e) => fail(&e.to_string()),
+                };
+            }
+            print!("{}", strait::plan::plan_text(&plan));
         }
         return check(&path, config);
     }
@@ -227,10 +245,15 @@ fn main() -> ExitCode {
 
 /// `-t`: everything `run` checks before serving, short of binding the listeners (a running
 /// instance usually holds them).
+/// What `-t` checks beyond loading (backend names resolve, listeners can be built).
+fn validate(config: config::Config) -> Result<(), StartError> {
+    Strait::from_config(config).check()
+}
+
 fn check(path: &Path, config: config::Config) -> ExitCode {
     let domains = config.domains.len();
     let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
-    match Strait::from_config(config).check() {
+    match validate(config) {
         Ok(()) => {
             println!(
                 "{}: ok ({domains} domains, {backends} backends)",

@@ -52,10 +52,25 @@ pub fn plan_text(plan: &Value) -> String {
     for name in list(&plan["domains"]["removed"]) {
         out.push_str(&format!("- domain {name}\n"));
     }
+    // A changed aspect's old and new values, indented under its line.
+    let values = |out: &mut String, v: &Value, aspect: &str| {
+        if let Some(x) = v.as_array().into_iter().flatten().find(|x| {
+            x["aspect"]
+                .as_str()
+                .is_some_and(|a| aspect == format!("{a} changed"))
+        }) {
+            out.push_str(&format!(
+                "    old: {}\n    new: {}\n",
+                x["old"].as_str().unwrap_or(""),
+                x["new"].as_str().unwrap_or("")
+            ));
+        }
+    };
     for d in plan["domains"]["changed"].as_array().into_iter().flatten() {
         let name = d["domain"].as_str().unwrap_or("");
         for c in list(&d["changes"]) {
             out.push_str(&format!("~ domain {name}: {c}\n"));
+            values(&mut out, &d["values"], &c);
         }
         for r in list(&d["routes"]["added"]) {
             out.push_str(&format!("+ route {name} {r}\n"));
@@ -67,6 +82,7 @@ pub fn plan_text(plan: &Value) -> String {
             let prefix = r["path_prefix"].as_str().unwrap_or("");
             for c in list(&r["changes"]) {
                 out.push_str(&format!("~ route {name} {prefix}: {c}\n"));
+                values(&mut out, &r["values"], &c);
             }
         }
     }
@@ -131,7 +147,8 @@ fn domains(old: &Config, new: &Config) -> (Value, bool) {
         if hosts(a) != hosts(b) {
             changes.push(format!("hosts {:?} -> {:?}", hosts(a), hosts(b)));
         }
-        changes.extend(handling_changes(old, &a.handling, new, &b.handling));
+        let own = handling_changes(old, &a.handling, new, &b.handling);
+        changes.extend(own.iter().map(Aspect::line));
         let routes = |d: &'_ Domain| -> BTreeMap<String, Handling> {
             d.routes
                 .iter()
@@ -145,7 +162,13 @@ fn domains(old: &Config, new: &Config) -> (Value, bool) {
             .iter()
             .filter_map(|(prefix, h)| {
                 let c = handling_changes(old, h, new, rb.get(prefix)?);
-                (!c.is_empty()).then(|| json!({ "path_prefix": prefix, "changes": c }))
+                (!c.is_empty()).then(|| {
+                    json!({
+                        "path_prefix": prefix,
+                        "changes": c.iter().map(Aspect::line).collect::<Vec<_>>(),
+                        "values": c.iter().map(Aspect::json).collect::<Vec<_>>(),
+                    })
+                })
             })
             .collect();
         if !changes.is_empty()
@@ -156,6 +179,7 @@ fn domains(old: &Config, new: &Config) -> (Value, bool) {
             changed.push(json!({
                 "domain": name,
                 "changes": changes,
+                "values": own.iter().map(Aspect::json).collect::<Vec<_>>(),
                 "routes": { "added": r_added, "removed": r_removed, "changed": r_changed },
             }));
         }
@@ -167,9 +191,28 @@ fn domains(old: &Config, new: &Config) -> (Value, bool) {
     )
 }
 
-/// What differs between two handlings, one line per aspect. Pools are compared by name
+/// One aspect of a handling that differs, with its value before and after (as the config
+/// model prints it: a reviewer sees what the reload does, not only that something moved).
+struct Aspect {
+    name: &'static str,
+    old: String,
+    new: String,
+}
+
+impl Aspect {
+    /// The `changes` line, kept as it was before values were added.
+    fn line(&self) -> String {
+        format!("{} changed", self.name)
+    }
+
+    fn json(&self) -> Value {
+        json!({ "aspect": self.name, "old": self.old, "new": self.new })
+    }
+}
+
+/// What differs between two handlings, one entry per aspect. Pools are compared by name
 /// (their index may shift), everything else by value.
-fn handling_changes(old: &Config, a: &Handling, new: &Config, b: &Handling) -> Vec<String> {
+fn handling_changes(old: &Config, a: &Handling, new: &Config, b: &Handling) -> Vec<Aspect> {
     let action = |c: &Config, h: &Handling| match &h.action {
         Action::Proxy { pool, options } => format!(
             "proxy to pool {} with {options:?}",
@@ -200,7 +243,11 @@ fn handling_changes(old: &Config, a: &Handling, new: &Config, b: &Handling) -> V
     ];
     for (name, x, y) in aspects {
         if x != y {
-            out.push(format!("{name} changed"));
+            out.push(Aspect {
+                name,
+                old: x,
+                new: y,
+            });
         }
     }
     out
@@ -449,6 +496,11 @@ domains:
         assert_eq!(a["routes"]["added"], json!(["/z/"]), "{p}");
         assert_eq!(a["routes"]["removed"], json!(["/y/"]), "{p}");
         assert_eq!(a["routes"]["changed"][0]["path_prefix"], "/x/", "{p}");
+        // The changed aspect with its old and new value.
+        let v = &a["routes"]["changed"][0]["values"][0];
+        assert_eq!(v["aspect"], "action", "{p}");
+        let (was, now) = (v["old"].to_string(), v["new"].to_string());
+        assert!(was.contains("200") && now.contains("201"), "{p}");
         let pool = &p["pools"]["changed"][0];
         assert_eq!(
             pool["backends"]["removed"],
@@ -469,7 +521,8 @@ domains:
         assert_eq!(p["unchanged"], false);
         let text = plan_text(&p);
         assert!(
-            text.contains("+ domain new.test")
+            text.contains("~ route a.test /x/: action changed\n    old: ")
+                && text.contains("+ domain new.test")
                 && text.contains("- backend a.test http://10.0.0.4:80"),
             "{text}"
         );

@@ -282,45 +282,79 @@ fn stats(state: &State) -> Value {
         .iter()
         .map(|name| {
             let s = state.domain_stats.get(name);
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            let p = s.latency.percentiles();
-            json!({
-                "domain": name,
-                "configured": snapshot.domains.iter().any(|d| &d.name == name),
-                "requests": load(&s.requests),
-                "errors": load(&s.errors),
-                "status": {
-                    "none": load(&s.classes[0]),
-                    "1xx": load(&s.classes[1]),
-                    "2xx": load(&s.classes[2]),
-                    "3xx": load(&s.classes[3]),
-                    "4xx": load(&s.classes[4]),
-                    "5xx": load(&s.classes[5]),
-                },
-                "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
-                "ratelimited": load(&s.ratelimited),
-                "cache": crate::metrics::CACHE_RESULTS
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let configured = snapshot
+                .config
+                .domains
+                .iter()
+                .zip(&snapshot.domains)
+                .find(|(_, d)| &d.name == name)
+                .map(|(c, _)| c);
+            let mut out = serde_json::Map::new();
+            out.insert("domain".into(), name.as_str().into());
+            out.insert("configured".into(), configured.is_some().into());
+            s.traffic.json_fields(&mut out);
+            out.insert("ratelimited".into(), load(&s.ratelimited).into());
+            out.insert(
+                "cache".into(),
+                crate::metrics::CACHE_RESULTS
                     .iter()
                     .zip(&s.cache)
                     .map(|(name, n)| (name.to_string(), Value::from(load(n))))
-                    .collect::<serde_json::Map<_, _>>(),
-                "cache_miss_reasons": s
-                    .top_miss_reasons()
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            );
+            out.insert(
+                "cache_miss_reasons".into(),
+                s.top_miss_reasons()
                     .into_iter()
                     .map(|(reason, n)| json!({ "reason": reason, "count": n }))
-                    .collect::<Vec<_>>(),
-                "routes": s
-                    .route_requests()
-                    .into_iter()
-                    .map(|(route, n)| (route, Value::from(n)))
-                    .collect::<serde_json::Map<_, _>>(),
-            })
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+            out.insert("routes".into(), route_stats(&s, configured).into());
+            Value::Object(out)
         })
         .collect();
     json!({
         "domains": domains,
         "access_log_dropped": state.access_log.dropped(),
     })
+}
+
+/// The `routes` list of one domain in `/stats`: every route of the running config (zeros until
+/// it sees traffic, so the dashboard can show it), then any route only an earlier config had,
+/// then `(none)` (requests the domain handled itself). Prefixes come from configs, never from
+/// clients, so the list stays bounded.
+fn route_stats(
+    s: &crate::metrics::DomainStats,
+    config: Option<&crate::config::Domain>,
+) -> Vec<Value> {
+    let seen = s.routes();
+    let prefixes: Vec<&str> = config
+        .map(|c| c.routes.iter().map(|r| r.path_prefix.as_str()).collect())
+        .unwrap_or_default();
+    let mut order: Vec<(String, bool)> = prefixes.iter().map(|p| (p.to_string(), true)).collect();
+    for (p, _) in &seen {
+        if p != crate::metrics::NO_ROUTE && !prefixes.contains(&p.as_str()) {
+            order.push((p.clone(), false));
+        }
+    }
+    order.push((crate::metrics::NO_ROUTE.to_string(), config.is_some()));
+    order
+        .into_iter()
+        .map(|(prefix, configured)| {
+            let mut out = serde_json::Map::new();
+            out.insert("path_prefix".into(), prefix.as_str().into());
+            out.insert("configured".into(), configured.into());
+            match seen.iter().find(|(p, _)| *p == prefix) {
+                Some((_, t)) => t.json_fields(&mut out),
+                None => crate::metrics::Traffic::default().json_fields(&mut out),
+            }
+            Value::Object(out)
+        })
+        .collect()
 }
 
 /// `POST /reload?dry_run=true`: the reload plan for the config file, against the running

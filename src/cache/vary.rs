@@ -53,6 +53,20 @@ pub(crate) fn variance(resp: &ResponseHeader, req: &RequestHeader) -> Option<Has
     b.finalize()
 }
 
+/// Whether a stored response (its header and the variance it was stored under) is the one a
+/// lookup for `req` finds: the same secondary key the proxy computes for the request
+/// (`cache_vary_filter`), or no variance at all.
+pub(crate) fn serves(
+    resp: &ResponseHeader,
+    stored: Option<HashBinary>,
+    req: &RequestHeader,
+) -> bool {
+    match stored {
+        None => true,
+        Some(v) => variance(resp, req) == Some(v),
+    }
+}
+
 /// Joins repeated field lines with `,` and drops the optional whitespace around list items.
 fn normalize(values: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();

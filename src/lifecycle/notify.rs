@@ -79,7 +79,11 @@ pub(crate) fn status_line(state: &crate::state::State) -> String {
         .domain_stats
         .all()
         .iter()
-        .map(|(_, s)| s.requests.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|(_, s)| {
+            s.traffic
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum();
     let snapshot = state.snapshot();
     format!(

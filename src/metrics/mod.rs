@@ -15,6 +15,7 @@
 
 pub(crate) mod latency;
 pub(crate) mod process;
+pub(crate) mod traffic;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +30,7 @@ use pingora_prometheus::prometheus::{
 };
 
 use crate::state::State;
-use latency::Latency;
+pub(crate) use traffic::Traffic;
 
 /// `domain` label of a request whose Host matches no configured domain.
 pub(crate) const UNKNOWN_DOMAIN: &str = "(unknown)";
@@ -307,19 +308,15 @@ pub(crate) fn snapshot_pools(snapshot: &crate::snapshot::Snapshot) -> Vec<(&str,
 /// Per-domain request figures for `/stats`.
 #[derive(Default)]
 pub(crate) struct DomainStats {
-    pub requests: AtomicU64,
-    /// Status 5xx, or no response at all.
-    pub errors: AtomicU64,
-    /// Index 0: no response; 1..=5: 1xx..5xx.
-    pub classes: [AtomicU64; 6],
-    pub latency: Latency,
+    /// Requests, errors, status classes and latency of the whole domain.
+    pub traffic: Traffic,
     /// 429s strait answered itself (the dashboard's rate-limit rejections).
     pub ratelimited: AtomicU64,
     /// Cache outcomes: hit, miss, stale, bypass (see [`CACHE_RESULTS`]).
     pub cache: [AtomicU64; 4],
-    /// Requests per matched route (`path_prefix`; `(none)` for the domain's own handling).
+    /// Figures per matched route (`path_prefix`; `(none)` for the domain's own handling).
     /// Keys are configured prefixes, so the map is bounded by the configs this process ran.
-    pub routes: RwLock<HashMap<String, Arc<AtomicU64>>>,
+    pub routes: RwLock<HashMap<String, Arc<Traffic>>>,
     /// Non-hits by reason (a fixed set of strait's own words, so bounded).
     pub miss_reasons: std::sync::Mutex<HashMap<&'static str, u64>>,
 }
@@ -339,7 +336,7 @@ impl DomainStats {
         {
             self.cache[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.route_counter(r.route).fetch_add(1, Ordering::Relaxed);
+        self.route(r.route).record(r.status, r.duration);
         if let Some(reason) = r.cache_reason {
             *self
                 .miss_reasons
@@ -348,20 +345,12 @@ impl DomainStats {
                 .entry(reason)
                 .or_default() += 1;
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let class = (status / 100) as usize;
-        if status == 0 || class >= 5 {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(c) = self.classes.get(class.min(5)) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        self.latency.record(duration);
+        self.traffic.record(status, duration);
     }
 }
 
 impl DomainStats {
-    fn route_counter(&self, route: &str) -> Arc<AtomicU64> {
+    fn route(&self, route: &str) -> Arc<Traffic> {
         if let Some(c) = self
             .routes
             .read()
@@ -386,14 +375,11 @@ impl DomainStats {
         out
     }
 
-    /// Requests per route so far, sorted by prefix.
-    pub(crate) fn route_requests(&self) -> Vec<(String, u64)> {
+    /// Every route seen so far with its figures, sorted by prefix.
+    pub(crate) fn routes(&self) -> Vec<(String, Arc<Traffic>)> {
         let map = self.routes.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<_> = map
-            .iter()
-            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
-            .collect();
-        out.sort();
+        let mut out: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 }

@@ -189,6 +189,7 @@ fn the_dashboard_shows_the_node_and_drains_from_the_page() {
         p.yaml(true),
         domains(&[Domain::new("dash.test")
             .origins(&[&a, &b])
+            .route("{ path_prefix: /broken/, respond: { status: 503 } }")
             .health_check("{ path: /health, interval: 1s, timeout: 500ms, fail_threshold: 1, success_threshold: 1 }")])
     )));
     p.wait_up();
@@ -224,8 +225,9 @@ fn the_dashboard_shows_the_node_and_drains_from_the_page() {
     let load = std::thread::spawn({
         let addr = s.addr();
         move || {
-            for _ in 0..40 {
+            for _ in 0..100 {
                 let _ = client::get(addr, "dash.test", "/");
+                let _ = client::get(addr, "dash.test", "/broken/x");
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -236,6 +238,22 @@ fn the_dashboard_shows_the_node_and_drains_from_the_page() {
             .and_then(|r| r.parse::<f64>().ok())
             .is_some_and(|r| r > 0.0)
     });
+    // The route's own row: its rate, its latency, and an error rate of all of its requests
+    // (every one a 503), which the domain's row (half of them) does not show.
+    let route = |class: &str| {
+        format!("(document.querySelector('tr[data-route=\"dash.test /broken/\"] td.{class}') || {{}}).innerText || ''")
+    };
+    eventually_msg(
+        Duration::from_secs(10),
+        "the route's rate, latency and errors",
+        || {
+            let number = |v: Value| v.as_str().and_then(|r| r.parse::<f64>().ok());
+            number(page.eval(&route("rate"))).is_some_and(|r| r > 0.0)
+                && number(page.eval(&route("p50"))).is_some()
+                && number(page.eval(&route("p99"))).is_some()
+                && page.eval(&route("errors")) == "100.0 %"
+        },
+    );
     let _ = load.join();
     let down = format!(
         "document.querySelector('tr[data-backend=\"{}\"] td.state').innerText",

@@ -287,6 +287,99 @@ fn the_cache_decision_and_entry_are_explained() {
     assert!(reasons.iter().any(|r| r["reason"] == "rule-off"), "{v}");
 }
 
+/// With `Vary`, the explanation shows the one variant the request's headers select (the
+/// secondary key the cache computes), and a real request with those headers is then a HIT
+/// with that variant's body; a request whose variant is not stored is absent and a MISS.
+#[test]
+fn the_cache_entry_is_the_variant_the_request_selects() {
+    let o = Origin::start(
+        "o",
+        crate::support::Behaviour::default().respond_with(|req| {
+            let lang = req.header("accept-language").unwrap_or("none").to_string();
+            crate::support::origin::Reply::new(200)
+                .header("Cache-Control", "max-age=60")
+                .header("Vary", "Accept-Language")
+                .body(format!("lang={lang}"))
+        }),
+    );
+    let p = Ports::new();
+    let s = Strait::start(&config(&format!(
+        "{}cache: {{}}\n{}",
+        p.yaml(true),
+        domains(&[Domain::new("v.test").origins(&[&o]).cache()])
+    )));
+    p.wait_up();
+    let explain = |lang: Option<&str>| {
+        let headers: BTreeMap<&str, &str> =
+            lang.map(|l| ("Accept-Language", l)).into_iter().collect();
+        let body = json!({ "host": "v.test", "path": "/page", "headers": headers });
+        let r = p.call("POST", "/explain", &body.to_string());
+        assert_eq!(r.status, 200, "{}", r.text());
+        json(&r)["cache"].clone()
+    };
+    let real = |lang: Option<&str>| {
+        let mut h = vec![("Host", "v.test"), ("X-Cache-Debug", "1")];
+        h.extend(lang.map(|l| ("Accept-Language", l)));
+        client::request(s.addr(), "GET", "/page", &h, b"")
+            .unwrap_or_else(|e| panic!("GET /page: {e}\n{}", s.stderr()))
+    };
+    // fr and de are stored; nothing for a request without the header.
+    assert_eq!(real(Some("fr")).header("x-cache"), Some("MISS"));
+    assert_eq!(real(Some("de")).header("x-cache"), Some("MISS"));
+    // A response is stored as its body finishes, which may be just after the client has it.
+    let mut fr = Value::Null;
+    crate::support::eventually_msg(
+        std::time::Duration::from_secs(5),
+        "2 variants stored",
+        || {
+            fr = explain(Some("fr"));
+            fr["variants_stored"] == 2
+        },
+    );
+    assert_eq!(
+        (fr["entry"].clone(), fr["variants_stored"].clone()),
+        (json!("fresh"), json!(2)),
+        "{fr}"
+    );
+    let entries = fr["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 1, "only the selected variant: {fr}");
+    assert_eq!(entries[0]["vary"], json!(["accept-language"]), "{fr}");
+    assert_eq!(entries[0]["vary_variant"], true, "{fr}");
+    let r = real(Some("fr"));
+    assert_eq!(
+        (r.header("x-cache"), r.text()),
+        (Some("HIT"), "lang=fr".to_string())
+    );
+
+    let de = explain(Some("de"));
+    assert_eq!(de["entry"], "fresh", "{de}");
+    assert_eq!(de["entries"].as_array().map(Vec::len), Some(1), "{de}");
+    let r = real(Some("de"));
+    assert_eq!(
+        (r.header("x-cache"), r.text()),
+        (Some("HIT"), "lang=de".to_string())
+    );
+
+    // Headers are compared as the cache compares them: list whitespace does not matter.
+    let none = explain(None);
+    assert_eq!(
+        (none["entry"].clone(), none["variants_stored"].clone()),
+        (json!("absent"), json!(2)),
+        "{none}"
+    );
+    assert_eq!(real(None).header("x-cache"), Some("MISS"));
+    let spaced = explain(Some("fr ,  en"));
+    assert_eq!(spaced["entry"], "absent", "{spaced}");
+    assert_eq!(real(Some("fr,en")).header("x-cache"), Some("MISS"));
+    let spaced = explain(Some("fr ,  en"));
+    assert_eq!(spaced["entry"], "fresh", "{spaced}");
+    let r = real(Some("fr , en"));
+    assert_eq!(
+        (r.header("x-cache"), r.text()),
+        (Some("HIT"), "lang=fr,en".to_string())
+    );
+}
+
 #[test]
 fn strait_explain_answers_offline_from_a_file() {
     let dir = temp_dir("explain-cli");

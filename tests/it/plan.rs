@@ -26,6 +26,10 @@ domains:
     backends: [http://127.0.0.1:9001, http://127.0.0.1:9002, http://127.0.0.1:9003, http://127.0.0.1:9004]
   - hosts: [gone.test]
     respond: { status: 200 }
+  - hosts: [v.test]
+    respond: { status: 200 }
+    routes:
+      - { path_prefix: /up/, max_body_bytes: 1000, respond: { status: 200 } }
 ",
     )
     .expect("write old");
@@ -39,6 +43,10 @@ domains:
     backends: [http://127.0.0.1:9001, http://127.0.0.1:9002, http://127.0.0.1:9003]
     routes:
       - { path_prefix: /r/, respond: { status: 204 } }
+  - hosts: [v.test]
+    respond: { status: 200 }
+    routes:
+      - { path_prefix: /up/, max_body_bytes: 2000, respond: { status: 200 } }
 ",
     )
     .expect("write new");
@@ -49,10 +57,12 @@ domains:
     for line in [
         "- domain gone.test",
         "+ route a.test /r/",
+        // What changed, with the value before and after.
+        "~ route v.test /up/: max_body_bytes changed\n    old: Some(1000)\n    new: Some(2000)\n",
         "- backend a.test http://127.0.0.1:9004",
         "! needs a binary upgrade (strait -u): listener 127.0.0.1:2 added",
         "! needs a binary upgrade (strait -u): server.drain_delay: 1s -> 3s",
-        ": ok (1 domains, 3 backends)",
+        ": ok (2 domains, 3 backends)",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
@@ -64,6 +74,27 @@ domains:
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no ip_hash line in\n{out}"));
     assert!((15.0..35.0).contains(&share), "{share} %\n{out}");
+
+    // --json: the dry-run document alone on stdout, with the same values.
+    let ran = run_bin(&["-t", "--plan", "--json", "-c", &new_s, "--against", &old_s]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let v: Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", ran.stdout));
+    assert_eq!(
+        (v["dry_run"].clone(), v["valid"].clone()),
+        (json!(true), json!(true)),
+        "{v}"
+    );
+    let v_test = v["plan"]["domains"]["changed"]
+        .as_array()
+        .and_then(|l| l.iter().find(|d| d["domain"] == "v.test"))
+        .cloned()
+        .unwrap_or_else(|| panic!("v.test not changed in {v}"));
+    assert_eq!(
+        v_test["routes"]["changed"][0]["values"],
+        json!([{ "aspect": "max_body_bytes", "old": "Some(1000)", "new": "Some(2000)" }]),
+        "{v}"
+    );
 
     // An invalid new file: the usual errors, exit 1. No --against: exit 1 with a hint.
     fs::write(&new, "listeners: []\n").expect("write bad");
@@ -133,6 +164,8 @@ fn dry_run_plans_without_swapping_and_the_moved_share_holds() {
 
     // The file now drops d and doubles c's weight; the listener line is what the harness wrote.
     let running = fs::read_to_string(s.config_path()).expect("read config");
+    let old = temp_dir("plan-json").join("old.yaml");
+    fs::write(&old, &running).expect("write old");
     let listen_line = running.lines().nth(1).expect("listener line").to_string();
     let next =
         yaml(&[&o[0], &o[1], &o[2]], &[1, 1, 2]).replace("  - addr: \"{listen}\"", &listen_line);
@@ -159,6 +192,23 @@ fn dry_run_plans_without_swapping_and_the_moved_share_holds() {
     let share = plan["ip_hash"][0]["keys_moved"]
         .as_f64()
         .expect("keys_moved");
+    // The CLI's --json prints the same document for the same two files.
+    let config_s = s.config_path().to_string_lossy().to_string();
+    let ran = run_bin(&[
+        "-t",
+        "--plan",
+        "--json",
+        "-c",
+        &config_s,
+        "--against",
+        &old.to_string_lossy(),
+    ]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let cli: Value = serde_json::from_str(&ran.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        cli, v,
+        "strait -t --plan --json vs POST /reload?dry_run=true"
+    );
     // Nothing was swapped: still four backends, and the same picks.
     let r = p.call("GET", "/backends?domain=h.test", "");
     assert_eq!(json(&r).as_array().map(Vec::len), Some(4), "{}", r.text());

@@ -312,7 +312,13 @@ fn connections_past_max_connections_wait_until_one_closes() {
     );
     drop(first);
     let (status, waited) = third.join().unwrap();
-    assert_eq!(status.unwrap(), 200);
+    match status {
+        Ok(code) => assert_eq!(code, 200),
+        Err(e) => panic!(
+            "the waiting connection failed after {waited:?}: {e}\n{}",
+            s.stderr()
+        ),
+    }
     assert!(waited >= Duration::from_millis(500), "{waited:?}");
     assert_eq!(second.get("mc.test", "/").unwrap().status, 200);
 }

@@ -134,11 +134,27 @@ impl Entry {
 
     /// Whether the entry is one `Vary` variant among several possible.
     pub fn is_variant(&self) -> bool {
-        self.variance.is_some()
+        self.variance().is_some()
     }
 
     pub fn weight(&self) -> usize {
         self.weight
+    }
+
+    /// The `Vary` secondary key of the request it answers, if any. Pingora stores the first
+    /// variant fetched under the bare primary key (its key carries no variance) and keeps the
+    /// variance in the meta; a lookup serves it only when the request's variance equals the
+    /// meta's, so the meta's is the one that counts.
+    pub fn variance(&self) -> Option<HashBinary> {
+        self.variance.or_else(|| match &self.meta.fields {
+            Some(f) => f.variance,
+            None => self.meta.to_meta().ok().and_then(|m| m.variance()),
+        })
+    }
+
+    /// The stored response's header (its `Vary` names the secondary key's fields).
+    pub fn response_header(&self) -> &ResponseHeader {
+        &self.meta.header
     }
 
     pub fn has_gzip(&self) -> bool {

@@ -47,8 +47,25 @@ fn the_page_is_served_and_info_reports_the_node() {
         },
     );
     let d = &v["domains"][0];
-    assert_eq!(d["routes"]["/r/"], 2, "{v}");
-    assert_eq!(d["routes"]["(none)"], 1, "{v}");
+    // Each route with its own figures, the configured ones first, then `(none)`.
+    let routes = d["routes"].as_array().cloned().unwrap_or_default();
+    let prefixes: Vec<_> = routes.iter().map(|r| r["path_prefix"].clone()).collect();
+    assert_eq!(prefixes, ["/r/", "(none)"], "{v}");
+    let (r, none) = (&routes[0], &routes[1]);
+    assert_eq!(
+        (r["requests"].clone(), r["configured"].clone()),
+        (2.into(), true.into()),
+        "{v}"
+    );
+    assert_eq!(r["status"]["2xx"], 2, "{v}");
+    assert_eq!(r["errors"], 0, "{v}");
+    for q in ["p50", "p90", "p99"] {
+        assert!(
+            r["latency_ms"][q].as_f64().is_some_and(|ms| ms > 0.0),
+            "{q}: {v}"
+        );
+    }
+    assert_eq!(none["requests"], 1, "{v}");
     assert_eq!(d["ratelimited"], 0, "{v}");
     assert!(d["cache"]["hit"].is_u64(), "{v}");
     // Only the page is open: its data is not.
