@@ -230,6 +230,11 @@ impl Snapshot {
         Some((hit, self.handler(hit)?))
     }
 
+    /// Whether some domain answers on named listeners only.
+    pub(crate) fn listener_scoped(&self) -> bool {
+        !self.listener_routers.is_empty()
+    }
+
     /// The listener (index) a connection arrived on, by its local address: an exact match,
     /// else one on the same port bound to the unspecified address.
     pub(crate) fn listener_of(&self, local: std::net::SocketAddr) -> Option<usize> {

@@ -31,10 +31,15 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     identify_client(&snapshot, session, ctx);
     ctx.snapshot = Some(snapshot.clone());
 
-    let listener = session
-        .server_addr()
-        .and_then(|a| a.as_inet())
-        .and_then(|a| snapshot.listener_of(*a));
+    // Only configs that scope domains to listeners pay for finding the listener.
+    let listener = if snapshot.listener_scoped() {
+        session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .and_then(|a| snapshot.listener_of(*a))
+    } else {
+        None
+    };
     let req = session.req_header();
     let Some((hit, handler)) =
         snapshot.lookup_on(listener, host::request_host(req), req.uri.path())
