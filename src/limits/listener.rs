@@ -141,7 +141,11 @@ pub(crate) async fn read_head(
 ) -> Head {
     if buf.is_empty() {
         buf.reserve(READ_CHUNK);
+        // Reading first: a request that has already arrived is served even when the service
+        // is closing at that moment (an unread request dropped on close is answered with a
+        // reset, which a client cannot retry safely).
         let first = tokio::select! {
+            biased;
             r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
             _ = closing.changed() => return Head::Quiet,
         };
