@@ -63,7 +63,9 @@ async fn reload_file(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     result
 }
 
-async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
+/// Reads and validates the file this instance was started from, off the async threads
+/// (parsing is blocking file I/O). Shared by a reload and its dry run, so both read the same way.
+async fn load_config_file(state: &State) -> Result<config::Config, Vec<ConfigError>> {
     let Some(path) = state.config_path() else {
         return Err(vec![plain_error(
             "-",
@@ -72,15 +74,17 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
     };
     let text_path = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || config::load_file(&text_path)).await;
-    let config = match loaded {
-        Ok(result) => result?,
-        Err(e) => {
-            return Err(vec![plain_error(
-                &path.display().to_string(),
-                &format!("reload task failed: {e}"),
-            )])
-        }
-    };
+    match loaded {
+        Ok(result) => result,
+        Err(e) => Err(vec![plain_error(
+            &path.display().to_string(),
+            &format!("reload task failed: {e}"),
+        )]),
+    }
+}
+
+async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
+    let config = load_config_file(state).await?;
     let current = state.snapshot();
     // The same list the reload plan shows (src/plan.rs), so the plan is what a reload does.
     let not_applied = crate::plan::needs_upgrade(&current.config, &config)
@@ -111,23 +115,7 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
 /// What `reload` would change, without changing anything: the file is loaded and validated
 /// (backend names resolved) as a reload does, then compared with the running config.
 pub(crate) async fn reload_plan(state: &State) -> Result<serde_json::Value, Vec<ConfigError>> {
-    let Some(path) = state.config_path() else {
-        return Err(vec![plain_error(
-            "-",
-            "this instance was not started from a config file",
-        )]);
-    };
-    let text_path = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || config::load_file(&text_path)).await;
-    let config = match loaded {
-        Ok(result) => result?,
-        Err(e) => {
-            return Err(vec![plain_error(
-                &path.display().to_string(),
-                &format!("reload task failed: {e}"),
-            )])
-        }
-    };
+    let config = load_config_file(state).await?;
     // Resolve without building a snapshot: a build would touch state the running one shares
     // (kept backends' limits, the cache budget).
     crate::snapshot::resolve_all(&config).await?;
