@@ -445,21 +445,8 @@ impl MemoryStore {
 
     /// Removes every variant stored under this primary key. Returns how many.
     pub fn remove_primary(&self, primary: &[u8]) -> usize {
-        let primary_hash = CacheKey::new(primary.to_vec(), "").primary_bin();
-        let slot = slot_of(&primary_hash);
         let mut b = self.lock();
-        let victims: Vec<Arc<Entry>> = {
-            let shard = self.shard(slot).read().unwrap_or_else(|e| e.into_inner());
-            shard
-                .get(&slot)
-                .map(|v| {
-                    v.iter()
-                        .filter(|e| e.primary_hash == primary_hash && *e.primary == *primary)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let victims = self.peek_primary(primary);
         let n = victims.iter().filter(|e| self.unlink(&mut b, e)).count();
         drop(b);
         self.counters.purged.fetch_add(n as u64, Relaxed);
