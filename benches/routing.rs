@@ -9,23 +9,27 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use strait::bench::Request;
 
 fn routing(c: &mut Criterion) {
     let snapshot = common::snapshot();
     let requests = common::requests();
+    let headers = http::HeaderMap::new();
     let mut g = c.benchmark_group("routing");
     g.throughput(Throughput::Elements(requests.len() as u64));
     g.bench_function("Router::route x64", |b| {
         b.iter(|| {
             for (host, path) in &requests {
-                black_box(snapshot.router.route(black_box(host), black_box(path)));
+                let req = Request::simple(black_box(host), black_box(path), &headers);
+                black_box(snapshot.router.route(&req));
             }
         })
     });
     g.bench_function("Snapshot::lookup x64", |b| {
         b.iter(|| {
             for (host, path) in &requests {
-                black_box(snapshot.lookup(black_box(host), black_box(path)).is_some());
+                let req = Request::simple(black_box(host), black_box(path), &headers);
+                black_box(snapshot.lookup(&req).is_some());
             }
         })
     });

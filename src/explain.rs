@@ -16,9 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::balance::Pool;
+use crate::config::pattern::request::Verdict;
 use crate::config::{Config, ConfigError, Strategy};
 use crate::hooks::Hooks;
 use crate::limits::rate::RateKeyValue;
+use crate::router::{Hit, Request, Router};
 use crate::snapshot::{Handler, RouteAction, Snapshot, Target};
 
 /// The request to explain.
@@ -119,6 +121,20 @@ impl Question {
         t.split_once('?').map_or(t, |(p, _)| p)
     }
 
+    /// The question's headers as a request would carry them (invalid ones left out).
+    fn header_map(&self) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -174,7 +190,23 @@ pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, question: &Question) -
     let client_ip = client.1;
     let matches = snapshot.router.host_matches(&q.host);
     let domain_name = |d: usize| snapshot.domains.get(d).map_or("", |d| d.name.as_str());
-    let Some((hit, handler)) = snapshot.lookup(&q.host, q.path_only()) else {
+    let headers = q.header_map();
+    let route_req = Request {
+        host: &q.host,
+        path: q.path_only(),
+        method: &method,
+        headers: &headers,
+        query: q.target().split_once('?').map(|(_, query)| query),
+    };
+    let listener_index = q.listener.and_then(|addr| {
+        snapshot
+            .config
+            .listeners
+            .iter()
+            .position(|l| l.addr == addr)
+    });
+    let router = snapshot.router_on(listener_index);
+    let Some((hit, handler)) = snapshot.lookup_on(listener_index, &route_req) else {
         out["domain"] =
             json!({ "matched": null, "why": "no host pattern matches and there is no `*` domain" });
         out["outcome"] = json!("404 unknown-host");
@@ -197,13 +229,25 @@ pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, question: &Question) -
         "pattern": winner.map(|w| w.pattern.as_str()),
         "why": match winner.map(|w| w.kind) {
             Some("exact") => "the exact host name",
-            Some("wildcard") => "the most specific `*.suffix` wildcard matching the host",
+            Some("wildcard") => "the most specific host pattern matching the host (most literal characters)",
             _ => "no exact name or wildcard matches: the `*` default domain",
         },
         "beaten": beaten,
     });
-    out["route"] = route(snapshot, hit.domain, hit.route, q.path_only());
-    out["action"] = action(&handler.action, q);
+    out["route"] = route(snapshot, router, hit, &route_req);
+    if hit.wrong_method {
+        let allow = router.allowed(hit.domain, &route_req).join(", ");
+        out["outcome"] = json!(format!(
+            "405 method-not-allowed (Allow: {allow}): a route matches all but the method"
+        ));
+        return out;
+    }
+    let captures = handler
+        .captures
+        .as_ref()
+        .and_then(|glob| glob.capture(q.path_only()))
+        .unwrap_or_default();
+    out["action"] = action(&handler.action, q, &captures);
     out["hooks"] = json!({
         "on_request": hooks.request.len(),
         "on_response": hooks.response.len(),
@@ -292,40 +336,52 @@ fn lost_because(winner: &str, loser: &str) -> &'static str {
     }
 }
 
-fn route(snapshot: &Snapshot, domain: usize, matched: Option<usize>, path: &str) -> Value {
-    let prefix_of = |i: usize| {
+fn route(snapshot: &Snapshot, router: &Router, hit: Hit, req: &Request<'_>) -> Value {
+    let name_of = |i: usize| {
         snapshot
             .domains
-            .get(domain)
+            .get(hit.domain)
             .and_then(|d| d.routes.get(i))
-            .map(|r| r.path_prefix.as_str())
+            .map(|r| r.name.as_str())
     };
-    let winner = matched.and_then(prefix_of);
-    let others: Vec<Value> = snapshot
-        .router
-        .route_order(domain)
+    let winner = hit.route.and_then(name_of);
+    let mut passed_winner = false;
+    let others: Vec<Value> = router
+        .route_order(hit.domain)
         .iter()
-        .filter(|(_, i)| Some(*i) != matched)
-        .map(|(prefix, _)| {
-            let why = if !path.starts_with(prefix.as_str()) {
+        .filter(|r| {
+            let is_winner = Some(r.index) == hit.route;
+            passed_winner |= is_winner;
+            !is_winner
+        })
+        .map(|r| {
+            let verdict = r
+                .matchers
+                .as_ref()
+                .map(|m| m.check(req.method, req.headers, req.query));
+            let why = if !r.path.matches(req.path) {
                 "does not match the path"
+            } else if verdict == Some(Verdict::WrongMethod) {
+                "matches the path but not the method"
+            } else if verdict == Some(Verdict::NoMatch) {
+                "matches the path but not its headers or query"
             } else {
-                "matches, but a longer prefix wins"
+                "matches, but a longer prefix or a more specific route is tried first"
             };
-            json!({ "path_prefix": prefix, "why": why })
+            json!({ "route": name_of(r.index), "path_prefix": name_of(r.index), "why": why })
         })
         .collect();
     json!({
         "matched": winner,
         "why": match winner {
-            Some(_) => "the longest path_prefix matching the path",
+            Some(_) => "the first route, in rank order (exact path, longest literal start, more literal characters, file order), whose path and matchers all match",
             None => "no route matches: the domain's own settings answer",
         },
         "beaten": others,
     })
 }
 
-fn action(action: &RouteAction, q: &Question) -> Value {
+fn action(action: &RouteAction, q: &Question, captures: &[String]) -> Value {
     match action {
         RouteAction::Proxy(t) => json!({ "kind": "proxy", "pool": t.pool.name }),
         RouteAction::Respond(r) => json!({ "kind": "respond", "status": r.header.status.as_u16() }),
@@ -338,7 +394,7 @@ fn action(action: &RouteAction, q: &Question) -> Value {
             .ok()
             .map(|mut req| {
                 let _ = req.insert_header(http::header::HOST, q.host.as_str());
-                let conn = crate::proxy::TemplateConn {
+                let vars = crate::proxy::TemplateVars {
                     scheme: if q.scheme.is_empty() {
                         "http"
                     } else {
@@ -347,8 +403,9 @@ fn action(action: &RouteAction, q: &Question) -> Value {
                     local_port: q.listener.map(|l| l.port()),
                     remote: q.client_ip,
                     request_id: "(the request's id)",
+                    captures,
                 };
-                crate::proxy::redirect_location(r, &req, &conn)
+                crate::proxy::render_template(&r.location, &req, &vars)
             });
             json!({ "kind": "redirect", "status": r.status, "location": location })
         }

@@ -51,5 +51,6 @@ pub mod bench {
     pub use crate::cache::key;
     pub use crate::cache::storage::StoredMeta;
     pub use crate::cache::MemoryStore;
+    pub use crate::router::Request;
     pub use crate::snapshot::Snapshot;
 }

@@ -251,6 +251,12 @@ fn validate(config: config::Config) -> Result<(), StartError> {
 }
 
 fn check(path: &Path, config: config::Config) -> ExitCode {
+    for w in config::warnings(&config) {
+        eprintln!(
+            "{}:{}:{}: warning: {}: {}",
+            w.file, w.line, w.col, w.path, w.message
+        );
+    }
     let domains = config.domains.len();
     let backends: usize = config.pools.iter().map(|p| p.backends.len()).sum();
     match validate(config) {

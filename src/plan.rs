@@ -152,7 +152,7 @@ fn domains(old: &Config, new: &Config) -> (Value, bool) {
         let routes = |d: &'_ Domain| -> BTreeMap<String, Handling> {
             d.routes
                 .iter()
-                .map(|r| (r.path_prefix.clone(), r.handling.clone()))
+                .map(|r| (r.name.clone(), r.handling.clone()))
                 .collect()
         };
         let (ra, rb) = (routes(a), routes(b));

@@ -135,6 +135,11 @@ pub(crate) fn build_snapshot(
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
+    if previous.is_none() {
+        for w in crate::config::warnings(&config) {
+            log::warn!("{w}");
+        }
+    }
     rt.block_on(Snapshot::build(config, previous))
         .map_err(StartError::Config)
 }

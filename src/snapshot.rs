@@ -17,7 +17,7 @@ use crate::config::{
     Action, BackendConfig, Config, ConfigError, HeaderRules, PoolConfig, ProxyOptions, Respond,
     Scheme,
 };
-use crate::router::{Hit, Router};
+use crate::router::{Hit, Request, Router};
 
 /// How long one backend name may take to resolve at load or reload.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +50,10 @@ pub struct Handler {
     pub(crate) access_log: Option<Arc<crate::access_log::files::FileLog>>,
     /// Also write to the global access log.
     pub(crate) access_log_global: bool,
+    /// The route's path rewrite.
+    pub(crate) rewrite: Option<crate::config::Rewrite>,
+    /// The route's path glob, when its templates use `$1`..`$9` (captured per request).
+    pub(crate) captures: Option<crate::config::PathPattern>,
 }
 
 pub struct DomainRuntime {
@@ -59,7 +63,8 @@ pub struct DomainRuntime {
 }
 
 pub struct RouteRuntime {
-    pub path_prefix: String,
+    /// `config::Route::name`.
+    pub name: String,
     pub handler: Handler,
 }
 
@@ -90,6 +95,9 @@ pub struct Target {
 pub struct StaticResponse {
     pub header: ResponseHeader,
     pub body: bytes::Bytes,
+    /// The `respond` itself when its body or a header uses variables: rendered per request
+    /// over `header` (whose Content-Length is then replaced).
+    pub template: Option<Respond>,
 }
 
 impl Snapshot {
@@ -159,7 +167,7 @@ impl Snapshot {
                     let at = (r.pos, format!("domains[{i}].routes[{j}].access_log"));
                     h.access_log = own_log(&config, &r.handling, at, &mut log_errors);
                     RouteRuntime {
-                        path_prefix: r.path_prefix.clone(),
+                        name: r.name.clone(),
                         handler: h,
                     }
                 })
@@ -176,26 +184,16 @@ impl Snapshot {
         if !log_errors.is_empty() {
             return Err(log_errors);
         }
-        let router = Router::new(config.domains.iter().map(|d| {
-            (
-                &d.hosts[..],
-                d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
-            )
-        }));
-        // One router per listener when any domain is scoped to listeners: a domain that does
-        // not answer on a listener has no hosts in that listener's router (its index stays).
-        let scoped = config.domains.iter().any(|d| d.listeners.is_some());
+        let router = Router::new(config.domains.iter().map(|d| route_spec(d, None)));
+        // One router per listener when any domain or route is scoped to listeners: what does
+        // not answer on a listener is left out of that listener's router (indices stay).
+        let scoped = config
+            .domains
+            .iter()
+            .any(|d| d.listeners.is_some() || d.routes.iter().any(|r| r.listeners.is_some()));
         let listener_routers = if scoped {
             (0..config.listeners.len())
-                .map(|l| {
-                    Router::new(config.domains.iter().map(|d| {
-                        let on = d.listeners.as_ref().is_none_or(|ls| ls.contains(&l));
-                        (
-                            if on { &d.hosts[..] } else { &[][..] },
-                            d.routes.iter().map(|r| r.path_prefix.as_str()).collect(),
-                        )
-                    }))
-                })
+                .map(|l| Router::new(config.domains.iter().map(|d| route_spec(d, Some(l)))))
                 .collect()
         } else {
             Vec::new()
@@ -211,23 +209,25 @@ impl Snapshot {
     }
 
     /// Where a request goes, or `None` for an unknown host.
-    pub fn lookup(&self, host: &str, path: &str) -> Option<(Hit, &Handler)> {
-        let hit = self.router.route(host, path)?;
-        Some((hit, self.handler(hit)?))
+    pub fn lookup(&self, req: &Request<'_>) -> Option<(Hit, &Handler)> {
+        self.lookup_on(None, req)
     }
 
     /// Where a request that arrived on `listener` (an index of `config.listeners`) goes.
     pub(crate) fn lookup_on(
         &self,
         listener: Option<usize>,
-        host: &str,
-        path: &str,
+        req: &Request<'_>,
     ) -> Option<(Hit, &Handler)> {
-        let router = listener
-            .and_then(|l| self.listener_routers.get(l))
-            .unwrap_or(&self.router);
-        let hit = router.route(host, path)?;
+        let hit = self.router_on(listener).route(req)?;
         Some((hit, self.handler(hit)?))
+    }
+
+    /// The router of requests that arrived on `listener`.
+    pub(crate) fn router_on(&self, listener: Option<usize>) -> &Router {
+        listener
+            .and_then(|l| self.listener_routers.get(l))
+            .unwrap_or(&self.router)
     }
 
     /// Whether some domain answers on named listeners only.
@@ -266,13 +266,13 @@ impl Snapshot {
     }
 
     /// The configured names of a routing result: the domain (its first host) and the route's
-    /// `path_prefix`.
+    /// name (its path pattern, matchers and listeners).
     pub fn names(&self, hit: Hit) -> Option<(&str, Option<&str>)> {
         let domain = self.domains.get(hit.domain)?;
         let route = hit
             .route
             .and_then(|r| domain.routes.get(r))
-            .map(|r| r.path_prefix.as_str());
+            .map(|r| r.name.as_str());
         Some((domain.name.as_str(), route))
     }
 }
@@ -316,7 +316,7 @@ fn handler(
         limits: crate::limits::Limits::build(
             limiters,
             &host_list_name(d),
-            route.map(|r| r.path_prefix.as_str()),
+            route.map(|r| r.name.as_str()),
             &h.deny,
             h.rate_limit.as_ref(),
             d.handling.rate_limit.as_ref(),
@@ -324,7 +324,56 @@ fn handler(
         ),
         access_log: None,
         access_log_global: h.access_log_global,
+        rewrite: route.and_then(|r| r.rewrite.clone()),
+        captures: route.filter(|r| uses_captures(r)).map(|r| r.path.clone()),
     }
+}
+
+/// Whether a route's templates (rewrite, respond, redirect, header rules) use `$1`..`$9`.
+fn uses_captures(r: &crate::config::Route) -> bool {
+    use crate::config::pattern::template;
+    if r.path.captures() == 0 {
+        return false;
+    }
+    let header_values = r
+        .handling
+        .headers
+        .request
+        .set
+        .iter()
+        .chain(&r.handling.headers.request.add)
+        .chain(&r.handling.headers.response.set)
+        .chain(&r.handling.headers.response.add)
+        .any(|(_, v)| template::parse(v, 9).is_ok_and(|t| template::uses_captures(&t)));
+    let answer = match &r.handling.action {
+        Action::Respond(resp) => {
+            template::uses_captures(&resp.body)
+                || resp.headers.values().any(|t| template::uses_captures(t))
+        }
+        Action::Redirect(red) => template::uses_captures(&red.location),
+        _ => false,
+    };
+    let rewrite =
+        matches!(&r.rewrite, Some(crate::config::Rewrite::Path(t)) if template::uses_captures(t));
+    header_values || answer || rewrite
+}
+
+/// What the router needs of a domain; `listener`: leave out what does not answer there.
+fn route_spec(d: &crate::config::Domain, listener: Option<usize>) -> crate::router::DomainSpec<'_> {
+    let on = |scope: &Option<Vec<usize>>| {
+        listener.is_none_or(|l| scope.as_ref().is_none_or(|ls| ls.contains(&l)))
+    };
+    let hosts = if on(&d.listeners) {
+        &d.hosts[..]
+    } else {
+        &[][..]
+    };
+    let routes = d
+        .routes
+        .iter()
+        .map(|r| on(&r.listeners).then_some((&r.path, &r.matchers)))
+        .collect();
+    (hosts, routes)
 }
 
 pub(crate) fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
@@ -337,11 +386,7 @@ fn host_list_name(d: &crate::config::Domain) -> String {
 }
 
 pub(crate) fn host_name(h: &crate::config::HostPattern) -> String {
-    match h {
-        crate::config::HostPattern::Exact(s) => s.clone(),
-        crate::config::HostPattern::Wildcard(s) => format!("*{s}"),
-        crate::config::HostPattern::Any => "*".to_string(),
-    }
+    h.text()
 }
 
 fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
@@ -435,7 +480,11 @@ fn authority(b: &BackendConfig) -> String {
 }
 
 fn static_response(r: &Respond) -> StaticResponse {
-    let body = bytes::Bytes::from(r.body.clone());
+    use crate::config::pattern::template;
+    let literal_body = template::literal(&r.body);
+    let dynamic =
+        literal_body.is_none() || r.headers.values().any(|t| template::literal(t).is_none());
+    let body = bytes::Bytes::from(literal_body.unwrap_or_default());
     // The decoder only admits statuses 100..=599, which always build; 500 is the fallback.
     let mut header = ResponseHeader::build(r.status, Some(r.headers.len() + 2))
         .or_else(|_| ResponseHeader::build(500, None))
@@ -444,13 +493,20 @@ fn static_response(r: &Respond) -> StaticResponse {
     for (name, value) in &r.headers {
         has_type |= name.eq_ignore_ascii_case("content-type");
         // Names and values were validated by the decoder; a failure here only drops the header.
-        let _ = header.append_header(name.clone(), value.as_str());
+        // A templated value is filled in per request.
+        if let Some(value) = template::literal(value) {
+            let _ = header.append_header(name.clone(), value.as_str());
+        }
     }
     if !has_type {
         let _ = header.insert_header("Content-Type", "text/plain; charset=utf-8");
     }
     let _ = header.insert_header("Content-Length", body.len().to_string());
-    StaticResponse { header, body }
+    StaticResponse {
+        header,
+        body,
+        template: dynamic.then(|| r.clone()),
+    }
 }
 
 /// Resolves every distinct backend host name once, concurrently, without blocking a thread.

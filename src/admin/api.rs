@@ -201,7 +201,7 @@ fn domains(snapshot: &Snapshot) -> Value {
                 .iter()
                 .map(|r| {
                     json!({
-                        "path_prefix": r.path_prefix,
+                        "path_prefix": r.name,
                         "action": action_name(&r.handling.action),
                         "pool": pool_summary(snapshot, &r.handling.action),
                     })
@@ -333,7 +333,7 @@ fn route_stats(
 ) -> Vec<Value> {
     let seen = s.routes();
     let prefixes: Vec<&str> = config
-        .map(|c| c.routes.iter().map(|r| r.path_prefix.as_str()).collect())
+        .map(|c| c.routes.iter().map(|r| r.name.as_str()).collect())
         .unwrap_or_default();
     let mut order: Vec<(String, bool)> = prefixes.iter().map(|p| (p.to_string(), true)).collect();
     for (p, _) in &seen {

@@ -45,7 +45,17 @@ fn hosts(snapshot: &Snapshot, domain: &str) -> Result<Vec<String>, ApiError> {
             .collect());
     }
     let host = domain.trim().to_ascii_lowercase();
-    if !host.is_empty() && !host.starts_with('*') && snapshot.router.route(&host, "/").is_some() {
+    if !host.is_empty()
+        && !host.starts_with('*')
+        && snapshot
+            .router
+            .route(&crate::router::Request::simple(
+                &host,
+                "/",
+                &http::HeaderMap::new(),
+            ))
+            .is_some()
+    {
         return Ok(vec![host]);
     }
     Err(ApiError::not_found(format!(

@@ -31,11 +31,7 @@ pub(crate) struct PoolRef {
 }
 
 pub(crate) fn host_text(h: &HostPattern) -> String {
-    match h {
-        HostPattern::Exact(s) => s.clone(),
-        HostPattern::Wildcard(s) => format!("*{s}"),
-        HostPattern::Any => "*".to_string(),
-    }
+    h.text()
 }
 
 /// A domain by its name (first host) or any of its host patterns, case-insensitively.
@@ -49,7 +45,8 @@ pub(crate) fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiE
         .ok_or_else(|| ApiError::not_found(format!("no domain {name:?}")))
 }
 
-/// The pool that `domain` (or its route with this exact `path_prefix`) proxies to.
+/// The pool that `domain` (or its route with this name: its path pattern, then any matchers
+/// and listeners) proxies to.
 pub(crate) fn find_pool(
     snapshot: &Snapshot,
     domain: &str,
@@ -63,7 +60,7 @@ pub(crate) fn find_pool(
             let r = dc
                 .routes
                 .iter()
-                .position(|r| r.path_prefix == prefix)
+                .position(|r| r.name == prefix)
                 .ok_or_else(|| {
                     ApiError::not_found(format!("domain {domain:?} has no route {prefix:?}"))
                 })?;

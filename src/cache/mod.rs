@@ -176,7 +176,7 @@ domains:
         let domain = RouteCache::resolve(&d.handling.cache, global).unwrap();
         assert_eq!(domain.settings.default_ttl, Some(Duration::from_secs(60)));
         let by_prefix = |p: &str| {
-            let r = d.routes.iter().find(|r| r.path_prefix == p).unwrap();
+            let r = d.routes.iter().find(|r| r.name == p).unwrap();
             RouteCache::resolve(&r.handling.cache, global)
         };
         assert_eq!(

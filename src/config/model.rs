@@ -12,6 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::pattern::host::HostPattern;
+pub use super::pattern::path::PathPattern;
+pub use super::pattern::request::{RequestMatch, ValueMatch};
+pub use super::pattern::template::{Template, TemplatePart};
+
 /// A position in the config file, 1-based, for error messages raised after decoding
 /// (e.g. a backend name that does not resolve).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -353,16 +358,6 @@ pub struct ProxyOptions {
     pub buffer_request_body: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPattern {
-    /// Lower-cased, no port.
-    Exact(String),
-    /// `*.example.com` stored as the suffix `.example.com`.
-    Wildcard(String),
-    /// `*`
-    Any,
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderEdits {
     pub set: Vec<(String, String)>,
@@ -379,8 +374,8 @@ pub struct HeaderRules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Respond {
     pub status: u16,
-    pub body: String,
-    pub headers: BTreeMap<String, String>,
+    pub body: Template,
+    pub headers: BTreeMap<String, Template>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -397,34 +392,12 @@ pub struct RateLimit {
     pub key: RateKey,
 }
 
-/// `redirect: { status, location }`; `location` may use `$host`, `$path` and `$query`.
+/// `redirect: { status, location }`; `location` is a template (`$host`, `$path`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {
     /// 301, 302, 303, 307 or 308.
     pub status: u16,
-    pub location: Vec<LocationPart>,
-}
-
-/// A piece of a redirect `location` template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocationPart {
-    Text(String),
-    /// The request host, without port.
-    Host,
-    /// The request path.
-    Path,
-    /// `?` and the query string, or nothing when the request has none.
-    Query,
-    /// `http` or `https`, as the client connected.
-    Scheme,
-    /// The port the client addressed (from `Host`), else the listener's.
-    Port,
-    /// The path and `?query`.
-    Uri,
-    /// The client's address.
-    RemoteAddr,
-    /// The request's `X-Request-Id`.
-    RequestId,
+    pub location: Template,
 }
 
 /// What a domain or route does with a request.
@@ -471,9 +444,26 @@ pub struct Handling {
 
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub path_prefix: String,
+    /// The route's name in metrics, logs, hooks and the admin API: its path pattern as
+    /// written, then its matchers (`/api/v1/* GET,HEAD`) and listeners (`@web`) if any.
+    pub name: String,
+    pub path: PathPattern,
+    pub matchers: RequestMatch,
+    /// Indices into `Config::listeners`; `None`: wherever its domain answers.
+    pub listeners: Option<Vec<usize>>,
+    /// The path sent upstream (or served) instead of the request's.
+    pub rewrite: Option<Rewrite>,
     pub handling: Handling,
     pub pos: Pos,
+}
+
+/// A route's `strip_prefix: true` or `rewrite: TEMPLATE`; the query string is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Remove this `path_prefix` (the rest keeps a leading `/`).
+    StripPrefix(String),
+    /// The new path.
+    Path(Template),
 }
 
 #[derive(Debug, Clone)]

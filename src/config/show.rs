@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::model::*;
+use super::pattern::template;
 use super::units;
 
 /// The effective config as YAML.
@@ -114,19 +115,63 @@ pub fn show_yaml(c: &Config) -> String {
                 .collect();
             let _ = writeln!(o, "    listeners: [{}]", names.join(", "));
         }
-        handling(&mut o, 4, c, &d.handling);
+        handling(&mut o, 4, c, &d.handling, &[]);
         if !d.routes.is_empty() {
             o.push_str("    routes:\n");
             for r in &d.routes {
-                let _ = writeln!(o, "      - path_prefix: {}", q(&r.path_prefix));
-                handling(&mut o, 8, c, &r.handling);
+                route(&mut o, c, r);
             }
         }
     }
     o
 }
 
-fn handling(o: &mut String, n: usize, c: &Config, h: &Handling) {
+/// A route's own keys (path, matchers, listeners, rewrite), then its handling.
+fn route(o: &mut String, c: &Config, r: &Route) {
+    let _ = writeln!(o, "      - {}: {}", r.path.key(), q(r.path.text()));
+    let pad = " ".repeat(8);
+    if !r.matchers.methods.is_empty() {
+        let _ = writeln!(o, "{pad}methods: [{}]", r.matchers.methods.join(", "));
+    }
+    if !r.matchers.query.is_empty() {
+        let _ = writeln!(o, "{pad}query: {{ {} }}", value_matches(&r.matchers.query));
+    }
+    if let Some(scope) = &r.listeners {
+        let names: Vec<String> = scope
+            .iter()
+            .filter_map(|&i| c.listeners.get(i)?.name.as_deref().map(q))
+            .collect();
+        let _ = writeln!(o, "{pad}listeners: [{}]", names.join(", "));
+    }
+    match &r.rewrite {
+        Some(Rewrite::StripPrefix(_)) => {
+            let _ = writeln!(o, "{pad}strip_prefix: true");
+        }
+        Some(Rewrite::Path(t)) => {
+            let _ = writeln!(o, "{pad}rewrite: {}", q(&template::text(t)));
+        }
+        None => {}
+    }
+    handling(o, 8, c, &r.handling, &r.matchers.headers);
+}
+
+fn value_matches(m: &[(String, ValueMatch)]) -> String {
+    m.iter()
+        .map(|(name, want)| match want {
+            ValueMatch::Present => format!("{}: {{ present: true }}", q(name)),
+            ValueMatch::Equals(v) => format!("{}: {}", q(name), q(v)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn handling(
+    o: &mut String,
+    n: usize,
+    c: &Config,
+    h: &Handling,
+    header_matchers: &[(String, ValueMatch)],
+) {
     let pad = " ".repeat(n);
     match &h.action {
         Action::Proxy { pool, options } => {
@@ -187,32 +232,18 @@ fn handling(o: &mut String, n: usize, c: &Config, h: &Handling) {
             let headers: Vec<String> = r
                 .headers
                 .iter()
-                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                .map(|(k, v)| format!("{}: {}", q(k), q(&template::text(v))))
                 .collect();
             let _ = writeln!(
                 o,
                 "{pad}respond: {{ status: {}, body: {}, headers: {{ {} }} }}",
                 r.status,
-                q(&r.body),
+                q(&template::text(&r.body)),
                 headers.join(", ")
             );
         }
         Action::Redirect(r) => {
-            let location: String = r
-                .location
-                .iter()
-                .map(|p| match p {
-                    LocationPart::Text(t) => t.as_str(),
-                    LocationPart::Host => "$host",
-                    LocationPart::Path => "$path",
-                    LocationPart::Query => "$query",
-                    LocationPart::Scheme => "$scheme",
-                    LocationPart::Port => "$port",
-                    LocationPart::Uri => "$uri",
-                    LocationPart::RemoteAddr => "$remote_addr",
-                    LocationPart::RequestId => "$request_id",
-                })
-                .collect();
+            let location = template::text(&r.location);
             let _ = writeln!(
                 o,
                 "{pad}redirect: {{ status: {}, location: {} }}",
@@ -271,10 +302,16 @@ fn handling(o: &mut String, n: usize, c: &Config, h: &Handling) {
             remove.join(", ")
         )
     };
-    if h.headers != HeaderRules::default() {
+    if h.headers != HeaderRules::default() || !header_matchers.is_empty() {
         let _ = writeln!(o, "{pad}headers:");
         let _ = writeln!(o, "{pad}  request: {}", edits(&h.headers.request));
         let _ = writeln!(o, "{pad}  response: {}", edits(&h.headers.response));
+        for (name, want) in header_matchers {
+            let _ = match want {
+                ValueMatch::Present => writeln!(o, "{pad}  {}: {{ present: true }}", q(name)),
+                ValueMatch::Equals(v) => writeln!(o, "{pad}  {}: {}", q(name), q(v)),
+            };
+        }
     }
     if !h.deny.is_empty() {
         let _ = writeln!(o, "{pad}deny: {}", list(&h.deny));
@@ -415,8 +452,7 @@ fn level(l: log::LevelFilter) -> String {
 fn host(h: &HostPattern) -> String {
     match h {
         HostPattern::Exact(name) => q(name),
-        HostPattern::Wildcard(suffix) => q(&format!("*{suffix}")),
-        HostPattern::Any => "\"*\"".to_string(),
+        other => q(&other.text()),
     }
 }
 

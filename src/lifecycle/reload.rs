@@ -85,6 +85,9 @@ async fn load_config_file(state: &State) -> Result<config::Config, Vec<ConfigErr
 
 async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> {
     let config = load_config_file(state).await?;
+    for w in config::warnings(&config) {
+        log::warn!("reload: {w}");
+    }
     let current = state.snapshot();
     // The same list the reload plan shows (src/plan.rs), so the plan is what a reload does.
     let not_applied = crate::plan::needs_upgrade(&current.config, &config)

@@ -4,14 +4,15 @@
 
 use bytes::Bytes;
 use http::header::{HeaderValue, LOCATION};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::Ctx;
 use super::error_class::Failure;
-use super::{header_rules, hook_calls, host, response};
-use crate::config::{LocationPart, Redirect};
+use super::template::{self, Vars};
+use super::{header_rules, hook_calls, response};
+use crate::config::Redirect;
 use crate::hooks::{Reject, ResponseSource};
 use crate::snapshot::StaticResponse;
 use crate::state::State;
@@ -68,10 +69,42 @@ pub(crate) async fn respond(
     r: &StaticResponse,
 ) -> Result<u16> {
     let mut header = r.header.clone();
-    if let Some(rules) = &ctx.headers {
-        header_rules::apply_response(&rules.response, &mut header);
+    let mut body = r.body.clone();
+    if let Some(t) = &r.template {
+        let vars = Vars::of(session, ctx);
+        let req = session.req_header();
+        body = Bytes::from(template::render(&t.body, req, &vars));
+        for (name, value) in &t.headers {
+            if crate::config::pattern::template::literal(value).is_none() {
+                let value = template::render(value, req, &vars);
+                if header.append_header(name.clone(), value.as_str()).is_err() {
+                    log::debug!("respond: header {name} filled in with bytes a header cannot carry; left out");
+                }
+            }
+        }
+        header.insert_header("Content-Length", body.len().to_string())?;
     }
-    write(state, session, ctx, header, r.body.clone()).await
+    if let Some(rules) = &ctx.headers {
+        header_rules::apply_response(
+            &rules.response,
+            &mut header,
+            session.req_header(),
+            &Vars::of(session, ctx),
+        );
+    }
+    write(state, session, ctx, header, body).await
+}
+
+/// A 405: a route would have taken the request but for its `methods`.
+pub(crate) async fn method_not_allowed(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    allow: &[String],
+) -> Result<u16> {
+    let (mut header, body) = page(Failure::MethodNotAllowed)?;
+    header.insert_header(http::header::ALLOW, allow.join(", "))?;
+    write(state, session, ctx, header, body).await
 }
 
 /// A `redirect` route's answer.
@@ -81,17 +114,7 @@ pub(crate) async fn redirect(
     ctx: &mut Ctx,
     r: &Redirect,
 ) -> Result<u16> {
-    let local_port = session
-        .server_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.port());
-    let conn = Conn {
-        scheme: host::scheme(session),
-        local_port,
-        remote: ctx.client_ip,
-        request_id: &ctx.observe.request_id,
-    };
-    let target = location(r, session.req_header(), &conn);
+    let target = template::render(&r.location, session.req_header(), &Vars::of(session, ctx));
     let Ok(value) = HeaderValue::from_str(&target) else {
         // Only a request target or Host with bytes a header cannot carry gets here.
         return error_page(state, session, ctx, Failure::BadRequest).await;
@@ -102,7 +125,12 @@ pub(crate) async fn redirect(
     header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     header.insert_header("Content-Length", body.len().to_string())?;
     if let Some(rules) = &ctx.headers {
-        header_rules::apply_response(&rules.response, &mut header);
+        header_rules::apply_response(
+            &rules.response,
+            &mut header,
+            session.req_header(),
+            &Vars::of(session, ctx),
+        );
     }
     write(state, session, ctx, header, body).await
 }
@@ -135,86 +163,9 @@ fn rejection_header(reject: &Reject) -> Result<ResponseHeader> {
     Ok(header)
 }
 
-/// What a template knows of the connection beside the request itself.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Conn<'a> {
-    /// `http` or `https`.
-    pub(crate) scheme: &'a str,
-    /// The port the connection arrived on (used when `Host` names none).
-    pub(crate) local_port: Option<u16>,
-    pub(crate) remote: Option<std::net::IpAddr>,
-    pub(crate) request_id: &'a str,
-}
-
-/// Fills in a redirect's `location` template for `req`.
-pub(crate) fn location(r: &Redirect, req: &RequestHeader, conn: &Conn<'_>) -> String {
-    let mut out = String::new();
-    let full_host = host::request_host(req);
-    for part in &r.location {
-        match part {
-            LocationPart::Text(t) => out.push_str(t),
-            LocationPart::Host => out.push_str(host::without_port(full_host)),
-            LocationPart::Path => out.push_str(req.uri.path()),
-            LocationPart::Query => {
-                if let Some(q) = req.uri.query() {
-                    out.push('?');
-                    out.push_str(q);
-                }
-            }
-            LocationPart::Uri => out.push_str(req.uri.path_and_query().map_or("/", |p| p.as_str())),
-            LocationPart::Scheme => out.push_str(conn.scheme),
-            LocationPart::Port => {
-                let from_host = full_host
-                    .len()
-                    .checked_sub(host::without_port(full_host).len() + 1)
-                    .map(|_| &full_host[host::without_port(full_host).len() + 1..]);
-                match (from_host, conn.local_port) {
-                    (Some(p), _) => out.push_str(p),
-                    (None, Some(p)) => out.push_str(&p.to_string()),
-                    (None, None) => {}
-                }
-            }
-            LocationPart::RemoteAddr => {
-                if let Some(ip) = conn.remote {
-                    out.push_str(&ip.to_string());
-                }
-            }
-            LocationPart::RequestId => out.push_str(conn.request_id),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locations_fill_in_the_request() {
-        let r = Redirect {
-            status: 301,
-            location: crate::config::load_str(
-                "listeners: [{addr: 127.0.0.1:1}]\ndomains: [{hosts: [a.com], redirect: {location: \"https://$host/new$path$query\"}}]\n",
-                "t",
-                &|_| None,
-            )
-            .map(|c| match &c.domains[0].handling.action {
-                crate::config::Action::Redirect(r) => r.location.clone(),
-                other => panic!("{other:?}"),
-            })
-            .unwrap(),
-        };
-        let mut req = RequestHeader::build("GET", b"/a/b?x=1&y=2", None).unwrap();
-        req.insert_header("Host", "old.example:8080").unwrap();
-        let conn = Conn::default();
-        assert_eq!(
-            location(&r, &req, &conn),
-            "https://old.example/new/a/b?x=1&y=2"
-        );
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        req.insert_header("Host", "[::1]:80").unwrap();
-        assert_eq!(location(&r, &req, &conn), "https://[::1]/new/");
-    }
 
     #[test]
     fn rejections_frame_their_body() {

@@ -31,6 +31,10 @@ pub(crate) struct Ctx {
     pub(crate) peer_ip: Option<IpAddr>,
     /// The domain and route the request matched.
     pub(crate) hit: Option<Hit>,
+    /// `$1`..`$9` of the route's path glob, when its templates use them.
+    pub(crate) captures: Vec<String>,
+    /// The request's URI as the client sent it, when a rewrite changed it (for the access log).
+    pub(crate) original_uri: Option<http::Uri>,
     /// A WebSocket (HTTP/1.1 `Upgrade`) request.
     pub(crate) upgrade: bool,
     /// The backend shown to `on_request` hooks (or named by a sticky cookie), which the first
@@ -69,6 +73,8 @@ impl Ctx {
             client_ip: None,
             peer_ip: None,
             hit: None,
+            captures: Vec::new(),
+            original_uri: None,
             upgrade: false,
             first_pick: None,
             affinity: None,

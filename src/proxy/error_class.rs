@@ -20,6 +20,8 @@ pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::Custom("body-too-large")
 pub(crate) enum Failure {
     UnknownHost,
     NoRoute,
+    /// A route would have taken the request but for its `methods` (sent with `Allow`).
+    MethodNotAllowed,
     /// The client's network is in a `deny` list.
     Denied,
     RateLimited,
@@ -37,6 +39,7 @@ impl Failure {
     pub(crate) fn status(self) -> u16 {
         match self {
             Failure::UnknownHost | Failure::NoRoute => 404,
+            Failure::MethodNotAllowed => 405,
             Failure::Denied => 403,
             Failure::RateLimited => 429,
             Failure::BodyTooLarge => 413,
@@ -52,6 +55,7 @@ impl Failure {
         match self {
             Failure::UnknownHost => "unknown-host",
             Failure::NoRoute => "no-route",
+            Failure::MethodNotAllowed => "method-not-allowed",
             Failure::Denied => "denied",
             Failure::RateLimited => "rate-limited",
             Failure::BodyTooLarge => "body-too-large",
@@ -68,6 +72,7 @@ impl Failure {
         match self {
             Failure::UnknownHost => "strait: no domain is configured for this host\n",
             Failure::NoRoute => "strait: no route for this path\n",
+            Failure::MethodNotAllowed => "strait: method not allowed here\n",
             Failure::Denied => "strait: access denied\n",
             Failure::RateLimited => "strait: too many requests\n",
             Failure::BodyTooLarge => "strait: the request body is too large\n",

@@ -187,7 +187,7 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         }),
         method: req.method.clone(),
         host: host.to_string(),
-        uri: req.uri.clone(),
+        uri: ctx.original_uri.clone().unwrap_or_else(|| req.uri.clone()),
         status,
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,

@@ -24,6 +24,7 @@ mod host;
 pub(crate) mod logging;
 mod request;
 mod response;
+mod template;
 mod upstream;
 
 use std::sync::Arc;
@@ -37,8 +38,8 @@ use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, RangeType, Ses
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Error;
 
-pub(crate) use answer::{location as redirect_location, Conn as TemplateConn};
 pub(crate) use ctx::Ctx;
+pub(crate) use template::{render as render_template, Vars as TemplateVars};
 
 use crate::state::State;
 

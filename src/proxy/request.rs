@@ -11,9 +11,11 @@ use pingora::{Error, Result};
 
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
+use super::template::{self, Vars};
 use super::{answer, hook_calls, host, logging};
+use crate::config::Rewrite;
 use crate::hooks::RequestKind;
-use crate::router::Hit;
+use crate::router::{Hit, Request};
 use crate::snapshot::{RouteAction, Snapshot, Target};
 use crate::state::State;
 
@@ -41,18 +43,37 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         None
     };
     let req = session.req_header();
-    let Some((hit, handler)) =
-        snapshot.lookup_on(listener, host::request_host(req), req.uri.path())
-    else {
+    let route_req = Request {
+        host: host::request_host(req),
+        path: req.uri.path(),
+        method: req.method.as_str(),
+        headers: &req.headers,
+        query: req.uri.query(),
+    };
+    let Some((hit, handler)) = snapshot.lookup_on(listener, &route_req) else {
         answer::error_page(state, session, ctx, Failure::UnknownHost).await?;
         return Ok(true);
     };
     ctx.hit = Some(hit);
     ctx.headers = Some(handler.headers.clone());
+    if hit.wrong_method {
+        let allow = snapshot.router_on(listener).allowed(hit.domain, &route_req);
+        answer::method_not_allowed(state, session, ctx, &allow).await?;
+        return Ok(true);
+    }
+    if let Some(glob) = &handler.captures {
+        ctx.captures = glob.capture(route_req.path).unwrap_or_default();
+    }
     let action = &handler.action;
     if let RouteAction::NotFound = action {
         answer::error_page(state, session, ctx, Failure::NoRoute).await?;
         return Ok(true);
+    }
+    if let Some(rewrite) = &handler.rewrite {
+        if session.subrequest_ctx.is_none() && rewrite_path(session, ctx, rewrite).is_err() {
+            answer::error_page(state, session, ctx, Failure::BadRequest).await?;
+            return Ok(true);
+        }
     }
     // A background cache refresh repeats a request that already passed all of this.
     if session.subrequest_ctx.is_none() {
@@ -85,6 +106,37 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         }
         RouteAction::NotFound => Ok(true),
     }
+}
+
+/// `strip_prefix` or `rewrite`: the request's path becomes the new one (its query kept), so the
+/// upstream request, the cache key and a file server all see it; the access log keeps the
+/// original (`ctx.original_uri`).
+fn rewrite_path(session: &mut Session, ctx: &mut Ctx, rewrite: &Rewrite) -> Result<(), ()> {
+    let req = session.req_header();
+    let path = req.uri.path();
+    let mut new_path = match rewrite {
+        Rewrite::StripPrefix(prefix) => {
+            let rest = path
+                .strip_prefix(prefix.as_str())
+                .or_else(|| path.strip_prefix(prefix.trim_end_matches('/')))
+                .unwrap_or(path);
+            let rest = rest.trim_start_matches('/');
+            format!("/{rest}")
+        }
+        Rewrite::Path(t) => template::render(t, req, &Vars::of(session, ctx)),
+    };
+    if !new_path.starts_with('/') {
+        new_path.insert(0, '/');
+    }
+    if let Some(q) = req.uri.query() {
+        new_path.push('?');
+        new_path.push_str(q);
+    }
+    let uri: http::Uri = new_path.parse().map_err(|_| ())?;
+    let original = session.req_header().uri.clone();
+    session.req_header_mut().set_uri(uri);
+    ctx.original_uri = Some(original);
+    Ok(())
 }
 
 /// Sets `ctx.peer_ip` and `ctx.client_ip` (see `limits::client_ip`).

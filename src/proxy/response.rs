@@ -8,6 +8,7 @@ use pingora::Result;
 
 use super::ctx::Ctx;
 use super::hook_calls::interim;
+use super::template::Vars;
 use super::{cache, header_rules, hook_calls, logging};
 use crate::state::State;
 
@@ -61,7 +62,8 @@ pub(crate) async fn to_client(
         resp.set_version(http::Version::HTTP_11);
     }
     if let Some(rules) = &ctx.headers {
-        header_rules::apply_response(&rules.response, resp);
+        let vars = Vars::of(session, ctx);
+        header_rules::apply_response(&rules.response, resp, session.req_header(), &vars);
     }
     rate_headers(ctx, resp);
     sticky_cookie(session, ctx, resp);

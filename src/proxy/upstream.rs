@@ -12,6 +12,7 @@ use pingora::Error;
 
 use super::ctx::Ctx;
 use super::error_class::NO_HEALTHY_BACKEND;
+use super::template::Vars;
 use super::{cache, header_rules, hook_calls, host, logging};
 use crate::limits::concurrency::{self, Pick};
 
@@ -127,7 +128,8 @@ fn rewrite(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> 
         req.insert_header("X-Forwarded-Host", client_host)?;
     }
     if let Some(rules) = &ctx.headers {
-        header_rules::apply_request(&rules.request, req);
+        let vars = Vars::of(session, ctx);
+        header_rules::apply_request(&rules.request, req, session.req_header(), &vars);
     }
     Ok(())
 }

@@ -31,6 +31,7 @@ mod plan;
 mod policy;
 mod resilience;
 mod retries;
+mod route_match;
 mod routing;
 mod schema;
 mod startup;

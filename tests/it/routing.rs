@@ -169,8 +169,9 @@ fn longest_path_prefix_wins() {
         ("/api/", "api"),
         ("/api/v2/users", "v2"),
         ("/api/v2/", "v2"),
-        ("/api/v2", "api"),
-        ("/api", "root"),
+        // A prefix written with its trailing slash also takes the bare path (segment-aware).
+        ("/api/v2", "v2"),
+        ("/api", "api"),
         ("/apix", "root"),
         ("/api/v2/x?next=/api/", "v2"),
         ("/other?x=/api/v2/", "root"),

@@ -5,28 +5,48 @@ use std::collections::BTreeMap;
 
 use super::fields::{one_of, Errors, Fields};
 use super::headers::header_map;
-use crate::config::model::{Action, LocationPart, Redirect, Respond};
+use crate::config::model::{Action, Redirect, Respond, Template};
+use crate::config::pattern::template;
 use crate::config::yaml::Node;
 
-pub(super) fn respond(e: &mut Errors, node: &Node, path: &str) -> Option<Respond> {
+pub(super) fn respond(e: &mut Errors, node: &Node, path: &str, captures: usize) -> Option<Respond> {
     let f = Fields::new(e, node, path, Section::Respond)?;
+    // header_map reported any value that is not a template.
     let headers = f
         .get("headers")
-        .map(|n| header_map(e, n, &f.path("headers")))
-        .unwrap_or_default();
+        .map(|n| header_map(e, n, &f.path("headers"), captures))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, template::parse(&value, captures).ok()?)))
+        .collect::<BTreeMap<_, _>>();
+    let body = f.string(e, "body").unwrap_or_default();
+    let body = match template::parse(&body, captures) {
+        Ok(t) => t,
+        Err(message) => {
+            let at = f.get("body").map_or(node.pos, |n| n.pos);
+            e.push(at, &f.path("body"), message);
+            Vec::new()
+        }
+    };
     Some(Respond {
         status: f
             .int(e, "status")
             .unwrap_or_else(|| keys::default_int(Section::Respond, "status"))
             as u16,
-        body: f.string(e, "body").unwrap_or_default(),
-        headers: headers.into_iter().collect::<BTreeMap<_, _>>(),
+        body,
+        headers,
     })
 }
 
 /// A `respond`, `redirect` or `drop: true` of a domain or route: the answer it gives instead
 /// of proxying. Each excludes the others and the `exclusive` keys (a pool's fields).
-pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> {
+/// `captures`: the `$N` the route's path gives its templates.
+pub(super) fn answer(
+    e: &mut Errors,
+    f: &Fields,
+    exclusive: &[&str],
+    captures: usize,
+) -> Option<Action> {
     let mut found = None;
     if f.boolean(e, "drop") == Some(true) {
         found = Some(Action::Drop);
@@ -60,9 +80,9 @@ pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<A
             }
         }
         let action = if key == "respond" {
-            respond(e, node, &f.path(key)).map(Action::Respond)
+            respond(e, node, &f.path(key), captures).map(Action::Respond)
         } else {
-            redirect(e, node, &f.path(key)).map(Action::Redirect)
+            redirect(e, node, &f.path(key), captures).map(Action::Redirect)
         };
         if found.is_none() {
             found = action;
@@ -73,7 +93,12 @@ pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<A
 
 const REDIRECT_STATUSES: &[&str] = &["301", "302", "303", "307", "308"];
 
-pub(super) fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redirect> {
+pub(super) fn redirect(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    captures: usize,
+) -> Option<Redirect> {
     let f = Fields::new(e, node, path, Section::Redirect)?;
     f.require(e, "location");
     let status = match f.get("status") {
@@ -84,7 +109,7 @@ pub(super) fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redire
     let location_node = f.get("location");
     let location = f.string(e, "location").and_then(|text| {
         let at = location_node.map_or(node.pos, |n| n.pos);
-        parse_location(&text)
+        parse_location(&text, captures)
             .map_err(|message| e.push(at, &f.path("location"), message))
             .ok()
     });
@@ -94,9 +119,8 @@ pub(super) fn redirect(e: &mut Errors, node: &Node, path: &str) -> Option<Redire
     })
 }
 
-/// Splits a `location` template into text and `$host` / `$path` / `$query`. A `$` not
-/// followed by a letter is kept as is.
-pub(super) fn parse_location(text: &str) -> Result<Vec<LocationPart>, String> {
+/// A `location` template: non-empty, visible ASCII only.
+pub(super) fn parse_location(text: &str, captures: usize) -> Result<Template, String> {
     if text.is_empty() {
         return Err(
             "expected a URL or path like https://example.com$path, found an empty string".into(),
@@ -107,69 +131,29 @@ pub(super) fn parse_location(text: &str) -> Result<Vec<LocationPart>, String> {
             "a location cannot contain spaces or non-ASCII characters, found {text:?}"
         ));
     }
-    let mut parts = Vec::new();
-    let mut literal = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        literal.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let name_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            .count();
-        if name_len == 0 || !after.as_bytes()[0].is_ascii_alphabetic() {
-            literal.push('$');
-            rest = after;
-            continue;
-        }
-        let part = match &after[..name_len] {
-            "host" => LocationPart::Host,
-            "path" => LocationPart::Path,
-            "query" => LocationPart::Query,
-            "scheme" => LocationPart::Scheme,
-            "port" => LocationPart::Port,
-            "uri" => LocationPart::Uri,
-            "remote_addr" => LocationPart::RemoteAddr,
-            "request_id" => LocationPart::RequestId,
-            other => {
-                return Err(format!(
-                    "unknown variable ${other} in location, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr or $request_id"
-                ))
-            }
-        };
-        if !literal.is_empty() {
-            parts.push(LocationPart::Text(std::mem::take(&mut literal)));
-        }
-        parts.push(part);
-        rest = &after[name_len..];
-    }
-    literal.push_str(rest);
-    if !literal.is_empty() {
-        parts.push(LocationPart::Text(literal));
-    }
-    Ok(parts)
+    template::parse(text, captures)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TemplatePart::*;
 
     #[test]
     fn locations() {
-        use LocationPart::*;
         assert_eq!(
-            parse_location("https://$host$path$query").unwrap(),
+            parse_location("https://$host$path$query", 0).unwrap(),
             vec![Text("https://".into()), Host, Path, Query]
         );
         assert_eq!(
-            parse_location("/new$path?x=$1").unwrap(),
-            vec![Text("/new".into()), Path, Text("?x=$1".into())]
+            parse_location("/new/$1", 1).unwrap(),
+            vec![Text("/new/".into()), Capture(1)]
         );
-        assert_eq!(
-            parse_location("https://a.com/$paths").unwrap_err(),
-            "unknown variable $paths in location, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr or $request_id"
-        );
-        assert!(parse_location("https://a b").is_err());
-        assert!(parse_location("").is_err());
+        assert!(parse_location("/new$path?x=$1", 0).is_err());
+        assert!(parse_location("https://a.com/$paths", 0)
+            .unwrap_err()
+            .starts_with("unknown variable $paths"));
+        assert!(parse_location("https://a b", 0).is_err());
+        assert!(parse_location("", 0).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! `domains`: host patterns, the domain's pool and what its unmatched requests get.
 
 use super::answer;
-use super::backend::{backends, is_hostname};
+use super::backend::backends;
 use super::fields::{item_path, list, string, Errors, Fields};
 use super::handling;
 use super::options;
@@ -77,7 +77,7 @@ fn domain(
         .get("backends")
         .map(|n| backends(e, n, &f.path("backends")));
     let proxy_options = options::read(e, &f).apply(&options::defaults());
-    let answer = answer::answer(e, &f, pool::KEYS);
+    let answer = answer::answer(e, &f, pool::KEYS, 0);
 
     let pool = backend_list.map(|backends| {
         pools.push(PoolConfig {
@@ -95,7 +95,7 @@ fn domain(
         },
         (None, None) => Action::NotFound,
     };
-    let handling = handling::read(e, &f, action, None, global_cache);
+    let handling = handling::read(e, &f, action, None, global_cache, 0);
     let parent = Parent {
         name: &name,
         pool,
@@ -103,6 +103,8 @@ fn domain(
         options: &proxy_options,
         handling: &handling,
         global_cache,
+        listeners,
+        scope: scope.as_ref(),
     };
     let routes = f
         .get("routes")
@@ -118,7 +120,12 @@ fn domain(
 }
 
 /// `listeners: [web, ...]`: indices of named listeners.
-fn listener_scope(e: &mut Errors, node: &Node, path: &str, listeners: &[Listener]) -> Vec<usize> {
+pub(super) fn listener_scope(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    listeners: &[Listener],
+) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
         let item_path = item_path(path, i);
@@ -154,7 +161,7 @@ fn listener_scope(e: &mut Errors, node: &Node, path: &str, listeners: &[Listener
 }
 
 /// Whether two listener scopes (`None`: every listener) share a listener.
-fn overlap(a: Option<&Vec<usize>>, b: Option<&Vec<usize>>) -> bool {
+pub(super) fn overlap(a: Option<&Vec<usize>>, b: Option<&Vec<usize>>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a.iter().any(|i| b.contains(i)),
         _ => true,
@@ -182,7 +189,7 @@ fn hosts(
         let Some(text) = string(e, item, &item_path) else {
             continue;
         };
-        let pattern = match parse_host(&text) {
+        let pattern = match HostPattern::parse(&text) {
             Ok(p) => p,
             Err(message) => {
                 e.push(item.pos, &item_path, message);
@@ -205,74 +212,30 @@ fn hosts(
             );
             continue;
         }
+        // Equally specific patterns that can match one name: file order would decide, so
+        // the user must.
+        let tie = seen.hosts.iter().find(|(p, _, other)| {
+            !matches!(p, HostPattern::Exact(_) | HostPattern::Any)
+                && !matches!(pattern, HostPattern::Exact(_) | HostPattern::Any)
+                && p.specificity() == pattern.specificity()
+                && p.overlaps(&pattern)
+                && overlap(other.as_ref(), scope)
+        });
+        if let Some((p, first, _)) = tie {
+            e.push(
+                item.pos,
+                &item_path,
+                format!(
+                    "host pattern {:?} and {:?} (line {}) are equally specific and can match the same name: make one more specific",
+                    pattern.text(),
+                    p.text(),
+                    first.line
+                ),
+            );
+            continue;
+        }
         seen.hosts.push((pattern.clone(), item.pos, scope.cloned()));
         out.push((pattern, text.to_ascii_lowercase()));
     }
     out
-}
-
-/// `name`, `*.suffix` or `*`; ports are refused because routing ignores the listener.
-pub(super) fn parse_host(text: &str) -> Result<HostPattern, String> {
-    let lower = text.to_ascii_lowercase();
-    if lower.is_empty() {
-        return Err("a host cannot be empty".to_string());
-    }
-    if lower.chars().any(char::is_whitespace) {
-        return Err(format!("a host cannot contain spaces, found {text:?}"));
-    }
-    if lower == "*" {
-        return Ok(HostPattern::Any);
-    }
-    let (name, wildcard) = match lower.strip_prefix("*.") {
-        Some(rest) => (rest, true),
-        None => (lower.as_str(), false),
-    };
-    if name.contains('*') {
-        return Err(format!(
-            "a wildcard is only allowed as a leading `*.` or as `*` alone, found {text:?}"
-        ));
-    }
-    if name.contains(':') {
-        return Err(format!(
-            "a host cannot have a port (hosts match on the name only), found {text:?}"
-        ));
-    }
-    if !is_hostname(name) {
-        return Err(format!("invalid host {text:?}"));
-    }
-    Ok(if wildcard {
-        HostPattern::Wildcard(format!(".{name}"))
-    } else {
-        HostPattern::Exact(name.to_string())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_patterns() {
-        assert_eq!(
-            parse_host("API.Example.com"),
-            Ok(HostPattern::Exact("api.example.com".into()))
-        );
-        assert_eq!(
-            parse_host("*.example.com"),
-            Ok(HostPattern::Wildcard(".example.com".into()))
-        );
-        assert_eq!(parse_host("*"), Ok(HostPattern::Any));
-        for bad in [
-            "",
-            "a b",
-            "a.*.com",
-            "*example.com",
-            "a.com:80",
-            "a..com",
-            "*.",
-            "a.com.",
-        ] {
-            assert!(parse_host(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -7,17 +7,19 @@ use super::headers;
 use super::limits;
 use crate::config::model::{Action, CacheSettings, DomainCache, Handling};
 
-/// Reads the shared keys of `f`; `inherited` is the domain's handling when `f` is a route.
+/// Reads the shared keys of `f`; `inherited` is the domain's handling when `f` is a route, and
+/// `captures` the `$N` its templates may use.
 pub(super) fn read(
     e: &mut Errors,
     f: &Fields,
     action: Action,
     inherited: Option<&Handling>,
     global_cache: Option<&CacheSettings>,
+    captures: usize,
 ) -> Handling {
     let own_headers = f
         .get("headers")
-        .map(|n| headers::rules(e, n, &f.path("headers")));
+        .map(|n| headers::rules(e, n, &f.path("headers"), inherited.is_some(), captures));
     let headers = match (own_headers, inherited) {
         (Some(own), Some(parent)) => headers::merge(&parent.headers, &own),
         (Some(own), None) => own,

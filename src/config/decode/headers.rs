@@ -3,15 +3,40 @@
 use super::fields::{is_header_value, is_token, key_path, list, string, Errors, Fields};
 use crate::config::keys::Section;
 use crate::config::model::{HeaderEdits, HeaderRules};
+use crate::config::pattern::template;
 use crate::config::yaml::{Node, Value};
 
-pub(super) fn rules(e: &mut Errors, node: &Node, path: &str) -> HeaderRules {
+/// `route`: other names than `request` and `response` are header matchers (read by
+/// `matchers.rs`), not unknown fields. `captures`: the `$N` a value may use.
+pub(super) fn rules(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    route: bool,
+    captures: usize,
+) -> HeaderRules {
+    let filtered;
+    let node = match &node.value {
+        Value::Map(entries) if route => {
+            let mut only_rules = node.clone();
+            only_rules.value = Value::Map(
+                entries
+                    .iter()
+                    .filter(|en| super::matchers::RULE_KEYS.contains(&en.key.as_str()))
+                    .cloned()
+                    .collect(),
+            );
+            filtered = only_rules;
+            &filtered
+        }
+        _ => node,
+    };
     let Some(f) = Fields::new(e, node, path, Section::Headers) else {
         return HeaderRules::default();
     };
     let mut side = |key: &str| {
         f.get(key)
-            .map(|n| edits(e, n, &f.path(key)))
+            .map(|n| edits(e, n, &f.path(key), captures))
             .unwrap_or_default()
     };
     HeaderRules {
@@ -20,18 +45,18 @@ pub(super) fn rules(e: &mut Errors, node: &Node, path: &str) -> HeaderRules {
     }
 }
 
-fn edits(e: &mut Errors, node: &Node, path: &str) -> HeaderEdits {
+fn edits(e: &mut Errors, node: &Node, path: &str, captures: usize) -> HeaderEdits {
     let Some(f) = Fields::new(e, node, path, Section::HeaderEdits) else {
         return HeaderEdits::default();
     };
     let mut out = HeaderEdits {
         set: f
             .get("set")
-            .map(|n| header_map(e, n, &f.path("set")))
+            .map(|n| header_map(e, n, &f.path("set"), captures))
             .unwrap_or_default(),
         add: f
             .get("add")
-            .map(|n| header_map(e, n, &f.path("add")))
+            .map(|n| header_map(e, n, &f.path("add"), captures))
             .unwrap_or_default(),
         remove: Vec::new(),
     };
@@ -56,8 +81,14 @@ fn edits(e: &mut Errors, node: &Node, path: &str) -> HeaderEdits {
     out
 }
 
-/// A `Name: value` mapping with validated names and values, in file order.
-pub(super) fn header_map(e: &mut Errors, node: &Node, path: &str) -> Vec<(String, String)> {
+/// A `Name: value` mapping with validated names and values, in file order. Values are
+/// templates (`$host`, `$1`, ...; `captures` is how many `$N` exist).
+pub(super) fn header_map(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    captures: usize,
+) -> Vec<(String, String)> {
     let Value::Map(entries) = &node.value else {
         e.push(
             node.pos,
@@ -103,6 +134,10 @@ pub(super) fn header_map(e: &mut Errors, node: &Node, path: &str) -> Vec<(String
                 &value_path,
                 "invalid header value: only visible ASCII characters, spaces and tabs are allowed",
             );
+            continue;
+        }
+        if let Err(message) = template::parse(&value, captures) {
+            e.push(entry.value.pos, &value_path, message);
             continue;
         }
         out.push((entry.key.clone(), value));

@@ -11,6 +11,7 @@ mod fields;
 mod handling;
 mod headers;
 mod limits;
+mod matchers;
 mod options;
 mod pool;
 mod route;

@@ -345,7 +345,7 @@ domains:
             "t.yaml:11:29: domains[0].rate_limit.requests: requests must be between 1 and 4294967295, found 0",
             "t.yaml:11:37: domains[0].rate_limit.per: per must be longer than 0s",
             r#"t.yaml:11:46: domains[0].rate_limit.key: unknown value "cookie", expected one of: client_ip, route, header:NAME"#,
-            r#"t.yaml:14:24: domains[0].routes[1].path_prefix: duplicate path_prefix "/a/" (first at line 13)"#,
+            r#"t.yaml:14:9: domains[0].routes[1]: duplicate route "/a/" (first at line 13): the second could never match"#,
             "t.yaml:14:46: domains[0].routes[1].connect_timeout: connect_timeout must be longer than 0s",
         ]
     );
@@ -413,14 +413,14 @@ fn host_and_health_check_details() {
 listeners:
   - addr: 127.0.0.1:8080
 domains:
-  - hosts: ['a.*.com', '', 'x y']
+  - hosts: ['a**b.co', '', 'x y']
     backends: []
     health_check: { type: udp, path: health, interval: 1s }
 ";
     assert_eq!(
         errors(text),
         [
-            r#"t.yaml:4:13: domains[0].hosts[0]: a wildcard is only allowed as a leading `*.` or as `*` alone, found "a.*.com""#,
+            r#"t.yaml:4:13: domains[0].hosts[0]: `**` must be a whole label (`api.**.example.com`), found "a**b.co""#,
             "t.yaml:4:24: domains[0].hosts[1]: a host cannot be empty",
             r#"t.yaml:4:28: domains[0].hosts[2]: a host cannot contain spaces, found "x y""#,
             r#"t.yaml:6:27: domains[0].health_check.type: unknown value "udp", expected one of: http, tcp"#,

@@ -56,9 +56,9 @@ domains:
         Action::Redirect(Redirect {
             status: 301,
             location: vec![
-                LocationPart::Text("https://b.com".into()),
-                LocationPart::Path,
-                LocationPart::Query
+                TemplatePart::Text("https://b.com".into()),
+                TemplatePart::Path,
+                TemplatePart::Query
             ],
         })
     );
@@ -81,8 +81,8 @@ domains:
         Action::Redirect(Redirect {
             status: 302,
             location: vec![
-                LocationPart::Text("https://a.com".into()),
-                LocationPart::Path
+                TemplatePart::Text("https://a.com".into()),
+                TemplatePart::Path
             ],
         })
     );
@@ -156,7 +156,7 @@ domains:
         [
             "t.yaml:7:15: domains[0].redirect: redirect cannot be combined with `backends`",
             r#"t.yaml:9:49: domains[0].routes[0].redirect.status: unknown value "200", expected one of: 301, 302, 303, 307, 308"#,
-            r#"t.yaml:9:64: domains[0].routes[0].redirect.location: unknown variable $pth in location, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr or $request_id"#,
+            r#"t.yaml:9:64: domains[0].routes[0].redirect.location: unknown variable $pth, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr, $request_id or $1..$9"#,
             "t.yaml:10:65: domains[0].routes[1].redirect: redirect cannot be combined with `respond`",
             "t.yaml:11:39: domains[0].routes[2].redirect: missing field `location`",
         ]

@@ -242,7 +242,7 @@ fn design_example_decodes_to_the_model() {
 
     assert_eq!(d.routes.len(), 2);
     let r = &d.routes[0];
-    assert_eq!(r.path_prefix, "/auth/");
+    assert_eq!(r.name, "/auth/");
     assert_eq!(
         r.handling.action,
         Action::Proxy {
@@ -257,12 +257,12 @@ fn design_example_decodes_to_the_model() {
     assert_eq!(r.handling.rate_limit, d.handling.rate_limit);
     assert!(matches!(r.handling.cache, DomainCache::Global));
     let r = &d.routes[1];
-    assert_eq!(r.path_prefix, "/ping");
+    assert_eq!(r.name, "/ping");
     assert_eq!(
         r.handling.action,
         Action::Respond(Respond {
             status: 200,
-            body: "pong\n".into(),
+            body: vec![TemplatePart::Text("pong\n".into())],
             headers: Default::default()
         })
     );
@@ -505,10 +505,10 @@ fn routes_inherit_and_share_pools() {
         panic!()
     };
     assert_eq!(respond.status, 201);
-    assert_eq!(respond.body, "hi");
+    assert_eq!(respond.body, vec![TemplatePart::Text("hi".into())]);
     assert_eq!(
-        respond.headers.get("Content-Type").map(String::as_str),
-        Some("text/plain")
+        respond.headers.get("Content-Type"),
+        Some(&vec![TemplatePart::Text("text/plain".into())])
     );
     let Action::Proxy { pool: 3, options } = &d.routes[1].handling.action else {
         panic!("{:?}", d.routes[1].handling.action)
