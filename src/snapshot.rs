@@ -50,6 +50,8 @@ pub struct Handler {
     pub(crate) access_log: Option<Arc<crate::access_log::files::FileLog>>,
     /// Also write to the global access log.
     pub(crate) access_log_global: bool,
+    /// On-the-fly compression (`crate::compress`); `None`: responses pass as they are.
+    pub compress: Option<Arc<crate::config::Compress>>,
 }
 
 pub struct DomainRuntime {
@@ -324,6 +326,7 @@ fn handler(
         ),
         access_log: None,
         access_log_global: h.access_log_global,
+        compress: h.compress.clone().map(Arc::new),
     }
 }
 
