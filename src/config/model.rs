@@ -530,9 +530,8 @@ impl TypePattern {
         let lower = text.trim().to_ascii_lowercase();
         let token = |t: &str| {
             !t.is_empty()
-                && t.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b)
-                })
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
         };
         let Some((top, sub)) = lower.split_once('/') else {
             return Err("expected type/subtype, type/* or */* (like text/*)".into());

@@ -179,7 +179,15 @@ mod tests {
         assert!(TypePattern::parse("application/*+xml")
             .unwrap()
             .matches("application/atom+xml"));
-        for bad in ["text", "*/json", "text/", "/json", "te xt/html", "text/html;q=1", "a/*+"] {
+        for bad in [
+            "text",
+            "*/json",
+            "text/",
+            "/json",
+            "te xt/html",
+            "text/html;q=1",
+            "a/*+",
+        ] {
             assert!(TypePattern::parse(bad).is_err(), "{bad}");
         }
     }
