@@ -11,7 +11,7 @@ use pingora::{Error, Result};
 
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
-use super::{answer, hook_calls, host, logging};
+use super::{answer, compress, hook_calls, host, logging};
 use crate::hooks::RequestKind;
 use crate::router::Hit;
 use crate::snapshot::{RouteAction, Snapshot, Target};
@@ -49,6 +49,9 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     };
     ctx.hit = Some(hit);
     ctx.headers = Some(handler.headers.clone());
+    if let Some(settings) = &handler.compress {
+        compress::arm(session, ctx, settings);
+    }
     let action = &handler.action;
     if let RouteAction::NotFound = action {
         answer::error_page(state, session, ctx, Failure::NoRoute).await?;
