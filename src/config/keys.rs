@@ -277,7 +277,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("sticky", DOMAIN_AND_ROUTE, K::Map(S::Sticky), D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
     key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool(S::RetryBudget), D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
     key("cache", DOMAIN_AND_ROUTE, K::MapOrBool(S::Cache), D::Bool(false), "use the response cache (a map overrides the global settings)"),
-    key("compress", DOMAIN_AND_ROUTE, K::MapOrBool(S::Compress), D::Bool(false), "compress responses on the fly by Accept-Encoding (`true`: every `compress` default; docs/compression.md)"),
+    key("compress", DOMAIN_AND_ROUTE, K::MapOrBool(S::Compress), D::Bool(false), "compress responses on the fly by Accept-Encoding (`true`: on, with the defaults or, on a route, its domain's settings; docs/compression.md)"),
     key("rate_limit", DOMAIN_AND_ROUTE, K::Map(S::RateLimit), D::Unset("none"), "requests per period per key; 429 over it"),
     key("headers", DOMAIN_AND_ROUTE, K::Map(S::Headers), D::Unset("none"), "request and response header edits"),
     key("deny", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none"), "client CIDRs answered 403"),

@@ -173,6 +173,25 @@ mod tests {
     }
 
     #[test]
+    fn routes_inherit_and_refine_their_domain_s() {
+        let text = "listeners: [{addr: 127.0.0.1:1}]\ndomains:\n  - hosts: [a]\n    respond: {body: x}\n    compress: {algorithms: [gzip], min_bytes: 1KiB}\n    routes:\n      - {path_prefix: /in, respond: {body: x}}\n      - {path_prefix: /on, respond: {body: x}, compress: true}\n      - {path_prefix: /map, respond: {body: x}, compress: {types: [text/plain]}}\n      - {path_prefix: /off, respond: {body: x}, compress: false}\n";
+        let c = crate::config::load_str(text, "t", &|_| None).unwrap();
+        let d = &c.domains[0];
+        let own = d.handling.compress.clone().unwrap();
+        assert_eq!(own.algorithms, [Coding::Gzip]);
+        assert_eq!(own.min_bytes, 1024);
+        assert_eq!(own.types, defaults().types);
+        let route = |i: usize| d.routes[i].handling.compress.clone();
+        assert_eq!(route(0).as_ref(), Some(&own));
+        assert_eq!(route(1).as_ref(), Some(&own));
+        let refined = route(2).unwrap();
+        assert_eq!(refined.algorithms, [Coding::Gzip]);
+        assert_eq!(refined.min_bytes, 1024);
+        assert_eq!(refined.types, [TypePattern::parse("text/plain").unwrap()]);
+        assert_eq!(route(3), None);
+    }
+
+    #[test]
     fn patterns() {
         assert!(TypePattern::parse("*/*").unwrap().matches("image/png"));
         assert!(TypePattern::parse("Text/*").unwrap().matches("text/plain"));
