@@ -220,6 +220,15 @@ fn handling_changes(old: &Config, a: &Handling, new: &Config, b: &Handling) -> V
         ),
         other => format!("{other:?}"),
     };
+    let compress = |h: &Handling| match &h.compress {
+        None => "off".to_string(),
+        Some(z) => format!(
+            "algorithms {:?}, min_bytes {}, types {:?}",
+            z.algorithms.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            z.min_bytes,
+            z.types.iter().map(|t| t.text.as_str()).collect::<Vec<_>>()
+        ),
+    };
     let mut out = Vec::new();
     let aspects = [
         ("action", action(old, a), action(new, b)),
@@ -234,6 +243,7 @@ fn handling_changes(old: &Config, a: &Handling, new: &Config, b: &Handling) -> V
             format!("{:?}", b.rate_limit),
         ),
         ("cache", format!("{:?}", a.cache), format!("{:?}", b.cache)),
+        ("compress", compress(a), compress(b)),
         ("deny", format!("{:?}", a.deny), format!("{:?}", b.deny)),
         (
             "max_body_bytes",

@@ -54,6 +54,8 @@ pub struct Handler {
     pub(crate) rewrite: Option<crate::config::Rewrite>,
     /// The route's path glob, when its templates use `$1`..`$9` (captured per request).
     pub(crate) captures: Option<crate::config::PathPattern>,
+    /// On-the-fly compression (`crate::compress`); `None`: responses pass as they are.
+    pub compress: Option<Arc<crate::config::Compress>>,
 }
 
 pub struct DomainRuntime {
@@ -326,6 +328,7 @@ fn handler(
         access_log_global: h.access_log_global,
         rewrite: route.and_then(|r| r.rewrite.clone()),
         captures: route.filter(|r| uses_captures(r)).map(|r| r.path.clone()),
+        compress: h.compress.clone().map(Arc::new),
     }
 }
 

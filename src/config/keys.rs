@@ -21,6 +21,7 @@ pub(crate) enum Section {
     Logging,
     Cache,
     Precompress,
+    Compress,
     CacheRule,
     Domain,
     Route,
@@ -39,7 +40,7 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 24] = [
+    pub(crate) const ALL: [Section; 25] = [
         Section::Top,
         Section::Server,
         Section::Listener,
@@ -50,6 +51,7 @@ impl Section {
         Section::Logging,
         Section::Cache,
         Section::Precompress,
+        Section::Compress,
         Section::CacheRule,
         Section::Domain,
         Section::Route,
@@ -79,6 +81,7 @@ impl Section {
             Section::Logging => "logging",
             Section::Cache => "cache (also a domain's or route's cache map)",
             Section::Precompress => "cache.precompress",
+            Section::Compress => "compress (on a domain or route)",
             Section::CacheRule => "cache.rules[]",
             Section::Domain => "domains[]",
             Section::Route => "domains[].routes[]",
@@ -243,6 +246,10 @@ pub(crate) const KEYS: &[Key] = &[
     key("enabled", &[S::Precompress], K::Bool, D::Bool(false), "store the gzip copy"),
     key("level", &[S::Precompress], K::Int { min: 1, max: 9 }, D::Int(6), "gzip level"),
     key("min_bytes", &[S::Precompress], K::Size, D::Size(256), "smaller responses are not compressed"),
+    // --- compress (docs/compression.md) ---
+    key("algorithms", &[S::Compress], K::List(I::Text), D::Unset("[zstd, br, gzip]"), "the codings offered (zstd, br, gzip), preferred first: the client's highest q-value wins, ties go to the earlier"),
+    key("min_bytes", &[S::Compress], K::Size, D::Size(256), "responses whose Content-Length is smaller are sent as they are (at most 1GiB)"),
+    key("types", &[S::Compress], K::List(I::Text), D::Unset("text/*, JSON, JavaScript, XML, WebAssembly, SVG, icons, TTF/OTF fonts"), "media types compressed: type/subtype, type/*, type/*+suffix or */* (text/event-stream never)"),
     key("path_prefix", &[S::CacheRule], K::String, D::Required, "the paths the rule covers"),
     key("ttl", &[S::CacheRule], K::Duration, D::Unset("RFC 9111 freshness"), "freshness for the rule's responses"),
     key("methods", &[S::CacheRule], K::List(I::Text), D::Unset("GET and HEAD"), "methods the rule applies to"),
@@ -275,6 +282,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("sticky", DOMAIN_AND_ROUTE, K::Map(S::Sticky), D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
     key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool(S::RetryBudget), D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
     key("cache", DOMAIN_AND_ROUTE, K::MapOrBool(S::Cache), D::Bool(false), "use the response cache (a map overrides the global settings)"),
+    key("compress", DOMAIN_AND_ROUTE, K::MapOrBool(S::Compress), D::Bool(false), "compress responses on the fly by Accept-Encoding (`true`: on, with the defaults or, on a route, its domain's settings; docs/compression.md)"),
     key("rate_limit", DOMAIN_AND_ROUTE, K::Map(S::RateLimit), D::Unset("none"), "requests per period per key; 429 over it"),
     key("headers", DOMAIN_AND_ROUTE, K::Map(S::Headers), D::Unset("none"), "request and response header edits; on a route, any other name is a header the request must have (NAME: VALUE or NAME: { present: true })"),
     key("deny", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none"), "client CIDRs answered 403"),

@@ -440,6 +440,117 @@ pub struct Handling {
     pub access_log: Option<PathBuf>,
     /// `access_log_global`: also write these requests to the global access log.
     pub access_log_global: bool,
+    /// `compress`: on-the-fly response compression; a route inherits its domain's.
+    pub compress: Option<Compress>,
+}
+
+/// `compress:` on a domain or route (docs/compression.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compress {
+    /// The codings offered, in the operator's order of preference (ties in the client's
+    /// quality values go to the earlier one). Never empty.
+    pub algorithms: Vec<Coding>,
+    /// Responses whose `Content-Length` is smaller are sent as they are.
+    pub min_bytes: u64,
+    /// The media types compressed. Never empty.
+    pub types: Vec<TypePattern>,
+}
+
+/// A content coding strait compresses with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Zstd,
+    Br,
+    Gzip,
+}
+
+impl Coding {
+    /// Every coding, in the default order of preference.
+    pub const ALL: [Coding; 3] = [Coding::Zstd, Coding::Br, Coding::Gzip];
+
+    /// The coding's name in `Accept-Encoding`, `Content-Encoding` and the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coding::Zstd => "zstd",
+            Coding::Br => "br",
+            Coding::Gzip => "gzip",
+        }
+    }
+}
+
+/// A media-type pattern of `compress.types`: `type/subtype`, `type/*`, `type/*+suffix` or
+/// `*/*`, matched without regard to case or parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypePattern {
+    /// As written, lower-cased.
+    pub text: String,
+    /// The top-level type; `None` for `*`.
+    top: Option<String>,
+    sub: SubtypePattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SubtypePattern {
+    Any,
+    /// `*+json`: any subtype with this structured-syntax suffix (stored with its `+`).
+    Suffix(String),
+    Exact(String),
+}
+
+impl TypePattern {
+    /// Parses a pattern; `Err` says what is wrong with it.
+    pub fn parse(text: &str) -> Result<TypePattern, String> {
+        let lower = text.trim().to_ascii_lowercase();
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        };
+        let Some((top, sub)) = lower.split_once('/') else {
+            return Err("expected type/subtype, type/* or */* (like text/*)".into());
+        };
+        let top = match top {
+            "*" if sub == "*" => None,
+            "*" => return Err("a `*` type needs a `*` subtype (*/*)".into()),
+            t if token(t) => Some(t.to_string()),
+            _ => return Err(format!("{top:?} is not a media type name")),
+        };
+        let sub = match sub {
+            "*" => SubtypePattern::Any,
+            s if s.starts_with("*+") && token(&s[2..]) && !s[2..].contains('+') => {
+                SubtypePattern::Suffix(s[1..].to_string())
+            }
+            s if token(s) => SubtypePattern::Exact(s.to_string()),
+            _ => return Err(format!("{sub:?} is not a subtype, `*` or `*+suffix`")),
+        };
+        Ok(TypePattern {
+            text: lower,
+            top,
+            sub,
+        })
+    }
+
+    /// Whether a `Content-Type` value (parameters allowed) matches.
+    pub fn matches(&self, content_type: &str) -> bool {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let Some((top, sub)) = essence.split_once('/') else {
+            return false;
+        };
+        if let Some(want) = &self.top {
+            if !top.eq_ignore_ascii_case(want) {
+                return false;
+            }
+        }
+        match &self.sub {
+            SubtypePattern::Any => !sub.is_empty(),
+            SubtypePattern::Exact(want) => sub.eq_ignore_ascii_case(want),
+            SubtypePattern::Suffix(suffix) => {
+                sub.len() > suffix.len()
+                    && sub.is_char_boundary(sub.len() - suffix.len())
+                    && sub[sub.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

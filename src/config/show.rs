@@ -273,6 +273,22 @@ fn handling(
             cache_settings(o, n + 2, s);
         }
     }
+    match &h.compress {
+        None => {
+            let _ = writeln!(o, "{pad}compress: false");
+        }
+        Some(z) => {
+            let algorithms: Vec<&str> = z.algorithms.iter().map(|a| a.as_str()).collect();
+            let types: Vec<&str> = z.types.iter().map(|t| t.text.as_str()).collect();
+            let _ = writeln!(
+                o,
+                "{pad}compress: {{ algorithms: [{}], min_bytes: {}, types: {} }}",
+                algorithms.join(", "),
+                units::fmt_size(z.min_bytes),
+                list(&types)
+            );
+        }
+    }
     if let Some(r) = &h.rate_limit {
         let key = match &r.key {
             RateKey::ClientIp => "client_ip".to_string(),
@@ -486,10 +502,11 @@ domains:
     health_check: { type: http, path: /h, interval: 2s, timeout: 1s }
     read_timeout: 7s
     cache: true
+    compress: { algorithms: [br, gzip], min_bytes: 1KiB, types: [text/*, \"application/*+json\"] }
     headers: { response: { set: { X-A: b } } }
     rate_limit: { requests: 5, per: 1s }
     routes:
-      - { path_prefix: /r/, host_header: r.internal }
+      - { path_prefix: /r/, host_header: r.internal, compress: false }
       - { path_prefix: /go, redirect: { status: 301, location: \"https://$host/new$path$query\" } }
       - { path_prefix: /ping, respond: { body: \"pong\\n\", headers: { X-P: q } } }
   - hosts: [\"*\"]

@@ -33,6 +33,7 @@ pub(crate) fn record(
             ratelimited: false,
             cache: None,
             cache_reason: None,
+            compressed: None,
         },
     );
     if !state.access_log.enabled() {

@@ -144,6 +144,15 @@ pub(crate) static CACHE_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_cache_requests_total")
 });
 
+pub(crate) static COMPRESSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_compressed_responses_total",
+        "Responses compressed on the fly (`compress`), by algorithm: zstd, br or gzip.",
+        &["algorithm"]
+    )
+    .expect("register strait_compressed_responses_total")
+});
+
 pub(crate) static CACHE_BYTES: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!("strait_cache_bytes", "Bytes held by the response cache.")
         .expect("register strait_cache_bytes")
@@ -187,6 +196,7 @@ pub(crate) fn init() {
         Lazy::force(&RETRIES);
         Lazy::force(&CONNECTIONS_QUEUED);
         Lazy::force(&CACHE_REQUESTS);
+        Lazy::force(&COMPRESSED);
         Lazy::force(&CACHE_BYTES);
         Lazy::force(&CACHE_ENTRIES);
         Lazy::force(&RATELIMITED);
@@ -219,6 +229,8 @@ pub(crate) struct RequestRecord<'a> {
     pub cache: Option<&'static str>,
     /// Why it was not a hit (`X-Cache-Reason`), when the cache took part.
     pub cache_reason: Option<&'static str>,
+    /// The algorithm the body was compressed with on the fly.
+    pub compressed: Option<&'static str>,
 }
 
 pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
@@ -232,6 +244,9 @@ pub(crate) fn record(stats: &DomainStatsMap, r: &RequestRecord<'_>) {
     }
     if let Some(result) = r.cache {
         CACHE_REQUESTS.with_label_values(&[result]).inc();
+    }
+    if let Some(algorithm) = r.compressed {
+        COMPRESSED.with_label_values(&[algorithm]).inc();
     }
     REQUESTS
         .with_label_values(&[r.domain, r.route, status_label(r.status)])

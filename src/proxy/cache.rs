@@ -5,7 +5,9 @@
 //!    per-entry size limit); POST/PUT/DELETE/PATCH are bypassed and invalidate their URL once
 //!    the origin answers 2xx/3xx.
 //! 2. `cache_key`: scheme, normalised host, method class and target, framed (see `cache::key`).
-//! 3. lookup (Pingora), `vary` for the secondary key, `hit_filter` picks the gzip copy.
+//! 3. lookup (Pingora), `vary` for the secondary key, `hit_filter` picks the gzip copy
+//!    (unless `compress` serves the client another coding: then the identity body is
+//!    compressed on the way out like any response, and a gzip copy is never compressed again).
 //! 4. on a miss or a stale entry, the upstream request asks for `identity` (one stored
 //!    representation for every client) and `response_cacheable` applies RFC 9111 and the rules.
 //! 5. `response_filter` labels every response `X-Cache` (and `X-Cache-Reason` on request with
@@ -26,12 +28,14 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{range_header_filter, RangeType, Session};
 use pingora::{Error, ErrorSource, Result};
 
+use super::compress;
 use super::ctx::{CacheCtx, Ctx};
 use super::host::{self, request_host};
 use crate::cache::key::{self, normalize_host};
 use crate::cache::precompress::{self, Precompress};
 use crate::cache::storage::{self, FillOptions};
 use crate::cache::{cache_lock, policy, predictor, purge, store, vary, Outcome, RouteCache};
+use crate::config::Coding;
 use crate::hooks::CacheDecision;
 use crate::router::Hit;
 use crate::snapshot::Snapshot;
@@ -131,11 +135,15 @@ pub(crate) fn miss(session: &mut Session, ctx: &mut Ctx) {
 
 /// `cache_hit_filter`: notes freshness and chooses the gzip copy for clients that take it.
 pub(crate) fn hit_filter(session: &Session, hit: &mut HitHandler, is_fresh: bool, ctx: &mut Ctx) {
+    // A client that `compress` serves another coding gets the identity body, compressed on
+    // its way out; the stored gzip copy is for one that gets gzip (or nothing) from it.
+    let other_coding = compress::negotiated(ctx).is_some_and(|c| c != Coding::Gzip);
     let c = &mut ctx.cache;
     c.found_stale = !is_fresh;
     c.gzip_len = None;
     // Ranges are byte offsets into the identity body.
-    if c.accepts_gzip && !session.req_header().headers.contains_key(header::RANGE) {
+    if c.accepts_gzip && !other_coding && !session.req_header().headers.contains_key(header::RANGE)
+    {
         if let Some(h) = hit.as_any_mut().downcast_mut::<storage::Hit>() {
             c.gzip_len = h.use_gzip();
         }

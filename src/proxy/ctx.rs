@@ -10,7 +10,7 @@ use pingora::http::ResponseHeader;
 use crate::balance::Lease;
 use crate::cache::storage::FillOptions;
 use crate::cache::RouteCache;
-use crate::config::HeaderRules;
+use crate::config::{Coding, HeaderRules};
 use crate::hooks::{CacheDecision, Edit};
 use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::limits::RateState;
@@ -60,6 +60,8 @@ pub(crate) struct Ctx {
     pub(crate) observe: Observe,
     /// Response-cache state (see `proxy/cache.rs`).
     pub(crate) cache: CacheCtx,
+    /// On-the-fly compression state (see `proxy/compress.rs`).
+    pub(crate) compress: CompressCtx,
 }
 
 impl Ctx {
@@ -88,6 +90,7 @@ impl Ctx {
             upstream_responded: false,
             observe: Default::default(),
             cache: Default::default(),
+            compress: Default::default(),
         }
     }
 
@@ -169,6 +172,15 @@ pub(crate) struct CacheCtx {
     pub(super) not_modified: Option<Box<ResponseHeader>>,
     /// Why a response was not a hit (what `X-Cache-Reason` says), for `/stats`.
     pub(super) reason: Option<&'static str>,
+}
+
+/// Per-request compression state.
+#[derive(Debug, Default)]
+pub(crate) struct CompressCtx {
+    /// The downstream compression module takes part in this response.
+    pub(super) armed: bool,
+    /// The coding negotiated for the body (`None`: sent as it is).
+    pub(super) coding: Option<Coding>,
 }
 
 /// Bytes reserved against `server.max_buffered_bytes`; released on drop.

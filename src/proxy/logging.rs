@@ -11,6 +11,7 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::Error;
 
+use super::compress;
 use super::ctx::Ctx;
 use super::error_class::classify;
 use super::host::request_host;
@@ -166,6 +167,7 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
             ratelimited: status == 429 && !ctx.upstream_responded && cache.is_none(),
             cache,
             cache_reason: ctx.cache.reason,
+            compressed: compress::applied(session, ctx).map(|c| c.as_str()),
         },
     );
 

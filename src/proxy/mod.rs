@@ -4,6 +4,7 @@
 //! - `request.rs`: snapshot, request id, client, routing, limits, `on_request` hooks, and
 //!   the decision to proxy or to answer (`answer.rs`: `respond`, `redirect`, error pages);
 //! - `cache.rs`: whether and how the response cache takes part;
+//! - `compress.rs`: on-the-fly compression, armed here, applied by a downstream module;
 //! - `upstream.rs`: the backend for each attempt, and the request it gets;
 //! - `response.rs`: what the client gets back;
 //! - `failure.rs`: retries and the error page, on what `error_class.rs` (the one classifier
@@ -15,6 +16,7 @@
 
 mod answer;
 mod cache;
+mod compress;
 mod ctx;
 mod error_class;
 mod failure;
@@ -59,6 +61,12 @@ impl ProxyHttp for StraitProxy {
 
     fn new_ctx(&self) -> Ctx {
         Ctx::new(&self.state.in_flight)
+    }
+
+    /// strait's compression module in place of Pingora's (which is registered disabled by
+    /// default): it runs on every response written to the client, armed per request.
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        modules.add_module(Box::new(crate::compress::Builder));
     }
 
     // --- request ---

@@ -12,7 +12,7 @@ use pingora::{Error, Result};
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
 use super::template::{self, Vars};
-use super::{answer, hook_calls, host, logging};
+use super::{answer, compress, hook_calls, host, logging};
 use crate::config::Rewrite;
 use crate::hooks::RequestKind;
 use crate::router::{Hit, Request};
@@ -63,6 +63,9 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     }
     if let Some(glob) = &handler.captures {
         ctx.captures = glob.capture(route_req.path).unwrap_or_default();
+    }
+    if let Some(settings) = &handler.compress {
+        compress::arm(session, ctx, settings);
     }
     let action = &handler.action;
     if let RouteAction::NotFound = action {

@@ -289,3 +289,29 @@ fn shipped_configs_validate() {
         );
     }
 }
+
+#[test]
+fn bad_compress_values_point_at_the_value() {
+    let c = Strait::check(
+        "listeners:
+  - addr: \"{listen}\"
+domains:
+  - hosts: [a.test]
+    backends: [{ addr: http://127.0.0.1:9001 }]
+    compress: { algorithms: [lzma], types: [text] }
+",
+    );
+    no_panic(&c);
+    c.assert_error(
+        6,
+        30,
+        "domains[0].compress.algorithms[0]",
+        &["unknown algorithm", "lzma", "zstd, br, gzip"],
+    );
+    c.assert_error(
+        6,
+        45,
+        "domains[0].compress.types[0]",
+        &["bad media type", "text"],
+    );
+}

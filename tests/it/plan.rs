@@ -41,6 +41,7 @@ domains:
   - hosts: [a.test]
     load_balancer: ip_hash
     backends: [http://127.0.0.1:9001, http://127.0.0.1:9002, http://127.0.0.1:9003]
+    compress: { algorithms: [br, gzip], types: [text/*] }
     routes:
       - { path_prefix: /r/, respond: { status: 204 } }
   - hosts: [v.test]
@@ -59,6 +60,7 @@ domains:
         "+ route a.test /r/",
         // What changed, with the value before and after.
         "~ route v.test /up/: max_body_bytes changed\n    old: Some(1000)\n    new: Some(2000)\n",
+        "compress changed\n    old: off\n    new: algorithms [\"br\", \"gzip\"], min_bytes 256, types [\"text/*\"]\n",
         "- backend a.test http://127.0.0.1:9004",
         "! needs a binary upgrade (strait -u): listener 127.0.0.1:2 added",
         "! needs a binary upgrade (strait -u): server.drain_delay: 1s -> 3s",

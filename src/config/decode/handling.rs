@@ -1,7 +1,8 @@
-//! The keys domains and routes share (`headers`, `rate_limit`, `cache`, `deny`,
+//! The keys domains and routes share (`headers`, `rate_limit`, `cache`, `compress`, `deny`,
 //! `max_body_bytes`), read in one place, with a route's inheritance from its domain.
 
 use super::cache;
+use super::compress;
 use super::fields::{Errors, Fields};
 use super::headers;
 use super::limits;
@@ -43,6 +44,13 @@ pub(super) fn read(
         &cache_base,
     )
     .unwrap_or_else(|| inherited.map_or(DomainCache::Off, |p| p.cache.clone()));
+    let compress = compress::section(
+        e,
+        f.get("compress"),
+        &f.path("compress"),
+        inherited.and_then(|p| p.compress.as_ref()),
+    )
+    .unwrap_or_else(|| inherited.and_then(|p| p.compress.clone()));
     let mut deny = inherited.map_or_else(Vec::new, |p| p.deny.clone());
     if let Some(n) = f.get("deny") {
         for c in limits::cidr_list(e, n, &f.path("deny")) {
@@ -77,5 +85,6 @@ pub(super) fn read(
         max_body_bytes,
         access_log,
         access_log_global,
+        compress,
     }
 }

@@ -6,6 +6,7 @@
 mod answer;
 mod backend;
 mod cache;
+mod compress;
 mod domain;
 mod fields;
 mod handling;

@@ -574,3 +574,34 @@ domains:
         ]
     );
 }
+
+#[test]
+fn bad_compress_settings() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    compress: { algorithms: [br, deflate, br], min_bytes: 2GiB, types: [text, \"*/json\", text/*+] }
+    routes:
+      - { path_prefix: /a, compress: { algorithms: [], types: [] } }
+      - { path_prefix: /b, compress: yes please }
+      - { path_prefix: /c, compress: { level: 5 } }
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:6:34: domains[0].compress.algorithms[1]: unknown algorithm "deflate", expected one of: zstd, br, gzip"#,
+            r#"t.yaml:6:43: domains[0].compress.algorithms[2]: "br" is listed twice"#,
+            "t.yaml:6:59: domains[0].compress.min_bytes: min_bytes (2GiB) must be at most 1GiB (`compress: false` turns compression off)",
+            r#"t.yaml:6:73: domains[0].compress.types[0]: bad media type "text": expected type/subtype, type/* or */* (like text/*)"#,
+            r#"t.yaml:6:79: domains[0].compress.types[1]: bad media type "*/json": a `*` type needs a `*` subtype (*/*)"#,
+            r#"t.yaml:6:89: domains[0].compress.types[2]: bad media type "text/*+": "*+" is not a subtype, `*` or `*+suffix`"#,
+            "t.yaml:8:52: domains[0].routes[0].compress.algorithms: expected at least one of zstd, br, gzip (`compress: false` turns compression off)",
+            "t.yaml:8:63: domains[0].routes[0].compress.types: expected at least one media type (`compress: false` turns compression off)",
+            r#"t.yaml:9:38: domains[0].routes[1].compress: expected true, false or a mapping, found "yes please""#,
+            "t.yaml:10:40: domains[0].routes[2].compress: unknown field `level`, expected one of: algorithms, min_bytes, types",
+        ]
+    );
+}
