@@ -30,8 +30,9 @@
 //! * `backends: []` is allowed and creates an empty pool (503 until backends are added through
 //!   the admin API); leaving `backends` out means the domain answers 404 outside its routes.
 //! * A missing `health_check` means no active checks (passive ejection only).
-//! * Hosts are names made of letters, digits, `-`, `_` and dots (lower-cased), `*.suffix` or
-//!   `*`; IPv6 literals are not accepted as hosts.
+//! * Hosts are names made of letters, digits, `-`, `_` and dots (lower-cased), or patterns
+//!   (`*.suffix`, `cdn-*.example.com`, `api.**.example.com`, `*`; see docs/routing.md); IPv6
+//!   literals are not accepted as hosts.
 //! * A route with `respond` may not also set `backends`, `load_balancer` or `health_check`.
 //! * Timeouts, intervals and `rate_limit.per` must be longer than `0s`; `idle_timeout` and the
 //!   `server` durations may be `0s`.
@@ -46,8 +47,8 @@
 //! * Traffic policy (docs/policy.md): `server.trusted_proxies` and `deny` take IPv4/IPv6
 //!   networks (`10.0.0.0/8`) or single addresses; host bits beyond the prefix are an error. A
 //!   route's `deny` adds to its domain's; its `max_body_bytes` and `rate_limit` replace the
-//!   domain's. `redirect` (status 301/302/303/307/308, default 302; `location` with `$host`,
-//!   `$path`, `$query`) and `respond` may be set on a domain or a route, exclusive with each
+//!   domain's. `redirect` (status 301/302/303/307/308, default 302; `location` a template,
+//!   docs/routing.md) and `respond` may be set on a domain or a route, exclusive with each
 //!   other and with `backends`, `load_balancer` and `health_check`. `max_connections` is a
 //!   per-backend field (`{ addr, weight, max_connections }`). `max_header_bytes` is 1KiB to
 //!   512KiB.
