@@ -81,10 +81,14 @@ fn section(out: &mut String, s: Section, indent: usize, commented: bool) {
         });
         match opens {
             Some((sub, is_list)) => {
-                let live =
-                    !commented && (always_present(sub) || k.default == DefaultValue::Required);
+                // `domains` is required unless included files bring them: shown as required.
+                let conditional =
+                    matches!(k.default, DefaultValue::Unset(w) if w.starts_with("required"));
+                let live = !commented
+                    && (always_present(sub) || k.default == DefaultValue::Required || conditional);
                 lead(out, !live);
                 let why = match k.default {
+                    DefaultValue::Unset(what) if conditional => format!("  # {what}"),
                     DefaultValue::Unset(_) if live => {
                         "  # may be omitted: these defaults apply".to_string()
                     }

@@ -12,6 +12,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Section {
     Top,
+    /// A file named by `include`.
+    Included,
     Server,
     Listener,
     Tls,
@@ -40,8 +42,9 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 25] = [
+    pub(crate) const ALL: [Section; 26] = [
         Section::Top,
+        Section::Included,
         Section::Server,
         Section::Listener,
         Section::Tls,
@@ -72,6 +75,7 @@ impl Section {
     pub(crate) fn path(self) -> &'static str {
         match self {
             Section::Top => "(top level)",
+            Section::Included => "a file named by `include`",
             Section::Server => "server",
             Section::Listener => "listeners[]",
             Section::Tls => "listeners[].tls",
@@ -199,7 +203,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("probe", &[S::Top], K::Map(S::Probe), D::Unset("no probe listener"), "the /live /ready /metrics listener"),
     key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
-    key("domains", &[S::Top], K::List(I::Of(S::Domain)), D::Required, "host names and what answers them (at least one)"),
+    key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
+    key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
     key("pid_file", &[S::Server], K::Path, D::Text("/tmp/strait.pid"), "written with -d"),

@@ -59,6 +59,7 @@
 mod decode;
 mod defaults;
 mod env;
+mod include;
 mod keys;
 mod lint;
 pub mod model;
@@ -130,8 +131,9 @@ impl std::error::Error for ConfigError {}
 /// Reads and decodes a config file, expanding `${VAR}` from the process environment.
 pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let source = path.display().to_string();
+    let base = path.parent().unwrap_or(Path::new("."));
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &source, &|name| std::env::var(name).ok()),
+        Ok(text) => load_in(&text, &source, &|name| std::env::var(name).ok(), Some(base)),
         Err(err) => Err(vec![ConfigError::new(
             &source,
             Pos::default(),
@@ -148,29 +150,145 @@ pub fn load_str(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<ConfigError>> {
+    load_in(text, source, env, None)
+}
+
+/// Text to tree: `${VAR}` expansion and YAML, with problems named by `source`.
+fn tree(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<yaml::Node> {
     // Editors do not show a byte-order mark, so columns are counted without it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let expanded = env::expand(text, env).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|(pos, message)| ConfigError::new(source, pos, "", message))
-            .collect::<Vec<_>>()
-    })?;
+    let expanded = match env::expand(text, env) {
+        Ok(t) => t,
+        Err(problems) => {
+            errors.extend(
+                problems
+                    .into_iter()
+                    .map(|(pos, message)| ConfigError::new(source, pos, "", message)),
+            );
+            return None;
+        }
+    };
     let parsed = yaml::parse(&expanded);
-    let mut errors: Vec<ConfigError> = parsed
-        .problems
-        .into_iter()
-        .map(|p| ConfigError::new(source, p.pos, &p.path, p.message))
-        .collect();
+    errors.extend(
+        parsed
+            .problems
+            .into_iter()
+            .map(|p| ConfigError::new(source, p.pos, &p.path, p.message)),
+    );
+    parsed.root
+}
+
+/// The files `root`'s `include` names (relative to `base`), read into trees. Text without a
+/// file (`base: None`) cannot include.
+fn includes(
+    root: &yaml::Node,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    base: Option<&Path>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, yaml::Node)> {
+    let Some(node) = root.get("include") else {
+        return Vec::new();
+    };
+    let Some(base) = base else {
+        errors.push(ConfigError::new(
+            source,
+            node.pos,
+            "include",
+            "include needs a config file to be relative to",
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, (pos, pattern)) in node.strings().into_iter().enumerate() {
+        let path = format!("include[{i}]");
+        let Some(pattern) = pattern else {
+            errors.push(ConfigError::new(
+                source,
+                pos,
+                &path,
+                "expected a file path or pattern",
+            ));
+            continue;
+        };
+        let files = match include::resolve(base, &pattern) {
+            Ok(files) => files,
+            Err(message) => {
+                errors.push(ConfigError::new(source, pos, &path, message));
+                continue;
+            }
+        };
+        for file in files {
+            let name = file.display().to_string();
+            if out.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    if let Some(t) = tree(&text, &name, env, errors) {
+                        out.push((name, t));
+                    }
+                }
+                Err(e) => errors.push(ConfigError::new(
+                    &name,
+                    Pos::default(),
+                    "",
+                    format!("cannot read: {e}"),
+                )),
+            }
+        }
+    }
+    out
+}
+
+fn load_in(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    base: Option<&Path>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let root = tree(text, source, env, &mut errors);
+    let included = root
+        .as_ref()
+        .map(|r| includes(r, source, env, base, &mut errors))
+        .unwrap_or_default();
     // No tree means the YAML itself is broken; decoding it would only add noise.
-    if let Some(root) = parsed.root {
-        match decode::decode(&root, source) {
-            Ok(config) if errors.is_empty() => return Ok(config),
+    if let Some(root) = root {
+        match decode::decode(&root, source, &included) {
+            Ok(mut config) if errors.is_empty() => {
+                config.include = include_patterns(&root, base);
+                return Ok(config);
+            }
             Ok(_) => {}
             Err(more) => errors.extend(more),
         }
     }
-    // Stable, so problems found at the same spot keep the order they were found in.
-    errors.sort_by_key(|e| (e.line, e.col));
+    // The main file's problems first, then each included file's; stable, so problems found
+    // at the same spot keep the order they were found in.
+    errors.sort_by(|a, b| {
+        (a.file != source, &a.file, a.line, a.col).cmp(&(b.file != source, &b.file, b.line, b.col))
+    });
     Err(errors)
+}
+
+/// `include` patterns joined to the including file's folder, for the watcher.
+fn include_patterns(root: &yaml::Node, base: Option<&Path>) -> Vec<std::path::PathBuf> {
+    let (Some(node), Some(base)) = (root.get("include"), base) else {
+        return Vec::new();
+    };
+    node.strings()
+        .into_iter()
+        .filter_map(|(_, p)| p.map(|p| base.join(p)))
+        .collect()
+}
+
+/// The files an `include` pattern (as [`Config::include`] holds it) matches now.
+pub fn included_files(pattern: &Path) -> Vec<std::path::PathBuf> {
+    include::resolve(Path::new(""), &pattern.to_string_lossy()).unwrap_or_default()
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub probe: Option<Probe>,
     pub logging: Logging,
     pub cache: Option<CacheSettings>,
+    /// `include` patterns, joined to the config file's folder (what `server.watch` watches).
+    pub include: Vec<PathBuf>,
     /// Every backend pool, referenced by index from domains and routes.
     pub pools: Vec<PoolConfig>,
     pub domains: Vec<Domain>,

@@ -56,6 +56,34 @@ impl Node {
         }
     }
 
+    /// A mapping's value for `key` (`None` for a missing or null value, or a non-mapping).
+    pub(super) fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| &e.value)
+                .filter(|n| !n.is_null()),
+            _ => None,
+        }
+    }
+
+    /// A list's items as strings (`None` for an item that is not a scalar); a lone scalar is
+    /// a list of one.
+    pub(super) fn strings(&self) -> Vec<(Pos, Option<String>)> {
+        match &self.value {
+            Value::Seq(items) => items
+                .iter()
+                .map(|n| match &n.value {
+                    Value::Scalar(s) => (n.pos, Some(s.text.clone())),
+                    _ => (n.pos, None),
+                })
+                .collect(),
+            Value::Scalar(s) => vec![(self.pos, Some(s.text.clone()))],
+            Value::Map(_) => vec![(self.pos, None)],
+        }
+    }
+
     fn size(&self) -> usize {
         match &self.value {
             Value::Scalar(_) => 1,

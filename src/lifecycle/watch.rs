@@ -8,6 +8,8 @@
 //! decides: a reload happens only when it differs from what was last applied, and a broken
 //! file's errors are logged once per distinct content, not once per save.
 //!
+//! Files named by `include` are watched too (their folders, and their content in the digest).
+//!
 //! Certificates are not watched: listeners' TLS settings belong to Pingora and change only
 //! with a binary upgrade (`strait -u`).
 
@@ -38,14 +40,18 @@ pub(crate) struct WatchService {
     pub state: Arc<State>,
 }
 
-fn digest(bytes: &[u8]) -> u64 {
+/// The config file's content with every file its `include` patterns match now (names too, so
+/// a file added to or removed from `conf.d/` counts as a change).
+fn content(path: &Path, include: &[PathBuf]) -> Option<u64> {
     let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
-}
-
-fn content(path: &Path) -> Option<u64> {
-    std::fs::read(path).ok().map(|b| digest(&b))
+    std::fs::read(path).ok()?.hash(&mut h);
+    for pattern in include {
+        for file in crate::config::included_files(pattern) {
+            file.hash(&mut h);
+            std::fs::read(&file).ok().hash(&mut h);
+        }
+    }
+    Some(h.finish())
 }
 
 #[async_trait]
@@ -57,16 +63,23 @@ impl BackgroundService for WatchService {
         let (tx, mut rx) = unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
-        let thread_path = path.clone();
+        // The config file's folder and each include pattern's; a pattern added by a later
+        // reload is watched from the next start.
+        let include = self.state.snapshot().config.include.clone();
+        let mut dirs: Vec<PathBuf> = std::iter::once(path.as_path())
+            .chain(include.iter().map(PathBuf::as_path))
+            .map(folder)
+            .collect();
+        dirs.dedup();
         let spawned = std::thread::Builder::new()
             .name("strait-watch".into())
-            .spawn(move || watch_loop(&thread_path, &tx, &thread_stop));
+            .spawn(move || watch_loop(&dirs, &tx, &thread_stop));
         if let Err(e) = spawned {
             error!("cannot start the config watcher: {e}");
             return;
         }
         info!("watching {} for changes", path.display());
-        let mut applied = content(&path);
+        let mut applied = content(&path, &include);
         let mut rejected: Option<u64> = None;
         loop {
             tokio::select! {
@@ -81,7 +94,8 @@ impl BackgroundService for WatchService {
                     Err(_) => break,
                 }
             }
-            let now = content(&path);
+            let include = self.state.snapshot().config.include.clone();
+            let now = content(&path, &include);
             if now.is_none() || now == applied {
                 // Mid-rename, or untouched content (a `touch`, another file in the folder).
                 continue;
@@ -109,17 +123,17 @@ impl BackgroundService for WatchService {
     }
 }
 
-/// Blocks on inotify for the config file's directory and sends one message per batch of
-/// events, until `stop` is set or the receiver is gone.
-fn watch_loop(path: &Path, tx: &UnboundedSender<()>, stop: &AtomicBool) {
-    let dir = match path.parent() {
+/// The folder a file (or an include pattern) is in.
+fn folder(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
-        error!("cannot watch {}: the path has a NUL byte", dir.display());
-        return;
-    };
+    }
+}
+
+/// Blocks on inotify for the given folders and sends one message per batch of events, until
+/// `stop` is set or the receiver is gone.
+fn watch_loop(dirs: &[PathBuf], tx: &UnboundedSender<()>, stop: &AtomicBool) {
     // SAFETY: plain syscall; the fd is closed at the end of this function.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
     if fd < 0 {
@@ -136,13 +150,24 @@ fn watch_loop(path: &Path, tx: &UnboundedSender<()>, stop: &AtomicBool) {
         | libc::IN_DELETE
         | libc::IN_MODIFY
         | libc::IN_ATTRIB;
-    // SAFETY: a valid inotify fd and a NUL-terminated path.
-    if unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
-        error!(
-            "cannot watch {}: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        );
+    let mut watching = 0;
+    for dir in dirs {
+        let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
+            error!("cannot watch {}: the path has a NUL byte", dir.display());
+            continue;
+        };
+        // SAFETY: a valid inotify fd and a NUL-terminated path.
+        if unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
+            error!(
+                "cannot watch {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        } else {
+            watching += 1;
+        }
+    }
+    if watching == 0 {
         // SAFETY: closing the fd opened above, once.
         unsafe { libc::close(fd) };
         return;

@@ -24,6 +24,7 @@ mod h2c;
 mod headers;
 mod health;
 mod hooks;
+mod include;
 mod lifecycle;
 mod logging;
 mod metrics;

@@ -11,40 +11,55 @@ use crate::config::keys::Section;
 use crate::config::model::{Action, CacheSettings, Domain, HostPattern, Listener, PoolConfig, Pos};
 use crate::config::yaml::Node;
 
+/// Where something was: the file (the main one or an included one) and the position.
+type At = (String, Pos);
+
 /// State shared across all domains of the file.
 struct Seen {
-    /// Each host so far, with where it was and the listeners its domain answers on.
-    hosts: Vec<(HostPattern, Pos, Option<Vec<usize>>)>,
+    /// Each host so far, with where it was (file, position) and the listeners its domain
+    /// answers on.
+    hosts: Vec<(HostPattern, At, Option<Vec<usize>>)>,
 }
 
-/// Decodes the `domains` list into domains and the pools they reference.
+/// Decodes `domains` lists, the main file's and included files' (`Some(file)`: problems are
+/// reported in that file), into domains and the pools they reference. Hosts are unique across
+/// all of them.
 pub(super) fn domains(
     e: &mut Errors,
-    node: &Node,
+    parts: &[(Option<&str>, &Node)],
     global_cache: Option<&CacheSettings>,
     listeners: &[Listener],
 ) -> (Vec<PoolConfig>, Vec<Domain>) {
     let mut pools = Vec::new();
     let mut out = Vec::new();
-    let Some(items) = list(e, node, "domains") else {
-        return (pools, out);
-    };
-    if items.is_empty() {
-        e.push(node.pos, "domains", "at least one domain is required");
-    }
     let mut seen = Seen { hosts: Vec::new() };
-    for (i, item) in items.iter().enumerate() {
-        let path = item_path("domains", i);
-        if let Some(d) = domain(
-            e,
-            item,
-            &path,
-            global_cache,
-            listeners,
-            &mut seen,
-            &mut pools,
-        ) {
-            out.push(d);
+    for (file, node) in parts {
+        let main = file.map(|f| e.set_file(f));
+        let Some(items) = list(e, node, "domains") else {
+            if let Some(main) = main {
+                e.set_file(&main);
+            }
+            continue;
+        };
+        if items.is_empty() && parts.len() == 1 {
+            e.push(node.pos, "domains", "at least one domain is required");
+        }
+        for (i, item) in items.iter().enumerate() {
+            let path = item_path("domains", i);
+            if let Some(d) = domain(
+                e,
+                item,
+                &path,
+                global_cache,
+                listeners,
+                &mut seen,
+                &mut pools,
+            ) {
+                out.push(d);
+            }
+        }
+        if let Some(main) = main {
+            e.set_file(&main);
         }
     }
     (pools, out)
@@ -160,6 +175,15 @@ pub(super) fn listener_scope(
     out
 }
 
+/// `line N` in the file being read, `FILE:N` in another (an included file).
+fn where_first(e: &Errors, (file, pos): &(String, Pos)) -> String {
+    if file == e.file() {
+        format!("line {}", pos.line)
+    } else {
+        format!("{file}:{}", pos.line)
+    }
+}
+
 /// Whether two listener scopes (`None`: every listener) share a listener.
 pub(super) fn overlap(a: Option<&Vec<usize>>, b: Option<&Vec<usize>>) -> bool {
     match (a, b) {
@@ -201,13 +225,13 @@ fn hosts(
             .iter()
             .find(|(p, _, other)| *p == pattern && overlap(other.as_ref(), scope))
         {
+            let at = where_first(e, first);
             e.push(
                 item.pos,
                 &item_path,
                 format!(
-                    "duplicate host {:?} (first at line {})",
-                    text.to_ascii_lowercase(),
-                    first.line
+                    "duplicate host {:?} (first at {at})",
+                    text.to_ascii_lowercase()
                 ),
             );
             continue;
@@ -222,19 +246,23 @@ fn hosts(
                 && overlap(other.as_ref(), scope)
         });
         if let Some((p, first, _)) = tie {
+            let at = where_first(e, first);
             e.push(
                 item.pos,
                 &item_path,
                 format!(
-                    "host pattern {:?} and {:?} (line {}) are equally specific and can match the same name: make one more specific",
+                    "host pattern {:?} and {:?} ({at}) are equally specific and can match the same name: make one more specific",
                     pattern.text(),
                     p.text(),
-                    first.line
                 ),
             );
             continue;
         }
-        seen.hosts.push((pattern.clone(), item.pos, scope.cloned()));
+        seen.hosts.push((
+            pattern.clone(),
+            (e.file().to_string(), item.pos),
+            scope.cloned(),
+        ));
         out.push((pattern, text.to_ascii_lowercase()));
     }
     out

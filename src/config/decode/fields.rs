@@ -30,6 +30,16 @@ impl Errors {
             .push(ConfigError::new(&self.file, pos, path, message));
     }
 
+    /// The file problems are reported in.
+    pub(super) fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Reports into `file` from now on (an included file); returns the previous name.
+    pub(super) fn set_file(&mut self, file: &str) -> String {
+        std::mem::replace(&mut self.file, file.to_string())
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

@@ -28,7 +28,12 @@ use crate::config::model::Config;
 use crate::config::yaml::Node;
 use crate::config::ConfigError;
 
-pub(super) fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigError>> {
+/// Decodes the main file's tree; `included` are the files its `include` named (name, tree).
+pub(super) fn decode(
+    root: &Node,
+    source: &str,
+    included: &[(String, Node)],
+) -> Result<Config, Vec<ConfigError>> {
     let mut e = Errors::new(source);
     let Some(f) = Fields::new(&mut e, root, "", Section::Top) else {
         return Err(e.into_vec());
@@ -44,10 +49,30 @@ pub(super) fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigErro
     let global_cache = f
         .get("cache")
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
-    let (pools, domains) = f
-        .require(&mut e, "domains")
-        .map(|n| domain::domains(&mut e, n, global_cache.as_ref(), &listeners))
-        .unwrap_or_default();
+    let mut parts: Vec<(Option<&str>, &Node)> = Vec::new();
+    if f.get("include").is_none() {
+        parts.extend(f.require(&mut e, "domains").map(|n| (None, n)));
+    } else {
+        parts.extend(f.get("domains").map(|n| (None, n)));
+    }
+    for (file, tree) in included {
+        let main = e.set_file(file);
+        if let Some(inc) = Fields::new(&mut e, tree, "", Section::Included) {
+            if let Some(n) = inc.require(&mut e, "domains") {
+                parts.push((Some(file.as_str()), n));
+            }
+        }
+        e.set_file(&main);
+    }
+    let (pools, domains) = domain::domains(&mut e, &parts, global_cache.as_ref(), &listeners);
+    if domains.is_empty() && f.get("include").is_some() && e.is_empty() {
+        let at = f.get("include").map_or(root.pos, |n| n.pos);
+        e.push(
+            at,
+            "include",
+            "no domains: neither this file nor the included files define one",
+        );
+    }
 
     let mut binds: Vec<_> = listeners
         .iter()
@@ -77,6 +102,7 @@ pub(super) fn decode(root: &Node, source: &str) -> Result<Config, Vec<ConfigErro
         probe,
         logging,
         cache: global_cache,
+        include: Vec::new(),
         pools,
         domains,
     })
