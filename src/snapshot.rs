@@ -67,6 +67,8 @@ pub enum RouteAction {
     Proxy(Arc<Target>),
     Respond(Arc<StaticResponse>),
     Redirect(Arc<crate::config::Redirect>),
+    /// `serve`: files from a folder.
+    Serve(Arc<crate::serve::Site>),
     Drop,
     NotFound,
 }
@@ -352,6 +354,7 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
         },
         Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
         Action::Redirect(r) => RouteAction::Redirect(Arc::new(r.clone())),
+        Action::Serve(s) => RouteAction::Serve(Arc::new(crate::serve::Site::new(s))),
         Action::Drop => RouteAction::Drop,
         Action::NotFound => RouteAction::NotFound,
     }

@@ -31,6 +31,15 @@ pub(crate) enum Failure {
     UpstreamTimeout,
     BadRequest,
     Internal,
+    /// `serve`: a traversal attempt, a symlink out of the root, no permission, or a folder
+    /// without an index file when `browse` is off.
+    ForbiddenPath,
+    /// `serve`: no such file.
+    FileNotFound,
+    /// `serve` answers GET and HEAD only (sent with `Allow`).
+    MethodNotAllowed,
+    /// `serve`: a `Range` past the end of the file (sent with `Content-Range`).
+    RangeNotSatisfiable,
 }
 
 impl Failure {
@@ -45,6 +54,10 @@ impl Failure {
             Failure::UpstreamTimeout => 504,
             Failure::BadRequest => 400,
             Failure::Internal => 500,
+            Failure::ForbiddenPath => 403,
+            Failure::FileNotFound => 404,
+            Failure::MethodNotAllowed => 405,
+            Failure::RangeNotSatisfiable => 416,
         }
     }
 
@@ -61,6 +74,10 @@ impl Failure {
             Failure::UpstreamTimeout => "upstream-timeout",
             Failure::BadRequest => "bad-request",
             Failure::Internal => "internal-error",
+            Failure::ForbiddenPath => "forbidden-path",
+            Failure::FileNotFound => "not-found",
+            Failure::MethodNotAllowed => "method-not-allowed",
+            Failure::RangeNotSatisfiable => "range-not-satisfiable",
         }
     }
 
@@ -77,6 +94,10 @@ impl Failure {
             Failure::UpstreamTimeout => "strait: the upstream timed out\n",
             Failure::BadRequest => "strait: bad request\n",
             Failure::Internal => "strait: internal error\n",
+            Failure::ForbiddenPath => "strait: forbidden\n",
+            Failure::FileNotFound => "strait: not found\n",
+            Failure::MethodNotAllowed => "strait: method not allowed\n",
+            Failure::RangeNotSatisfiable => "strait: range not satisfiable\n",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! name the request, identify the client, route by Host and path, apply the domain's or
 //! route's limits (`deny` 403, `rate_limit` 429, `max_body_bytes` 413 by `Content-Length`),
 //! run the `on_request` hooks, then act: proxy (later phases), or answer here (`respond`,
-//! `redirect`, 404).
+//! `redirect`, `serve`, 404).
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -11,7 +11,7 @@ use pingora::{Error, Result};
 
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
-use super::{answer, hook_calls, host, logging};
+use super::{answer, hook_calls, host, logging, serve};
 use crate::hooks::RequestKind;
 use crate::router::Hit;
 use crate::snapshot::{RouteAction, Snapshot, Target};
@@ -77,6 +77,7 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         }
         RouteAction::Respond(r) => answer::respond(state, session, ctx, r).await.map(|_| true),
         RouteAction::Redirect(r) => answer::redirect(state, session, ctx, r).await.map(|_| true),
+        RouteAction::Serve(site) => serve::serve(state, session, ctx, site).await.map(|_| true),
         RouteAction::Drop => {
             // No response: fail_to_proxy writes nothing for this error, Pingora closes, and
             // the access log and metrics record status 0 with error `dropped`.

@@ -24,14 +24,14 @@ pub(super) fn respond(e: &mut Errors, node: &Node, path: &str) -> Option<Respond
     })
 }
 
-/// A `respond`, `redirect` or `drop: true` of a domain or route: the answer it gives instead
-/// of proxying. Each excludes the others and the `exclusive` keys (a pool's fields).
+/// A `respond`, `redirect`, `serve` or `drop: true` of a domain or route: the answer it gives
+/// instead of proxying. Each excludes the others and the `exclusive` keys (a pool's fields).
 pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<Action> {
     let mut found = None;
     if f.boolean(e, "drop") == Some(true) {
         found = Some(Action::Drop);
         if let Some(node) = f.get("drop") {
-            for other in exclusive.iter().chain(&["respond", "redirect"]) {
+            for other in exclusive.iter().chain(ANSWERS) {
                 if f.has(other) {
                     e.push(
                         node.pos,
@@ -42,15 +42,12 @@ pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<A
             }
         }
     }
-    for key in ["respond", "redirect"] {
+    for (i, key) in ANSWERS.iter().enumerate() {
         let Some(node) = f.get(key) else {
             continue;
         };
-        let mut others: Vec<&str> = exclusive.to_vec();
-        if key == "redirect" {
-            others.insert(0, "respond");
-        }
-        for other in others {
+        // Each pair of answers is reported once, at the later key of the table.
+        for other in ANSWERS[..i].iter().rev().chain(exclusive) {
             if f.has(other) {
                 e.push(
                     node.pos,
@@ -59,10 +56,10 @@ pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<A
                 );
             }
         }
-        let action = if key == "respond" {
-            respond(e, node, &f.path(key)).map(Action::Respond)
-        } else {
-            redirect(e, node, &f.path(key)).map(Action::Redirect)
+        let action = match *key {
+            "respond" => respond(e, node, &f.path(key)).map(Action::Respond),
+            "redirect" => redirect(e, node, &f.path(key)).map(Action::Redirect),
+            _ => super::serve::serve(e, node, &f.path(key)).map(Action::Serve),
         };
         if found.is_none() {
             found = action;
@@ -70,6 +67,9 @@ pub(super) fn answer(e: &mut Errors, f: &Fields, exclusive: &[&str]) -> Option<A
     }
     found
 }
+
+/// The keys of answers that take a mapping, in the order they are checked.
+pub(super) const ANSWERS: &[&str] = &["respond", "redirect", "serve"];
 
 const REDIRECT_STATUSES: &[&str] = &["301", "302", "303", "307", "308"];
 

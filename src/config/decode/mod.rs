@@ -14,6 +14,7 @@ mod limits;
 mod options;
 mod pool;
 mod route;
+mod serve;
 mod server;
 
 use crate::config::keys::Section;
