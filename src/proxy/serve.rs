@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use http::header::{ALLOW, CONTENT_RANGE, VARY};
 use http::Method;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -27,7 +26,7 @@ pub(crate) async fn serve(
     let req = session.req_header();
     if req.method != Method::GET && req.method != Method::HEAD {
         let (mut header, body) = answer::page(Failure::MethodNotAllowed)?;
-        header.insert_header(ALLOW, "GET, HEAD")?;
+        header.insert_header("Allow", "GET, HEAD")?;
         return answer::write(state, session, ctx, header, body).await;
     }
     let request = Request::of(req);
@@ -36,7 +35,7 @@ pub(crate) async fn serve(
         tokio::task::spawn_blocking(move || site.answer(&request)).await
     };
     let (mut header, body) = match decided {
-        Ok(Answer::Reply { header, body }) => (header, body),
+        Ok(Answer::Reply { header, body }) => (*header, body),
         Ok(Answer::Refused(refusal)) => return refused(state, session, ctx, refusal).await,
         Err(e) => {
             log::error!("serve: the file lookup failed: {e}");
@@ -71,9 +70,9 @@ async fn refused(
     };
     let (mut header, body) = answer::page(failure)?;
     if let Refusal::RangeNotSatisfiable { len, vary } = refusal {
-        header.insert_header(CONTENT_RANGE, format!("bytes */{len}"))?;
+        header.insert_header("Content-Range", format!("bytes */{len}"))?;
         if vary {
-            header.insert_header(VARY, "Accept-Encoding")?;
+            header.insert_header("Vary", "Accept-Encoding")?;
         }
     }
     answer::write(state, session, ctx, header, body).await

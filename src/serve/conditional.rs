@@ -36,7 +36,10 @@ pub(crate) fn not_modified(
             .map(str::trim)
             .any(|tag| tag == "*" || opaque(tag) == opaque(etag));
     }
-    match (if_modified_since.and_then(|d| httpdate::parse_http_date(d.trim()).ok()), modified) {
+    match (
+        if_modified_since.and_then(|d| httpdate::parse_http_date(d.trim()).ok()),
+        modified,
+    ) {
         (Some(since), Some(modified)) => modified <= since,
         _ => false,
     }
@@ -183,7 +186,10 @@ mod tests {
         assert_eq!(r("W/\"17-4\""), Ranged::Full);
         assert_eq!(r("\"other\""), Ranged::Full);
         assert_eq!(r(&httpdate::fmt_http_date(t)), part);
-        assert_eq!(r(&httpdate::fmt_http_date(t + Duration::from_secs(5))), Ranged::Full);
+        assert_eq!(
+            r(&httpdate::fmt_http_date(t + Duration::from_secs(5))),
+            Ranged::Full
+        );
         assert_eq!(r("garbage"), Ranged::Full);
     }
 }

@@ -76,7 +76,10 @@ mod tests {
         std::fs::write(dir.join("a#b%c"), "").unwrap();
         let html = page(&dir, "/<x>/", false).unwrap();
         assert!(html.contains("Index of /&lt;x&gt;/"), "{html}");
-        assert!(html.contains("href=\"./sub%20dir/\">sub dir/</a>"), "{html}");
+        assert!(
+            html.contains("href=\"./sub%20dir/\">sub dir/</a>"),
+            "{html}"
+        );
         assert!(
             html.contains("href=\"./%3Cb%3E%26x%3F.txt\">&lt;b&gt;&amp;x?.txt</a>"),
             "{html}"

@@ -81,7 +81,10 @@ impl Request {
 
 /// What to send.
 pub(crate) enum Answer {
-    Reply { header: ResponseHeader, body: Body },
+    Reply {
+        header: Box<ResponseHeader>,
+        body: Body,
+    },
     Refused(Refusal),
 }
 
@@ -90,7 +93,11 @@ pub(crate) enum Body {
     Empty,
     Bytes(Bytes),
     /// `len` bytes of `file` from `offset`, streamed by [`send::file`].
-    File { file: File, offset: u64, len: u64 },
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// The error pages a `serve` gives (`proxy/error_class.rs` names them).
@@ -164,11 +171,11 @@ impl Site {
             Ok(html) => {
                 let body = Bytes::from(html);
                 let mut h = reply(200);
-                insert(&mut h, header::CONTENT_TYPE, "text/html; charset=utf-8");
-                insert(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
+                insert(&mut h, "Content-Type", "text/html; charset=utf-8");
+                insert(&mut h, "Content-Length", &body.len().to_string());
                 self.cache_control(&mut h);
                 Answer::Reply {
-                    header: h,
+                    header: Box::new(h),
                     body: Body::Bytes(body),
                 }
             }
@@ -228,26 +235,29 @@ impl Site {
         let modified = conditional::modified(meta);
         let len = meta.len();
         let mut h = reply(200);
-        insert(&mut h, header::ETAG, &etag);
+        insert(&mut h, "ETag", &etag);
         if let Some(m) = modified {
-            insert(&mut h, header::LAST_MODIFIED, &httpdate::fmt_http_date(m));
+            insert(&mut h, "Last-Modified", &httpdate::fmt_http_date(m));
         }
         self.cache_control(&mut h);
         if vary {
-            insert(&mut h, header::VARY, "Accept-Encoding");
+            insert(&mut h, "Vary", "Accept-Encoding");
         }
-        let (inm, ims) = (req.if_none_match.as_deref(), req.if_modified_since.as_deref());
+        let (inm, ims) = (
+            req.if_none_match.as_deref(),
+            req.if_modified_since.as_deref(),
+        );
         if conditional::not_modified(inm, ims, &etag, modified) {
             let _ = h.set_status(304);
             return Answer::Reply {
-                header: h,
+                header: Box::new(h),
                 body: Body::Empty,
             };
         }
-        insert(&mut h, header::CONTENT_TYPE, &content_type(wanted));
-        insert(&mut h, header::ACCEPT_RANGES, "bytes");
+        insert(&mut h, "Content-Type", &content_type(wanted));
+        insert(&mut h, "Accept-Ranges", "bytes");
         if let Some(c) = coding {
-            insert(&mut h, header::CONTENT_ENCODING, c.name());
+            insert(&mut h, "Content-Encoding", c.name());
         }
         // Range handling is defined for GET only (RFC 9110 §14.2).
         let ranged = if req.head {
@@ -269,11 +279,11 @@ impl Site {
             Ranged::Part { start, end } => {
                 let _ = h.set_status(206);
                 let range = format!("bytes {start}-{end}/{len}");
-                insert(&mut h, header::CONTENT_RANGE, &range);
+                insert(&mut h, "Content-Range", &range);
                 (start, end - start + 1)
             }
         };
-        insert(&mut h, header::CONTENT_LENGTH, &count.to_string());
+        insert(&mut h, "Content-Length", &count.to_string());
         let body = if req.head {
             Body::Empty
         } else if count <= send::CHUNK {
@@ -292,7 +302,10 @@ impl Site {
                 len: count,
             }
         };
-        Answer::Reply { header: h, body }
+        Answer::Reply {
+            header: Box::new(h),
+            body,
+        }
     }
 
     /// Logs a missing root, at most once a second.
@@ -317,7 +330,7 @@ impl Site {
 
     fn cache_control(&self, h: &mut ResponseHeader) {
         if let Some(cc) = &self.config.cache_control {
-            insert(h, header::CACHE_CONTROL, cc);
+            insert(h, "Cache-Control", cc);
         }
     }
 }
@@ -345,11 +358,11 @@ fn redirect_to_folder(req: &Request) -> Answer {
     }
     let body = Bytes::from(format!("Redirecting to {location}\n"));
     let mut h = reply(301);
-    insert(&mut h, header::LOCATION, &location);
-    insert(&mut h, header::CONTENT_TYPE, "text/plain; charset=utf-8");
-    insert(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
+    insert(&mut h, "Location", &location);
+    insert(&mut h, "Content-Type", "text/plain; charset=utf-8");
+    insert(&mut h, "Content-Length", &body.len().to_string());
     Answer::Reply {
-        header: h,
+        header: Box::new(h),
         body: Body::Bytes(body),
     }
 }
@@ -365,13 +378,14 @@ pub(crate) fn content_type(name: &Path) -> String {
 
 fn reply(status: u16) -> ResponseHeader {
     // Statuses given here are all valid.
-    ResponseHeader::build(status, Some(10)).unwrap_or_else(|_| ResponseHeader::build(500, None).expect("500"))
+    ResponseHeader::build(status, Some(10))
+        .unwrap_or_else(|_| ResponseHeader::build(500, None).expect("500"))
 }
 
 /// Values made here are valid header values (paths come from a parsed request target,
-/// `cache_control` was checked at load).
-fn insert(h: &mut ResponseHeader, name: header::HeaderName, value: &str) {
-    if h.insert_header(name.clone(), value).is_err() {
+/// `cache_control` was checked at load). Names are written as given (Pingora keeps case).
+fn insert(h: &mut ResponseHeader, name: &'static str, value: &str) {
+    if h.insert_header(name, value).is_err() {
         log::debug!("serve: {name} {value:?} is not a header value");
     }
 }
@@ -382,9 +396,15 @@ mod tests {
 
     #[test]
     fn content_types_from_extensions() {
-        assert_eq!(content_type(Path::new("a/b.html")), "text/html; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("a/b.html")),
+            "text/html; charset=utf-8"
+        );
         assert_eq!(content_type(Path::new("x.CSS")), "text/css; charset=utf-8");
-        assert_eq!(content_type(Path::new("x.js")), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("x.js")),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type(Path::new("x.json")), "application/json");
         assert_eq!(content_type(Path::new("x.png")), "image/png");
         assert_eq!(content_type(Path::new("x.svg")), "image/svg+xml");

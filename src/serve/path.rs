@@ -135,12 +135,18 @@ mod tests {
         std::os::unix::fs::symlink("sub/in.txt", root.join("in")).unwrap();
         let root = std::fs::canonicalize(&root).unwrap();
 
-        assert_eq!(locate(&root, &root.join("out")).unwrap_err(), Miss::Forbidden);
+        assert_eq!(
+            locate(&root, &root.join("out")).unwrap_err(),
+            Miss::Forbidden
+        );
         let found = locate(&root, &root.join("in")).unwrap();
         assert!(found.path.ends_with("sub/in.txt"));
         assert!(open(&found).is_ok());
         assert!(locate(&root, &root.join("sub")).unwrap().is_dir());
-        assert_eq!(locate(&root, &root.join("nope")).unwrap_err(), Miss::NotFound);
+        assert_eq!(
+            locate(&root, &root.join("nope")).unwrap_err(),
+            Miss::NotFound
+        );
         assert_eq!(
             locate(&root, &root.join("sub/in.txt/x")).unwrap_err(),
             Miss::NotFound

@@ -33,6 +33,7 @@ mod resilience;
 mod retries;
 mod routing;
 mod schema;
+mod serve;
 mod startup;
 mod timeouts;
 mod tls;

@@ -76,11 +76,7 @@ fn index(e: &mut Errors, node: &Node, path: &str) -> Option<Vec<String>> {
             ok = false;
             continue;
         };
-        if name.is_empty()
-            || name == "."
-            || name == ".."
-            || name.contains(['/', '\\', '\0'])
-        {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
             e.push(
                 item.pos,
                 &at,

@@ -125,11 +125,14 @@ fn serve_excludes_backends_and_other_answers() {
     ));
     let got = errors(&text);
     assert!(
-        got.iter().any(|l| l.ends_with("domains[0].serve: serve cannot be combined with `backends`")),
+        got.iter()
+            .any(|l| l.ends_with("domains[0].serve: serve cannot be combined with `backends`")),
         "{got:?}"
     );
     assert!(
-        got.iter().any(|l| l.ends_with("domains[0].routes[0].serve: serve cannot be combined with `respond`")),
+        got.iter()
+            .any(|l| l
+                .ends_with("domains[0].routes[0].serve: serve cannot be combined with `respond`")),
         "{got:?}"
     );
     assert!(
