@@ -528,3 +528,17 @@ fn bad_roots_are_config_errors() {
     );
     c.assert_error(5, col("[]"), "domains[0].serve.index", &["empty list"]);
 }
+
+#[test]
+fn deny_and_rate_limits_apply_before_files() {
+    let site = Site::new("serve-limits");
+    site.file("x.txt", "x");
+    let s = Strait::start(&config(&format!(
+        "domains:\n  - hosts: [{HOST}]\n    serve: {{ root: \"{root}\" }}\n    rate_limit: {{ requests: 2, per: 1h }}\n    routes:\n      - {{ path_prefix: /private/, deny: [127.0.0.0/8], serve: {{ root: \"{root}\" }} }}\n",
+        root = site.root.display()
+    )));
+    assert_refused(&get(&s, "/private/x.txt"), 403, "denied");
+    assert_eq!(get(&s, "/x.txt").status, 200);
+    assert_eq!(get(&s, "/x.txt").status, 200);
+    assert_refused(&get(&s, "/x.txt"), 429, "rate-limited");
+}
