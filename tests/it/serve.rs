@@ -542,3 +542,63 @@ fn deny_and_rate_limits_apply_before_files() {
     assert_eq!(get(&s, "/x.txt").status, 200);
     assert_refused(&get(&s, "/x.txt"), 429, "rate-limited");
 }
+
+#[test]
+fn explain_and_show_name_the_serve() {
+    let site = Site::new("serve-explain");
+    let path = site.base.join("strait.yaml");
+    fs::write(
+        &path,
+        format!(
+            "listeners:\n  - addr: 127.0.0.1:{}\ndomains:\n  - hosts: [{HOST}]\n    serve: {{ root: \"{}\", spa: true, precompressed: [gzip] }}\n",
+            crate::support::strait::free_port(),
+            site.root.display()
+        ),
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    let ran =
+        crate::support::strait::run_bin(&["explain", "-c", &path, "--host", HOST, "--path", "/a"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let v: Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {ran:?}"));
+    assert_eq!(v["action"]["kind"], "serve", "{v}");
+    assert!(
+        v["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("served from the files"),
+        "{v}"
+    );
+    let ran = crate::support::strait::run_bin(&["config", "show", "-c", &path]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains("spa: true, browse: false, precompressed: [gzip] }"),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn hooks_guard_and_see_served_files() {
+    let site = Site::new("serve-hooks");
+    site.file("private-files/a.txt", "a")
+        .file("pub/big.bin", vec![1u8; 100_000]);
+    // The hook server of hooks.rs: rejects /private* without `X-Token: secret`, labels every
+    // response with X-Hook-Source and X-Hook-Status-Seen.
+    let s = crate::hooks::start_hooked(&config(&format!(
+        "domains:\n  - hosts: [{HOST}]\n    serve: {{ root: \"{}\" }}\n",
+        site.root.display()
+    )));
+    let r = get(&s, "/private-files/a.txt");
+    assert_eq!((r.status, r.text().as_str()), (401, "no token\n"));
+    let r = req(&s, "GET", "/private-files/a.txt", &[("X-Token", "secret")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "a"));
+    assert_eq!(r.header("x-hook-source"), Some("strait"));
+    assert_eq!(r.header("x-hook-status-seen"), Some("200"));
+    // A streamed file's head goes through the hook too.
+    let r = get(&s, "/pub/big.bin");
+    assert_eq!((r.status, r.body.len()), (200, 100_000));
+    assert_eq!(r.header("x-hook-source"), Some("strait"));
+    assert_refused(&get(&s, "/pub/none"), 404, "not-found");
+}
