@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # strait vs nginx vs HAProxy as round-robin reverse proxies, on loopback. See benches/README.md.
 #
-#   benches/run.sh              full run (5 profiles x 3 proxies x 3 rounds, about 9 minutes)
+#   benches/run.sh              full run (5 profiles x 3 proxies x 3 rounds + 2 static profiles x 2, about 11 minutes)
 #   QUICK=1 benches/run.sh      one 3 s round per profile (about 3.5 minutes)
 #   PROFILES="plain cache" PROXIES="strait nginx" ROUNDS=5 benches/run.sh
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [8] seconds per wrk run  WARMUP [2] seconds per proxy and profile
-#   PROFILES [plain plain16k observe cache c1000]  PROXIES [strait nginx haproxy]
+#   PROFILES [plain plain16k observe cache c1000 static]  PROXIES [strait nginx haproxy]
+#            `static` is static4k + static1m: strait `serve` vs nginx `root` on a 4 KiB and
+#            a 1 MiB file (HAProxy and bare Pingora serve no files and sit these out)
 #   BASELINE [plain] profiles that also run bare Pingora (benches/baseline/bare_pingora.rs),
 #                    the floor under strait; "" for none
 #   WORKERS [1] worker processes/threads of every proxy   CONNS [64] wrk connections
@@ -31,7 +33,15 @@ fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
-PROFILES=${PROFILES:-plain plain16k observe cache c1000}
+PROFILES=${PROFILES:-plain plain16k observe cache c1000 static}
+expanded=""
+for p in $PROFILES; do
+  case $p in
+  static) expanded="$expanded static4k static1m" ;;
+  *) expanded="$expanded $p" ;;
+  esac
+done
+PROFILES=${expanded# }
 PROXIES=${PROXIES:-strait nginx haproxy}
 WORKERS=${WORKERS:-1}
 CONNS=${CONNS:-64}
@@ -101,7 +111,7 @@ fi
 TMP=$(mktemp -d /tmp/strait-bench.XXXXXX)
 # nginx workers run as nobody when started by root; they must reach the cache and temp dirs.
 chmod 755 "$TMP"
-mkdir -p "$OUT" "$TMP/www"
+mkdir -p "$OUT" "$TMP/www" "$TMP/static"
 # The processes started here and still running, by name.
 declare -A LIVE=()
 cleanup() {
@@ -124,6 +134,12 @@ trap 'exit 130' INT TERM
 # --- origin: one nginx worker, two ports --------------------------------------------------------
 SMALL_BODY='{"ok":true,"from":"origin","pad":"0123456789abcdef0123456789"}'
 head -c 16384 /dev/zero | tr '\0' 'x' >"$TMP/www/16k"
+# The static profiles' files, served by strait (`serve`) and nginx (`root`) themselves; /small
+# is what wait_http asks for.
+head -c 4096 /dev/zero | tr '\0' 's' >"$TMP/static/4k"
+head -c 1048576 /dev/zero | tr '\0' 'm' >"$TMP/static/1m"
+echo ok >"$TMP/static/small"
+chmod -R a+rX "$TMP/static"
 cat >"$TMP/origin.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -212,6 +228,19 @@ admin:
   max_entries: 10000"
     dcache="    cache: true"
   fi
+  local domain
+  if [ "$p" = static4k ] || [ "$p" = static1m ]; then
+    domain="  - hosts: [\"*\"]
+    serve: { root: $TMP/static }"
+  else
+    domain="  - hosts: [\"*\"]
+    load_balancer: round_robin
+    backends:
+      - { addr: \"http://127.0.0.1:$ORIGIN_A\" }
+      - { addr: \"http://127.0.0.1:$ORIGIN_B\" }
+    max_idle_conns: 1024
+    max_retries: 1"
+  fi
   cat >"$TMP/strait.yaml" <<EOF
 server:
   threads: $WORKERS
@@ -226,13 +255,7 @@ logging:
 $obs
 $cache
 domains:
-  - hosts: ["*"]
-    load_balancer: round_robin
-    backends:
-      - { addr: "http://127.0.0.1:$ORIGIN_A" }
-      - { addr: "http://127.0.0.1:$ORIGIN_B" }
-    max_idle_conns: 1024
-    max_retries: 1
+$domain
 $hc
 $dcache
 EOF
@@ -247,6 +270,23 @@ write_nginx() { # profile
   if [ "$p" = cache ]; then
     cache_path="proxy_cache_path $TMP/nginx-cache levels=1:2 keys_zone=bench:10m max_size=64m inactive=60m use_temp_path=off;"
     cache="proxy_cache bench; proxy_cache_valid 200 1h; add_header X-Cache \$upstream_cache_status;"
+  fi
+  # static: the files from a root folder, with the sendfile Debian's stock nginx.conf turns on.
+  local site="location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header Host \$proxy_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Request-Id \$request_id;
+      $cache
+    }"
+  if [ "$p" = static4k ] || [ "$p" = static1m ]; then
+    site="root $TMP/static;
+    sendfile on;
+    location / { }"
   fi
   cat >"$TMP/nginx.conf" <<EOF
 worker_processes $WORKERS;
@@ -271,17 +311,7 @@ http {
   }
   server {
     listen 127.0.0.1:${PORT[nginx]} backlog=4096;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$proxy_host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_set_header X-Request-Id \$request_id;
-      $cache
-    }
+    $site
   }
   $status
 }
@@ -472,10 +502,19 @@ for p in $PROFILES; do
     path=/small
     conns=1000
     ;;
+  static4k)
+    path=/4k
+    conns=$CONNS
+    ;;
+  static1m)
+    path=/1m
+    conns=$CONNS
+    ;;
   *) die "unknown profile $p" ;;
   esac
   proxies=$PROXIES
   case " $BASELINE " in *" $p "*) proxies="$proxies pingora" ;; esac
+  case $p in static*) proxies=$(echo " $proxies " | sed 's/ haproxy / /; s/ pingora / /') ;; esac
   for name in $proxies; do
     start_proxy "$name" "$p"
     # Warm-up: fills the upstream pools (and the caches), not measured.

@@ -270,6 +270,8 @@ pub(crate) fn explain(snapshot: &Snapshot, hooks: &Hooks, question: &Question) -
         (RouteAction::Respond(r), None) =>
             format!("{} from the static `respond`", r.header.status.as_u16()),
         (RouteAction::Redirect(r), None) => format!("{} redirect", r.status),
+        (RouteAction::Serve(site), None) =>
+            format!("served from the files under {}", site.config.root.display()),
         (RouteAction::Proxy(t), None) => match pick {
             Some(url) => format!("proxied to {url}"),
             None if t.pool.strategy == Strategy::Random && t.pool.has_usable() => {
@@ -411,6 +413,7 @@ fn action(action: &RouteAction, q: &Question, captures: &[String]) -> Value {
         }
         RouteAction::NotFound => json!({ "kind": "not_found" }),
         RouteAction::Drop => json!({ "kind": "drop" }),
+        RouteAction::Serve(site) => json!({ "kind": "serve", "root": site.config.root }),
     }
 }
 

@@ -33,6 +33,7 @@ pub(crate) mod limits;
 pub(crate) mod metrics;
 pub(crate) mod proxy;
 pub(crate) mod router;
+pub(crate) mod serve;
 pub(crate) mod server;
 pub(crate) mod snapshot;
 pub(crate) mod state;

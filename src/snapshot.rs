@@ -74,6 +74,8 @@ pub enum RouteAction {
     Proxy(Arc<Target>),
     Respond(Arc<StaticResponse>),
     Redirect(Arc<crate::config::Redirect>),
+    /// `serve`: files from a folder.
+    Serve(Arc<crate::serve::Site>),
     Drop,
     NotFound,
 }
@@ -400,6 +402,7 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
         },
         Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
         Action::Redirect(r) => RouteAction::Redirect(Arc::new(r.clone())),
+        Action::Serve(s) => RouteAction::Serve(Arc::new(crate::serve::Site::new(s))),
         Action::Drop => RouteAction::Drop,
         Action::NotFound => RouteAction::NotFound,
     }

@@ -167,6 +167,7 @@ fn action_name(a: &Action) -> &'static str {
         Action::Respond(_) => "respond",
         Action::Redirect(_) => "redirect",
         Action::Drop => "drop",
+        Action::Serve(_) => "serve",
         Action::NotFound => "not_found",
     }
 }

@@ -72,6 +72,9 @@ pub(crate) fn find_pool(
         Action::Respond(_) => Err(ApiError::conflict(
             "this route answers with a static response; it has no backends",
         )),
+        Action::Serve(_) => Err(ApiError::conflict(
+            "this route serves files (`serve`); it has no backends",
+        )),
         _ => Err(ApiError::conflict(
             "no backend pool here (the config has no `backends` for it)",
         )),

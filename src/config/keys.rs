@@ -38,11 +38,12 @@ pub(crate) enum Section {
     HashKey,
     Sticky,
     RetryBudget,
+    Serve,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 26] = [
+    pub(crate) const ALL: [Section; 27] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -69,6 +70,7 @@ impl Section {
         Section::HashKey,
         Section::Sticky,
         Section::RetryBudget,
+        Section::Serve,
     ];
 
     /// Where the section is found in a file.
@@ -100,6 +102,7 @@ impl Section {
             Section::HashKey => "hash_key",
             Section::Sticky => "sticky",
             Section::RetryBudget => "retry_budget",
+            Section::Serve => "serve",
         }
     }
 }
@@ -295,6 +298,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("respond", DOMAIN_AND_ROUTE, K::Map(S::Respond), D::Unset("none"), "answer with a fixed response"),
     key("redirect", DOMAIN_AND_ROUTE, K::Map(S::Redirect), D::Unset("none"), "answer with a redirect"),
     key("drop", DOMAIN_AND_ROUTE, K::Bool, D::Bool(false), "close the connection without a response"),
+    key("serve", DOMAIN_AND_ROUTE, K::Map(S::Serve), D::Unset("none"), "answer with files from a folder (docs/routing.md)"),
     key("access_log", DOMAIN_AND_ROUTE, K::Path, D::Unset("only the global access log"), "also log this domain's or route's requests to this file (logging.access_log_format; reopened on SIGUSR1)"),
     key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
@@ -339,6 +343,13 @@ pub(crate) const KEYS: &[Key] = &[
     key("same_site", &[S::Sticky], K::OneOf(&["lax", "strict", "none"]), D::Unset("no SameSite"), "add SameSite"),
     key("percent", &[S::RetryBudget], K::Int { min: 0, max: 1000 }, D::Int(20), "retries per second at most this share of requests per second"),
     key("min_per_second", &[S::RetryBudget], K::Int { min: 0, max: 1_000_000 }, D::Int(10), "retries per second always allowed"),
+    // --- serve ---
+    key("root", &[S::Serve], K::Path, D::Required, "an existing folder; the request's whole path is appended to it (as nginx's `root`)"),
+    key("index", &[S::Serve], K::List(I::Text), D::Unset("[index.html]"), "file names tried in order for a directory (not empty)"),
+    key("spa", &[S::Serve], K::Bool, D::Bool(false), "unknown paths get the root's index file with 200 (single-page apps)"),
+    key("browse", &[S::Serve], K::Bool, D::Bool(false), "a directory without an index file gets an HTML listing (else 403)"),
+    key("precompressed", &[S::Serve], K::List(I::Text), D::Unset("none"), "br, gzip, zstd: serve x.br / x.gz / x.zst to clients that accept it, preferred in this order"),
+    key("cache_control", &[S::Serve], K::String, D::Unset("no Cache-Control"), "the Cache-Control of files, listings and 304s"),
 ];
 
 const fn key(

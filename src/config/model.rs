@@ -402,6 +402,54 @@ pub struct Redirect {
     pub location: Template,
 }
 
+/// `serve: { root, index, spa, browse, precompressed, cache_control }`: a static file server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serve {
+    /// As written; an existing folder when the config was loaded.
+    pub root: PathBuf,
+    /// File names tried, in order, for a directory request. Never empty.
+    pub index: Vec<String>,
+    /// Unknown paths get the root's index file with 200 (single-page apps).
+    pub spa: bool,
+    /// A directory without an index file gets an HTML listing (else 403).
+    pub browse: bool,
+    /// Sibling files (`x.br`, `x.gz`, `x.zst`) served to clients that accept the encoding,
+    /// in the order of preference written.
+    pub precompressed: Vec<Encoding>,
+    pub cache_control: Option<String>,
+}
+
+/// A content coding of `serve.precompressed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Br,
+    Gzip,
+    Zstd,
+}
+
+impl Encoding {
+    /// Every coding, as written in the config.
+    pub const ALL: [Encoding; 3] = [Encoding::Br, Encoding::Gzip, Encoding::Zstd];
+
+    /// The config's and `Content-Encoding`'s name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    /// The suffix of the sibling file holding this encoding.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Encoding::Br => ".br",
+            Encoding::Gzip => ".gz",
+            Encoding::Zstd => ".zst",
+        }
+    }
+}
+
 /// What a domain or route does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -413,6 +461,8 @@ pub enum Action {
     Redirect(Redirect),
     /// `drop: true`: close the connection without a response.
     Drop,
+    /// `serve`: answer with files from a folder (`crate::serve`).
+    Serve(Serve),
     /// The domain has no backends and no route matched.
     NotFound,
 }

@@ -254,6 +254,23 @@ fn handling(
         Action::Drop => {
             let _ = writeln!(o, "{pad}drop: true");
         }
+        Action::Serve(s) => {
+            let list = |items: Vec<String>| items.join(", ");
+            let cache_control = s
+                .cache_control
+                .as_deref()
+                .map(|cc| format!(", cache_control: {}", q(cc)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "{pad}serve: {{ root: {}, index: [{}], spa: {}, browse: {}, precompressed: [{}]{cache_control} }}",
+                q(&s.root.display().to_string()),
+                list(s.index.iter().map(|i| q(i)).collect()),
+                s.spa,
+                s.browse,
+                list(s.precompressed.iter().map(|c| c.name().to_string()).collect()),
+            );
+        }
         Action::NotFound => {
             let _ = writeln!(
                 o,

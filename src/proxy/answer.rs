@@ -23,19 +23,30 @@ pub(crate) async fn write(
     state: &State,
     session: &mut Session,
     ctx: &mut Ctx,
-    mut header: ResponseHeader,
+    header: ResponseHeader,
     body: Bytes,
+) -> Result<u16> {
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    let status = write_head(state, session, ctx, header, head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(status)
+}
+
+/// The head of [`write`], for answers whose body follows in pieces (`serve`'s files):
+/// rate-limit headers, `on_response` hooks, then the head; `end` when no body follows.
+pub(crate) async fn write_head(
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    mut header: ResponseHeader,
+    end: bool,
 ) -> Result<u16> {
     response::rate_headers(ctx, &mut header);
     hook_calls::on_response(state, session, ctx, &mut header, ResponseSource::Strait).await;
     let status = header.status.as_u16();
-    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
-    if !head_only {
-        session.write_response_body(Some(body), true).await?;
-    }
+    session.write_response_header(Box::new(header), end).await?;
     Ok(status)
 }
 

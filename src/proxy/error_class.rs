@@ -20,7 +20,8 @@ pub(crate) const BODY_TOO_LARGE: ErrorType = ErrorType::Custom("body-too-large")
 pub(crate) enum Failure {
     UnknownHost,
     NoRoute,
-    /// A route would have taken the request but for its `methods` (sent with `Allow`).
+    /// A route would have taken the request but for its `methods`, or `serve` got another
+    /// method than GET and HEAD (sent with `Allow`).
     MethodNotAllowed,
     /// The client's network is in a `deny` list.
     Denied,
@@ -33,6 +34,13 @@ pub(crate) enum Failure {
     UpstreamTimeout,
     BadRequest,
     Internal,
+    /// `serve`: a traversal attempt, a symlink out of the root, no permission, or a folder
+    /// without an index file when `browse` is off.
+    ForbiddenPath,
+    /// `serve`: no such file.
+    FileNotFound,
+    /// `serve`: a `Range` past the end of the file (sent with `Content-Range`).
+    RangeNotSatisfiable,
 }
 
 impl Failure {
@@ -48,6 +56,9 @@ impl Failure {
             Failure::UpstreamTimeout => 504,
             Failure::BadRequest => 400,
             Failure::Internal => 500,
+            Failure::ForbiddenPath => 403,
+            Failure::FileNotFound => 404,
+            Failure::RangeNotSatisfiable => 416,
         }
     }
 
@@ -65,6 +76,9 @@ impl Failure {
             Failure::UpstreamTimeout => "upstream-timeout",
             Failure::BadRequest => "bad-request",
             Failure::Internal => "internal-error",
+            Failure::ForbiddenPath => "forbidden-path",
+            Failure::FileNotFound => "not-found",
+            Failure::RangeNotSatisfiable => "range-not-satisfiable",
         }
     }
 
@@ -82,6 +96,9 @@ impl Failure {
             Failure::UpstreamTimeout => "strait: the upstream timed out\n",
             Failure::BadRequest => "strait: bad request\n",
             Failure::Internal => "strait: internal error\n",
+            Failure::ForbiddenPath => "strait: forbidden\n",
+            Failure::FileNotFound => "strait: not found\n",
+            Failure::RangeNotSatisfiable => "strait: range not satisfiable\n",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! path of a proxied request, top-down:
 //!
 //! - `request.rs`: snapshot, request id, client, routing, limits, `on_request` hooks, and
-//!   the decision to proxy or to answer (`answer.rs`: `respond`, `redirect`, error pages);
+//!   the decision to proxy or to answer (`answer.rs`: `respond`, `redirect`, error pages;
+//!   `serve.rs`: files, through `crate::serve`);
 //! - `cache.rs`: whether and how the response cache takes part;
 //! - `compress.rs`: on-the-fly compression, armed here, applied by a downstream module;
 //! - `upstream.rs`: the backend for each attempt, and the request it gets;
@@ -26,6 +27,7 @@ mod host;
 pub(crate) mod logging;
 mod request;
 mod response;
+mod serve;
 mod template;
 mod upstream;
 

@@ -2,7 +2,7 @@
 //! name the request, identify the client, route by Host and path, apply the domain's or
 //! route's limits (`deny` 403, `rate_limit` 429, `max_body_bytes` 413 by `Content-Length`),
 //! run the `on_request` hooks, then act: proxy (later phases), or answer here (`respond`,
-//! `redirect`, 404).
+//! `redirect`, `serve`, 404).
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -12,7 +12,7 @@ use pingora::{Error, Result};
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
 use super::template::{self, Vars};
-use super::{answer, compress, hook_calls, host, logging};
+use super::{answer, compress, hook_calls, host, logging, serve};
 use crate::config::Rewrite;
 use crate::hooks::RequestKind;
 use crate::router::{Hit, Request};
@@ -101,6 +101,7 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         }
         RouteAction::Respond(r) => answer::respond(state, session, ctx, r).await.map(|_| true),
         RouteAction::Redirect(r) => answer::redirect(state, session, ctx, r).await.map(|_| true),
+        RouteAction::Serve(site) => serve::serve(state, session, ctx, site).await.map(|_| true),
         RouteAction::Drop => {
             // No response: fail_to_proxy writes nothing for this error, Pingora closes, and
             // the access log and metrics record status 0 with error `dropped`.

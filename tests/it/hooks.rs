@@ -122,7 +122,7 @@ fn response_hook(resp: &mut strait::Response<'_>) {
     }
 }
 
-fn start_hooked(yaml: &str) -> Strait {
+pub(crate) fn start_hooked(yaml: &str) -> Strait {
     let program = |config: &Path| {
         let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
         cmd.args([

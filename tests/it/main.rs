@@ -36,6 +36,7 @@ mod retries;
 mod route_match;
 mod routing;
 mod schema;
+mod serve;
 mod startup;
 mod timeouts;
 mod tls;

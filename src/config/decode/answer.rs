@@ -38,8 +38,8 @@ pub(super) fn respond(e: &mut Errors, node: &Node, path: &str, captures: usize) 
     })
 }
 
-/// A `respond`, `redirect` or `drop: true` of a domain or route: the answer it gives instead
-/// of proxying. Each excludes the others and the `exclusive` keys (a pool's fields).
+/// A `respond`, `redirect`, `serve` or `drop: true` of a domain or route: the answer it gives
+/// instead of proxying. Each excludes the others and the `exclusive` keys (a pool's fields).
 /// `captures`: the `$N` the route's path gives its templates.
 pub(super) fn answer(
     e: &mut Errors,
@@ -51,7 +51,7 @@ pub(super) fn answer(
     if f.boolean(e, "drop") == Some(true) {
         found = Some(Action::Drop);
         if let Some(node) = f.get("drop") {
-            for other in exclusive.iter().chain(&["respond", "redirect"]) {
+            for other in exclusive.iter().chain(ANSWERS) {
                 if f.has(other) {
                     e.push(
                         node.pos,
@@ -62,15 +62,12 @@ pub(super) fn answer(
             }
         }
     }
-    for key in ["respond", "redirect"] {
+    for (i, key) in ANSWERS.iter().enumerate() {
         let Some(node) = f.get(key) else {
             continue;
         };
-        let mut others: Vec<&str> = exclusive.to_vec();
-        if key == "redirect" {
-            others.insert(0, "respond");
-        }
-        for other in others {
+        // Each pair of answers is reported once, at the later key of the table.
+        for other in ANSWERS[..i].iter().rev().chain(exclusive) {
             if f.has(other) {
                 e.push(
                     node.pos,
@@ -79,10 +76,10 @@ pub(super) fn answer(
                 );
             }
         }
-        let action = if key == "respond" {
-            respond(e, node, &f.path(key), captures).map(Action::Respond)
-        } else {
-            redirect(e, node, &f.path(key), captures).map(Action::Redirect)
+        let action = match *key {
+            "respond" => respond(e, node, &f.path(key), captures).map(Action::Respond),
+            "redirect" => redirect(e, node, &f.path(key), captures).map(Action::Redirect),
+            _ => super::serve::serve(e, node, &f.path(key)).map(Action::Serve),
         };
         if found.is_none() {
             found = action;
@@ -90,6 +87,9 @@ pub(super) fn answer(
     }
     found
 }
+
+/// The keys of answers that take a mapping, in the order they are checked.
+pub(super) const ANSWERS: &[&str] = &["respond", "redirect", "serve"];
 
 const REDIRECT_STATUSES: &[&str] = &["301", "302", "303", "307", "308"];
 

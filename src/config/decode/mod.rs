@@ -16,6 +16,7 @@ mod matchers;
 mod options;
 mod pool;
 mod route;
+mod serve;
 mod server;
 
 use crate::config::keys::Section;

@@ -133,7 +133,7 @@ fn route(
     );
     let action = if let Some(answer) = answer {
         answer
-    } else if f.has("respond") || f.has("redirect") {
+    } else if answer::ANSWERS.iter().any(|k| f.has(k)) {
         // Reported by `answer::answer`.
         Action::NotFound
     } else if let Some(backends) = own_backends {

@@ -8,6 +8,7 @@ use super::*;
 mod errors;
 mod policy;
 mod readme;
+mod serve;
 mod valid;
 
 pub(super) fn env(name: &str) -> Option<String> {
