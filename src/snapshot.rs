@@ -50,6 +50,8 @@ pub struct Handler {
     pub(crate) access_log: Option<Arc<crate::access_log::files::FileLog>>,
     /// Also write to the global access log.
     pub(crate) access_log_global: bool,
+    /// The own access log's format (`None`: `logging.access_log_format`).
+    pub(crate) access_log_format: Option<crate::config::AccessLogFormat>,
     /// The route's path rewrite.
     pub(crate) rewrite: Option<crate::config::Rewrite>,
     /// The route's path glob, when its templates use `$1`..`$9` (captured per request).
@@ -161,6 +163,7 @@ impl Snapshot {
         );
         let mut domains = Vec::with_capacity(config.domains.len());
         let mut log_errors = Vec::new();
+        let mut log_formats = HashMap::new();
         for (i, d) in config.domains.iter().enumerate() {
             let routes = d
                 .routes
@@ -169,7 +172,8 @@ impl Snapshot {
                 .map(|(j, r)| {
                     let mut h = handler(&config, d, Some(r), &pools, &mut limiters);
                     let at = (r.pos, format!("domains[{i}].routes[{j}].access_log"));
-                    h.access_log = own_log(&config, &r.handling, at, &mut log_errors);
+                    h.access_log =
+                        own_log(&config, &r.handling, at, &mut log_errors, &mut log_formats);
                     RouteRuntime {
                         name: r.name.clone(),
                         handler: h,
@@ -178,7 +182,7 @@ impl Snapshot {
                 .collect();
             let mut h = handler(&config, d, None, &pools, &mut limiters);
             let at = (d.pos, format!("domains[{i}].access_log"));
-            h.access_log = own_log(&config, &d.handling, at, &mut log_errors);
+            h.access_log = own_log(&config, &d.handling, at, &mut log_errors, &mut log_formats);
             domains.push(DomainRuntime {
                 name: d.hosts.first().map(host_name).unwrap_or_default(),
                 handler: h,
@@ -282,14 +286,38 @@ impl Snapshot {
 }
 
 /// Opens (or reuses) the writer of a domain's or route's `access_log`; a file that cannot be
-/// opened is a config error at the domain or route.
+/// opened, or that another domain or route writes in another format, is a config error at
+/// the domain or route. `formats`: each file's format so far, and who set it.
 fn own_log(
     config: &Config,
     h: &crate::config::Handling,
     (pos, path): (crate::config::Pos, String),
     errors: &mut Vec<ConfigError>,
+    formats: &mut HashMap<std::path::PathBuf, (crate::config::AccessLogFormat, String)>,
 ) -> Option<Arc<crate::access_log::files::FileLog>> {
     let file = h.access_log.as_ref()?;
+    let format = h
+        .access_log_format
+        .unwrap_or(config.logging.access_log_format);
+    match formats.get(file) {
+        Some((other, by)) if *other != format => {
+            errors.push(ConfigError::new(
+                &config.source,
+                pos,
+                &path,
+                format!(
+                    "{} is written as {} by {by}: one file takes one access_log_format",
+                    file.display(),
+                    format_name(*other)
+                ),
+            ));
+            return None;
+        }
+        Some(_) => {}
+        None => {
+            formats.insert(file.clone(), (format, path.clone()));
+        }
+    }
     match crate::access_log::files::open(file, config.logging.access_log_format) {
         Ok(log) => Some(log),
         Err(e) => {
@@ -301,6 +329,13 @@ fn own_log(
             ));
             None
         }
+    }
+}
+
+fn format_name(f: crate::config::AccessLogFormat) -> &'static str {
+    match f {
+        crate::config::AccessLogFormat::Json => "json",
+        crate::config::AccessLogFormat::Combined => "combined",
     }
 }
 
@@ -328,6 +363,7 @@ fn handler(
         ),
         access_log: None,
         access_log_global: h.access_log_global,
+        access_log_format: h.access_log_format,
         rewrite: route.and_then(|r| r.rewrite.clone()),
         captures: route.filter(|r| uses_captures(r)).map(|r| r.path.clone()),
         compress: h.compress.clone().map(Arc::new),

@@ -300,6 +300,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("drop", DOMAIN_AND_ROUTE, K::Bool, D::Bool(false), "close the connection without a response"),
     key("serve", DOMAIN_AND_ROUTE, K::Map(S::Serve), D::Unset("none"), "answer with files from a folder (docs/routing.md)"),
     key("access_log", DOMAIN_AND_ROUTE, K::Path, D::Unset("only the global access log"), "also log this domain's or route's requests to this file (logging.access_log_format; reopened on SIGUSR1)"),
+    key("access_log_format", DOMAIN_AND_ROUTE, K::OneOf(&["json", "combined"]), D::Unset("logging.access_log_format"), "the format of this domain's or route's own access_log (a file shared by several must be written in one format)"),
     key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- backends, health checks ---

@@ -492,6 +492,8 @@ pub struct Handling {
     pub access_log: Option<PathBuf>,
     /// `access_log_global`: also write these requests to the global access log.
     pub access_log_global: bool,
+    /// `access_log_format` of the own access log; `None`: `logging.access_log_format`.
+    pub access_log_format: Option<AccessLogFormat>,
     /// `compress`: on-the-fly response compression; a route inherits its domain's.
     pub compress: Option<Compress>,
 }

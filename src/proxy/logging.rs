@@ -205,12 +205,13 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         version: req.version,
         error: error.map(|e| e.etype().as_str()),
     };
+    let own_format = handler.and_then(|h| h.access_log_format);
     match own {
         Some(log) if global => {
-            log.send(entry.clone());
+            log.send(entry.clone(), own_format);
             state.access_log.send(entry);
         }
-        Some(log) => log.send(entry),
+        Some(log) => log.send(entry, own_format),
         None => {
             state.access_log.send(entry);
         }
