@@ -8,8 +8,9 @@
 //! decides: a reload happens only when it differs from what was last applied, and a broken
 //! file's errors are logged once per distinct content, not once per save.
 //!
-//! Certificates are not watched: listeners' TLS settings belong to Pingora and change only
-//! with a binary upgrade (`strait -u`).
+//! The certificate, key and CA files the config names (listeners' `tls`, `upstream_tls`) and
+//! the `cert_dir` folders are watched the same way: their folders are watched, and their
+//! content counts with the config file's, so a rotated certificate reloads (`crate::tls`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::CString;
@@ -17,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,14 +39,44 @@ pub(crate) struct WatchService {
     pub state: Arc<State>,
 }
 
-fn digest(bytes: &[u8]) -> u64 {
+/// The config file's content and that of every TLS file and `cert_dir` the running config
+/// names, as one digest; `None` while the config file cannot be read (mid-rename).
+fn content(state: &State, path: &Path) -> Option<u64> {
+    let config = std::fs::read(path).ok()?;
     let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    config.hash(&mut h);
+    let (files, dirs) = crate::tls::files(&state.snapshot().config);
+    for file in files {
+        file.hash(&mut h);
+        std::fs::read(&file).ok().hash(&mut h);
+    }
+    for dir in dirs {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for entry in entries {
+            entry.hash(&mut h);
+            std::fs::read(&entry).ok().hash(&mut h);
+        }
+    }
+    Some(h.finish())
 }
 
-fn content(path: &Path) -> Option<u64> {
-    std::fs::read(path).ok().map(|b| digest(&b))
+/// The folders to watch: the config file's, each TLS file's, and each `cert_dir`.
+fn folders(state: &State, path: &Path) -> Vec<PathBuf> {
+    let parent = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (files, dirs) = crate::tls::files(&state.snapshot().config);
+    let mut out: Vec<PathBuf> = std::iter::once(parent(path))
+        .chain(files.iter().map(|f| parent(f)))
+        .chain(dirs)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[async_trait]
@@ -57,16 +88,17 @@ impl BackgroundService for WatchService {
         let (tx, mut rx) = unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
-        let thread_path = path.clone();
+        let watched = Arc::new(Mutex::new(folders(&self.state, &path)));
+        let thread_watched = watched.clone();
         let spawned = std::thread::Builder::new()
             .name("strait-watch".into())
-            .spawn(move || watch_loop(&thread_path, &tx, &thread_stop));
+            .spawn(move || watch_loop(&thread_watched, &tx, &thread_stop));
         if let Err(e) = spawned {
             error!("cannot start the config watcher: {e}");
             return;
         }
         info!("watching {} for changes", path.display());
-        let mut applied = content(&path);
+        let mut applied = content(&self.state, &path);
         let mut rejected: Option<u64> = None;
         loop {
             tokio::select! {
@@ -81,7 +113,7 @@ impl BackgroundService for WatchService {
                     Err(_) => break,
                 }
             }
-            let now = content(&path);
+            let now = content(&self.state, &path);
             if now.is_none() || now == applied {
                 // Mid-rename, or untouched content (a `touch`, another file in the folder).
                 continue;
@@ -98,8 +130,11 @@ impl BackgroundService for WatchService {
             let result = reload(&self.state).await;
             match &result {
                 Ok(_) => {
-                    applied = now;
+                    // The new config may name other files: watch them, and count them in.
+                    applied = content(&self.state, &path);
                     rejected = None;
+                    *watched.lock().unwrap_or_else(|e| e.into_inner()) =
+                        folders(&self.state, &path);
                 }
                 Err(_) => rejected = now,
             }
@@ -109,17 +144,10 @@ impl BackgroundService for WatchService {
     }
 }
 
-/// Blocks on inotify for the config file's directory and sends one message per batch of
-/// events, until `stop` is set or the receiver is gone.
-fn watch_loop(path: &Path, tx: &UnboundedSender<()>, stop: &AtomicBool) {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
-        error!("cannot watch {}: the path has a NUL byte", dir.display());
-        return;
-    };
+/// Blocks on inotify for the folders in `watched` (looked at again between polls, so folders
+/// added by a reload are watched too) and sends one message per batch of events, until `stop`
+/// is set or the receiver is gone.
+fn watch_loop(watched: &Mutex<Vec<PathBuf>>, tx: &UnboundedSender<()>, stop: &AtomicBool) {
     // SAFETY: plain syscall; the fd is closed at the end of this function.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
     if fd < 0 {
@@ -136,17 +164,30 @@ fn watch_loop(path: &Path, tx: &UnboundedSender<()>, stop: &AtomicBool) {
         | libc::IN_DELETE
         | libc::IN_MODIFY
         | libc::IN_ATTRIB;
-    // SAFETY: a valid inotify fd and a NUL-terminated path.
-    if unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
-        error!(
-            "cannot watch {}: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: closing the fd opened above, once.
-        unsafe { libc::close(fd) };
-        return;
-    }
+    let mut added: Vec<PathBuf> = Vec::new();
+    let add_new = |added: &mut Vec<PathBuf>| {
+        let wanted = watched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for dir in wanted {
+            if added.contains(&dir) {
+                continue;
+            }
+            let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
+                error!("cannot watch {}: the path has a NUL byte", dir.display());
+                added.push(dir);
+                continue;
+            };
+            // SAFETY: a valid inotify fd and a NUL-terminated path.
+            if unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
+                error!(
+                    "cannot watch {}: {}",
+                    dir.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+            added.push(dir);
+        }
+    };
+    add_new(&mut added);
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
@@ -156,6 +197,7 @@ fn watch_loop(path: &Path, tx: &UnboundedSender<()>, stop: &AtomicBool) {
         };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut pfd, 1, STOP_POLL_MS) };
+        add_new(&mut added);
         if ready <= 0 {
             continue;
         }
