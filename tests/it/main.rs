@@ -38,5 +38,7 @@ mod schema;
 mod startup;
 mod timeouts;
 mod tls;
+mod tls_auth;
+mod tls_rotate;
 mod watch;
 mod websocket;
