@@ -292,13 +292,13 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
 
 /// One listener ready for Pingora: its address and, for TLS, the acceptor settings.
 type Endpoint = (std::net::SocketAddr, Option<TlsSettings>);
+/// Every listener ready for Pingora, and the TLS listeners' certificate stores.
+type Endpoints = (Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>);
 
 /// Each listener with its TLS certificates loaded: certificates are read and checked here, so
 /// a bad file fails start-up and `strait -t` rather than the first handshake. Also returns
 /// each TLS listener's swappable certificates, which a reload replaces.
-fn listener_endpoints(
-    config: &Config,
-) -> Result<(Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>), Vec<ConfigError>> {
+fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
     let mut out = Vec::with_capacity(config.listeners.len());
     let mut stores = Vec::new();
     let mut errors = Vec::new();

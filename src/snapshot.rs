@@ -316,6 +316,7 @@ fn load_upstream_tls(config: &Config) -> Result<UpstreamTlsFiles, Vec<ConfigErro
         let Some(t) = &options.upstream_tls else {
             continue;
         };
+        let t: &UpstreamTls = t;
         if out.contains_key(t) || errors.iter().any(|e: &ConfigError| e.line == t.pos.line) {
             continue;
         }
@@ -434,7 +435,7 @@ fn runtime_action(
             Some(p) => {
                 let tls = options
                     .upstream_tls
-                    .as_ref()
+                    .as_deref()
                     .and_then(|t| upstream_tls.get(t));
                 RouteAction::Proxy(Arc::new(target(p.clone(), *pool, options, tls)))
             }
@@ -488,7 +489,7 @@ fn peer_for(
     material: Option<&crate::tls::UpstreamMaterial>,
 ) -> HttpPeer {
     let tls = backend.config.scheme == Scheme::Https;
-    let upstream_tls = options.upstream_tls.as_ref().filter(|_| tls);
+    let upstream_tls = options.upstream_tls.as_deref().filter(|_| tls);
     let sni = match upstream_tls.and_then(|t| t.sni.clone()) {
         Some(name) => name,
         None if tls => backend.config.host.clone(),

@@ -425,7 +425,7 @@ pub struct ProxyOptions {
     /// Read a request body up to this size before choosing a backend.
     pub buffer_request_body: Option<u64>,
     /// TLS towards `https://` backends (`upstream_tls`).
-    pub upstream_tls: Option<UpstreamTls>,
+    pub upstream_tls: Option<Box<UpstreamTls>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -187,14 +187,16 @@ impl Overrides {
             out.preserve_host = false;
         }
         if let Some(own) = &self.upstream_tls {
-            let mut tls = out.upstream_tls.take().unwrap_or(UpstreamTls {
-                ca: None,
-                verify: true,
-                sni: None,
-                client_cert: None,
-                client_key: None,
-                pos: own.pos,
-                path: own.path.clone(),
+            let mut tls = out.upstream_tls.take().unwrap_or_else(|| {
+                Box::new(UpstreamTls {
+                    ca: None,
+                    verify: true,
+                    sni: None,
+                    client_cert: None,
+                    client_key: None,
+                    pos: own.pos,
+                    path: own.path.clone(),
+                })
             });
             tls.ca = own.ca.clone().or(tls.ca);
             tls.verify = own.verify.unwrap_or(tls.verify);
