@@ -76,6 +76,8 @@ pub(crate) struct Entry {
     pub referer: Option<HeaderValue>,
     pub version: http::Version,
     pub error: Option<&'static str>,
+    /// The client's verified certificate (`client_auth`); the JSON line's `tls_client`.
+    pub tls_client: Option<crate::tls::ClientCert>,
 }
 
 enum Msg {
@@ -358,6 +360,7 @@ mod tests {
             referer: None,
             version: http::Version::HTTP_11,
             error: None,
+            tls_client: None,
         }
     }
 

@@ -15,7 +15,7 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::balance::{Backend, Pool};
 use crate::config::{
     Action, BackendConfig, Config, ConfigError, HeaderRules, PoolConfig, ProxyOptions, Respond,
-    Scheme,
+    Scheme, UpstreamTls,
 };
 use crate::router::{Hit, Request, Router};
 
@@ -158,6 +158,7 @@ impl Snapshot {
             })
             .collect();
 
+        let upstream_tls = load_upstream_tls(&config)?;
         let mut limiters = crate::limits::RateLimiters::carried(
             previous.into_iter().flat_map(Snapshot::rate_limiters),
         );
@@ -170,7 +171,7 @@ impl Snapshot {
                 .iter()
                 .enumerate()
                 .map(|(j, r)| {
-                    let mut h = handler(&config, d, Some(r), &pools, &mut limiters);
+                    let mut h = handler(&config, d, Some(r), &pools, &upstream_tls, &mut limiters);
                     let at = (r.pos, format!("domains[{i}].routes[{j}].access_log"));
                     h.access_log =
                         own_log(&config, &r.handling, at, &mut log_errors, &mut log_formats);
@@ -180,7 +181,7 @@ impl Snapshot {
                     }
                 })
                 .collect();
-            let mut h = handler(&config, d, None, &pools, &mut limiters);
+            let mut h = handler(&config, d, None, &pools, &upstream_tls, &mut limiters);
             let at = (d.pos, format!("domains[{i}].access_log"));
             h.access_log = own_log(&config, &d.handling, at, &mut log_errors, &mut log_formats);
             domains.push(DomainRuntime {
@@ -339,17 +340,49 @@ fn format_name(f: crate::config::AccessLogFormat) -> &'static str {
     }
 }
 
+/// The files of every distinct `upstream_tls`, loaded once; errors point at the map.
+type UpstreamTlsFiles = HashMap<UpstreamTls, crate::tls::UpstreamMaterial>;
+
+fn load_upstream_tls(config: &Config) -> Result<UpstreamTlsFiles, Vec<ConfigError>> {
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    for h in config.domains.iter().flat_map(|d| d.handlings()) {
+        let Action::Proxy { options, .. } = &h.action else {
+            continue;
+        };
+        let Some(t) = &options.upstream_tls else {
+            continue;
+        };
+        let t: &UpstreamTls = t;
+        if out.contains_key(t) || errors.iter().any(|e: &ConfigError| e.line == t.pos.line) {
+            continue;
+        }
+        match crate::tls::load_upstream(t, &config.source) {
+            Ok(m) => {
+                out.insert(t.clone(), m);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 /// The runtime handler of a domain (`route: None`) or one of its routes.
 fn handler(
     config: &Config,
     d: &crate::config::Domain,
     route: Option<&crate::config::Route>,
     pools: &[Arc<Pool>],
+    upstream_tls: &UpstreamTlsFiles,
     limiters: &mut crate::limits::RateLimiters,
 ) -> Handler {
     let h = route.map_or(&d.handling, |r| &r.handling);
     Handler {
-        action: runtime_action(&h.action, pools),
+        action: runtime_action(&h.action, pools, upstream_tls),
         headers: Arc::new(h.headers.clone()),
         cache: crate::cache::RouteCache::resolve(&h.cache, config.cache.as_ref()),
         limits: crate::limits::Limits::build(
@@ -430,10 +463,20 @@ pub(crate) fn host_name(h: &crate::config::HostPattern) -> String {
     h.text()
 }
 
-fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
+fn runtime_action(
+    action: &Action,
+    pools: &[Arc<Pool>],
+    upstream_tls: &UpstreamTlsFiles,
+) -> RouteAction {
     match action {
         Action::Proxy { pool, options } => match pools.get(*pool) {
-            Some(p) => RouteAction::Proxy(Arc::new(target(p.clone(), *pool, options))),
+            Some(p) => {
+                let tls = options
+                    .upstream_tls
+                    .as_deref()
+                    .and_then(|t| upstream_tls.get(t));
+                RouteAction::Proxy(Arc::new(target(p.clone(), *pool, options, tls)))
+            }
             None => RouteAction::NotFound,
         },
         Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
@@ -444,8 +487,17 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
     }
 }
 
-pub(crate) fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
-    let peers = pool.backends.iter().map(|b| peer_for(b, options)).collect();
+pub(crate) fn target(
+    pool: Arc<Pool>,
+    pool_index: usize,
+    options: &ProxyOptions,
+    tls: Option<&crate::tls::UpstreamMaterial>,
+) -> Target {
+    let peers = pool
+        .backends
+        .iter()
+        .map(|b| peer_for(b, options, tls))
+        .collect();
     let default_hosts: Vec<String> = pool.backends.iter().map(|b| authority(&b.config)).collect();
     let upstream_hosts = default_hosts
         .iter()
@@ -470,12 +522,17 @@ pub(crate) fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions)
 /// The connection-reuse group of peers that must not share pooled connections.
 const NO_REUSE_GROUP: u64 = 0x5354_5241_4954_0000; // "STRAIT"
 
-fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
+fn peer_for(
+    backend: &Backend,
+    options: &ProxyOptions,
+    material: Option<&crate::tls::UpstreamMaterial>,
+) -> HttpPeer {
     let tls = backend.config.scheme == Scheme::Https;
-    let sni = if tls {
-        backend.config.host.clone()
-    } else {
-        String::new()
+    let upstream_tls = options.upstream_tls.as_deref().filter(|_| tls);
+    let sni = match upstream_tls.and_then(|t| t.sni.clone()) {
+        Some(name) => name,
+        None if tls => backend.config.host.clone(),
+        None => String::new(),
     };
     // A SocketAddr argument never triggers HttpPeer::new's blocking lookup.
     let mut peer = HttpPeer::new(backend.addr, tls, sni);
@@ -496,6 +553,20 @@ fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
         peer.group_key = NO_REUSE_GROUP;
     }
     o.tcp_keepalive = None;
+    if let Some(t) = upstream_tls {
+        // `sni` (above) is also the name the certificate is checked against.
+        o.verify_cert = t.verify;
+        o.verify_hostname = t.verify;
+        if let Some(m) = material {
+            o.ca = m.ca.clone();
+            peer.client_cert_key = m.client.clone();
+            if m.group != 0 && peer.group_key != NO_REUSE_GROUP {
+                // Pingora's pool key leaves the CA out: keep connections verified against
+                // one CA away from peers that trust another.
+                peer.group_key = m.group;
+            }
+        }
+    }
     if backend.config.scheme == Scheme::H2c {
         o.alpn = ALPN::H2;
         o.max_h2_streams = 100;

@@ -204,6 +204,7 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         referer: req.headers.get(http::header::REFERER).cloned(),
         version: req.version,
         error: error.map(|e| e.etype().as_str()),
+        tls_client: ctx.client_cert.take(),
     };
     let own_format = handler.and_then(|h| h.access_log_format);
     match own {

@@ -40,5 +40,7 @@ mod serve;
 mod startup;
 mod timeouts;
 mod tls;
+mod tls_auth;
+mod tls_rotate;
 mod watch;
 mod websocket;
