@@ -307,7 +307,7 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
             out.push((l.addr, None));
             continue;
         };
-        match crate::tls::load(l, tls, i, &config.source) {
+        match crate::tls::load(config, i, l, tls) {
             Ok((certs, warnings)) => {
                 for w in warnings {
                     log::warn!("{w}");

@@ -53,6 +53,49 @@ pub(crate) struct ListenerCerts {
     verify: SslVerifyMode,
     /// How many certificate/key pairs were loaded.
     pub(crate) pairs: usize,
+    /// Names whose handshakes are refused (`drop: true`); `None` when no domain drops.
+    drop: Option<DropNames>,
+}
+
+/// Which server names route, on one listener, to a domain that drops every request (its own
+/// `drop: true` and no route that answers otherwise): their handshakes are refused, with an
+/// `unrecognized_name` alert, before any certificate is sent.
+struct DropNames {
+    /// The domains' hosts on this listener (no routes).
+    router: crate::router::Router,
+    /// Per domain: whether it drops everything.
+    drops: Vec<bool>,
+}
+
+impl DropNames {
+    fn of(config: &crate::config::Config, listener: usize) -> Option<DropNames> {
+        use crate::config::Action;
+        let drops: Vec<bool> = config
+            .domains
+            .iter()
+            .map(|d| {
+                matches!(d.handling.action, Action::Drop)
+                    && d.routes
+                        .iter()
+                        .all(|r| matches!(r.handling.action, Action::Drop))
+            })
+            .collect();
+        if !drops.contains(&true) {
+            return None;
+        }
+        let router = crate::router::Router::new(config.domains.iter().map(|d| {
+            let on = d.listeners.as_ref().is_none_or(|ls| ls.contains(&listener));
+            (if on { &d.hosts[..] } else { &[][..] }, Vec::new())
+        }));
+        Some(DropNames { router, drops })
+    }
+
+    fn drops(&self, name: &str) -> bool {
+        let headers = http::HeaderMap::new();
+        self.router
+            .route(&crate::router::Request::simple(name, "/", &headers))
+            .is_some_and(|hit| self.drops.get(hit.domain) == Some(&true))
+    }
 }
 
 /// One TLS listener's swappable certificates, shared by its acceptor and the reload.
@@ -172,8 +215,15 @@ pub(crate) fn settings(listener: Arc<TlsListener>) -> Result<TlsSettings, String
         ssl.set_verify(certs.verify);
         Ok(ClientHelloResponse::SUCCESS)
     });
-    settings.set_servername_callback(move |ssl, _alert| {
+    settings.set_servername_callback(move |ssl, alert| {
         let certs = listener.current.load();
+        if let (Some(drop), Some(name)) = (&certs.drop, ssl.servername(NameType::HOST_NAME)) {
+            if drop.drops(name) {
+                crate::metrics::SNI_DROPPED.inc();
+                *alert = ssl::SslAlert::UNRECOGNIZED_NAME;
+                return Err(SniError::ALERT_FATAL);
+            }
+        }
         let ctx = ssl
             .servername(NameType::HOST_NAME)
             .and_then(|name| lookup(&certs.by_name, name))
@@ -188,11 +238,12 @@ pub(crate) fn settings(listener: Arc<TlsListener>) -> Result<TlsSettings, String
 /// the pair (or `cert_dir`, or `client_auth.ca`) in the file. Also returns warnings (expired
 /// certificates) for the caller to log.
 pub(crate) fn load(
+    config: &crate::config::Config,
+    index: usize,
     listener: &Listener,
     tls: &Tls,
-    index: usize,
-    source: &str,
 ) -> Result<(ListenerCerts, Vec<String>), ConfigError> {
+    let source = config.source.as_str();
     let at =
         |pos: Pos, path: String, message: String| ConfigError::new(source, pos, &path, message);
     let base = format!("listeners[{index}].tls");
@@ -261,6 +312,7 @@ pub(crate) fn load(
             min_version,
             verify,
             pairs: count,
+            drop: DropNames::of(config, index),
         },
         warnings,
     ))

@@ -153,7 +153,7 @@ async fn load_certificates(
             else {
                 continue;
             };
-            match crate::tls::load(l, tls, i, &config.source) {
+            match crate::tls::load(&config, i, l, tls) {
                 Ok((certs, warnings)) => {
                     for w in warnings {
                         warn!("reload: {w}");

@@ -353,3 +353,49 @@ fn bad_tls_input_is_a_config_error_with_its_position() {
         &["does not match"],
     );
 }
+
+/// `drop: true` on a TLS listener: a handshake whose SNI routes to a dropping domain is
+/// refused (`unrecognized_name`) before a certificate is sent, and counted; other names on the
+/// same port, and a dropping domain that still serves a route, complete their handshakes.
+#[test]
+fn a_dropped_sni_is_refused_during_the_handshake() {
+    let dir = temp_dir("sni-drop");
+    pki::issue("site.test", None, &["site.test", "*.test"], None, false).write(&dir, "site");
+    let probe = std::net::SocketAddr::from(([127, 0, 0, 1], crate::support::strait::free_port()));
+    let yaml = config(&format!(
+        "{}probe: {{ addr: \"{probe}\" }}
+domains:
+  - hosts: [\"*.bots.test\"]
+    drop: true
+  - hosts: [partly.test]
+    drop: true
+    routes: [{{ path_prefix: /ok, respond: {{ body: ok }} }}]
+  - hosts: [\"*\"]
+    respond: {{ body: site }}
+",
+        tls_listener(&dir, "")
+    ));
+    let s = Strait::start(&yaml);
+    let bot = Client {
+        sni: Some("crawler.bots.test"),
+        ..Client::default()
+    };
+    let refused = pki::connect(s.addr(), &bot).map(|_| ());
+    let why = refused.expect_err("the dropped name completed a handshake");
+    assert!(why.contains("handshake"), "{why}");
+    for (sni, path, want) in [("site.test", "/", "site"), ("partly.test", "/ok", "ok")] {
+        let c = Client {
+            sni: Some(sni),
+            ..Client::default()
+        };
+        let (status, _, body) = pki::get(s.addr(), &c, sni, path).expect("handshake");
+        assert_eq!((status, body.as_slice()), (200, want.as_bytes()), "{sni}");
+    }
+    let metrics = crate::support::client::get(probe, "probe", "/metrics")
+        .expect("metrics")
+        .text();
+    assert!(
+        metrics.contains("strait_tls_handshakes_dropped_total 1"),
+        "{metrics}"
+    );
+}
