@@ -1,6 +1,7 @@
 //! The static file server of `serve:` (docs/routing.md, "Serving files"). [`Site::answer`]
-//! turns a request into an [`Answer`] with blocking file-system calls (the proxy runs it on
-//! the blocking pool); `proxy/serve.rs` writes it, streaming file bodies with [`send`].
+//! turns a request into an [`Answer`] with blocking file-system calls (the proxy runs it on its
+//! worker thread: page-cache syscalls, see `proxy/serve.rs`); `proxy/serve.rs` writes it,
+//! streaming larger file bodies from the blocking pool with [`send`].
 //!
 //! - `path.rs`: the request path to a file under the root, refusing traversal and symlinks
 //!   out of the root;
@@ -39,7 +40,7 @@ pub struct Site {
     born: Instant,
 }
 
-/// What [`Site::answer`] needs of a request: owned, to cross to the blocking pool.
+/// What [`Site::answer`] needs of a request.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Request {
     pub(crate) head: bool,
@@ -287,7 +288,7 @@ impl Site {
         let body = if req.head {
             Body::Empty
         } else if count <= send::CHUNK {
-            // Small enough for one read, here on the blocking pool already.
+            // Small enough for one read, here and now.
             match send::read_exact_at(&file, offset, count as usize) {
                 Ok(bytes) => Body::Bytes(bytes),
                 Err(e) => {
