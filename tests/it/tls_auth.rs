@@ -399,3 +399,48 @@ domains:
         "{metrics}"
     );
 }
+
+/// The usual HTTP → HTTPS setup on two named listeners: the plain one redirects with
+/// `$host` and `$uri`, the TLS one serves the same host. Following the redirect ends at the
+/// site over TLS, with no loop.
+#[test]
+fn http_redirects_to_the_https_site_on_the_same_host() {
+    let dir = temp_dir("https-redirect");
+    pki::issue("a.test", None, &["a.test"], None, false).write(&dir, "site");
+    let origin = Origin::start("site", Behaviour::default());
+    let tls_port = crate::support::strait::free_port();
+    let s = Strait::start(&format!(
+        "listeners:
+  - {{ name: web, addr: \"{{listen}}\" }}
+  - name: websecure
+    addr: 127.0.0.1:{tls_port}
+    tls: {{ certs: [{{ cert: {d}/site.crt, key: {d}/site.key }}] }}
+domains:
+  - hosts: [a.test]
+    listeners: [web]
+    redirect: {{ status: 308, location: \"https://$host:{tls_port}$uri\" }}
+  - hosts: [a.test]
+    listeners: [websecure]
+    backends: [{{ addr: {} }}]
+",
+        origin.url(),
+        d = dir.display()
+    ));
+    let r = crate::support::client::get(s.addr(), "a.test", "/docs/x?y=1").unwrap();
+    assert_eq!(r.status, 308);
+    let location = r.header("location").unwrap().to_string();
+    assert_eq!(location, format!("https://a.test:{tls_port}/docs/x?y=1"));
+    let rest = location.strip_prefix("https://").unwrap();
+    let (authority, target) = rest.split_at(rest.find('/').unwrap());
+    let tls_addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", authority.rsplit(':').next().unwrap())
+            .parse()
+            .unwrap();
+    let c = Client {
+        sni: Some("a.test"),
+        ..Client::default()
+    };
+    let (status, _, body) = pki::get(tls_addr, &c, authority, target).expect("TLS");
+    assert_eq!((status, body.as_slice()), (200, b"site".as_slice()));
+    assert_eq!(origin.hits(), 1);
+}
