@@ -259,6 +259,67 @@ fn foreground_error_log_takes_warnings_and_reopens_on_sigusr1() {
     );
 }
 
+/// The error log rotated under load loses no line: failing requests (one ERROR line each)
+/// run without pause while the file is renamed and SIGUSR1 sent; the two files together hold
+/// one line per request.
+#[test]
+fn error_log_rotation_under_load_loses_no_line() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dead = free_port();
+    let yaml = config(&format!(
+        "logging:\n  error_log: \"{{dir}}/error.log\"\n\
+         domains:\n  - hosts: [\"*\"]\n    backends: [http://127.0.0.1:{dead}]\n    max_retries: 0\n    passive_health: false\n"
+    ));
+    let s = Strait::start(&yaml);
+    let error_log = s.dir().join("error.log");
+    let rotated = s.dir().join("error.log.1");
+    let failures = |path: &Path| {
+        fs::read_to_string(path)
+            .map(|t| t.lines().filter(|l| l.contains("Fail to proxy")).count())
+            .unwrap_or(0)
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = s.addr();
+    let load = thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut answered = 0;
+            // Bounded: the test stops it long before, or it ends on its own.
+            for i in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let r = client::get(addr, "el.test", &format!("/{i}")).expect("a 502");
+                assert_eq!(r.status, 502);
+                answered += 1;
+            }
+            answered
+        }
+    });
+    eventually_msg(Duration::from_secs(20), "lines before the rotation", || {
+        failures(&error_log) >= 100
+    });
+    fs::rename(&error_log, &rotated).expect("rotate");
+    signal(s.pid(), libc::SIGUSR1);
+    eventually_msg(
+        Duration::from_secs(20),
+        "lines in the reopened file",
+        || failures(&error_log) >= 100,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let answered = load.join().expect("the load thread");
+    eventually_msg(Duration::from_secs(20), "every line written", || {
+        failures(&rotated) + failures(&error_log) >= answered
+    });
+    let (before, after) = (failures(&rotated), failures(&error_log));
+    assert_eq!(
+        before + after,
+        answered,
+        "{answered} requests; lines: {before} before the rotation, {after} after"
+    );
+}
+
 /// `-u -d` lets go of its caller too: it returns once its daemon runs (the old process is
 /// only told to hand over afterwards), and after SIGQUIT the new daemon serves with its
 /// standard streams away from the caller.
