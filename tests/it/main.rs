@@ -40,5 +40,6 @@ mod serve;
 mod startup;
 mod timeouts;
 mod tls;
+mod tracing;
 mod watch;
 mod websocket;
