@@ -199,7 +199,7 @@ pub(crate) struct TraceCtx {
     pub(super) remote_parent: Option<SpanId>,
     /// The client's `tracestate` goes upstream (its traceparent was valid and it fits).
     pub(super) keep_tracestate: bool,
-    /// strait's server span for this request.
+    /// strait's server span for this request (made only when it is exported).
     pub(super) span_id: SpanId,
     /// The current upstream attempt's span: the parent-id its request carries.
     pub(super) attempt_span: SpanId,

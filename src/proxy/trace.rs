@@ -4,10 +4,10 @@
 //! request, and `finish` in the `logging` phase hands a sampled request's spans to the
 //! exporter (`crate::trace::export`).
 //!
-//! Per request this costs one header lookup and parse, a random span id (two when strait
-//! starts the trace), and for each attempt one more random id and one 55-byte header value,
-//! the only allocation. Span timing is kept (one boxed record, one entry per attempt) only
-//! for sampled requests while an exporter runs.
+//! Per request this costs one header lookup and parse (or, when strait starts the trace, a
+//! random trace id and a sampling draw), and for each attempt a random span id and one
+//! 55-byte header value, the only allocation. The server span's id and its timing (one boxed
+//! record, one entry per attempt) are made only for sampled requests while an exporter runs.
 
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
@@ -55,8 +55,9 @@ pub(crate) fn begin(state: &State, snapshot: &Snapshot, session: &Session, ctx: 
             sampled
         }
     };
-    t.span_id = new_span_id();
     if sampled && state.trace_export.enabled() {
+        // Only an exported trace needs strait's server span.
+        t.span_id = new_span_id();
         let wall_start = SystemTime::now()
             .checked_sub(ctx.started.elapsed())
             .unwrap_or_else(SystemTime::now);

@@ -242,7 +242,18 @@ impl Client {
         }
     }
 
+    /// One POST; once more on a fresh connection when a pooled one turns out to have been
+    /// closed by the collector meanwhile.
     async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+        let body = Bytes::from(body);
+        let peer = self.peer().await?;
+        match self.post_once(&peer, body.clone()).await {
+            Err((_, true)) => self.post_once(&peer, body).await.map_err(|(e, _)| e),
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    async fn peer(&self) -> Result<HttpPeer, String> {
         let e = &self.endpoint;
         // Resolved for each batch (at most about once a second), so a collector that moves
         // is followed.
@@ -254,36 +265,46 @@ impl Client {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
         peer.options.idle_timeout = Some(IDLE_TIMEOUT);
-        let text = |err: Box<pingora::Error>| err.to_string();
-        let mut req = RequestHeader::build("POST", e.path.as_bytes(), Some(4)).map_err(text)?;
+        Ok(peer)
+    }
+
+    /// Err((why, whether it failed on a reused connection before any answer)).
+    async fn post_once(&self, peer: &HttpPeer, body: Bytes) -> Result<(), (String, bool)> {
+        let fresh = |err: Box<pingora::Error>| (err.to_string(), false);
+        let e = &self.endpoint;
+        let mut req = RequestHeader::build("POST", e.path.as_bytes(), Some(4)).map_err(fresh)?;
         req.insert_header(http::header::HOST, self.authority.as_str())
-            .map_err(text)?;
+            .map_err(fresh)?;
         req.insert_header(http::header::CONTENT_TYPE, "application/json")
-            .map_err(text)?;
+            .map_err(fresh)?;
         req.insert_header(http::header::CONTENT_LENGTH, body.len())
-            .map_err(text)?;
-        let (mut session, _reused) = self.connector.get_http_session(&peer).await.map_err(text)?;
+            .map_err(fresh)?;
+        let (mut session, reused) = self.connector.get_http_session(peer).await.map_err(fresh)?;
+        let before_answer = |err: Box<pingora::Error>| (err.to_string(), reused);
         session.set_read_timeout(Some(POST_TIMEOUT));
         session.set_write_timeout(Some(POST_TIMEOUT));
         session
             .write_request_header(Box::new(req))
             .await
-            .map_err(text)?;
+            .map_err(before_answer)?;
         session
-            .write_request_body(Bytes::from(body), true)
+            .write_request_body(body, true)
             .await
-            .map_err(text)?;
-        session.finish_request_body().await.map_err(text)?;
-        session.read_response_header().await.map_err(text)?;
+            .map_err(before_answer)?;
+        session.finish_request_body().await.map_err(before_answer)?;
+        session
+            .read_response_header()
+            .await
+            .map_err(before_answer)?;
         let status = session.response_header().map_or(0, |r| r.status.as_u16());
-        while session.read_response_body().await.map_err(text)?.is_some() {}
+        while session.read_response_body().await.map_err(fresh)?.is_some() {}
         self.connector
-            .release_http_session(session, &peer, Some(IDLE_TIMEOUT))
+            .release_http_session(session, peer, Some(IDLE_TIMEOUT))
             .await;
         if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(format!("the collector answered {status}"))
+            Err((format!("the collector answered {status}"), false))
         }
     }
 }
