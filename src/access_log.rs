@@ -78,10 +78,14 @@ pub(crate) struct Entry {
     pub referer: Option<HeaderValue>,
     pub version: http::Version,
     pub error: Option<&'static str>,
+    /// The client's verified certificate (`client_auth`); the JSON line's `tls_client`.
+    pub tls_client: Option<crate::tls::ClientCert>,
 }
 
 enum Msg {
-    Entry(Box<Entry>),
+    /// An entry, in this format rather than the writer's when given (a domain's or route's
+    /// `access_log_format`).
+    Entry(Box<Entry>, Option<AccessLogFormat>),
     /// Wakes the writer to look at the reopen flag.
     Reopen,
 }
@@ -123,11 +127,16 @@ impl AccessLogger {
 
     /// Queues one entry; never blocks. Returns false when it was dropped.
     pub(crate) fn send(&self, entry: Entry) -> bool {
+        self.send_as(entry, None)
+    }
+
+    /// [`AccessLogger::send`], written in `format` when given.
+    pub(crate) fn send_as(&self, entry: Entry, format: Option<AccessLogFormat>) -> bool {
         let guard = self.current.load();
         let Some(logger) = guard.as_ref() else {
             return false;
         };
-        match logger.tx.try_send(Msg::Entry(Box::new(entry))) {
+        match logger.tx.try_send(Msg::Entry(Box::new(entry), format)) {
             Ok(()) => {
                 logger.shared.queued.fetch_add(1, Ordering::Relaxed);
                 true
@@ -293,9 +302,9 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Sink, format: AccessLogFormat, shared
             if shared.reopen.swap(false, Ordering::AcqRel) {
                 sink.reopen();
             }
-            if let Msg::Entry(entry) = msg {
+            if let Msg::Entry(entry, own) = msg {
                 buf.clear();
-                match format {
+                match own.unwrap_or(format) {
                     AccessLogFormat::Json => write_line(&mut buf, &entry, &mut clock),
                     AccessLogFormat::Combined => write_combined(&mut buf, &entry),
                 }
@@ -354,6 +363,7 @@ mod tests {
             referer: None,
             version: http::Version::HTTP_11,
             error: None,
+            tls_client: None,
         }
     }
 

@@ -405,6 +405,7 @@ fn action(action: &RouteAction, q: &Question, captures: &[String]) -> Value {
                     local_port: q.listener.map(|l| l.port()),
                     remote: q.client_ip,
                     request_id: "(the request's id)",
+                    client_cert: None,
                     captures,
                 };
                 crate::proxy::render_template(&r.location, &req, &vars)

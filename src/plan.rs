@@ -384,10 +384,12 @@ fn hashed(old: &Config, new: &Config) -> Value {
 /// settings from start-up on. Applied by a binary upgrade (`strait -u`).
 pub(crate) fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    let listeners = |c: &Config| -> BTreeMap<SocketAddr, String> {
+    // Certificates, min_version and client_auth apply on reload (crate::tls); whether a
+    // listener speaks TLS at all does not.
+    let listeners = |c: &Config| -> BTreeMap<SocketAddr, bool> {
         c.listeners
             .iter()
-            .map(|l| (l.addr, format!("{:?}", l.tls)))
+            .map(|l| (l.addr, l.tls.is_some()))
             .collect()
     };
     let (la, lb) = (listeners(old), listeners(new));
@@ -399,7 +401,8 @@ pub(crate) fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     }
     for (addr, tls) in &la {
         if lb.get(addr).is_some_and(|t| t != tls) {
-            out.push(format!("listener {addr}: tls changed"));
+            let now = if *tls { "plain HTTP" } else { "TLS" };
+            out.push(format!("listener {addr}: now {now}"));
         }
     }
     let (s, t) = (&old.server, &new.server);

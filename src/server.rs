@@ -155,7 +155,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     if !options.upgrade {
         check_listeners(&config)?;
     }
-    let listeners = listener_endpoints(&config).map_err(StartError::Config)?;
+    let (listeners, tls_listeners) = listener_endpoints(&config).map_err(StartError::Config)?;
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
     let error_log = config.logging.error_log.clone();
@@ -186,6 +186,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         state.set_config_path(path);
     }
     state.set_hooks(options.hooks);
+    state.set_tls_listeners(tls_listeners);
 
     exit_when_listeners_fail();
     let opt = Opt {
@@ -292,24 +293,47 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     })
 }
 
-/// Each listener with its TLS settings loaded: certificates are read and checked here, so a
-/// bad file fails start-up and `strait -t` rather than the first handshake.
-fn listener_endpoints(
-    config: &Config,
-) -> Result<Vec<(std::net::SocketAddr, Option<TlsSettings>)>, Vec<ConfigError>> {
+/// One listener ready for Pingora: its address and, for TLS, the acceptor settings.
+type Endpoint = (std::net::SocketAddr, Option<TlsSettings>);
+/// Every listener ready for Pingora, and the TLS listeners' certificate stores.
+type Endpoints = (Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>);
+
+/// Each listener with its TLS certificates loaded: certificates are read and checked here, so
+/// a bad file fails start-up and `strait -t` rather than the first handshake. Also returns
+/// each TLS listener's swappable certificates, which a reload replaces.
+fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
     let mut out = Vec::with_capacity(config.listeners.len());
+    let mut stores = Vec::new();
     let mut errors = Vec::new();
-    for l in &config.listeners {
-        match &l.tls {
-            None => out.push((l.addr, None)),
-            Some(tls) => match crate::tls::settings(l, tls, &config.source) {
-                Ok(settings) => out.push((l.addr, Some(settings))),
-                Err(e) => errors.push(e),
-            },
+    for (i, l) in config.listeners.iter().enumerate() {
+        let Some(tls) = &l.tls else {
+            out.push((l.addr, None));
+            continue;
+        };
+        match crate::tls::load(config, i, l, tls) {
+            Ok((certs, warnings)) => {
+                for w in warnings {
+                    log::warn!("{w}");
+                }
+                let store = Arc::new(crate::tls::TlsListener::new(l.addr, certs));
+                match crate::tls::settings(store.clone()) {
+                    Ok(settings) => {
+                        out.push((l.addr, Some(settings)));
+                        stores.push(store);
+                    }
+                    Err(message) => errors.push(ConfigError::new(
+                        &config.source,
+                        l.pos,
+                        &format!("listeners[{i}].tls"),
+                        message,
+                    )),
+                }
+            }
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, stores))
     } else {
         Err(errors)
     }

@@ -15,7 +15,7 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::balance::{Backend, Pool};
 use crate::config::{
     Action, BackendConfig, Config, ConfigError, HeaderRules, PoolConfig, ProxyOptions, Respond,
-    Scheme,
+    Scheme, UpstreamTls,
 };
 use crate::router::{Hit, Request, Router};
 
@@ -50,6 +50,8 @@ pub struct Handler {
     pub(crate) access_log: Option<Arc<crate::access_log::files::FileLog>>,
     /// Also write to the global access log.
     pub(crate) access_log_global: bool,
+    /// The own access log's format (`None`: `logging.access_log_format`).
+    pub(crate) access_log_format: Option<crate::config::AccessLogFormat>,
     /// The route's path rewrite.
     pub(crate) rewrite: Option<crate::config::Rewrite>,
     /// The route's path glob, when its templates use `$1`..`$9` (captured per request).
@@ -156,29 +158,32 @@ impl Snapshot {
             })
             .collect();
 
+        let upstream_tls = load_upstream_tls(&config)?;
         let mut limiters = crate::limits::RateLimiters::carried(
             previous.into_iter().flat_map(Snapshot::rate_limiters),
         );
         let mut domains = Vec::with_capacity(config.domains.len());
         let mut log_errors = Vec::new();
+        let mut log_formats = HashMap::new();
         for (i, d) in config.domains.iter().enumerate() {
             let routes = d
                 .routes
                 .iter()
                 .enumerate()
                 .map(|(j, r)| {
-                    let mut h = handler(&config, d, Some(r), &pools, &mut limiters);
+                    let mut h = handler(&config, d, Some(r), &pools, &upstream_tls, &mut limiters);
                     let at = (r.pos, format!("domains[{i}].routes[{j}].access_log"));
-                    h.access_log = own_log(&config, &r.handling, at, &mut log_errors);
+                    h.access_log =
+                        own_log(&config, &r.handling, at, &mut log_errors, &mut log_formats);
                     RouteRuntime {
                         name: r.name.clone(),
                         handler: h,
                     }
                 })
                 .collect();
-            let mut h = handler(&config, d, None, &pools, &mut limiters);
+            let mut h = handler(&config, d, None, &pools, &upstream_tls, &mut limiters);
             let at = (d.pos, format!("domains[{i}].access_log"));
-            h.access_log = own_log(&config, &d.handling, at, &mut log_errors);
+            h.access_log = own_log(&config, &d.handling, at, &mut log_errors, &mut log_formats);
             domains.push(DomainRuntime {
                 name: d.hosts.first().map(host_name).unwrap_or_default(),
                 handler: h,
@@ -282,14 +287,38 @@ impl Snapshot {
 }
 
 /// Opens (or reuses) the writer of a domain's or route's `access_log`; a file that cannot be
-/// opened is a config error at the domain or route.
+/// opened, or that another domain or route writes in another format, is a config error at
+/// the domain or route. `formats`: each file's format so far, and who set it.
 fn own_log(
     config: &Config,
     h: &crate::config::Handling,
     (pos, path): (crate::config::Pos, String),
     errors: &mut Vec<ConfigError>,
+    formats: &mut HashMap<std::path::PathBuf, (crate::config::AccessLogFormat, String)>,
 ) -> Option<Arc<crate::access_log::files::FileLog>> {
     let file = h.access_log.as_ref()?;
+    let format = h
+        .access_log_format
+        .unwrap_or(config.logging.access_log_format);
+    match formats.get(file) {
+        Some((other, by)) if *other != format => {
+            errors.push(ConfigError::new(
+                &config.source,
+                pos,
+                &path,
+                format!(
+                    "{} is written as {} by {by}: one file takes one access_log_format",
+                    file.display(),
+                    format_name(*other)
+                ),
+            ));
+            return None;
+        }
+        Some(_) => {}
+        None => {
+            formats.insert(file.clone(), (format, path.clone()));
+        }
+    }
     match crate::access_log::files::open(file, config.logging.access_log_format) {
         Ok(log) => Some(log),
         Err(e) => {
@@ -304,17 +333,56 @@ fn own_log(
     }
 }
 
+fn format_name(f: crate::config::AccessLogFormat) -> &'static str {
+    match f {
+        crate::config::AccessLogFormat::Json => "json",
+        crate::config::AccessLogFormat::Combined => "combined",
+    }
+}
+
+/// The files of every distinct `upstream_tls`, loaded once; errors point at the map.
+type UpstreamTlsFiles = HashMap<UpstreamTls, crate::tls::UpstreamMaterial>;
+
+fn load_upstream_tls(config: &Config) -> Result<UpstreamTlsFiles, Vec<ConfigError>> {
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    for h in config.domains.iter().flat_map(|d| d.handlings()) {
+        let Action::Proxy { options, .. } = &h.action else {
+            continue;
+        };
+        let Some(t) = &options.upstream_tls else {
+            continue;
+        };
+        let t: &UpstreamTls = t;
+        if out.contains_key(t) || errors.iter().any(|e: &ConfigError| e.line == t.pos.line) {
+            continue;
+        }
+        match crate::tls::load_upstream(t, &config.source) {
+            Ok(m) => {
+                out.insert(t.clone(), m);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 /// The runtime handler of a domain (`route: None`) or one of its routes.
 fn handler(
     config: &Config,
     d: &crate::config::Domain,
     route: Option<&crate::config::Route>,
     pools: &[Arc<Pool>],
+    upstream_tls: &UpstreamTlsFiles,
     limiters: &mut crate::limits::RateLimiters,
 ) -> Handler {
     let h = route.map_or(&d.handling, |r| &r.handling);
     Handler {
-        action: runtime_action(&h.action, pools),
+        action: runtime_action(&h.action, pools, upstream_tls),
         headers: Arc::new(h.headers.clone()),
         cache: crate::cache::RouteCache::resolve(&h.cache, config.cache.as_ref()),
         limits: crate::limits::Limits::build(
@@ -328,6 +396,7 @@ fn handler(
         ),
         access_log: None,
         access_log_global: h.access_log_global,
+        access_log_format: h.access_log_format,
         rewrite: route.and_then(|r| r.rewrite.clone()),
         captures: route.filter(|r| uses_captures(r)).map(|r| r.path.clone()),
         compress: h.compress.clone().map(Arc::new),
@@ -394,10 +463,20 @@ pub(crate) fn host_name(h: &crate::config::HostPattern) -> String {
     h.text()
 }
 
-fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
+fn runtime_action(
+    action: &Action,
+    pools: &[Arc<Pool>],
+    upstream_tls: &UpstreamTlsFiles,
+) -> RouteAction {
     match action {
         Action::Proxy { pool, options } => match pools.get(*pool) {
-            Some(p) => RouteAction::Proxy(Arc::new(target(p.clone(), *pool, options))),
+            Some(p) => {
+                let tls = options
+                    .upstream_tls
+                    .as_deref()
+                    .and_then(|t| upstream_tls.get(t));
+                RouteAction::Proxy(Arc::new(target(p.clone(), *pool, options, tls)))
+            }
             None => RouteAction::NotFound,
         },
         Action::Respond(r) => RouteAction::Respond(Arc::new(static_response(r))),
@@ -408,8 +487,17 @@ fn runtime_action(action: &Action, pools: &[Arc<Pool>]) -> RouteAction {
     }
 }
 
-pub(crate) fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions) -> Target {
-    let peers = pool.backends.iter().map(|b| peer_for(b, options)).collect();
+pub(crate) fn target(
+    pool: Arc<Pool>,
+    pool_index: usize,
+    options: &ProxyOptions,
+    tls: Option<&crate::tls::UpstreamMaterial>,
+) -> Target {
+    let peers = pool
+        .backends
+        .iter()
+        .map(|b| peer_for(b, options, tls))
+        .collect();
     let default_hosts: Vec<String> = pool.backends.iter().map(|b| authority(&b.config)).collect();
     let upstream_hosts = default_hosts
         .iter()
@@ -434,12 +522,17 @@ pub(crate) fn target(pool: Arc<Pool>, pool_index: usize, options: &ProxyOptions)
 /// The connection-reuse group of peers that must not share pooled connections.
 const NO_REUSE_GROUP: u64 = 0x5354_5241_4954_0000; // "STRAIT"
 
-fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
+fn peer_for(
+    backend: &Backend,
+    options: &ProxyOptions,
+    material: Option<&crate::tls::UpstreamMaterial>,
+) -> HttpPeer {
     let tls = backend.config.scheme == Scheme::Https;
-    let sni = if tls {
-        backend.config.host.clone()
-    } else {
-        String::new()
+    let upstream_tls = options.upstream_tls.as_deref().filter(|_| tls);
+    let sni = match upstream_tls.and_then(|t| t.sni.clone()) {
+        Some(name) => name,
+        None if tls => backend.config.host.clone(),
+        None => String::new(),
     };
     // A SocketAddr argument never triggers HttpPeer::new's blocking lookup.
     let mut peer = HttpPeer::new(backend.addr, tls, sni);
@@ -460,6 +553,20 @@ fn peer_for(backend: &Backend, options: &ProxyOptions) -> HttpPeer {
         peer.group_key = NO_REUSE_GROUP;
     }
     o.tcp_keepalive = None;
+    if let Some(t) = upstream_tls {
+        // `sni` (above) is also the name the certificate is checked against.
+        o.verify_cert = t.verify;
+        o.verify_hostname = t.verify;
+        if let Some(m) = material {
+            o.ca = m.ca.clone();
+            peer.client_cert_key = m.client.clone();
+            if m.group != 0 && peer.group_key != NO_REUSE_GROUP {
+                // Pingora's pool key leaves the CA out: keep connections verified against
+                // one CA away from peers that trust another.
+                peer.group_key = m.group;
+            }
+        }
+    }
     if backend.config.scheme == Scheme::H2c {
         o.alpn = ALPN::H2;
         o.max_h2_streams = 100;

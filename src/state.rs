@@ -42,6 +42,8 @@ pub(crate) struct State {
     pub started: std::time::Instant,
     /// The last reload's outcome (when, whether it applied, one line), for `GET /info`.
     pub last_reload: std::sync::Mutex<Option<LastReload>>,
+    /// Each TLS listener's certificates, which a reload swaps (see `crate::tls`).
+    tls_listeners: OnceLock<Vec<Arc<crate::tls::TlsListener>>>,
 }
 
 /// One reload's outcome as the dashboard shows it.
@@ -68,6 +70,7 @@ impl State {
             control: tokio::sync::Mutex::new(()),
             started: std::time::Instant::now(),
             last_reload: std::sync::Mutex::new(None),
+            tls_listeners: OnceLock::new(),
         })
     }
 
@@ -102,6 +105,16 @@ impl State {
 
     pub(crate) fn config_path(&self) -> Option<&Path> {
         self.config_path.get().map(PathBuf::as_path)
+    }
+
+    /// Installs the TLS listeners' certificate stores; only the first call has an effect.
+    pub(crate) fn set_tls_listeners(&self, listeners: Vec<Arc<crate::tls::TlsListener>>) {
+        let _ = self.tls_listeners.set(listeners);
+    }
+
+    /// The TLS listeners' certificate stores (none before `set_tls_listeners`).
+    pub(crate) fn tls_listeners(&self) -> &[Arc<crate::tls::TlsListener>] {
+        self.tls_listeners.get().map_or(&[], Vec::as_slice)
     }
 
     /// Installs the hooks; only the first call has an effect.

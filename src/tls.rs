@@ -1,93 +1,325 @@
 //! TLS listeners: certificates from `tls.certs` and `tls.cert_dir`, the first one the default,
-//! the others chosen by SNI from the names each certificate carries (SAN DNS names, else CN).
+//! the others chosen by SNI from the names each certificate carries (SAN DNS names, else CN);
+//! `min_version`; client certificates (`client_auth`); and the material of `upstream_tls`.
+//!
+//! Everything a listener's handshakes use lives in one [`ListenerCerts`] behind an `ArcSwap`
+//! ([`TlsListener`]), which the acceptor's callbacks read on each handshake: a reload builds
+//! a new one from the files and swaps it in, so new handshakes see rotated certificates
+//! without a restart (connections already up keep theirs).
+//!
+//! How the acceptor reads it (Pingora 0.9.1, OpenSSL): the ClientHello callback sets the
+//! connection's minimum version and verify mode (the version is chosen before SNI is seen), the
+//! servername callback switches the connection to the certificate's `SslContext` (always: no
+//! SNI gets the default context). A switched context brings its certificate, its ALPN callback
+//! and its trust store for client certificates, so each context carries those. Pingora's
+//! `TlsAccept::handshake_complete_callback` then records the verified client certificate
+//! ([`ClientCert`]) in the connection's `SslDigest`, where requests read it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use openssl::asn1::Asn1Time;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::TlsRef;
+use pingora::tls::hash::MessageDigest;
 use pingora::tls::nid::Nid;
+use pingora::tls::pkey::{PKey, Private};
 use pingora::tls::ssl::{
-    self, AlpnError, NameType, SniError, SslAcceptor, SslContext, SslFiletype, SslMethod,
+    self, AlpnError, ClientHelloResponse, NameType, SniError, SslAcceptor, SslContext, SslMethod,
+    SslVerifyMode, SslVersion,
 };
-use pingora::tls::x509::X509;
+use pingora::tls::x509::{X509NameRef, X509};
+use pingora::utils::tls::CertKey;
 
-use crate::config::{CertPair, ConfigError, Listener, Tls};
+use crate::config::{
+    CertPair, ClientAuthMode, ConfigError, Listener, Pos, Tls, TlsVersion, UpstreamTls,
+};
 
 /// ALPN protocols offered when `http2: true`, in preference order (wire format).
 const H2_H1: &[u8] = b"\x02h2\x08http/1.1";
+/// One session-id context for every context of a listener: resuming a session with client
+/// verification on needs one, and a context switch keeps it only when they agree.
+const SESSION_ID_CONTEXT: &[u8] = b"strait";
 
-/// One loaded certificate: its context for SNI switching and the names it answers for.
-struct Loaded {
-    context: SslContext,
-    names: Vec<String>,
+/// What a listener's handshakes use right now; replaced whole by a reload.
+pub(crate) struct ListenerCerts {
+    default: SslContext,
+    by_name: HashMap<String, SslContext>,
+    min_version: SslVersion,
+    verify: SslVerifyMode,
+    /// How many certificate/key pairs were loaded.
+    pub(crate) pairs: usize,
+    /// Names whose handshakes are refused (`drop: true`); `None` when no domain drops.
+    drop: Option<DropNames>,
 }
 
-/// Builds the listener's TLS settings, or says exactly which file is wrong.
-pub(crate) fn settings(
-    listener: &Listener,
-    tls: &Tls,
-    source: &str,
-) -> Result<TlsSettings, ConfigError> {
-    let error = |path: String, message: String| ConfigError {
-        file: source.to_string(),
-        line: listener.pos.line,
-        col: listener.pos.col,
-        path,
-        message,
-    };
-    let mut pairs: Vec<(String, CertPair)> = tls
-        .certs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("listeners.tls.certs[{i}]"), p.clone()))
-        .collect();
-    if let Some(dir) = &tls.cert_dir {
-        let found = scan_dir(dir).map_err(|e| error("listeners.tls.cert_dir".into(), e))?;
-        pairs.extend(
-            found
-                .into_iter()
-                .map(|p| ("listeners.tls.cert_dir".to_string(), p)),
-        );
-    }
-    let Some((_, default)) = pairs.first() else {
-        return Err(error("listeners.tls".into(), "no certificate found".into()));
-    };
+/// Which server names route, on one listener, to a domain that drops every request (its own
+/// `drop: true` and no route that answers otherwise): their handshakes are refused, with an
+/// `unrecognized_name` alert, before any certificate is sent.
+struct DropNames {
+    /// The domains' hosts on this listener (no routes).
+    router: crate::router::Router,
+    /// Per domain: whether it drops everything.
+    drops: Vec<bool>,
+}
 
-    let mut loaded = Vec::with_capacity(pairs.len());
-    for (path, pair) in &pairs {
-        loaded.push(load(pair, tls.http2).map_err(|e| error(path.clone(), e))?);
-    }
-    let mut settings = TlsSettings::intermediate(&path_str(&default.cert), &path_str(&default.key))
-        .map_err(|e| {
-            error(
-                "listeners.tls".into(),
-                format!("cannot use the default certificate: {e}"),
-            )
-        })?;
-    if tls.http2 {
-        settings.enable_h2();
-    }
-    let by_name = Arc::new(index(loaded));
-    settings.set_servername_callback(move |ssl, _alert| {
-        let Some(name) = ssl.servername(NameType::HOST_NAME) else {
-            return Ok(());
-        };
-        match lookup(&by_name, name) {
-            Some(ctx) => ssl.set_ssl_context(ctx).map_err(|_| SniError::ALERT_FATAL),
-            // Unknown names get the default certificate, as with no SNI at all.
-            None => Ok(()),
+impl DropNames {
+    fn of(config: &crate::config::Config, listener: usize) -> Option<DropNames> {
+        use crate::config::Action;
+        let drops: Vec<bool> = config
+            .domains
+            .iter()
+            .map(|d| {
+                matches!(d.handling.action, Action::Drop)
+                    && d.routes
+                        .iter()
+                        .all(|r| matches!(r.handling.action, Action::Drop))
+            })
+            .collect();
+        if !drops.contains(&true) {
+            return None;
         }
+        let router = crate::router::Router::new(config.domains.iter().map(|d| {
+            let on = d.listeners.as_ref().is_none_or(|ls| ls.contains(&listener));
+            (if on { &d.hosts[..] } else { &[][..] }, Vec::new())
+        }));
+        Some(DropNames { router, drops })
+    }
+
+    fn drops(&self, name: &str) -> bool {
+        let headers = http::HeaderMap::new();
+        self.router
+            .route(&crate::router::Request::simple(name, "/", &headers))
+            .is_some_and(|hit| self.drops.get(hit.domain) == Some(&true))
+    }
+}
+
+/// One TLS listener's swappable certificates, shared by its acceptor and the reload.
+pub(crate) struct TlsListener {
+    /// The listener's address: a reload finds the listener again by it.
+    pub(crate) addr: std::net::SocketAddr,
+    current: ArcSwap<ListenerCerts>,
+}
+
+impl TlsListener {
+    pub(crate) fn new(addr: std::net::SocketAddr, certs: ListenerCerts) -> Self {
+        TlsListener {
+            addr,
+            current: ArcSwap::from_pointee(certs),
+        }
+    }
+
+    /// New handshakes use `certs` from now on.
+    pub(crate) fn swap(&self, certs: ListenerCerts) {
+        self.current.store(Arc::new(certs));
+    }
+}
+
+/// The verified certificate a client presented, kept with its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientCert {
+    /// The subject DN, RFC 2253 style (`CN=client,O=Example`), as nginx's `$ssl_client_s_dn`.
+    pub(crate) subject: String,
+    /// SHA-256 of the DER certificate: lower-case hex without colons.
+    pub(crate) fingerprint: String,
+}
+
+impl ClientCert {
+    pub(crate) fn of(cert: &X509) -> Option<ClientCert> {
+        let digest = cert.digest(MessageDigest::sha256()).ok()?;
+        Some(ClientCert {
+            subject: dn_text(cert.subject_name()),
+            fingerprint: hex(&digest),
+        })
+    }
+
+    /// The certificate a session's client presented and strait verified, if any.
+    pub(crate) fn of_session(session: &pingora::proxy::Session) -> Option<&ClientCert> {
+        session
+            .digest()?
+            .ssl_digest
+            .as_ref()?
+            .extension
+            .get::<ClientCert>()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// RFC 2253: the most specific name first, `,` between, special characters escaped.
+fn dn_text(name: &X509NameRef) -> String {
+    let parts: Vec<String> = name
+        .entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?").to_string();
+            let value = e
+                .data()
+                .to_string()
+                .unwrap_or_else(|_| String::from_utf8_lossy(e.data().as_slice()).into_owned());
+            let mut escaped = String::with_capacity(value.len());
+            for (i, c) in value.chars().enumerate() {
+                let edge = (i == 0 && (c == ' ' || c == '#'))
+                    || (i + 1 == value.chars().count() && c == ' ');
+                if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+                    escaped.push('\\');
+                }
+                escaped.push(c);
+            }
+            format!("{key}={escaped}")
+        })
+        .collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// Pingora's hook after each handshake: the client's verified certificate goes into the
+/// connection's `SslDigest`.
+struct RecordClientCert;
+
+#[async_trait]
+impl TlsAccept for RecordClientCert {
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        // The handshake only completes with a certificate that verified (or none).
+        let cert = ssl.peer_certificate()?;
+        if ssl.verify_result() != pingora::tls::x509::X509VerifyResult::OK {
+            return None;
+        }
+        ClientCert::of(&cert).map(|c| Arc::new(c) as Arc<dyn std::any::Any + Send + Sync>)
+    }
+}
+
+/// The acceptor of a TLS listener: every handshake reads `listener`'s current certificates.
+pub(crate) fn settings(listener: Arc<TlsListener>) -> Result<TlsSettings, String> {
+    let mut settings = TlsSettings::with_callbacks(Box::new(RecordClientCert))
+        .map_err(|e| format!("cannot create a TLS acceptor: {e}"))?;
+    settings
+        .set_session_id_context(SESSION_ID_CONTEXT)
+        .map_err(|e| format!("cannot create a TLS acceptor: {e}"))?;
+    let hello = listener.clone();
+    settings.set_client_hello_callback(move |ssl, _alert| {
+        let certs = hello.current.load();
+        ssl.set_min_proto_version(Some(certs.min_version))?;
+        ssl.set_verify(certs.verify);
+        Ok(ClientHelloResponse::SUCCESS)
+    });
+    settings.set_servername_callback(move |ssl, alert| {
+        let certs = listener.current.load();
+        if let (Some(drop), Some(name)) = (&certs.drop, ssl.servername(NameType::HOST_NAME)) {
+            if drop.drops(name) {
+                crate::metrics::SNI_DROPPED.inc();
+                *alert = ssl::SslAlert::UNRECOGNIZED_NAME;
+                return Err(SniError::ALERT_FATAL);
+            }
+        }
+        let ctx = ssl
+            .servername(NameType::HOST_NAME)
+            .and_then(|name| lookup(&certs.by_name, name))
+            // Unknown names get the default certificate, as with no SNI at all.
+            .unwrap_or(&certs.default);
+        ssl.set_ssl_context(ctx).map_err(|_| SniError::ALERT_FATAL)
     });
     Ok(settings)
 }
 
-fn path_str(p: &Path) -> String {
-    p.display().to_string()
+/// Reads and checks every certificate, key and CA a listener's `tls` names; errors point at
+/// the pair (or `cert_dir`, or `client_auth.ca`) in the file. Also returns warnings (expired
+/// certificates) for the caller to log.
+pub(crate) fn load(
+    config: &crate::config::Config,
+    index: usize,
+    listener: &Listener,
+    tls: &Tls,
+) -> Result<(ListenerCerts, Vec<String>), ConfigError> {
+    let source = config.source.as_str();
+    let at =
+        |pos: Pos, path: String, message: String| ConfigError::new(source, pos, &path, message);
+    let base = format!("listeners[{index}].tls");
+    let mut pairs: Vec<(String, CertPair)> = tls
+        .certs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("{base}.certs[{i}]"), p.clone()))
+        .collect();
+    if let Some(dir) = &tls.cert_dir {
+        let found = scan_dir(dir, tls.cert_dir_pos)
+            .map_err(|e| at(tls.cert_dir_pos, format!("{base}.cert_dir"), e))?;
+        pairs.extend(found.into_iter().map(|p| (format!("{base}.cert_dir"), p)));
+    }
+    if pairs.is_empty() {
+        let pos = if tls.pos == Pos::default() {
+            listener.pos
+        } else {
+            tls.pos
+        };
+        return Err(at(pos, base, "no certificate found".into()));
+    }
+    let client_ca = match &tls.client_auth {
+        Some(auth) => {
+            Some(read_ca(&auth.ca).map_err(|e| at(auth.pos, format!("{base}.client_auth.ca"), e))?)
+        }
+        None => None,
+    };
+    let mut warnings = Vec::new();
+    let mut loaded = Vec::with_capacity(pairs.len());
+    for (path, pair) in &pairs {
+        let (context, names, expired) = load_pair(pair, tls.http2, client_ca.as_deref())
+            .map_err(|e| at(pair.pos, path.clone(), e))?;
+        if expired {
+            warnings.push(format!(
+                "{source}:{}:{}: {path}: certificate {} has expired; clients will refuse it",
+                pair.pos.line,
+                pair.pos.col,
+                pair.cert.display()
+            ));
+        }
+        loaded.push((context, names));
+    }
+    let default = loaded[0].0.clone();
+    let count = loaded.len();
+    let mut by_name = HashMap::new();
+    // Exact names and `*.suffix` wildcards; the first certificate to claim a name keeps it.
+    for (context, names) in loaded {
+        for name in names {
+            by_name.entry(name).or_insert_with(|| context.clone());
+        }
+    }
+    let verify = match tls.client_auth.as_ref().map(|a| a.mode) {
+        None => SslVerifyMode::NONE,
+        Some(ClientAuthMode::Optional) => SslVerifyMode::PEER,
+        Some(ClientAuthMode::Require) => SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+    };
+    let min_version = match tls.min_version {
+        TlsVersion::V1_2 => SslVersion::TLS1_2,
+        TlsVersion::V1_3 => SslVersion::TLS1_3,
+    };
+    Ok((
+        ListenerCerts {
+            default,
+            by_name,
+            min_version,
+            verify,
+            pairs: count,
+            drop: DropNames::of(config, index),
+        },
+        warnings,
+    ))
 }
 
 /// `NAME.crt` + `NAME.key`, or `NAME.pem` + `NAME.key`, in name order.
-fn scan_dir(dir: &Path) -> Result<Vec<CertPair>, String> {
+fn scan_dir(dir: &Path, pos: Pos) -> Result<Vec<CertPair>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -103,6 +335,7 @@ fn scan_dir(dir: &Path) -> Result<Vec<CertPair>, String> {
             pairs.push(CertPair {
                 cert: cert.clone(),
                 key,
+                pos,
             });
         }
     }
@@ -115,15 +348,61 @@ fn scan_dir(dir: &Path) -> Result<Vec<CertPair>, String> {
     Ok(pairs)
 }
 
-fn load(pair: &CertPair, http2: bool) -> Result<Loaded, String> {
+/// Every certificate of a PEM file (a CA bundle).
+fn read_ca(path: &Path) -> Result<Vec<X509>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = X509::stack_from_pem(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A PEM certificate chain (leaf first) and its private key, checked to belong together.
+fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<X509>, PKey<Private>), String> {
+    let pem = std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+    let chain = X509::stack_from_pem(&pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| format!("{} is not a PEM certificate", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    let pkey = PKey::private_key_from_pem(&key_pem)
+        .map_err(|_| format!("{} is not a PEM private key", key.display()))?;
+    let matches = chain[0]
+        .public_key()
+        .map(|public| public.public_eq(&pkey))
+        .unwrap_or(false);
+    if !matches {
+        return Err(format!(
+            "key {} does not match certificate {}",
+            key.display(),
+            cert.display()
+        ));
+    }
+    Ok((chain, pkey))
+}
+
+/// One pair's context, the names it answers for, and whether it has expired.
+fn load_pair(
+    pair: &CertPair,
+    http2: bool,
+    client_ca: Option<&[X509]>,
+) -> Result<(SslContext, Vec<String>, bool), String> {
+    let (chain, key) = read_pair(&pair.cert, &pair.key)?;
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .map_err(|e| format!("cannot create a TLS context: {e}"))?;
     builder
-        .set_certificate_chain_file(&pair.cert)
-        .map_err(|e| format!("cannot load certificate {}: {e}", pair.cert.display()))?;
+        .set_certificate(&chain[0])
+        .and_then(|()| {
+            chain[1..]
+                .iter()
+                .try_for_each(|c| builder.add_extra_chain_cert(c.clone()))
+        })
+        .map_err(|e| format!("cannot use certificate {}: {e}", pair.cert.display()))?;
     builder
-        .set_private_key_file(&pair.key, SslFiletype::PEM)
-        .map_err(|e| format!("cannot load key {}: {e}", pair.key.display()))?;
+        .set_private_key(&key)
+        .map_err(|e| format!("cannot use key {}: {e}", pair.key.display()))?;
     builder.check_private_key().map_err(|_| {
         format!(
             "key {} does not match certificate {}",
@@ -131,21 +410,33 @@ fn load(pair: &CertPair, http2: bool) -> Result<Loaded, String> {
             pair.cert.display()
         )
     })?;
+    builder
+        .set_session_id_context(SESSION_ID_CONTEXT)
+        .map_err(|e| format!("cannot create a TLS context: {e}"))?;
     if http2 {
         // A context switched in by SNI answers ALPN itself, so each one needs the callback.
         builder.set_alpn_select_callback(|_, client| {
             ssl::select_next_proto(H2_H1, client).ok_or(AlpnError::NOACK)
         });
     }
-    let pem = std::fs::read(&pair.cert)
-        .map_err(|e| format!("cannot read {}: {e}", pair.cert.display()))?;
-    let cert = X509::from_pem(&pem)
-        .map_err(|e| format!("{} is not a PEM certificate: {e}", pair.cert.display()))?;
-    let names = names(&cert);
-    Ok(Loaded {
-        context: builder.build().into_context(),
-        names,
-    })
+    if let Some(cas) = client_ca {
+        // Client certificates are verified against the switched-to context's store.
+        for ca in cas {
+            builder
+                .cert_store_mut()
+                .add_cert(ca.clone())
+                .map_err(|e| format!("cannot use a client CA: {e}"))?;
+            // Named in the CertificateRequest, so clients know which certificate to send.
+            builder
+                .add_client_ca(ca)
+                .map_err(|e| format!("cannot use a client CA: {e}"))?;
+        }
+    }
+    let expired = Asn1Time::days_from_now(0)
+        .map(|now| chain[0].not_after() < now)
+        .unwrap_or(false);
+    let names = names(&chain[0]);
+    Ok((builder.build().into_context(), names, expired))
 }
 
 fn names(cert: &X509) -> Vec<String> {
@@ -166,17 +457,6 @@ fn names(cert: &X509) -> Vec<String> {
         .collect()
 }
 
-/// Exact names and `*.suffix` wildcards; the first certificate to claim a name keeps it.
-fn index(loaded: Vec<Loaded>) -> HashMap<String, SslContext> {
-    let mut map = HashMap::new();
-    for cert in loaded {
-        for name in cert.names {
-            map.entry(name).or_insert_with(|| cert.context.clone());
-        }
-    }
-    map
-}
-
 fn lookup<'a>(map: &'a HashMap<String, SslContext>, server_name: &str) -> Option<&'a SslContext> {
     let name = server_name.trim_end_matches('.').to_ascii_lowercase();
     if let Some(ctx) = map.get(&name) {
@@ -185,4 +465,81 @@ fn lookup<'a>(map: &'a HashMap<String, SslContext>, server_name: &str) -> Option
     // `*.example.com` covers exactly one label more, as certificate wildcards do.
     let (_, parent) = name.split_once('.')?;
     map.get(&format!("*.{parent}"))
+}
+
+/// The files of `upstream_tls`, loaded for the peers of its backends.
+#[derive(Clone)]
+pub(crate) struct UpstreamMaterial {
+    pub(crate) ca: Option<Arc<Box<[X509]>>>,
+    pub(crate) client: Option<Arc<CertKey>>,
+    /// Pingora's connection pool tells peers apart by address, SNI, verify flags and client
+    /// certificate, not by CA: peers with a CA of their own get a group of their own.
+    pub(crate) group: u64,
+}
+
+/// Loads the CA and client certificate `t` names; errors point at the `upstream_tls` map.
+pub(crate) fn load_upstream(
+    t: &UpstreamTls,
+    source: &str,
+) -> Result<UpstreamMaterial, ConfigError> {
+    let err = |key: &str, message: String| {
+        ConfigError::new(source, t.pos, &format!("{}.{key}", t.path), message)
+    };
+    let ca = match &t.ca {
+        Some(path) => Some(Arc::new(
+            read_ca(path).map_err(|e| err("ca", e))?.into_boxed_slice(),
+        )),
+        None => None,
+    };
+    let client = match (&t.client_cert, &t.client_key) {
+        (Some(cert), Some(key)) => {
+            let (chain, pkey) = read_pair(cert, key).map_err(|e| err("client_cert", e))?;
+            Some(Arc::new(CertKey::new(chain, pkey)))
+        }
+        _ => None,
+    };
+    let group = match &ca {
+        None => 0,
+        Some(cas) => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for c in cas.iter() {
+                c.to_der().unwrap_or_default().hash(&mut h);
+            }
+            h.finish()
+        }
+    };
+    Ok(UpstreamMaterial { ca, client, group })
+}
+
+/// Every certificate, key and CA file `config` names (listeners' `tls`, `upstream_tls`), and
+/// the `cert_dir` folders: what file watching watches beside the config file.
+pub(crate) fn files(config: &crate::config::Config) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for tls in config.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+        for pair in &tls.certs {
+            files.push(pair.cert.clone());
+            files.push(pair.key.clone());
+        }
+        files.extend(tls.client_auth.as_ref().map(|a| a.ca.clone()));
+        dirs.extend(tls.cert_dir.clone());
+    }
+    for handling in config.domains.iter().flat_map(|d| d.handlings()) {
+        if let crate::config::Action::Proxy { options, .. } = &handling.action {
+            if let Some(t) = &options.upstream_tls {
+                files.extend(
+                    t.ca.iter()
+                        .chain(&t.client_cert)
+                        .chain(&t.client_key)
+                        .cloned(),
+                );
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    dirs.sort();
+    dirs.dedup();
+    (files, dirs)
 }

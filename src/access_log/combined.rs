@@ -126,6 +126,7 @@ mod tests {
             referer: None,
             version: http::Version::HTTP_11,
             error: None,
+            tls_client: None,
         };
         let mut out = Vec::new();
         write_combined(&mut out, &entry);

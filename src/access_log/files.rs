@@ -54,7 +54,8 @@ pub(crate) fn open(path: &Path, format: AccessLogFormat) -> io::Result<Arc<FileL
 impl FileLog {
     /// Queues one entry; never blocks. Starts the writer (and its SIGUSR1 listener) on the
     /// runtime of the first request that logs here.
-    pub(crate) fn send(&self, entry: Entry) {
+    /// `format`: the domain's or route's `access_log_format`, else the file's.
+    pub(crate) fn send(&self, entry: Entry, format: Option<AccessLogFormat>) {
         self.started.call_once(|| {
             let service = self
                 .service
@@ -66,7 +67,7 @@ impl FileLog {
                 rt.spawn(async move { service.start(watch).await });
             }
         });
-        self.logger.send(entry);
+        self.logger.send_as(entry, format);
     }
 
     /// Waits (bounded) until every queued line is written; for exit paths.

@@ -92,6 +92,14 @@ pub(crate) fn write_line(out: &mut Vec<u8>, entry: &Entry, clock: &mut Clock) {
     }
     out.extend_from_slice(b",\"error\":");
     push_opt(out, entry.error);
+    if let Some(cert) = &entry.tls_client {
+        // Only on connections that presented a verified client certificate (`client_auth`).
+        out.extend_from_slice(b",\"tls_client\":{\"subject\":");
+        push_str(out, &cert.subject);
+        out.extend_from_slice(b",\"fingerprint\":");
+        push_str(out, &cert.fingerprint);
+        out.push(b'}');
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -233,6 +241,7 @@ mod tests {
             referer: None,
             version: http::Version::HTTP_11,
             error: None,
+            tls_client: None,
         }
     }
 

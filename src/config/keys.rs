@@ -18,6 +18,8 @@ pub(crate) enum Section {
     Listener,
     Tls,
     Cert,
+    ClientAuth,
+    UpstreamTls,
     Admin,
     Probe,
     Logging,
@@ -44,13 +46,15 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 28] = [
+    pub(crate) const ALL: [Section; 30] = [
         Section::Top,
         Section::Included,
         Section::Server,
         Section::Listener,
         Section::Tls,
         Section::Cert,
+        Section::ClientAuth,
+        Section::UpstreamTls,
         Section::Admin,
         Section::Probe,
         Section::Logging,
@@ -84,6 +88,8 @@ impl Section {
             Section::Listener => "listeners[]",
             Section::Tls => "listeners[].tls",
             Section::Cert => "listeners[].tls.certs[]",
+            Section::ClientAuth => "listeners[].tls.client_auth",
+            Section::UpstreamTls => "upstream_tls (on a domain or route)",
             Section::Admin => "admin",
             Section::Probe => "probe",
             Section::Logging => "logging",
@@ -239,8 +245,12 @@ pub(crate) const KEYS: &[Key] = &[
     key("certs", &[S::Tls], K::List(I::Of(S::Cert)), D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
     key("http2", &[S::Tls], K::Bool, D::Bool(false), "offer h2 by ALPN"),
+    key("min_version", &[S::Tls], K::OneOf(&["1.2", "1.3"]), D::Text("1.2"), "the oldest TLS version clients may use: 1.2 or 1.3"),
+    key("client_auth", &[S::Tls], K::Map(S::ClientAuth), D::Unset("no client certificates asked for"), "ask clients for certificates signed by a CA (docs/tls.md)"),
     key("cert", &[S::Cert], K::Path, D::Required, "PEM certificate chain"),
     key("key", &[S::Cert], K::Path, D::Required, "PEM private key"),
+    key("ca", &[S::ClientAuth], K::Path, D::Required, "PEM file of the CA certificates client certificates must chain to"),
+    key("mode", &[S::ClientAuth], K::OneOf(&["require", "optional"]), D::Text("require"), "require: no valid certificate, no handshake; optional: verified when presented"),
     // --- admin, logging ---
     key("token", &[S::Admin], K::String, D::Unset("no token; only allowed on loopback"), "bearer token the admin API requires"),
     key("level", &[S::Logging], K::OneOf(&["off", "error", "warn", "info", "debug", "trace"]), D::Text("info"), "console log level"),
@@ -308,8 +318,16 @@ pub(crate) const KEYS: &[Key] = &[
     key("drop", DOMAIN_AND_ROUTE, K::Bool, D::Bool(false), "close the connection without a response"),
     key("serve", DOMAIN_AND_ROUTE, K::Map(S::Serve), D::Unset("none"), "answer with files from a folder (docs/routing.md)"),
     key("access_log", DOMAIN_AND_ROUTE, K::Path, D::Unset("only the global access log"), "also log this domain's or route's requests to this file (logging.access_log_format; reopened on SIGUSR1)"),
+    key("access_log_format", DOMAIN_AND_ROUTE, K::OneOf(&["json", "combined"]), D::Unset("logging.access_log_format"), "the format of this domain's or route's own access_log (a file shared by several must be written in one format)"),
     key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
+    key("upstream_tls", DOMAIN_AND_ROUTE, K::Map(S::UpstreamTls), D::Unset("verify against the system bundle (SSL_CERT_FILE as a fallback)"), "TLS towards https:// backends: CA, verification, SNI, client certificate (a route's keys override its domain's)"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
+    // --- upstream_tls (docs/tls.md) ---
+    key("ca", &[S::UpstreamTls], K::Path, D::Unset("the system bundle"), "PEM file of the CAs that backends' certificates must chain to (replaces the system bundle)"),
+    key("verify", &[S::UpstreamTls], K::Bool, D::Bool(true), "verify backends' certificates and names; false accepts any (logged as a warning at load)"),
+    key("sni", &[S::UpstreamTls], K::String, D::Unset("the backend URL's host"), "the name sent by SNI and checked against the certificate"),
+    key("client_cert", &[S::UpstreamTls], K::Path, D::Unset("none"), "PEM certificate chain presented to backends that ask (needs client_key)"),
+    key("client_key", &[S::UpstreamTls], K::Path, D::Unset("none"), "PEM private key of client_cert"),
     // --- backends, health checks ---
     key("addr", &[S::Backend], K::String, D::Required, "http://, https:// or h2c:// URL of the backend"),
     key("weight", &[S::Backend], K::Int { min: 1, max: 100 }, D::Int(1), "share of traffic for weighted strategies"),

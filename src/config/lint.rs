@@ -1,8 +1,9 @@
 //! Warnings about a config that loads but does not do what it seems to: today, routes that can
-//! never match because a route tried before them takes every request they could see. `-t`
-//! prints them; a load or reload logs them.
+//! never match because a route tried before them takes every request they could see, and
+//! `upstream_tls` that verifies nothing or applies to no `https://` backend. `-t` prints them;
+//! a load or reload logs them.
 
-use super::model::{Config, Route};
+use super::model::{Action, Config, Route, Scheme};
 use super::ConfigError;
 
 /// Every warning, in file order, positioned like errors.
@@ -30,8 +31,55 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
             }
         }
     }
+    upstream_tls(config, &mut out);
     out.sort_by_key(|e| (e.line, e.col));
     out
+}
+
+/// `verify: false` (once per `upstream_tls` map, naming the domain), and an `upstream_tls`
+/// whose domain or route sends only to `http://` or `h2c://` backends, where it does nothing.
+fn upstream_tls(config: &Config, out: &mut Vec<ConfigError>) {
+    let mut seen = Vec::new();
+    let mut warned_verify = Vec::new();
+    for domain in &config.domains {
+        let name = domain.hosts.first().map(|h| h.text()).unwrap_or_default();
+        for h in domain.handlings() {
+            let Action::Proxy { pool, options } = &h.action else {
+                continue;
+            };
+            let Some(t) = &options.upstream_tls else {
+                continue;
+            };
+            if seen.contains(&(t.pos, *pool)) {
+                continue;
+            }
+            seen.push((t.pos, *pool));
+            let https = config
+                .pools
+                .get(*pool)
+                .is_some_and(|p| p.backends.iter().any(|b| b.scheme == Scheme::Https));
+            if !https {
+                out.push(ConfigError::new(
+                    &config.source,
+                    t.pos,
+                    &t.path,
+                    format!(
+                        "upstream_tls does nothing for domain {name:?}: it applies to https:// backends only, and these are plain"
+                    ),
+                ));
+            } else if !t.verify && !warned_verify.contains(&t.pos) {
+                warned_verify.push(t.pos);
+                out.push(ConfigError::new(
+                    &config.source,
+                    t.pos,
+                    &t.path,
+                    format!(
+                        "upstream_tls.verify is false for domain {name:?}: its https:// backends' certificates are not checked, so anyone on the path can impersonate them"
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 /// Whether listener scope `a` includes every listener of `b` (`None`: every listener).

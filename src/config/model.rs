@@ -19,7 +19,7 @@ pub use super::pattern::template::{Template, TemplatePart};
 
 /// A position in the config file, 1-based, for error messages raised after decoding
 /// (e.g. a backend name that does not resolve).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Pos {
     pub line: usize,
     pub col: usize,
@@ -125,17 +125,85 @@ pub struct Listener {
     pub pos: Pos,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     pub certs: Vec<CertPair>,
     pub cert_dir: Option<PathBuf>,
+    /// Where `cert_dir` is written (its pairs' errors point there).
+    pub cert_dir_pos: Pos,
     pub http2: bool,
+    /// The oldest TLS version a client may use.
+    pub min_version: TlsVersion,
+    /// Client certificates (mTLS).
+    pub client_auth: Option<ClientAuth>,
+    /// Where the `tls` map is written.
+    pub pos: Pos,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPair {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Where the pair is written (for `cert_dir` pairs: where `cert_dir` is).
+    pub pos: Pos,
+}
+
+/// `listeners[].tls.min_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        }
+    }
+}
+
+/// `listeners[].tls.client_auth`: client certificates checked against `ca`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub ca: PathBuf,
+    pub mode: ClientAuthMode,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMode {
+    /// The handshake fails without a valid client certificate.
+    Require,
+    /// A certificate is verified when the client presents one.
+    Optional,
+}
+
+impl ClientAuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMode::Require => "require",
+            ClientAuthMode::Optional => "optional",
+        }
+    }
+}
+
+/// `upstream_tls` on a domain or route: how strait talks TLS to its `https://` backends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamTls {
+    /// Trust these CAs instead of the system bundle.
+    pub ca: Option<PathBuf>,
+    /// `false`: accept any certificate (a warning at load).
+    pub verify: bool,
+    /// The name sent by SNI and checked against the certificate (default: the backend's host).
+    pub sni: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Where the (innermost) `upstream_tls` map is written, and its key path.
+    pub pos: Pos,
+    pub path: String,
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +449,8 @@ pub struct ProxyOptions {
     pub websocket_idle_timeout: Duration,
     /// Read a request body up to this size before choosing a backend.
     pub buffer_request_body: Option<u64>,
+    /// TLS towards `https://` backends (`upstream_tls`).
+    pub upstream_tls: Option<Box<UpstreamTls>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -515,6 +585,8 @@ pub struct Handling {
     pub access_log: Option<PathBuf>,
     /// `access_log_global`: also write these requests to the global access log.
     pub access_log_global: bool,
+    /// `access_log_format` of the own access log; `None`: `logging.access_log_format`.
+    pub access_log_format: Option<AccessLogFormat>,
     /// `compress`: on-the-fly response compression; a route inherits its domain's.
     pub compress: Option<Compress>,
 }

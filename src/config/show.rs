@@ -70,6 +70,15 @@ pub fn show_yaml(c: &Config) -> String {
                 tls.cert_dir.as_ref().map(|p| q(&p.display().to_string())),
             );
             let _ = writeln!(o, "      http2: {}", tls.http2);
+            let _ = writeln!(o, "      min_version: \"{}\"", tls.min_version.as_str());
+            if let Some(ca) = &tls.client_auth {
+                let _ = writeln!(
+                    o,
+                    "      client_auth: {{ ca: {}, mode: {} }}",
+                    q(&ca.ca.display().to_string()),
+                    ca.mode.as_str()
+                );
+            }
         }
     }
     if let Some(a) = &c.admin {
@@ -237,6 +246,23 @@ fn handling(
                 "buffer_request_body",
                 options.buffer_request_body.map(units::fmt_size),
             );
+            if let Some(t) = &options.upstream_tls {
+                let path = |p: &Option<std::path::PathBuf>| {
+                    p.as_ref().map(|p| q(&p.display().to_string()))
+                };
+                let mut fields = vec![format!("verify: {}", t.verify)];
+                for (k, v) in [
+                    ("ca", path(&t.ca)),
+                    ("sni", t.sni.as_deref().map(q)),
+                    ("client_cert", path(&t.client_cert)),
+                    ("client_key", path(&t.client_key)),
+                ] {
+                    if let Some(v) = v {
+                        fields.push(format!("{k}: {v}"));
+                    }
+                }
+                let _ = writeln!(o, "{pad}upstream_tls: {{ {} }}", fields.join(", "));
+            }
         }
         Action::Respond(r) => {
             let headers: Vec<String> = r

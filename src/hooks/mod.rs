@@ -66,6 +66,8 @@ pub(crate) struct Meta<'a> {
     pub client_addr: Option<SocketAddr>,
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a str,
+    /// The client's verified certificate (`client_auth`).
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 fn warn_invalid(side: &str, name: &str, ok: bool) {

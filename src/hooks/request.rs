@@ -62,6 +62,20 @@ impl<'a> Request<'a> {
         self.meta.request_id
     }
 
+    /// The subject DN (`CN=client,O=Example`) of the certificate the client presented and
+    /// strait verified (`listeners[].tls.client_auth`); `None` without one.
+    pub fn client_cert_subject(&self) -> Option<&str> {
+        self.meta.client_cert.as_ref().map(|c| c.subject.as_str())
+    }
+
+    /// The SHA-256 fingerprint (lower-case hex, no colons) of that certificate.
+    pub fn client_cert_fingerprint(&self) -> Option<&str> {
+        self.meta
+            .client_cert
+            .as_ref()
+            .map(|c| c.fingerprint.as_str())
+    }
+
     /// How strait answers this request.
     pub fn kind(&self) -> RequestKind {
         self.kind

@@ -1,6 +1,8 @@
 //! In-place reload (SIGHUP, POST /reload): validate the whole file, then swap one snapshot.
 //! On any error the running config stays and every error is reported. Unchanged backends keep
-//! their state (see `Snapshot::build`); listener and server settings need a binary upgrade.
+//! their state (see `Snapshot::build`). TLS listeners' certificates, keys, CAs, `min_version`
+//! and `client_auth` are read again and swapped in for new handshakes (`crate::tls`); adding
+//! or removing listeners, and other server settings, need a binary upgrade.
 
 use std::sync::Arc;
 
@@ -88,6 +90,7 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
     for w in config::warnings(&config) {
         log::warn!("reload: {w}");
     }
+    let certificates = load_certificates(state, &config).await?;
     let current = state.snapshot();
     // The same list the reload plan shows (src/plan.rs), so the plan is what a reload does.
     let not_applied = crate::plan::needs_upgrade(&current.config, &config)
@@ -111,8 +114,76 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
             .count(),
         not_applied,
     };
+    let pairs: usize = certificates.iter().map(|(_, c)| c.pairs).sum();
+    let listeners = certificates.len();
+    for (listener, certs) in certificates {
+        listener.swap(certs);
+    }
+    if listeners > 0 {
+        info!("certificates reloaded: {pairs} pair(s) on {listeners} TLS listener(s)");
+    }
     state.swap(next);
     Ok(report)
+}
+
+/// Reads every certificate, key and CA of the running TLS listeners as `config` now names
+/// them (a listener is found again by its address), off the async threads. All or nothing:
+/// one bad file and nothing is swapped.
+async fn load_certificates(
+    state: &State,
+    config: &config::Config,
+) -> Result<Vec<(Arc<crate::tls::TlsListener>, crate::tls::ListenerCerts)>, Vec<ConfigError>> {
+    let listeners: Vec<_> = state.tls_listeners().to_vec();
+    if listeners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = config.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for listener in listeners {
+            let found = config
+                .listeners
+                .iter()
+                .enumerate()
+                .find(|(_, l)| l.addr == listener.addr);
+            // A listener gone, or without tls now, is a change for a binary upgrade (the plan
+            // says so); its certificates stay as they are.
+            let Some((i, l, tls)) = found.and_then(|(i, l)| l.tls.as_ref().map(|t| (i, l, t)))
+            else {
+                continue;
+            };
+            match crate::tls::load(&config, i, l, tls) {
+                Ok((certs, warnings)) => {
+                    for w in warnings {
+                        warn!("reload: {w}");
+                    }
+                    out.push((listener, certs));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    })
+    .await;
+    match loaded {
+        Ok(result) => result,
+        Err(e) => Err(vec![plain_error(
+            &config_source(state),
+            &format!("certificate loading failed: {e}"),
+        )]),
+    }
+}
+
+fn config_source(state: &State) -> String {
+    state
+        .config_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 /// What `reload` would change, without changing anything: the file is loaded and validated
@@ -122,6 +193,7 @@ pub(crate) async fn reload_plan(state: &State) -> Result<serde_json::Value, Vec<
     // Resolve without building a snapshot: a build would touch state the running one shares
     // (kept backends' limits, the cache budget).
     crate::snapshot::resolve_all(&config).await?;
+    load_certificates(state, &config).await?;
     let current = state.snapshot();
     Ok(crate::plan::plan(&current.config, &config))
 }

@@ -8,10 +8,12 @@
 //! decides: a reload happens only when it differs from what was last applied, and a broken
 //! file's errors are logged once per distinct content, not once per save.
 //!
-//! Files named by `include` are watched too (their folders, and their content in the digest).
+//! Files named by `include` are watched too (each pattern's folder, and the files it matches
+//! now, names and content, in the digest, so adding one to `conf.d/` reloads).
 //!
-//! Certificates are not watched: listeners' TLS settings belong to Pingora and change only
-//! with a binary upgrade (`strait -u`).
+//! The certificate, key and CA files the config names (listeners' `tls`, `upstream_tls`) and
+//! the `cert_dir` folders are watched the same way: their folders are watched, and their
+//! content counts with the config file's, so a rotated certificate reloads (`crate::tls`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::CString;
@@ -19,7 +21,7 @@ use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,18 +42,54 @@ pub(crate) struct WatchService {
     pub state: Arc<State>,
 }
 
-/// The config file's content with every file its `include` patterns match now (names too, so
-/// a file added to or removed from `conf.d/` counts as a change).
-fn content(path: &Path, include: &[PathBuf]) -> Option<u64> {
+/// The config file's content and that of every TLS file and `cert_dir` the running config
+/// names, as one digest; `None` while the config file cannot be read (mid-rename).
+fn content(state: &State, path: &Path) -> Option<u64> {
+    let config = std::fs::read(path).ok()?;
     let mut h = DefaultHasher::new();
-    std::fs::read(path).ok()?.hash(&mut h);
-    for pattern in include {
+    config.hash(&mut h);
+    let snapshot = state.snapshot();
+    for pattern in &snapshot.config.include {
         for file in crate::config::included_files(pattern) {
             file.hash(&mut h);
             std::fs::read(&file).ok().hash(&mut h);
         }
     }
+    let (files, dirs) = crate::tls::files(&snapshot.config);
+    for file in files {
+        file.hash(&mut h);
+        std::fs::read(&file).ok().hash(&mut h);
+    }
+    for dir in dirs {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for entry in entries {
+            entry.hash(&mut h);
+            std::fs::read(&entry).ok().hash(&mut h);
+        }
+    }
     Some(h.finish())
+}
+
+/// The folders to watch: the config file's, each include pattern's, each TLS file's, and each
+/// `cert_dir`.
+fn folders(state: &State, path: &Path) -> Vec<PathBuf> {
+    let parent = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let snapshot = state.snapshot();
+    let (files, dirs) = crate::tls::files(&snapshot.config);
+    let mut out: Vec<PathBuf> = std::iter::once(parent(path))
+        .chain(snapshot.config.include.iter().map(|p| parent(p)))
+        .chain(files.iter().map(|f| parent(f)))
+        .chain(dirs)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[async_trait]
@@ -63,23 +101,17 @@ impl BackgroundService for WatchService {
         let (tx, mut rx) = unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
-        // The config file's folder and each include pattern's; a pattern added by a later
-        // reload is watched from the next start.
-        let include = self.state.snapshot().config.include.clone();
-        let mut dirs: Vec<PathBuf> = std::iter::once(path.as_path())
-            .chain(include.iter().map(PathBuf::as_path))
-            .map(folder)
-            .collect();
-        dirs.dedup();
+        let watched = Arc::new(Mutex::new(folders(&self.state, &path)));
+        let thread_watched = watched.clone();
         let spawned = std::thread::Builder::new()
             .name("strait-watch".into())
-            .spawn(move || watch_loop(&dirs, &tx, &thread_stop));
+            .spawn(move || watch_loop(&thread_watched, &tx, &thread_stop));
         if let Err(e) = spawned {
             error!("cannot start the config watcher: {e}");
             return;
         }
         info!("watching {} for changes", path.display());
-        let mut applied = content(&path, &include);
+        let mut applied = content(&self.state, &path);
         let mut rejected: Option<u64> = None;
         loop {
             tokio::select! {
@@ -94,8 +126,7 @@ impl BackgroundService for WatchService {
                     Err(_) => break,
                 }
             }
-            let include = self.state.snapshot().config.include.clone();
-            let now = content(&path, &include);
+            let now = content(&self.state, &path);
             if now.is_none() || now == applied {
                 // Mid-rename, or untouched content (a `touch`, another file in the folder).
                 continue;
@@ -112,8 +143,11 @@ impl BackgroundService for WatchService {
             let result = reload(&self.state).await;
             match &result {
                 Ok(_) => {
-                    applied = now;
+                    // The new config may name other files: watch them, and count them in.
+                    applied = content(&self.state, &path);
                     rejected = None;
+                    *watched.lock().unwrap_or_else(|e| e.into_inner()) =
+                        folders(&self.state, &path);
                 }
                 Err(_) => rejected = now,
             }
@@ -123,17 +157,10 @@ impl BackgroundService for WatchService {
     }
 }
 
-/// The folder a file (or an include pattern) is in.
-fn folder(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Blocks on inotify for the given folders and sends one message per batch of events, until
-/// `stop` is set or the receiver is gone.
-fn watch_loop(dirs: &[PathBuf], tx: &UnboundedSender<()>, stop: &AtomicBool) {
+/// Blocks on inotify for the folders in `watched` (looked at again between polls, so folders
+/// added by a reload are watched too) and sends one message per batch of events, until `stop`
+/// is set or the receiver is gone.
+fn watch_loop(watched: &Mutex<Vec<PathBuf>>, tx: &UnboundedSender<()>, stop: &AtomicBool) {
     // SAFETY: plain syscall; the fd is closed at the end of this function.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
     if fd < 0 {
@@ -150,28 +177,30 @@ fn watch_loop(dirs: &[PathBuf], tx: &UnboundedSender<()>, stop: &AtomicBool) {
         | libc::IN_DELETE
         | libc::IN_MODIFY
         | libc::IN_ATTRIB;
-    let mut watching = 0;
-    for dir in dirs {
-        let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
-            error!("cannot watch {}: the path has a NUL byte", dir.display());
-            continue;
-        };
-        // SAFETY: a valid inotify fd and a NUL-terminated path.
-        if unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
-            error!(
-                "cannot watch {}: {}",
-                dir.display(),
-                std::io::Error::last_os_error()
-            );
-        } else {
-            watching += 1;
+    let mut added: Vec<PathBuf> = Vec::new();
+    let add_new = |added: &mut Vec<PathBuf>| {
+        let wanted = watched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for dir in wanted {
+            if added.contains(&dir) {
+                continue;
+            }
+            let Ok(dir_c) = CString::new(dir.as_os_str().as_bytes()) else {
+                error!("cannot watch {}: the path has a NUL byte", dir.display());
+                added.push(dir);
+                continue;
+            };
+            // SAFETY: a valid inotify fd and a NUL-terminated path.
+            if unsafe { libc::inotify_add_watch(fd, dir_c.as_ptr(), mask) } < 0 {
+                error!(
+                    "cannot watch {}: {}",
+                    dir.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+            added.push(dir);
         }
-    }
-    if watching == 0 {
-        // SAFETY: closing the fd opened above, once.
-        unsafe { libc::close(fd) };
-        return;
-    }
+    };
+    add_new(&mut added);
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
@@ -181,6 +210,7 @@ fn watch_loop(dirs: &[PathBuf], tx: &UnboundedSender<()>, stop: &AtomicBool) {
         };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut pfd, 1, STOP_POLL_MS) };
+        add_new(&mut added);
         if ready <= 0 {
             continue;
         }

@@ -75,6 +75,7 @@ fn entry(
         referer: None,
         version: http::Version::HTTP_11,
         error: Some(code),
+        tls_client: None,
     }
 }
 

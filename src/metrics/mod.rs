@@ -180,6 +180,14 @@ pub(crate) static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
     .expect("register strait_access_log_dropped_total")
 });
 
+pub(crate) static SNI_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "strait_tls_handshakes_dropped_total",
+        "TLS handshakes refused because their SNI names a domain with `drop: true`."
+    )
+    .expect("register strait_tls_handshakes_dropped_total")
+});
+
 pub(crate) static TRACE_SPANS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_trace_spans_total",
@@ -206,6 +214,7 @@ pub(crate) fn init() {
         Lazy::force(&CONNECTIONS_QUEUED);
         Lazy::force(&CACHE_REQUESTS);
         Lazy::force(&COMPRESSED);
+        Lazy::force(&SNI_DROPPED);
         Lazy::force(&CACHE_BYTES);
         Lazy::force(&CACHE_ENTRIES);
         Lazy::force(&RATELIMITED);

@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) client_ip: Option<IpAddr>,
     /// The TCP peer (what this hop appends to `X-Forwarded-For`).
     pub(crate) peer_ip: Option<IpAddr>,
+    /// The client's verified certificate (`client_auth`), for templates, hooks and the log.
+    pub(crate) client_cert: Option<crate::tls::ClientCert>,
     /// The domain and route the request matched.
     pub(crate) hit: Option<Hit>,
     /// `$1`..`$9` of the route's path glob, when its templates use them.
@@ -77,6 +79,7 @@ impl Ctx {
             headers: None,
             client_ip: None,
             peer_ip: None,
+            client_cert: None,
             hit: None,
             captures: Vec::new(),
             original_uri: None,

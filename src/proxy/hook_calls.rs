@@ -43,6 +43,7 @@ fn meta<'a>(
         client_addr,
         client_ip: ctx.client_ip,
         request_id: &ctx.observe.request_id,
+        client_cert: ctx.client_cert.as_ref(),
     })
 }
 

@@ -225,13 +225,15 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         referer: req.headers.get(http::header::REFERER).cloned(),
         version: req.version,
         error,
+        tls_client: ctx.client_cert.take(),
     };
+    let own_format = handler.and_then(|h| h.access_log_format);
     match own {
         Some(log) if global => {
-            log.send(entry.clone());
+            log.send(entry.clone(), own_format);
             state.access_log.send(entry);
         }
-        Some(log) => log.send(entry),
+        Some(log) => log.send(entry, own_format),
         None => {
             state.access_log.send(entry);
         }

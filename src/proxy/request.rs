@@ -144,8 +144,10 @@ fn rewrite_path(session: &mut Session, ctx: &mut Ctx, rewrite: &Rewrite) -> Resu
     Ok(())
 }
 
-/// Sets `ctx.peer_ip` and `ctx.client_ip` (see `limits::client_ip`).
+/// Sets `ctx.peer_ip` and `ctx.client_ip` (see `limits::client_ip`), and the verified client
+/// certificate (`ctx.client_cert`).
 fn identify_client(snapshot: &Snapshot, session: &Session, ctx: &mut Ctx) {
+    ctx.client_cert = crate::tls::ClientCert::of_session(session).cloned();
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())

@@ -20,6 +20,8 @@ pub(crate) struct Vars<'a> {
     pub(crate) request_id: &'a str,
     /// `$1`..`$9`.
     pub(crate) captures: &'a [String],
+    /// The client's verified certificate (`$ssl_client_s_dn`, `$ssl_client_fingerprint`).
+    pub(crate) client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 impl<'a> Vars<'a> {
@@ -33,6 +35,7 @@ impl<'a> Vars<'a> {
             remote: ctx.client_ip,
             request_id: &ctx.observe.request_id,
             captures: &ctx.captures,
+            client_cert: ctx.client_cert.as_ref(),
         }
     }
 }
@@ -68,6 +71,12 @@ pub(crate) fn render(t: &[TemplatePart], req: &RequestHeader, vars: &Vars<'_>) -
                 }
             }
             TemplatePart::RequestId => out.push_str(vars.request_id),
+            TemplatePart::SslClientSDn => {
+                out.push_str(vars.client_cert.map_or("", |c| c.subject.as_str()))
+            }
+            TemplatePart::SslClientFingerprint => {
+                out.push_str(vars.client_cert.map_or("", |c| c.fingerprint.as_str()))
+            }
             TemplatePart::Capture(n) => {
                 if let Some(c) = vars.captures.get(usize::from(*n) - 1) {
                     out.push_str(c);

@@ -377,6 +377,64 @@ fn combined_format_lines() {
     );
 }
 
+/// `access_log_format` per domain or route: a route's combined log beside the global JSON one,
+/// and one file named in two formats is a config error.
+#[test]
+fn route_logs_take_their_own_format() {
+    let origin = Origin::plain("o");
+    let s = Strait::start(&config(&format!(
+        "logging:\n  access_log: \"{{dir}}/access.log\"\n\
+         domains:\n  - hosts: [log.test]\n    backends: {}\n    routes:\n      - {{ path_prefix: /legacy/, access_log: \"{{dir}}/legacy.log\", access_log_format: combined }}\n",
+        crate::support::backends(&[&origin])
+    )));
+    for path in ["/legacy/a", "/json"] {
+        assert_eq!(s.get("log.test", path).status, 200, "{path}");
+    }
+    let legacy = s.dir().join("legacy.log");
+    let global = s.dir().join("access.log");
+    eventually_msg(Duration::from_secs(10), "both logs written", || {
+        std::fs::read_to_string(&legacy).is_ok_and(|t| !t.is_empty()) && lines(&global).len() >= 2
+    });
+    let text = std::fs::read_to_string(&legacy).unwrap_or_default();
+    assert!(
+        text.starts_with("127.0.0.1 - - [") && text.contains("\"GET /legacy/a HTTP/1.1\" 200"),
+        "{text}"
+    );
+    // The global log stays JSON for both requests.
+    let paths: Vec<String> = lines(&global)
+        .iter()
+        .filter_map(|l| l["path"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(paths, ["/legacy/a", "/json"]);
+
+    // Checked when the snapshot is built, after the file decoded.
+    let check = Strait::check(
+        "listeners: [{ addr: 127.0.0.1:1 }]
+domains:
+  - hosts: [a.test]
+    respond: { status: 200 }
+    access_log: /tmp/strait-shared-format.log
+    routes:
+      - { path_prefix: /x/, respond: { status: 200 }, access_log_format: combined }
+",
+    );
+    check.assert_error(
+        3,
+        5,
+        "domains[0].access_log",
+        &["written as combined by domains[0].routes[0].access_log"],
+    );
+    let check = Strait::check(
+        "listeners: [{ addr: 127.0.0.1:1 }]
+domains:
+  - hosts: [b.test]
+    respond: { status: 200 }
+    access_log_format: combined
+",
+    );
+    check.assert_error(5, 24, "domains[0].access_log_format", &["there is none"]);
+}
+
 /// Domain and route access logs: each file gets its own requests, `access_log_global: false`
 /// keeps them out of the global log, and a SIGUSR1 rotation under load loses no line.
 #[test]

@@ -40,6 +40,8 @@ mod serve;
 mod startup;
 mod timeouts;
 mod tls;
+mod tls_auth;
+mod tls_rotate;
 mod tracing;
 mod watch;
 mod websocket;

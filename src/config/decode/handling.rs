@@ -6,7 +6,7 @@ use super::compress;
 use super::fields::{Errors, Fields};
 use super::headers;
 use super::limits;
-use crate::config::model::{Action, CacheSettings, DomainCache, Handling};
+use crate::config::model::{AccessLogFormat, Action, CacheSettings, DomainCache, Handling};
 
 /// Reads the shared keys of `f`; `inherited` is the domain's handling when `f` is a route, and
 /// `captures` the `$N` its templates may use.
@@ -65,6 +65,23 @@ pub(super) fn read(
     let access_log = f
         .file_path(e, "access_log")
         .or_else(|| inherited.and_then(|p| p.access_log.clone()));
+    let access_log_format = f
+        .one_of(e, "access_log_format", &["json", "combined"])
+        .map(|i| {
+            if i == 0 {
+                AccessLogFormat::Json
+            } else {
+                AccessLogFormat::Combined
+            }
+        })
+        .or_else(|| inherited.and_then(|p| p.access_log_format));
+    if let (Some(n), None) = (f.get("access_log_format"), &access_log) {
+        e.push(
+            n.pos,
+            &f.path("access_log_format"),
+            "access_log_format applies to this domain's or route's own `access_log`, and there is none (the global log's is logging.access_log_format)",
+        );
+    }
     let own_global = f.boolean(e, "access_log_global");
     let access_log_global = own_global
         .or_else(|| inherited.map(|p| p.access_log_global))
@@ -85,6 +102,7 @@ pub(super) fn read(
         max_body_bytes,
         access_log,
         access_log_global,
+        access_log_format,
         compress,
     }
 }

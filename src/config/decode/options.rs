@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::fields::{Errors, Fields};
 use crate::config::keys::{self, Section};
-use crate::config::model::ProxyOptions;
+use crate::config::model::{Pos, ProxyOptions, UpstreamTls};
 
 /// The defaults, from the key table.
 pub(super) fn defaults() -> ProxyOptions {
@@ -20,6 +20,7 @@ pub(super) fn defaults() -> ProxyOptions {
         host_header: None,
         websocket_idle_timeout: d("websocket_idle_timeout"),
         buffer_request_body: None,
+        upstream_tls: None,
     }
 }
 
@@ -40,6 +41,71 @@ pub(super) struct Overrides {
     host_header: Option<String>,
     websocket_idle_timeout: Option<Duration>,
     buffer_request_body: Option<u64>,
+    upstream_tls: Option<TlsOverrides>,
+}
+
+/// The `upstream_tls` keys one mapping wrote; unset ones inherit from the domain's.
+struct TlsOverrides {
+    ca: Option<std::path::PathBuf>,
+    verify: Option<bool>,
+    sni: Option<String>,
+    /// `client_cert` and `client_key`, which are only written together.
+    client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    pos: Pos,
+    path: String,
+}
+
+fn upstream_tls(e: &mut Errors, f: &Fields) -> Option<TlsOverrides> {
+    let node = f.get("upstream_tls")?;
+    let path = f.path("upstream_tls");
+    let t = Fields::new(e, node, &path, Section::UpstreamTls)?;
+    let sni = t.string(e, "sni").filter(|name| {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !ok {
+            let at = t.get("sni").map_or(node.pos, |n| n.pos);
+            e.push(
+                at,
+                &t.path("sni"),
+                format!("expected a host name like api.internal, found {name:?}"),
+            );
+        }
+        ok
+    });
+    let cert = t.file_path(e, "client_cert");
+    let key = t.file_path(e, "client_key");
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (Some(_), None) => {
+            let at = t.get("client_cert").map_or(node.pos, |n| n.pos);
+            e.push(
+                at,
+                &t.path("client_cert"),
+                "client_cert needs client_key (its private key) in the same upstream_tls",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            let at = t.get("client_key").map_or(node.pos, |n| n.pos);
+            e.push(
+                at,
+                &t.path("client_key"),
+                "client_key needs client_cert (the certificate it belongs to) in the same upstream_tls",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    Some(TlsOverrides {
+        ca: t.file_path(e, "ca"),
+        verify: t.boolean(e, "verify"),
+        sni,
+        client,
+        pos: node.pos,
+        path,
+    })
 }
 
 pub(super) fn read(e: &mut Errors, f: &Fields) -> Overrides {
@@ -81,6 +147,7 @@ pub(super) fn read(e: &mut Errors, f: &Fields) -> Overrides {
         ok
     });
     Overrides {
+        upstream_tls: upstream_tls(e, f),
         buffer_request_body,
         connect_timeout: f.positive_duration(e, "connect_timeout"),
         read_timeout: f.positive_duration(e, "read_timeout"),
@@ -118,6 +185,29 @@ impl Overrides {
         if let Some(host) = &self.host_header {
             out.host_header = Some(host.clone());
             out.preserve_host = false;
+        }
+        if let Some(own) = &self.upstream_tls {
+            let mut tls = out.upstream_tls.take().unwrap_or_else(|| {
+                Box::new(UpstreamTls {
+                    ca: None,
+                    verify: true,
+                    sni: None,
+                    client_cert: None,
+                    client_key: None,
+                    pos: own.pos,
+                    path: own.path.clone(),
+                })
+            });
+            tls.ca = own.ca.clone().or(tls.ca);
+            tls.verify = own.verify.unwrap_or(tls.verify);
+            tls.sni = own.sni.clone().or(tls.sni);
+            if let Some((cert, key)) = &own.client {
+                tls.client_cert = Some(cert.clone());
+                tls.client_key = Some(key.clone());
+            }
+            tls.pos = own.pos;
+            tls.path = own.path.clone();
+            out.upstream_tls = Some(tls);
         }
         out
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
-    AccessLog, AccessLogFormat, Admin, CertPair, Listener, Logging, Pos, Probe, Server, Tls,
+    AccessLog, AccessLogFormat, Admin, CertPair, ClientAuth, ClientAuthMode, Listener, Logging,
+    Pos, Probe, Server, Tls, TlsVersion,
 };
 use crate::config::units;
 use crate::config::yaml::Node;
@@ -176,7 +177,11 @@ fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
         c.require(e, "cert");
         c.require(e, "key");
         if let (Some(cert), Some(key)) = (c.file_path(e, "cert"), c.file_path(e, "key")) {
-            certs.push(CertPair { cert, key });
+            certs.push(CertPair {
+                cert,
+                key,
+                pos: item.pos,
+            });
         }
     }
     let cert_dir = f.file_path(e, "cert_dir");
@@ -190,10 +195,35 @@ fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
             "at least one certificate is required when there is no `cert_dir`",
         );
     }
+    let min_version = match f.one_of(e, "min_version", &["1.2", "1.3"]) {
+        Some(1) => TlsVersion::V1_3,
+        _ => TlsVersion::V1_2,
+    };
+    let client_auth = f
+        .get("client_auth")
+        .and_then(|n| client_auth(e, n, &f.path("client_auth")));
     Some(Tls {
         certs,
         cert_dir,
+        cert_dir_pos: f.get("cert_dir").map_or(node.pos, |n| n.pos),
         http2: f.boolean(e, "http2").unwrap_or(false),
+        min_version,
+        client_auth,
+        pos: node.pos,
+    })
+}
+
+fn client_auth(e: &mut Errors, node: &Node, path: &str) -> Option<ClientAuth> {
+    let f = Fields::new(e, node, path, Section::ClientAuth)?;
+    f.require(e, "ca");
+    let mode = match f.one_of(e, "mode", &["require", "optional"]) {
+        Some(1) => ClientAuthMode::Optional,
+        _ => ClientAuthMode::Require,
+    };
+    Some(ClientAuth {
+        ca: f.file_path(e, "ca")?,
+        mode,
+        pos: f.get("ca").map_or(node.pos, |n| n.pos),
     })
 }
 

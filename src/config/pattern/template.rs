@@ -28,11 +28,15 @@ pub enum TemplatePart {
     RequestId,
     /// `$1`..`$9`: a wildcard of the route's `path` glob.
     Capture(u8),
+    /// `$ssl_client_s_dn`: the subject DN of the client's verified certificate (`client_auth`),
+    /// empty without one.
+    SslClientSDn,
+    /// `$ssl_client_fingerprint`: its SHA-256, lower-case hex without colons.
+    SslClientFingerprint,
 }
 
 /// Every variable, as the error for an unknown one lists them.
-const VARIABLES: &str =
-    "$scheme, $host, $port, $uri, $path, $query, $remote_addr, $request_id or $1..$9";
+const VARIABLES: &str = "$scheme, $host, $port, $uri, $path, $query, $remote_addr, $request_id, $ssl_client_s_dn, $ssl_client_fingerprint or $1..$9";
 
 /// Splits `text` into literal text and variables. `captures` is how many `$N` the route's path
 /// glob yields. A `$` followed by neither a letter nor a digit stays literal; `$$` is one `$`.
@@ -87,6 +91,8 @@ pub fn parse(text: &str, captures: usize) -> Result<Template, String> {
             "uri" => TemplatePart::Uri,
             "remote_addr" => TemplatePart::RemoteAddr,
             "request_id" => TemplatePart::RequestId,
+            "ssl_client_s_dn" => TemplatePart::SslClientSDn,
+            "ssl_client_fingerprint" => TemplatePart::SslClientFingerprint,
             other => return Err(format!("unknown variable ${other}, expected {VARIABLES}")),
         };
         if !literal.is_empty() {
@@ -147,6 +153,8 @@ pub fn text(t: &[TemplatePart]) -> String {
             TemplatePart::Uri => "$uri",
             TemplatePart::RemoteAddr => "$remote_addr",
             TemplatePart::RequestId => "$request_id",
+            TemplatePart::SslClientSDn => "$ssl_client_s_dn",
+            TemplatePart::SslClientFingerprint => "$ssl_client_fingerprint",
             TemplatePart::Capture(n) => {
                 out.push('$');
                 out.push(char::from(b'0' + n));

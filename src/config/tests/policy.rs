@@ -156,7 +156,7 @@ domains:
         [
             "t.yaml:7:15: domains[0].redirect: redirect cannot be combined with `backends`",
             r#"t.yaml:9:49: domains[0].routes[0].redirect.status: unknown value "200", expected one of: 301, 302, 303, 307, 308"#,
-            r#"t.yaml:9:64: domains[0].routes[0].redirect.location: unknown variable $pth, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr, $request_id or $1..$9"#,
+            r#"t.yaml:9:64: domains[0].routes[0].redirect.location: unknown variable $pth, expected $scheme, $host, $port, $uri, $path, $query, $remote_addr, $request_id, $ssl_client_s_dn, $ssl_client_fingerprint or $1..$9"#,
             "t.yaml:10:65: domains[0].routes[1].redirect: redirect cannot be combined with `respond`",
             "t.yaml:11:39: domains[0].routes[2].redirect: missing field `location`",
         ]

@@ -207,6 +207,7 @@ fn design_example_decodes_to_the_model() {
         host_header: Some("backend.internal".into()),
         websocket_idle_timeout: secs(3600),
         buffer_request_body: None,
+        upstream_tls: None,
     };
     assert_eq!(
         d.handling.action,
@@ -302,6 +303,7 @@ fn defaults_fill_a_minimal_file() {
                 host_header: None,
                 websocket_idle_timeout: secs(3600),
                 buffer_request_body: None,
+                upstream_tls: None,
             }
         }
     );
