@@ -11,7 +11,7 @@
 //! reopens the file (logrotate's `postrotate`); `-` writes to stdout.
 //!
 //! Line fields: `time` (RFC 3339, UTC, milliseconds, when the request ended), `request_id`,
-//! `client` (IP), `method`, `host`, `path`, `query` (or null), `status` (0: no response was
+//! `trace_id` (the W3C trace id as 32 hex digits, see docs/tracing.md), `client` (IP), `method`, `host`, `path`, `query` (or null), `status` (0: no response was
 //! sent), `bytes_in` / `bytes_out` (request / response body bytes), `duration_ms`, `domain` and
 //! `route` (configured names, null when nothing matched), `upstream` (the backend URL of the
 //! last attempt, or null), `upstream_duration_ms` (from choosing that backend to its response
@@ -56,6 +56,8 @@ pub(crate) struct Entry {
     /// When the request ended; written first, as `time`.
     pub at: SystemTime,
     pub request_id: String,
+    /// The W3C trace id (`crate::trace`), hex in the JSON line; not in the combined format.
+    pub trace_id: Option<[u8; 16]>,
     pub client: Option<IpAddr>,
     pub method: Method,
     pub host: String,
@@ -342,6 +344,7 @@ mod tests {
         Entry {
             at: std::time::UNIX_EPOCH,
             request_id: "r".into(),
+            trace_id: None,
             client: None,
             method: Method::GET,
             host: "h".into(),

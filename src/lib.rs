@@ -38,6 +38,7 @@ pub(crate) mod server;
 pub(crate) mod snapshot;
 pub(crate) mod state;
 pub(crate) mod tls;
+pub(crate) mod trace;
 
 mod ascii;
 mod builder;

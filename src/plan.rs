@@ -456,6 +456,16 @@ pub(crate) fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     if old.logging.access_log != new.logging.access_log {
         out.push("logging.access_log".to_string());
     }
+    // The exporter is set up once; sample_ratio follows reloads.
+    let export = |c: &Config| {
+        (
+            c.tracing.otlp_endpoint.clone(),
+            c.tracing.service_name.clone(),
+        )
+    };
+    if export(old) != export(new) {
+        out.push("tracing (otlp_endpoint or service_name)".to_string());
+    }
     out
 }
 

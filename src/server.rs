@@ -275,6 +275,9 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
             },
         ));
     }
+    if let Some(exporter) = state.trace_export.install(&state.snapshot().config.tracing) {
+        server.add_service(background_service("strait trace export", exporter));
+    }
     if error_log.is_some() {
         server.add_service(background_service(
             "strait error log",

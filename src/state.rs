@@ -23,6 +23,8 @@ pub(crate) struct State {
     pub domain_stats: DomainStatsMap,
     /// The access log, when one is configured.
     pub access_log: AccessLogger,
+    /// The OTLP span exporter, when `tracing.otlp_endpoint` is set.
+    pub trace_export: crate::trace::Exporter,
     /// Request-body bytes held by `buffer_request_body` right now (`server.max_buffered_bytes`).
     pub buffered_bytes: Arc<std::sync::atomic::AtomicU64>,
     /// Set once every backend under health checking has had its first probe.
@@ -59,6 +61,7 @@ impl State {
             in_flight: InFlightCounter::default(),
             domain_stats: DomainStatsMap::default(),
             access_log: AccessLogger::default(),
+            trace_export: Default::default(),
             buffered_bytes: Default::default(),
             health_ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),

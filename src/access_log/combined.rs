@@ -107,6 +107,7 @@ mod tests {
         let entry = Entry {
             at: UNIX_EPOCH + Duration::from_secs(1_764_637_197),
             request_id: "r".into(),
+            trace_id: Some([1; 16]),
             client: Some("192.0.2.1".parse().unwrap()),
             method: Method::GET,
             host: "h".into(),

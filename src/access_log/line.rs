@@ -36,6 +36,15 @@ pub(crate) fn write_line(out: &mut Vec<u8>, entry: &Entry, clock: &mut Clock) {
     clock.write(out, entry.at);
     out.extend_from_slice(b"\",\"request_id\":");
     push_str(out, &entry.request_id);
+    out.extend_from_slice(b",\"trace_id\":");
+    match &entry.trace_id {
+        Some(id) => {
+            out.push(b'"');
+            crate::trace::context::push_hex(out, id);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"client\":");
     match entry.client {
         Some(ip) => {
@@ -213,6 +222,7 @@ mod tests {
         Entry {
             at: UNIX_EPOCH,
             request_id: "r1".into(),
+            trace_id: Some([0x4b; 16]),
             client: Some("127.0.0.1".parse().unwrap()),
             method: Method::GET,
             host: "a.te\"s\u{1}t".into(),
@@ -247,6 +257,7 @@ mod tests {
         assert!(text.ends_with("}\n"));
         assert!(text.starts_with("{\"time\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"r1\""));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["trace_id"], "4b".repeat(16));
         assert_eq!(v["client"], "127.0.0.1");
         assert_eq!(v["method"], "GET");
         assert_eq!(v["host"], "a.te\"s\u{1}t");
@@ -263,7 +274,7 @@ mod tests {
         assert_eq!(v["cache"], "miss");
         assert_eq!(v["user_agent"], "ua\tv\u{fffd}");
         assert_eq!(v["error"], serde_json::Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 19);
+        assert_eq!(v.as_object().unwrap().len(), 20);
     }
 
     #[test]
@@ -274,12 +285,14 @@ mod tests {
         e.user_agent = None;
         e.upstream_duration = None;
         e.error = Some("ConnectRefused");
+        e.trace_id = None;
         let v: serde_json::Value = serde_json::from_str(&line(&e)).unwrap();
         assert_eq!(v["client"], "::1");
         assert_eq!(v["query"], serde_json::Value::Null);
         assert_eq!(v["user_agent"], serde_json::Value::Null);
         assert_eq!(v["upstream_duration_ms"], serde_json::Value::Null);
         assert_eq!(v["error"], "ConnectRefused");
+        assert_eq!(v["trace_id"], serde_json::Value::Null);
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn always_present(section: Section) -> bool {
             | Section::Precompress
             | Section::PassiveHealth
             | Section::RetryBudget
+            | Section::Tracing
     )
 }
 
@@ -44,6 +45,7 @@ pub(crate) fn value_text(default: DefaultValue) -> Option<String> {
             t.to_string()
         }
         DefaultValue::Text(t) => format!("{t:?}"),
+        DefaultValue::Number(n) => n.to_string(),
     })
 }
 

@@ -41,11 +41,12 @@ pub(crate) enum Section {
     Sticky,
     RetryBudget,
     Serve,
+    Tracing,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 29] = [
+    pub(crate) const ALL: [Section; 30] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -75,6 +76,7 @@ impl Section {
         Section::Sticky,
         Section::RetryBudget,
         Section::Serve,
+        Section::Tracing,
     ];
 
     /// Where the section is found in a file.
@@ -109,6 +111,7 @@ impl Section {
             Section::Sticky => "sticky",
             Section::RetryBudget => "retry_budget",
             Section::Serve => "serve",
+            Section::Tracing => "tracing",
         }
     }
 }
@@ -142,6 +145,8 @@ pub(crate) enum Kind {
     TextMap,
     /// A mapping with the keys of this section, or `true`/`false`.
     MapOrBool(Section),
+    /// A number from 0.0 to 1.0.
+    Ratio,
 }
 
 /// What a list holds; the JSON Schema (`schema.rs`) needs it, the decoder knows it by code.
@@ -169,6 +174,8 @@ pub(crate) enum DefaultValue {
     Int(u64),
     Bool(bool),
     Text(&'static str),
+    /// A number, as written in the file (`1.0`).
+    Number(&'static str),
 }
 
 /// One key of one or more sections.
@@ -211,6 +218,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("admin", &[S::Top], K::Map(S::Admin), D::Unset("no admin API"), "the admin API listener"),
     key("probe", &[S::Top], K::Map(S::Probe), D::Unset("no probe listener"), "the /live /ready /metrics listener"),
     key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
+    key("tracing", &[S::Top], K::Map(S::Tracing), D::Unset("traceparent propagated, nothing exported"), "W3C trace context on upstream requests and an optional OTLP/HTTP exporter (docs/tracing.md)"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
@@ -368,6 +376,10 @@ pub(crate) const KEYS: &[Key] = &[
     key("browse", &[S::Serve], K::Bool, D::Bool(false), "a directory without an index file gets an HTML listing (else 403)"),
     key("precompressed", &[S::Serve], K::List(I::Text), D::Unset("none"), "br, gzip, zstd: serve x.br / x.gz / x.zst to clients that accept it, preferred in this order"),
     key("cache_control", &[S::Serve], K::String, D::Unset("no Cache-Control"), "the Cache-Control of files, listings and 304s"),
+    // --- tracing (docs/tracing.md) ---
+    key("otlp_endpoint", &[S::Tracing], K::String, D::Unset("no export"), "an http:// URL of an OTLP/HTTP collector (JSON encoding), e.g. http://127.0.0.1:4318/v1/traces; without a path, /v1/traces"),
+    key("sample_ratio", &[S::Tracing], K::Ratio, D::Number("1.0"), "the share of new traces sampled (0.0 to 1.0); a client's traceparent decides for its own trace"),
+    key("service_name", &[S::Tracing], K::String, D::Text("strait"), "the service.name of exported spans"),
 ];
 
 const fn key(
@@ -477,6 +489,7 @@ fn kind_text(kind: Kind) -> String {
         Kind::List(_) => "list".into(),
         Kind::Map(_) | Kind::TextMap => "map".into(),
         Kind::MapOrBool(_) => "map or true / false".into(),
+        Kind::Ratio => "number 0.0–1.0".into(),
     }
 }
 
@@ -489,6 +502,7 @@ fn default_text_of(default: DefaultValue) -> String {
         DefaultValue::Int(n) => format!("`{n}`"),
         DefaultValue::Bool(b) => format!("`{b}`"),
         DefaultValue::Text(t) => format!("`{t:?}`"),
+        DefaultValue::Number(n) => format!("`{n}`"),
     }
 }
 
@@ -550,6 +564,9 @@ mod tests {
                     words.contains(&n.to_string().as_str())
                 }
                 (Kind::String | Kind::Path, DefaultValue::Text(_)) => true,
+                (Kind::Ratio, DefaultValue::Number(n)) => {
+                    n.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
+                }
                 _ => false,
             };
             assert!(ok, "{}: {:?} does not fit {:?}", k.name, k.default, k.kind);

@@ -35,6 +35,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     pub probe: Option<Probe>,
     pub logging: Logging,
+    /// `tracing`: trace context propagation and the OTLP exporter (`crate::trace`).
+    pub tracing: Tracing,
     pub cache: Option<CacheSettings>,
     /// `include` patterns, joined to the config file's folder (what `server.watch` watches).
     pub include: Vec<PathBuf>,
@@ -225,6 +227,27 @@ pub struct Logging {
     /// `logging.error_log`: log lines at `error_log_level` and above (see `crate::logging`).
     pub error_log: Option<std::path::PathBuf>,
     pub error_log_level: log::LevelFilter,
+}
+
+/// `tracing`: W3C trace context on upstream requests (always), spans exported to an OTLP/HTTP
+/// collector when `otlp_endpoint` is set (docs/tracing.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    pub otlp_endpoint: Option<OtlpEndpoint>,
+    /// The share of new traces sampled, 0.0 to 1.0.
+    pub sample_ratio: f64,
+    pub service_name: String,
+}
+
+/// An `http://` OTLP/HTTP endpoint, split for the exporter's client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpEndpoint {
+    /// As written.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// The request target, `/v1/traces` when the URL has no path.
+    pub path: String,
 }
 
 /// How access-log lines are written (`crate::access_log`).

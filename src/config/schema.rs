@@ -136,6 +136,7 @@ fn kind_schema(kind: Kind) -> Value {
             "additionalProperties": { "type": ["string", "number", "boolean"] },
         }),
         Kind::MapOrBool(section) => json!({ "anyOf": [{ "type": "boolean" }, def_ref(section)] }),
+        Kind::Ratio => json!({ "type": "number", "minimum": 0, "maximum": 1 }),
     }
 }
 
@@ -156,6 +157,7 @@ fn default_json(default: DefaultValue) -> Option<Value> {
         DefaultValue::Int(n) => json!(n),
         DefaultValue::Bool(b) => json!(b),
         DefaultValue::Text(t) => json!(t),
+        DefaultValue::Number(n) => json!(n.parse::<f64>().ok()?),
     })
 }
 

@@ -109,6 +109,16 @@ pub fn show_yaml(c: &Config) -> String {
         l.error_log.as_ref().map(|p| q(&p.display().to_string())),
     );
     let _ = writeln!(o, "  error_log_level: {}", level(l.error_log_level));
+    let t = &c.tracing;
+    o.push_str("tracing:\n");
+    opt(
+        &mut o,
+        2,
+        "otlp_endpoint",
+        t.otlp_endpoint.as_ref().map(|e| q(&e.url)),
+    );
+    let _ = writeln!(o, "  sample_ratio: {:?}", t.sample_ratio);
+    let _ = writeln!(o, "  service_name: {}", q(&t.service_name));
     if let Some(cache) = &c.cache {
         o.push_str("cache:\n");
         cache_settings(&mut o, 2, cache);

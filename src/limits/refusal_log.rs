@@ -55,6 +55,8 @@ fn entry(
     Entry {
         at: SystemTime::now(),
         request_id: new_request_id(),
+        // Refused before any trace context was read.
+        trace_id: None,
         client,
         method: method.unwrap_or(Method::GET),
         host: host(head).unwrap_or_default(),

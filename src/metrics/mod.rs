@@ -188,6 +188,15 @@ pub(crate) static SNI_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
     .expect("register strait_tls_handshakes_dropped_total")
 });
 
+pub(crate) static TRACE_SPANS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_trace_spans_total",
+        "Spans for the OTLP exporter (tracing.otlp_endpoint), by outcome: exported (the collector took them), dropped (the queue was full) or failed (the collector could not be reached or refused them).",
+        &["outcome"]
+    )
+    .expect("register strait_trace_spans_total")
+});
+
 /// Registers every metric (so `/metrics` lists them from the start) and the process collector.
 /// Idempotent.
 pub(crate) fn init() {
@@ -210,6 +219,9 @@ pub(crate) fn init() {
         Lazy::force(&CACHE_ENTRIES);
         Lazy::force(&RATELIMITED);
         Lazy::force(&ACCESS_LOG_DROPPED);
+        for outcome in ["exported", "dropped", "failed"] {
+            TRACE_SPANS.with_label_values(&[outcome]);
+        }
         if let Err(e) = prometheus::register(Box::new(process::ProcessCollector::new())) {
             log::warn!("process metrics unavailable: {e}");
         }

@@ -16,6 +16,7 @@ use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::limits::RateState;
 use crate::router::Hit;
 use crate::snapshot::{Snapshot, Target};
+use crate::trace::{SpanId, TraceId};
 
 pub(crate) struct Ctx {
     pub(crate) started: Instant,
@@ -64,6 +65,8 @@ pub(crate) struct Ctx {
     pub(crate) cache: CacheCtx,
     /// On-the-fly compression state (see `proxy/compress.rs`).
     pub(crate) compress: CompressCtx,
+    /// Trace context and, when exported, span timing (see `proxy/trace.rs`).
+    pub(crate) trace: TraceCtx,
 }
 
 impl Ctx {
@@ -94,6 +97,7 @@ impl Ctx {
             observe: Default::default(),
             cache: Default::default(),
             compress: Default::default(),
+            trace: Default::default(),
         }
     }
 
@@ -184,6 +188,44 @@ pub(crate) struct CompressCtx {
     pub(super) armed: bool,
     /// The coding negotiated for the body (`None`: sent as it is).
     pub(super) coding: Option<Coding>,
+}
+
+/// Per-request trace state.
+#[derive(Debug, Default)]
+pub(crate) struct TraceCtx {
+    /// The request's trace: the client's (a valid `traceparent`) or a new one. `None` only
+    /// before `request_filter` names the request.
+    pub(super) trace_id: Option<TraceId>,
+    /// The W3C trace flags passed on (the client's, or `sampled` as strait decided).
+    pub(super) flags: u8,
+    /// The client's parent-id, when its `traceparent` was valid.
+    pub(super) remote_parent: Option<SpanId>,
+    /// The client's `tracestate` goes upstream (its traceparent was valid and it fits).
+    pub(super) keep_tracestate: bool,
+    /// strait's server span for this request (made only when it is exported).
+    pub(super) span_id: SpanId,
+    /// The current upstream attempt's span: the parent-id its request carries.
+    pub(super) attempt_span: SpanId,
+    /// Span timing, kept only for sampled requests while an exporter runs.
+    pub(super) recording: Option<Box<Recording>>,
+}
+
+/// What the exporter needs beyond [`TraceCtx`]: when the request started, and its attempts.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    pub(super) wall_start: std::time::SystemTime,
+    pub(super) attempts: Vec<Attempt>,
+}
+
+/// One upstream attempt as it happens.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(super) span_id: SpanId,
+    pub(super) backend: Option<usize>,
+    pub(super) start: Instant,
+    pub(super) end: Option<Instant>,
+    pub(super) status: Option<u16>,
+    pub(super) error: Option<&'static str>,
 }
 
 /// Bytes reserved against `server.max_buffered_bytes`; released on drop.

@@ -14,7 +14,7 @@ use pingora::Error;
 
 use super::ctx::Ctx;
 use super::error_class::{classify, Failure, Retry};
-use super::{answer, hook_calls};
+use super::{answer, hook_calls, trace};
 use crate::state::State;
 
 /// `fail_to_connect`: nothing was sent, so another backend may always be tried.
@@ -25,6 +25,7 @@ pub(crate) fn on_connect_failure(
     mut e: Box<Error>,
 ) -> Box<Error> {
     record_backend_failure(ctx, true);
+    trace::failed(ctx, &e);
     e.set_retry(ctx.can_retry() && within_budget(ctx));
     hook_calls::on_attempt_error(state, session, ctx, &e);
     e
@@ -40,6 +41,7 @@ pub(crate) fn on_proxy_failure(
     reused: bool,
 ) -> Box<Error> {
     let mut e = e.more_context(format!("peer: {peer}"));
+    trace::failed(ctx, &e);
     let class = classify(&e);
     let stale = class.retry == Retry::IfStaleConnection && reused && !ctx.upstream_responded;
     // A pooled connection the backend had closed says nothing about the backend's health.

@@ -15,6 +15,7 @@ use super::compress;
 use super::ctx::Ctx;
 use super::error_class::classify;
 use super::host::request_host;
+use super::trace;
 use crate::access_log::Entry;
 use crate::metrics::{self, RequestRecord, NO_ROUTE, UNKNOWN_DOMAIN};
 use crate::snapshot::Snapshot;
@@ -171,6 +172,30 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         },
     );
 
+    let client = ctx.client_ip.or_else(|| {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+    });
+    let error = error.map(|e| e.etype().as_str());
+    // Taken here, where the borrow of `ctx.snapshot` above allows it.
+    let recording = ctx.trace.recording.take();
+    trace::finish(
+        state,
+        session,
+        ctx,
+        recording,
+        trace::Finished {
+            host,
+            status,
+            client,
+            domain: matched.map(|(d, _)| d),
+            route,
+            error,
+        },
+    );
+
     let handler = ctx.hit.and_then(|hit| snapshot.handler(hit));
     let own = handler.and_then(|h| h.access_log.clone());
     let global = state.access_log.enabled() && handler.is_none_or(|h| h.access_log_global);
@@ -181,12 +206,8 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         at: SystemTime::now(),
         // The request is over: its id moves into the log instead of being copied.
         request_id: std::mem::take(&mut ctx.observe.request_id),
-        client: ctx.client_ip.or_else(|| {
-            session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip())
-        }),
+        trace_id: trace::trace_id(ctx),
+        client,
         method: req.method.clone(),
         host: host.to_string(),
         uri: ctx.original_uri.clone().unwrap_or_else(|| req.uri.clone()),
@@ -203,7 +224,7 @@ pub(crate) fn logging(state: &State, session: &Session, error: Option<&Error>, c
         user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
         referer: req.headers.get(http::header::REFERER).cloned(),
         version: req.version,
-        error: error.map(|e| e.etype().as_str()),
+        error,
         tls_client: ctx.client_cert.take(),
     };
     let own_format = handler.and_then(|h| h.access_log_format);

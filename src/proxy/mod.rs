@@ -12,6 +12,8 @@
 //!   of errors) makes of each error;
 //! - `logging.rs`: metrics and the access log line.
 //!
+//! `trace.rs` carries the W3C trace context through those phases (and the spans exported).
+//!
 //! `hook_calls.rs` is where those phases call the embedder's hooks; `header_rules.rs` applies
 //! configured header edits; `host.rs` reads the request's host and scheme.
 
@@ -29,6 +31,7 @@ mod request;
 mod response;
 mod serve;
 mod template;
+mod trace;
 mod upstream;
 
 use std::sync::Arc;

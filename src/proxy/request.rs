@@ -12,7 +12,7 @@ use pingora::{Error, Result};
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
 use super::template::{self, Vars};
-use super::{answer, compress, hook_calls, host, logging, serve};
+use super::{answer, compress, hook_calls, host, logging, serve, trace};
 use crate::config::Rewrite;
 use crate::hooks::RequestKind;
 use crate::router::{Hit, Request};
@@ -30,6 +30,7 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         session.set_keepalive(Some(snapshot.config.server.keepalive_timeout.as_secs()));
     }
     logging::name_request(session, ctx);
+    trace::begin(state, &snapshot, session, ctx);
     identify_client(&snapshot, session, ctx);
     ctx.snapshot = Some(snapshot.clone());
 

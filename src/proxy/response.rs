@@ -9,7 +9,7 @@ use pingora::Result;
 use super::ctx::Ctx;
 use super::hook_calls::interim;
 use super::template::Vars;
-use super::{cache, header_rules, hook_calls, logging};
+use super::{cache, header_rules, hook_calls, logging, trace};
 use crate::state::State;
 
 /// `upstream_response_filter`: a backend answered; the cache and the hooks see it before the
@@ -22,6 +22,7 @@ pub(crate) async fn from_upstream(
 ) {
     ctx.upstream_responded = true;
     logging::upstream_answered(ctx);
+    trace::answered(ctx, resp.status.as_u16());
     backend_outcome(resp, ctx);
     cache::upstream_response(session, resp, ctx);
     hook_calls::on_upstream_response(state, session, ctx, resp).await;

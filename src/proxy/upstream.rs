@@ -1,6 +1,6 @@
 //! The upstream phase, per attempt: `upstream_peer` chooses a backend (and waits for a slot
 //! under `max_connections`), `upstream_request_filter` shapes the request sent to it (Host,
-//! `X-Forwarded-*`, header rules, the hooks' Host, the request id, the cache's
+//! `X-Forwarded-*`, header rules, the hooks' Host, the request id, `traceparent`, the cache's
 //! `Accept-Encoding`).
 
 use http::HeaderValue;
@@ -13,7 +13,7 @@ use pingora::Error;
 use super::ctx::Ctx;
 use super::error_class::NO_HEALTHY_BACKEND;
 use super::template::Vars;
-use super::{cache, header_rules, hook_calls, host, logging};
+use super::{cache, header_rules, hook_calls, host, logging, trace};
 use crate::limits::concurrency::{self, Pick};
 
 /// `upstream_peer`: a new attempt (the first, or a retry) gets its backend.
@@ -21,6 +21,7 @@ pub(crate) async fn choose(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     logging::upstream_attempt(ctx);
     hook_calls::on_attempt(ctx);
     let mut peer = peer(ctx).await?;
+    trace::attempt(ctx);
     // A tunnel's backend side may stay silent as long as its client side.
     if let (true, Some(target)) = (ctx.upgrade, &ctx.target) {
         peer.options.read_timeout = Some(target.options.websocket_idle_timeout);
@@ -75,6 +76,7 @@ async fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
 /// `upstream_request_filter`.
 pub(crate) fn request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     logging::carry_request_id(req, ctx)?;
+    trace::carry(req, ctx)?;
     rewrite(session, req, ctx)?;
     if let Some(host) = &ctx.hook.upstream_host {
         req.insert_header(http::header::HOST, host.as_str())?;

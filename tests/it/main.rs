@@ -42,5 +42,6 @@ mod timeouts;
 mod tls;
 mod tls_auth;
 mod tls_rotate;
+mod tracing;
 mod watch;
 mod websocket;

@@ -18,6 +18,7 @@ mod pool;
 mod route;
 mod serve;
 mod server;
+mod tracing;
 
 use crate::config::keys::Section;
 pub use backend::parse_url;
@@ -47,6 +48,7 @@ pub(super) fn decode(
     let admin = f.get("admin").and_then(|n| server::admin(&mut e, n));
     let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
     let logging = server::logging(&mut e, f.get("logging"));
+    let tracing = tracing::tracing(&mut e, f.get("tracing"));
     let global_cache = f
         .get("cache")
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
@@ -102,6 +104,7 @@ pub(super) fn decode(
         admin,
         probe,
         logging,
+        tracing,
         cache: global_cache,
         include: Vec::new(),
         pools,

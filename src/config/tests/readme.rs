@@ -32,6 +32,7 @@ fn same(kind: Kind, written: &str, default: &str) -> bool {
         Kind::Size => {
             matches!((units::parse_size(&w), units::parse_size(&d)), (Ok(a), Ok(b)) if a == b)
         }
+        Kind::Ratio => matches!((w.parse::<f64>(), d.parse::<f64>()), (Ok(a), Ok(b)) if a == b),
         _ => w == d,
     }
 }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod h2c_origin;
 pub mod origin;
+pub mod otlp;
 pub mod pki;
 pub mod strait;
 pub mod wait;
