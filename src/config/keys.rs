@@ -39,11 +39,13 @@ pub(crate) enum Section {
     Sticky,
     RetryBudget,
     Serve,
+    Plugin,
+    PluginCache,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 27] = [
+    pub(crate) const ALL: [Section; 29] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -71,6 +73,8 @@ impl Section {
         Section::Sticky,
         Section::RetryBudget,
         Section::Serve,
+        Section::Plugin,
+        Section::PluginCache,
     ];
 
     /// Where the section is found in a file.
@@ -103,6 +107,8 @@ impl Section {
             Section::Sticky => "sticky",
             Section::RetryBudget => "retry_budget",
             Section::Serve => "serve",
+            Section::Plugin => "plugins.NAME",
+            Section::PluginCache => "plugins.NAME.cache",
         }
     }
 }
@@ -136,6 +142,8 @@ pub(crate) enum Kind {
     TextMap,
     /// A mapping with the keys of this section, or `true`/`false`.
     MapOrBool(Section),
+    /// A mapping of names (chosen in the file) to mappings of this section (`plugins`).
+    Named(Section),
 }
 
 /// What a list holds; the JSON Schema (`schema.rs`) needs it, the decoder knows it by code.
@@ -207,6 +215,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
+    key("plugins", &[S::Top], K::Named(S::Plugin), D::Unset("none"), "external programs and services that see requests: name -> settings; domains and routes list the ones they use (docs/plugins.md)"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
@@ -302,6 +311,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("access_log", DOMAIN_AND_ROUTE, K::Path, D::Unset("only the global access log"), "also log this domain's or route's requests to this file (logging.access_log_format; reopened on SIGUSR1)"),
     key("access_log_format", DOMAIN_AND_ROUTE, K::OneOf(&["json", "combined"]), D::Unset("logging.access_log_format"), "the format of this domain's or route's own access_log (a file shared by several must be written in one format)"),
     key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
+    key("plugins", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none (a route: its domain's)"), "names of `plugins`, called in this order on each request; a route's list replaces its domain's (`[]`: none)"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- backends, health checks ---
     key("addr", &[S::Backend], K::String, D::Required, "http://, https:// or h2c:// URL of the backend"),
@@ -351,6 +361,17 @@ pub(crate) const KEYS: &[Key] = &[
     key("browse", &[S::Serve], K::Bool, D::Bool(false), "a directory without an index file gets an HTML listing (else 403)"),
     key("precompressed", &[S::Serve], K::List(I::Text), D::Unset("none"), "br, gzip, zstd: serve x.br / x.gz / x.zst to clients that accept it, preferred in this order"),
     key("cache_control", &[S::Serve], K::String, D::Unset("no Cache-Control"), "the Cache-Control of files, listings and 304s"),
+    // --- plugins (docs/plugins.md) ---
+    key("url", &[S::Plugin], K::String, D::Unset("one of url and command is required"), "http://HOST:PORT[/PATH] of a running plugin service (the strait protocol's /v1/... paths go under PATH; forward_auth GETs the URL itself)"),
+    key("command", &[S::Plugin], K::List(I::Text), D::Unset("one of url and command is required"), "a program and its arguments for strait to start and supervise (not supported yet: a config error)"),
+    key("protocol", &[S::Plugin], K::OneOf(&["strait", "forward_auth"]), D::Text("strait"), "strait: the JSON protocol of docs/plugins.md; forward_auth: a GET with X-Forwarded-*, 2xx allows (as nginx auth_request, Traefik forwardAuth)"),
+    key("timeout", &[S::Plugin], K::PositiveDuration, secs(1), "each call (connect, request and answer) at most this long, then on_error applies"),
+    key("on_error", &[S::Plugin], K::OneOf(&["deny", "allow"]), D::Text("deny"), "when the plugin fails, times out or answers nonsense: deny (503, X-Strait-Error: plugin-unavailable) or allow (go on without it)"),
+    key("copy_headers", &[S::Plugin], K::List(I::Text), D::Unset("none"), "forward_auth: headers of the 2xx answer set on the upstream request (the client's own values of them are removed)"),
+    key("cache", &[S::Plugin], K::Map(S::PluginCache), D::Unset("every request asks the plugin"), "remember `continue` decisions per request header value"),
+    key("key", &[S::PluginCache], K::String, D::Required, "header:NAME: the request header whose value a decision is remembered by (requests without it always ask)"),
+    key("ttl", &[S::PluginCache], K::PositiveDuration, D::Required, "how long a decision is remembered"),
+    key("max_entries", &[S::PluginCache], K::Int { min: 1, max: 1_000_000 }, D::Int(10_000), "decisions remembered at most (the oldest go first)"),
 ];
 
 const fn key(
@@ -460,6 +481,7 @@ fn kind_text(kind: Kind) -> String {
         Kind::List(_) => "list".into(),
         Kind::Map(_) | Kind::TextMap => "map".into(),
         Kind::MapOrBool(_) => "map or true / false".into(),
+        Kind::Named(_) => "map of name -> map".into(),
     }
 }
 
