@@ -12,7 +12,8 @@
 //!   of errors) makes of each error;
 //! - `logging.rs`: metrics and the access log line.
 //!
-//! `hook_calls.rs` is where those phases call the embedder's hooks; `header_rules.rs` applies
+//! `hook_calls.rs` is where those phases call the embedder's hooks, `plugin_calls.rs` the
+//! configured plugins; `header_rules.rs` applies
 //! configured header edits; `host.rs` reads the request's host and scheme.
 
 mod answer;
@@ -25,6 +26,7 @@ mod header_rules;
 mod hook_calls;
 mod host;
 pub(crate) mod logging;
+mod plugin_calls;
 mod request;
 mod response;
 mod serve;
