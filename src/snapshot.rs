@@ -224,6 +224,19 @@ impl Snapshot {
         })
     }
 
+    /// Starts the `command` plugins this config uses or marks `autostart` (after the server
+    /// has daemonized, and after each reload; never for `strait -t` or `explain`).
+    pub(crate) fn start_plugins(&self) {
+        let used: Vec<&str> = self
+            .config
+            .domains
+            .iter()
+            .flat_map(|d| std::iter::once(&d.handling).chain(d.routes.iter().map(|r| &r.handling)))
+            .flat_map(|h| h.plugins.iter().map(String::as_str))
+            .collect();
+        self.plugins.start(&used);
+    }
+
     /// Where a request goes, or `None` for an unknown host.
     pub fn lookup(&self, req: &Request<'_>) -> Option<(Hit, &Handler)> {
         self.lookup_on(None, req)

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """A strait plugin (docs/plugins.md) in Python, standard library only: bearer-token auth.
 
+Run by strait (it listens on the Unix socket strait names in STRAIT_PLUGIN_SOCKET):
+
+    plugins:
+      auth: { command: [python3, examples/plugins/auth.py], timeout: 1s }
+
+or on its own, over TCP:
+
     python3 examples/plugins/auth.py 9100          # or PLUGIN_PORT=9100
     AUTH_TOKENS="s3cret=alice,t0ken=bob" python3 examples/plugins/auth.py 9100
-
-and in strait.yaml:
 
     plugins:
       auth: { url: http://127.0.0.1:9100, timeout: 1s, on_error: deny }
@@ -19,6 +24,7 @@ A request with `Authorization: Bearer <token>` of a known token goes on with `X-
 
 import json
 import os
+import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -91,10 +97,22 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
 def main():
-    port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PLUGIN_PORT", "9100"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    socket_path = os.environ.get("STRAIT_PLUGIN_SOCKET")
+    if socket_path:
+        server = UnixServer(socket_path, Handler)
+        where = socket_path
+    else:
+        port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PLUGIN_PORT", "9100"))
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        where = "127.0.0.1:%d" % port
+    # strait logs a command plugin's stderr lines with the plugin's name.
+    print("auth plugin listening on %s with %d tokens" % (where, len(TOKENS)), file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

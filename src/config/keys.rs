@@ -363,7 +363,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("cache_control", &[S::Serve], K::String, D::Unset("no Cache-Control"), "the Cache-Control of files, listings and 304s"),
     // --- plugins (docs/plugins.md) ---
     key("url", &[S::Plugin], K::String, D::Unset("one of url and command is required"), "http://HOST:PORT[/PATH] of a running plugin service (the strait protocol's /v1/... paths go under PATH; forward_auth GETs the URL itself)"),
-    key("command", &[S::Plugin], K::List(I::Text), D::Unset("one of url and command is required"), "a program and its arguments for strait to start and supervise (not supported yet: a config error)"),
+    key("command", &[S::Plugin], K::List(I::Text), D::Unset("one of url and command is required"), "a program and its arguments strait starts, restarts and stops; it listens on the Unix socket in STRAIT_PLUGIN_SOCKET (relative paths: from the config file's folder)"),
+    key("autostart", &[S::Plugin], K::Bool, D::Bool(false), "command plugins: run even when no domain or route lists the plugin (background work)"),
     key("protocol", &[S::Plugin], K::OneOf(&["strait", "forward_auth"]), D::Text("strait"), "strait: the JSON protocol of docs/plugins.md; forward_auth: a GET with X-Forwarded-*, 2xx allows (as nginx auth_request, Traefik forwardAuth)"),
     key("timeout", &[S::Plugin], K::PositiveDuration, secs(1), "each call (connect, request and answer) at most this long, then on_error applies"),
     key("on_error", &[S::Plugin], K::OneOf(&["deny", "allow"]), D::Text("deny"), "when the plugin fails, times out or answers nonsense: deny (503, X-Strait-Error: plugin-unavailable) or allow (go on without it)"),

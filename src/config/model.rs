@@ -49,8 +49,10 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plugin {
     pub name: String,
-    /// Where it answers (`url`; `command` plugins are not supported yet).
-    pub url: PluginUrl,
+    /// A running service (`url`) or a program strait starts (`command`).
+    pub target: PluginTarget,
+    /// `autostart`: a `command` plugin runs even when no domain or route lists it.
+    pub autostart: bool,
     pub protocol: PluginProtocol,
     pub timeout: Duration,
     pub on_error: PluginOnError,
@@ -58,6 +60,25 @@ pub struct Plugin {
     pub copy_headers: Vec<String>,
     pub cache: Option<PluginCache>,
     pub pos: Pos,
+}
+
+/// Where a plugin answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginTarget {
+    Url(PluginUrl),
+    /// A program and its arguments, started and supervised by strait; it listens on the Unix
+    /// socket named by `STRAIT_PLUGIN_SOCKET`.
+    Command(Vec<String>),
+}
+
+impl PluginTarget {
+    /// The path requests go under: the URL's, `/` for a command.
+    pub fn path(&self) -> &str {
+        match self {
+            PluginTarget::Url(u) => &u.path,
+            PluginTarget::Command(_) => "/",
+        }
+    }
 }
 
 /// A plugin's `url`, split: `http://HOST:PORT` and the path under which it answers.

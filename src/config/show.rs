@@ -484,11 +484,16 @@ fn plugins(o: &mut String, plugins: &[Plugin]) {
             PluginOnError::Deny => "deny",
             PluginOnError::Allow => "allow",
         };
+        let target = match &p.target {
+            PluginTarget::Url(u) => format!("url: {}", q(&u.text)),
+            PluginTarget::Command(argv) => {
+                format!("command: {}, autostart: {}", list(argv), p.autostart)
+            }
+        };
         let _ = write!(
             o,
-            "  {}: {{ url: {}, protocol: {}, timeout: {}, on_error: {on_error}",
+            "  {}: {{ {target}, protocol: {}, timeout: {}, on_error: {on_error}",
             q(&p.name),
-            q(&p.url.text),
             p.protocol.name(),
             dur(p.timeout)
         );
@@ -555,6 +560,7 @@ logging: { level: debug, access_log: \"-\", error_log: /tmp/e.log }
 plugins:
   auth: { url: http://127.0.0.1:9100/verify, protocol: forward_auth, copy_headers: [X-User], timeout: 50ms, cache: { key: header:Authorization, ttl: 30s } }
   geo: { url: http://127.0.0.1:9200, on_error: allow }
+  sync: { command: [./sync, --every, 5s], autostart: true }
 cache: { default_ttl: 1m, rules: [{ path_prefix: /x/, cache: false }] }
 domains:
   - hosts: [a.com, \"*.b.com\"]

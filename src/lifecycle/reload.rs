@@ -112,6 +112,7 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
         not_applied,
     };
     state.swap(next);
+    state.snapshot().start_plugins();
     Ok(report)
 }
 

@@ -4,7 +4,6 @@
 //! HTTP client in the build. Each call is bounded by the plugin's `timeout` as a whole
 //! (connect, write, read); a call cut short drops its connection rather than pooling it.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -46,16 +45,17 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn new(config: &config::Plugin, addr: SocketAddr) -> Client {
-        let mut peer = HttpPeer::new(addr, false, String::new());
+    /// `peer`: the plugin's address (TCP for `url`, its Unix socket for `command`).
+    pub(super) fn new(config: &config::Plugin, mut peer: HttpPeer) -> Client {
         peer.options.connection_timeout = Some(config.timeout);
         peer.options.idle_timeout = Some(IDLE);
-        let host = if config.url.port == 80 {
-            config.url.host.clone()
-        } else if config.url.host.contains(':') {
-            format!("[{}]:{}", config.url.host, config.url.port)
-        } else {
-            format!("{}:{}", config.url.host, config.url.port)
+        let host = match &config.target {
+            config::PluginTarget::Url(url) if url.port == 80 => url.host.clone(),
+            config::PluginTarget::Url(url) if url.host.contains(':') => {
+                format!("[{}]:{}", url.host, url.port)
+            }
+            config::PluginTarget::Url(url) => format!("{}:{}", url.host, url.port),
+            config::PluginTarget::Command(_) => "localhost".to_string(),
         };
         Client {
             connector: Connector::new(Some(ConnectorOptions::new(POOL))),

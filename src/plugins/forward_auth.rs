@@ -44,7 +44,7 @@ pub(super) async fn call(
     info: &RequestInfo<'_>,
     original: &RequestHeader,
 ) -> Result<Decision, CallError> {
-    let path = plugin.config.url.path.as_str();
+    let path = plugin.config.target.path();
     let mut req = RequestHeader::build("GET", path.as_bytes(), None)
         .map_err(|e| CallError::Bad(format!("request {path}: {e}")))?;
     for (name, value) in &original.headers {

@@ -8,12 +8,14 @@
 //! - `protocol.rs`: the strait protocol's JSON messages (`/v1/hello`, `/v1/request`,
 //!   `/v1/response`);
 //! - `forward_auth.rs`: the nginx `auth_request` / Traefik `forwardAuth` convention;
-//! - `cache.rs`: remembered `continue` decisions.
+//! - `cache.rs`: remembered `continue` decisions;
+//! - `supervisor.rs`: `command` plugins' processes.
 
 mod cache;
 mod client;
 mod forward_auth;
 mod protocol;
+mod supervisor;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,8 @@ pub(crate) use protocol::{RequestInfo, ResponseInfo};
 
 /// After a failed `/v1/hello`, requests go by `on_error` for this long before the next try.
 const HELLO_RETRY: Duration = Duration::from_secs(1);
+/// The same for a `command` plugin, which is usually just starting.
+const HELLO_RETRY_COMMAND: Duration = Duration::from_millis(100);
 
 /// The phases a plugin handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,7 +144,10 @@ enum Hello {
 pub(crate) struct Plugin {
     pub(crate) config: config::Plugin,
     client: client::Client,
-    hello: Mutex<Hello>,
+    /// What hello said, and for which start of a `command` plugin's program.
+    hello: Mutex<(Hello, u64)>,
+    /// A `command` plugin's process.
+    supervisor: Option<supervisor::Supervisor>,
     /// One `/v1/hello` at a time; the others wait for its answer.
     hello_lock: tokio::sync::Mutex<()>,
     cache: Option<cache::DecisionCache>,
@@ -156,7 +163,12 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    fn new(config: config::Plugin, addr: std::net::SocketAddr, stats: Arc<Stats>) -> Plugin {
+    fn new(
+        config: config::Plugin,
+        peer: pingora::upstreams::peer::HttpPeer,
+        stats: Arc<Stats>,
+        supervisor: Option<supervisor::Supervisor>,
+    ) -> Plugin {
         let hello = match config.protocol {
             PluginProtocol::ForwardAuth => Hello::Known(Phases {
                 request: true,
@@ -165,9 +177,10 @@ impl Plugin {
             PluginProtocol::Strait => Hello::Unknown { retry_at: None },
         };
         Plugin {
-            client: client::Client::new(&config, addr),
+            client: client::Client::new(&config, peer),
             cache: config.cache.as_ref().map(cache::DecisionCache::new),
-            hello: Mutex::new(hello),
+            hello: Mutex::new((hello, 0)),
+            supervisor,
             hello_lock: tokio::sync::Mutex::new(()),
             stats,
             config,
@@ -185,6 +198,9 @@ impl Plugin {
     /// The phases the plugin handles: from `/v1/hello`, asked once (again after a failure,
     /// at most once per [`HELLO_RETRY`]).
     pub(crate) async fn phases(&self) -> Result<Phases, CallError> {
+        if let Some(s) = &self.supervisor {
+            s.ensure_started();
+        }
         match self.hello_state() {
             Hello::Known(p) => return Ok(p),
             Hello::Unknown { retry_at: Some(at) } if Instant::now() < at => {
@@ -200,17 +216,23 @@ impl Plugin {
             return Ok(p);
         }
         let started = Instant::now();
+        let generation = self.supervisor.as_ref().map_or(0, |s| s.starts());
         let result = match self.client.get(&self.config.url_path("/v1/hello")).await {
             Ok(answer) => protocol::hello(&answer),
             Err(e) => Err(e),
         };
+        let retry = if self.supervisor.is_some() {
+            HELLO_RETRY_COMMAND
+        } else {
+            HELLO_RETRY
+        };
         let next = match &result {
             Ok(p) => Hello::Known(*p),
             Err(_) => Hello::Unknown {
-                retry_at: Some(Instant::now() + HELLO_RETRY),
+                retry_at: Some(Instant::now() + retry),
             },
         };
-        *lock(&self.hello) = next;
+        *lock(&self.hello) = (next, generation);
         self.count(Phase::Hello, Some(started), &result.as_ref().map(|_| "ok"));
         result
     }
@@ -220,8 +242,24 @@ impl Plugin {
         matches!(self.hello_state(), Hello::Known(p) if p.response)
     }
 
+    /// What hello said; a `command` plugin restarted since is asked again.
     fn hello_state(&self) -> Hello {
-        *lock(&self.hello)
+        let (hello, generation) = *lock(&self.hello);
+        match &self.supervisor {
+            Some(s)
+                if self.config.protocol == PluginProtocol::Strait && s.starts() != generation =>
+            {
+                Hello::Unknown { retry_at: None }
+            }
+            _ => hello,
+        }
+    }
+
+    /// Starts a `command` plugin's program (once; a no-op for others).
+    pub(crate) fn start(&self) {
+        if let Some(s) = &self.supervisor {
+            s.ensure_started();
+        }
     }
 
     /// The request phase for one request: the decision cache, else a call; `None` when the
@@ -378,9 +416,16 @@ impl Plugin {
             }
             Hello::Unknown { .. } => Value::Null,
         };
+        let (url, command) = match &self.config.target {
+            config::PluginTarget::Url(u) => (Some(u.text.as_str()), None),
+            config::PluginTarget::Command(argv) => (None, Some(argv)),
+        };
         json!({
             "name": self.name(),
-            "url": self.config.url.text,
+            "url": url,
+            "command": command,
+            "pid": self.supervisor.as_ref().and_then(|s| s.pid()),
+            "starts": self.supervisor.as_ref().map(|s| s.starts()),
             "protocol": self.config.protocol.name(),
             "phases": phases,
             "calls": s.calls.load(Ordering::Relaxed),
@@ -395,7 +440,7 @@ impl Plugin {
 impl config::Plugin {
     /// `path` under the plugin URL's own path.
     fn url_path(&self, path: &str) -> String {
-        format!("{}{path}", self.url.path.trim_end_matches('/'))
+        format!("{}{path}", self.target.path().trim_end_matches('/'))
     }
 }
 
@@ -429,12 +474,14 @@ impl Registry {
                 .get(pc.name.as_str())
                 .map(|p| Arc::clone(&p.stats))
                 .unwrap_or_default();
-            match crate::snapshot::resolve(&pc.url.host, pc.url.port).await {
-                Ok(addr) => plugins.push(Arc::new(Plugin::new(pc.clone(), addr, stats))),
+            match peer(config, pc).await {
+                Ok((peer, supervisor)) => {
+                    plugins.push(Arc::new(Plugin::new(pc.clone(), peer, stats, supervisor)))
+                }
                 Err(message) => errors.push(ConfigError::new(
                     &config.source,
                     pc.pos,
-                    &format!("plugins.{}.url", pc.name),
+                    &format!("plugins.{}", pc.name),
                     message,
                 )),
             }
@@ -450,9 +497,82 @@ impl Registry {
         self.plugins.iter().find(|p| p.name() == name)
     }
 
+    /// Starts the `command` plugins that `used` names or that have `autostart`.
+    pub(crate) fn start(&self, used: &[&str]) {
+        for p in &self.plugins {
+            if p.config.autostart || used.contains(&p.name()) {
+                p.start();
+            }
+        }
+    }
+
+    /// Stops every `command` plugin's program (TERM, KILL after 5 s), all at once, and
+    /// waits for them; for the process's exit.
+    pub(crate) fn stop_all(&self) {
+        let running: Vec<&supervisor::Supervisor> = self
+            .plugins
+            .iter()
+            .filter_map(|p| p.supervisor.as_ref())
+            .collect();
+        for s in &running {
+            s.request_stop();
+        }
+        for s in running {
+            s.join();
+        }
+        supervisor::remove_runtime_dir();
+    }
+
     /// The `plugins` list of `GET /stats`.
     pub(crate) fn stats_json(&self) -> Value {
         Value::Array(self.plugins.iter().map(|p| p.stats_json()).collect())
+    }
+}
+
+/// Where a plugin answers: its URL's address, or the Unix socket of its `command` (and the
+/// supervisor that will run it).
+async fn peer(
+    config: &config::Config,
+    pc: &config::Plugin,
+) -> Result<
+    (
+        pingora::upstreams::peer::HttpPeer,
+        Option<supervisor::Supervisor>,
+    ),
+    String,
+> {
+    use pingora::upstreams::peer::HttpPeer;
+    match &pc.target {
+        config::PluginTarget::Url(url) => {
+            let addr = crate::snapshot::resolve(&url.host, url.port).await?;
+            Ok((HttpPeer::new(addr, false, String::new()), None))
+        }
+        config::PluginTarget::Command(argv) => {
+            let mut env = Vec::new();
+            if let Some(admin) = &config.admin {
+                env.push((
+                    "STRAIT_ADMIN_URL".to_string(),
+                    format!("http://{}", admin.addr),
+                ));
+                if let Some(token) = &admin.token {
+                    env.push(("STRAIT_ADMIN_TOKEN".to_string(), token.clone()));
+                }
+            }
+            let dir = std::path::Path::new(&config.source)
+                .parent()
+                .filter(|d| d.is_dir())
+                .map(std::path::Path::to_path_buf);
+            let s = supervisor::Supervisor::new(supervisor::Spec {
+                name: pc.name.clone(),
+                argv: argv.clone(),
+                dir,
+                env,
+            });
+            let path = s.socket().to_string_lossy().into_owned();
+            let peer = HttpPeer::new_uds(&path, false, String::new())
+                .map_err(|e| format!("socket {path}: {e}"))?;
+            Ok((peer, Some(s)))
+        }
     }
 }
 

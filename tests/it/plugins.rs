@@ -603,3 +603,163 @@ domains:
         "one kept-alive connection for every call"
     );
 }
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// The `plugins` entry named `name` in `GET /stats`.
+fn plugin_stats(p: &Ports, name: &str) -> Value {
+    let stats: Value = serde_json::from_slice(&p.call("GET", "/stats", "").body).expect("JSON");
+    stats["plugins"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn pid_of(p: &Ports, name: &str) -> Option<u32> {
+    plugin_stats(p, name)["pid"].as_u64().map(|n| n as u32)
+}
+
+#[test]
+fn a_command_plugin_is_started_restarted_and_stopped_with_strait() {
+    let origin = Origin::start("app", Behaviour::default());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins/auth.py");
+    let p = Ports::new();
+    let mut s = Strait::start_env(
+        &config(&format!(
+            "{}plugins:
+  auth: {{ command: [python3, {script}], timeout: 2s }}
+domains:
+  - hosts: [app.test]
+    backends: [{}]
+    plugins: [auth]
+",
+            p.yaml(true),
+            origin.url()
+        )),
+        &[("AUTH_TOKENS", "good=alice")],
+    );
+    // Until the program listens, on_error (deny) answers.
+    eventually_msg(Duration::from_secs(15), "the plugin answering", || {
+        get(&s, "app.test", "/", &[]).status == 401
+    });
+    let ok = get(&s, "app.test", "/", &[("Authorization", "Bearer good")]);
+    assert_eq!(ok.status, 200, "{}", s.stderr());
+    assert_eq!(
+        origin
+            .last_request()
+            .and_then(|r| r.header("x-user").map(String::from)),
+        Some("alice".to_string())
+    );
+    assert!(
+        s.stderr_contains(
+            "plugin auth: auth plugin listening on",
+            Duration::from_secs(5)
+        ),
+        "its stderr goes to strait's log with its name:\n{}",
+        s.stderr()
+    );
+    let first = pid_of(&p, "auth").expect("a pid in /stats");
+    assert_eq!(plugin_stats(&p, "auth")["starts"], 1);
+
+    // Killed: restarted, and asked for its hello again.
+    // SAFETY: kill(2) on the plugin process strait started for this test.
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    eventually_msg(Duration::from_secs(15), "a restarted plugin", || {
+        pid_of(&p, "auth").is_some_and(|pid| pid != first)
+            && get(&s, "app.test", "/", &[("Authorization", "Bearer good")]).status == 200
+    });
+    let second = pid_of(&p, "auth").expect("running");
+    assert!(plugin_stats(&p, "auth")["starts"].as_u64() >= Some(2));
+
+    // Shutdown stops it.
+    // SAFETY: kill(2) with a pid this test spawned.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
+    eventually_msg(Duration::from_secs(20), "strait exiting", || {
+        !s.is_running()
+    });
+    eventually_msg(Duration::from_secs(10), "the plugin stopped", || {
+        !alive(second)
+    });
+}
+
+#[test]
+fn a_crashing_command_plugin_backs_off_and_strait_stays_ready() {
+    let origin = Origin::start("app", Behaviour::default());
+    let p = Ports::new();
+    let started = Instant::now();
+    let s = Strait::start(&config(&format!(
+        "{}plugins:
+  crash: {{ command: [sh, -c, \"echo boom >&2; exit 3\"], on_error: allow, timeout: 500ms }}
+domains:
+  - hosts: [app.test]
+    backends: [{}]
+    plugins: [crash]
+",
+        p.yaml(true),
+        origin.url()
+    )));
+    eventually_msg(Duration::from_secs(15), "four starts", || {
+        plugin_stats(&p, "crash")["starts"].as_u64() >= Some(4)
+    });
+    // Backoff 100ms, 200ms, 400ms between the four starts: no busy loop.
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "four starts within {:?}",
+        started.elapsed()
+    );
+    assert!(s.stderr_has("plugin crash: boom"), "{}", s.stderr());
+    assert!(s.stderr_has("restarting in"), "{}", s.stderr());
+    assert_eq!(p.probe("/ready").status, 200);
+    let r = get(&s, "app.test", "/", &[]);
+    assert_eq!(r.status, 200, "on_error: allow");
+    assert!(
+        plugin_stats(&p, "crash")["last_error"]["message"].is_string(),
+        "{}",
+        plugin_stats(&p, "crash")
+    );
+}
+
+#[test]
+fn autostart_runs_without_a_route_and_a_reload_removing_it_stops_it() {
+    let p = Ports::new();
+    let origin = Origin::start("app", Behaviour::default());
+    let s = Strait::start(&config(&format!(
+        "{}plugins:
+  bg: {{ command: [sh, -c, \"echo started $STRAIT_PLUGIN_NAME >&2; exec sleep 300\"], autostart: true }}
+domains:
+  - hosts: [app.test]
+    backends: [{}]
+",
+        p.yaml(true),
+        origin.url()
+    )));
+    assert!(
+        s.stderr_contains("plugin bg: started bg", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
+    let pid = pid_of(&p, "bg").expect("running");
+    assert!(alive(pid));
+    let text = std::fs::read_to_string(s.config_path()).expect("read config");
+    let start = text.find("plugins:").expect("plugins");
+    let end = text.find("domains:").expect("domains");
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    std::fs::write(s.config_path(), without).expect("write config");
+    // SAFETY: kill(2) with a pid this test spawned.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGHUP) };
+    assert!(
+        s.stderr_contains("config reloaded", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
+    eventually_msg(
+        Duration::from_secs(10),
+        "the removed plugin stopped",
+        || !alive(pid),
+    );
+    assert_eq!(get(&s, "app.test", "/", &[]).status, 200);
+}

@@ -4,7 +4,9 @@
 use super::backend::split_host_port;
 use super::fields::{item_path, string, Errors, Fields};
 use crate::config::keys::{self, Section};
-use crate::config::model::{Plugin, PluginCache, PluginOnError, PluginProtocol, PluginUrl};
+use crate::config::model::{
+    Plugin, PluginCache, PluginOnError, PluginProtocol, PluginTarget, PluginUrl,
+};
 use crate::config::yaml::{Node, Value};
 
 /// Decodes the top-level `plugins` map, in file order, with the name of every entry (those
@@ -54,7 +56,7 @@ pub(super) fn plugins(e: &mut Errors, node: Option<&Node>) -> (Vec<Plugin>, Vec<
 
 fn plugin(e: &mut Errors, name: &str, node: &Node, path: &str) -> Option<Plugin> {
     let f = Fields::new(e, node, path, Section::Plugin)?;
-    let url = match (f.get("url"), f.get("command")) {
+    let target = match (f.get("url"), f.get("command")) {
         (Some(_), Some(at)) => {
             e.push(
                 at.pos,
@@ -67,20 +69,22 @@ fn plugin(e: &mut Errors, name: &str, node: &Node, path: &str) -> Option<Plugin>
             e.push(node.pos, path, "missing field `url` or `command`");
             None
         }
-        (None, Some(at)) => {
-            e.push(
-                at.pos,
-                &f.path("command"),
-                "command plugins are not supported yet: run the plugin yourself and give its `url`",
-            );
-            None
-        }
+        (None, Some(at)) => command(e, at, &f.path("command")).map(PluginTarget::Command),
         (Some(at), None) => f.string(e, "url").and_then(|text| {
             parse_url(&text)
                 .map_err(|m| e.push(at.pos, &f.path("url"), m))
                 .ok()
+                .map(PluginTarget::Url)
         }),
     };
+    let autostart = f.boolean(e, "autostart").unwrap_or(false);
+    if let (Some(at), Some(PluginTarget::Url(_)), true) = (f.get("autostart"), &target, autostart) {
+        e.push(
+            at.pos,
+            &f.path("autostart"),
+            "autostart is for `command` plugins (strait does not start a `url` plugin)",
+        );
+    }
     let protocol = match f.one_of(e, "protocol", &["strait", "forward_auth"]) {
         Some(1) => PluginProtocol::ForwardAuth,
         _ => PluginProtocol::Strait,
@@ -116,7 +120,8 @@ fn plugin(e: &mut Errors, name: &str, node: &Node, path: &str) -> Option<Plugin>
     let cache = f.get("cache").and_then(|n| cache(e, n, &f.path("cache")));
     Some(Plugin {
         name: name.to_string(),
-        url: url?,
+        target: target?,
+        autostart,
         protocol,
         timeout,
         on_error,
@@ -124,6 +129,24 @@ fn plugin(e: &mut Errors, name: &str, node: &Node, path: &str) -> Option<Plugin>
         cache,
         pos: node.pos,
     })
+}
+
+/// `command: [program, args...]`: at least the program.
+fn command(e: &mut Errors, node: &Node, path: &str) -> Option<Vec<String>> {
+    let items = super::fields::list(e, node, path)?;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        out.push(string(e, item, &item_path(path, i))?);
+    }
+    if out.first().is_none_or(|p| p.is_empty()) {
+        e.push(
+            node.pos,
+            path,
+            "expected the program to run, then its arguments",
+        );
+        return None;
+    }
+    Some(out)
 }
 
 fn cache(e: &mut Errors, node: &Node, path: &str) -> Option<PluginCache> {

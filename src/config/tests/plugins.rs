@@ -30,7 +30,7 @@ fn plugins_decode_with_defaults_and_a_route_replaces_its_domains_list() {
     assert_eq!(auth.timeout, Duration::from_millis(50));
     assert_eq!(auth.on_error, PluginOnError::Deny);
     assert_eq!(auth.copy_headers, ["x-user"]);
-    assert_eq!(auth.url.path, "/verify");
+    assert_eq!(auth.target.path(), "/verify");
     let geo = &c.plugins[1];
     assert_eq!(geo.protocol, PluginProtocol::Strait);
     assert_eq!(geo.timeout, Duration::from_secs(1));
@@ -52,7 +52,7 @@ fn plugin_errors_are_positioned() {
     let text = format!(
         "{BASE}  both: {{ url: http://127.0.0.1:1, command: [x] }}
   neither: {{ timeout: 1s }}
-  cmd: {{ command: [python3, p.py] }}
+  cmd: {{ command: [], autostart: yes }}
   bad: {{ url: https://x:1, cache: {{ key: cookie:a, ttl: 0s }} }}
 domains:
   - hosts: [a.com]
@@ -67,7 +67,8 @@ domains:
         [
             "t.yaml:6:45: plugins.both.command: url and command cannot both be set: a plugin is either a running service (url) or a program strait starts (command)",
             "t.yaml:7:12: plugins.neither: missing field `url` or `command`",
-            "t.yaml:8:19: plugins.cmd.command: command plugins are not supported yet: run the plugin yourself and give its `url`",
+            "t.yaml:8:19: plugins.cmd.command: expected the program to run, then its arguments",
+            "t.yaml:8:34: plugins.cmd.autostart: expected true or false, found \"yes\"",
             "t.yaml:9:15: plugins.bad.url: unsupported scheme \"https\" in \"https://x:1\": plugins are reached over http://",
             "t.yaml:9:42: plugins.bad.cache.key: expected header:NAME (e.g. header:Authorization), found \"cookie:a\"",
             "t.yaml:9:57: plugins.bad.cache.ttl: ttl must be longer than 0s",
