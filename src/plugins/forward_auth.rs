@@ -26,19 +26,6 @@ const NOT_PASSED: &[&str] = &[
     "host",
 ];
 
-/// Answer headers not passed to the client: hop-by-hop ones and the framing (strait frames
-/// the body itself).
-const NOT_RETURNED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-];
-
 pub(super) async fn call(
     plugin: &Plugin,
     info: &RequestInfo<'_>,
@@ -92,7 +79,7 @@ pub(super) async fn call(
     }
     let mut reject = Reject::new(status).body(answer.body.clone());
     for (name, value) in &answer.header.headers {
-        if NOT_RETURNED.contains(&name.as_str()) {
+        if !super::returnable(name.as_str()) {
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes());

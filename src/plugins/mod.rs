@@ -576,6 +576,22 @@ async fn peer(
     }
 }
 
+/// Whether a header of a plugin's answer may go to the client: not hop-by-hop ones, nor the
+/// framing (strait frames the body itself).
+pub(crate) fn returnable(name: &str) -> bool {
+    const NOT_RETURNED: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    ];
+    !NOT_RETURNED.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

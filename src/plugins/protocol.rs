@@ -183,7 +183,7 @@ pub(super) fn request_decision(answer: &Answer) -> Result<Decision, CallError> {
                     ))
                 })?;
             let mut reject = Reject::new(status).body(a.body);
-            for (name, value) in &a.headers {
+            for (name, value) in a.headers.iter().filter(|(n, _)| super::returnable(n)) {
                 reject = reject.header(name, value);
             }
             Ok(Decision::Respond(reject))

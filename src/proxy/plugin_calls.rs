@@ -106,6 +106,9 @@ pub(crate) async fn on_response(session: &Session, ctx: &mut Ctx, resp: &mut Res
     }
     ctx.plugin.response_done = true;
     for (name, value) in &ctx.plugin.response_headers {
+        if !crate::plugins::returnable(name) {
+            continue;
+        }
         if resp.insert_header(name.clone(), value.as_str()).is_err() {
             log::warn!("plugin: invalid response header {name:?} ignored");
         }
@@ -134,7 +137,11 @@ pub(crate) async fn on_response(session: &Session, ctx: &mut Ctx, resp: &mut Res
         for name in &edits.remove {
             resp.remove_header(name.as_str());
         }
-        for (name, value) in &edits.set {
+        for (name, value) in edits
+            .set
+            .iter()
+            .filter(|(n, _)| crate::plugins::returnable(n))
+        {
             if resp.insert_header(name.clone(), value.as_str()).is_err() {
                 log::warn!(
                     "plugin {}: invalid response header {name:?} ignored",
