@@ -31,6 +31,7 @@ pub(crate) mod health;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod metrics;
+pub(crate) mod plugins;
 pub(crate) mod proxy;
 pub(crate) mod router;
 pub(crate) mod serve;

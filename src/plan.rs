@@ -250,6 +250,7 @@ fn handling_changes(old: &Config, a: &Handling, new: &Config, b: &Handling) -> V
             format!("{:?}", a.max_body_bytes),
             format!("{:?}", b.max_body_bytes),
         ),
+        ("plugins", a.plugins.join(", "), b.plugins.join(", ")),
     ];
     for (name, x, y) in aspects {
         if x != y {

@@ -229,6 +229,10 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         HealthChecker::new(state.clone()),
     ));
     server.add_service(background_service(
+        "strait plugins",
+        StartPlugins(state.clone()),
+    ));
+    server.add_service(background_service(
         "strait reload",
         ReloadService {
             state: state.clone(),
@@ -468,4 +472,15 @@ fn exit_when_listeners_fail() {
         }
         default(info);
     }));
+}
+
+/// Starts the `command` plugins once the server runs (after a daemon's fork: their
+/// supervising threads would not survive it).
+struct StartPlugins(Arc<State>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for StartPlugins {
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        self.0.snapshot().start_plugins();
+    }
 }

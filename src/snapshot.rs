@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub pools: Vec<Arc<Pool>>,
     /// Per domain: its handler and routes.
     pub domains: Vec<DomainRuntime>,
+    /// Every configured plugin (`crate::plugins`).
+    pub(crate) plugins: Arc<crate::plugins::Registry>,
 }
 
 /// What answers the requests a domain (those matching none of its routes) or a route matched:
@@ -58,6 +60,8 @@ pub struct Handler {
     pub(crate) captures: Option<crate::config::PathPattern>,
     /// On-the-fly compression (`crate::compress`); `None`: responses pass as they are.
     pub compress: Option<Arc<crate::config::Compress>>,
+    /// The plugins called for each request, in order (`crate::plugins`).
+    pub(crate) plugins: Arc<[Arc<crate::plugins::Plugin>]>,
 }
 
 pub struct DomainRuntime {
@@ -115,6 +119,9 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, Vec<ConfigError>> {
         let resolved = resolve_all(&config).await?;
+        let plugins = Arc::new(
+            crate::plugins::Registry::build(&config, previous.map(|p| p.plugins.as_ref())).await?,
+        );
         let mut carried: HashMap<(String, String, SocketAddr, u32), Arc<Backend>> = HashMap::new();
         if let Some(prev) = previous {
             for pool in &prev.pools {
@@ -171,7 +178,15 @@ impl Snapshot {
                 .iter()
                 .enumerate()
                 .map(|(j, r)| {
-                    let mut h = handler(&config, d, Some(r), &pools, &upstream_tls, &mut limiters);
+                    let mut h = handler(
+                        &config,
+                        d,
+                        Some(r),
+                        &pools,
+                        &upstream_tls,
+                        &mut limiters,
+                        &plugins,
+                    );
                     let at = (r.pos, format!("domains[{i}].routes[{j}].access_log"));
                     h.access_log =
                         own_log(&config, &r.handling, at, &mut log_errors, &mut log_formats);
@@ -181,7 +196,15 @@ impl Snapshot {
                     }
                 })
                 .collect();
-            let mut h = handler(&config, d, None, &pools, &upstream_tls, &mut limiters);
+            let mut h = handler(
+                &config,
+                d,
+                None,
+                &pools,
+                &upstream_tls,
+                &mut limiters,
+                &plugins,
+            );
             let at = (d.pos, format!("domains[{i}].access_log"));
             h.access_log = own_log(&config, &d.handling, at, &mut log_errors, &mut log_formats);
             domains.push(DomainRuntime {
@@ -214,7 +237,21 @@ impl Snapshot {
             listener_routers,
             pools,
             domains,
+            plugins,
         })
+    }
+
+    /// Starts the `command` plugins this config uses or marks `autostart` (after the server
+    /// has daemonized, and after each reload; never for `strait -t` or `explain`).
+    pub(crate) fn start_plugins(&self) {
+        let used: Vec<&str> = self
+            .config
+            .domains
+            .iter()
+            .flat_map(|d| std::iter::once(&d.handling).chain(d.routes.iter().map(|r| &r.handling)))
+            .flat_map(|h| h.plugins.iter().map(String::as_str))
+            .collect();
+        self.plugins.start(&used);
     }
 
     /// Where a request goes, or `None` for an unknown host.
@@ -379,6 +416,7 @@ fn handler(
     pools: &[Arc<Pool>],
     upstream_tls: &UpstreamTlsFiles,
     limiters: &mut crate::limits::RateLimiters,
+    plugins: &crate::plugins::Registry,
 ) -> Handler {
     let h = route.map_or(&d.handling, |r| &r.handling);
     Handler {
@@ -400,6 +438,12 @@ fn handler(
         rewrite: route.and_then(|r| r.rewrite.clone()),
         captures: route.filter(|r| uses_captures(r)).map(|r| r.path.clone()),
         compress: h.compress.clone().map(Arc::new),
+        // The decoder checked every name.
+        plugins: h
+            .plugins
+            .iter()
+            .filter_map(|name| plugins.get(name).cloned())
+            .collect(),
     }
 }
 

@@ -321,6 +321,7 @@ fn stats(state: &State) -> Value {
     json!({
         "domains": domains,
         "access_log_dropped": state.access_log.dropped(),
+        "plugins": snapshot.plugins.stats_json(),
     })
 }
 

@@ -76,6 +76,15 @@ fn section(out: &mut String, s: Section, indent: usize, commented: bool) {
                 out.push_str("# ");
             }
         };
+        // A map of named sections (`plugins`): off unless written, each entry by its name.
+        if let Kind::Named(sub) = k.kind {
+            lead(out, true);
+            out.push_str(&format!("{}:  # unset: {}\n", k.name, k.doc));
+            lead(out, true);
+            out.push_str("  NAME:  # each entry, by its name:\n");
+            section(out, sub, indent + 4, true);
+            continue;
+        }
         // A map-or-boolean key opens its section when it is on by default (passive_health,
         // retry_budget); off by default (a domain's `cache`) it is shown as the boolean.
         let opens = child(s, k.name).filter(|_| {

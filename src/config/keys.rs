@@ -42,11 +42,13 @@ pub(crate) enum Section {
     RetryBudget,
     Serve,
     Tracing,
+    Plugin,
+    PluginCache,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 30] = [
+    pub(crate) const ALL: [Section; 32] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -77,6 +79,8 @@ impl Section {
         Section::RetryBudget,
         Section::Serve,
         Section::Tracing,
+        Section::Plugin,
+        Section::PluginCache,
     ];
 
     /// Where the section is found in a file.
@@ -112,6 +116,8 @@ impl Section {
             Section::RetryBudget => "retry_budget",
             Section::Serve => "serve",
             Section::Tracing => "tracing",
+            Section::Plugin => "plugins.NAME",
+            Section::PluginCache => "plugins.NAME.cache",
         }
     }
 }
@@ -147,6 +153,8 @@ pub(crate) enum Kind {
     MapOrBool(Section),
     /// A number from 0.0 to 1.0.
     Ratio,
+    /// A mapping of names (chosen in the file) to mappings of this section (`plugins`).
+    Named(Section),
 }
 
 /// What a list holds; the JSON Schema (`schema.rs`) needs it, the decoder knows it by code.
@@ -221,6 +229,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("tracing", &[S::Top], K::Map(S::Tracing), D::Unset("traceparent propagated, nothing exported"), "W3C trace context on upstream requests and an optional OTLP/HTTP exporter (docs/tracing.md)"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
+    key("plugins", &[S::Top], K::Named(S::Plugin), D::Unset("none"), "external programs and services that see requests: name -> settings; domains and routes list the ones they use (docs/plugins.md)"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
@@ -321,6 +330,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("access_log_format", DOMAIN_AND_ROUTE, K::OneOf(&["json", "combined"]), D::Unset("logging.access_log_format"), "the format of this domain's or route's own access_log (a file shared by several must be written in one format)"),
     key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
     key("upstream_tls", DOMAIN_AND_ROUTE, K::Map(S::UpstreamTls), D::Unset("verify against the system bundle (SSL_CERT_FILE as a fallback)"), "TLS towards https:// backends: CA, verification, SNI, client certificate (a route's keys override its domain's)"),
+    key("plugins", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none (a route: its domain's)"), "names of `plugins`, called in this order on each request; a route's list replaces its domain's (`[]`: none)"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- upstream_tls (docs/tls.md) ---
     key("ca", &[S::UpstreamTls], K::Path, D::Unset("the system bundle"), "PEM file of the CAs that backends' certificates must chain to (replaces the system bundle)"),
@@ -380,6 +390,18 @@ pub(crate) const KEYS: &[Key] = &[
     key("otlp_endpoint", &[S::Tracing], K::String, D::Unset("no export"), "an http:// URL of an OTLP/HTTP collector (JSON encoding), e.g. http://127.0.0.1:4318/v1/traces; without a path, /v1/traces"),
     key("sample_ratio", &[S::Tracing], K::Ratio, D::Number("1.0"), "the share of new traces sampled (0.0 to 1.0); a client's traceparent decides for its own trace"),
     key("service_name", &[S::Tracing], K::String, D::Text("strait"), "the service.name of exported spans"),
+    // --- plugins (docs/plugins.md) ---
+    key("url", &[S::Plugin], K::String, D::Unset("one of url and command is required"), "http://HOST:PORT[/PATH] of a running plugin service (the strait protocol's /v1/... paths go under PATH; forward_auth GETs the URL itself)"),
+    key("command", &[S::Plugin], K::List(I::Text), D::Unset("one of url and command is required"), "a program and its arguments strait starts, restarts and stops; it listens on the Unix socket in STRAIT_PLUGIN_SOCKET (relative paths: from the config file's folder)"),
+    key("autostart", &[S::Plugin], K::Bool, D::Bool(false), "command plugins: run even when no domain or route lists the plugin (background work)"),
+    key("protocol", &[S::Plugin], K::OneOf(&["strait", "forward_auth"]), D::Text("strait"), "strait: the JSON protocol of docs/plugins.md; forward_auth: a GET with X-Forwarded-*, 2xx allows (as nginx auth_request, Traefik forwardAuth)"),
+    key("timeout", &[S::Plugin], K::PositiveDuration, secs(1), "each call (connect, request and answer) at most this long, then on_error applies"),
+    key("on_error", &[S::Plugin], K::OneOf(&["deny", "allow"]), D::Text("deny"), "when the plugin fails, times out or answers nonsense: deny (503, X-Strait-Error: plugin-unavailable) or allow (go on without it)"),
+    key("copy_headers", &[S::Plugin], K::List(I::Text), D::Unset("none"), "forward_auth: headers of the 2xx answer set on the upstream request (the client's own values of them are removed)"),
+    key("cache", &[S::Plugin], K::Map(S::PluginCache), D::Unset("every request asks the plugin"), "remember `continue` decisions per request header value"),
+    key("key", &[S::PluginCache], K::String, D::Required, "header:NAME: the request header whose value a decision is remembered by (requests without it always ask)"),
+    key("ttl", &[S::PluginCache], K::PositiveDuration, D::Required, "how long a decision is remembered"),
+    key("max_entries", &[S::PluginCache], K::Int { min: 1, max: 1_000_000 }, D::Int(10_000), "decisions remembered at most (the oldest go first)"),
 ];
 
 const fn key(
@@ -490,6 +512,7 @@ fn kind_text(kind: Kind) -> String {
         Kind::Map(_) | Kind::TextMap => "map".into(),
         Kind::MapOrBool(_) => "map or true / false".into(),
         Kind::Ratio => "number 0.0–1.0".into(),
+        Kind::Named(_) => "map of name -> map".into(),
     }
 }
 

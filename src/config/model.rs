@@ -43,6 +43,89 @@ pub struct Config {
     /// Every backend pool, referenced by index from domains and routes.
     pub pools: Vec<PoolConfig>,
     pub domains: Vec<Domain>,
+    /// `plugins`, in file order; domains and routes name them (docs/plugins.md).
+    pub plugins: Vec<Plugin>,
+}
+
+/// One entry of `plugins` (docs/plugins.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugin {
+    pub name: String,
+    /// A running service (`url`) or a program strait starts (`command`).
+    pub target: PluginTarget,
+    /// `autostart`: a `command` plugin runs even when no domain or route lists it.
+    pub autostart: bool,
+    pub protocol: PluginProtocol,
+    pub timeout: Duration,
+    pub on_error: PluginOnError,
+    /// forward_auth: headers of the auth answer set on the upstream request.
+    pub copy_headers: Vec<String>,
+    pub cache: Option<PluginCache>,
+    pub pos: Pos,
+}
+
+/// Where a plugin answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginTarget {
+    Url(PluginUrl),
+    /// A program and its arguments, started and supervised by strait; it listens on the Unix
+    /// socket named by `STRAIT_PLUGIN_SOCKET`.
+    Command(Vec<String>),
+}
+
+impl PluginTarget {
+    /// The path requests go under: the URL's, `/` for a command.
+    pub fn path(&self) -> &str {
+        match self {
+            PluginTarget::Url(u) => &u.path,
+            PluginTarget::Command(_) => "/",
+        }
+    }
+}
+
+/// A plugin's `url`, split: `http://HOST:PORT` and the path under which it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginUrl {
+    /// As written.
+    pub text: String,
+    pub host: String,
+    pub port: u16,
+    /// `/` when the URL has none.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginProtocol {
+    /// strait's JSON protocol (`/v1/hello`, `/v1/request`, `/v1/response`).
+    Strait,
+    /// nginx `auth_request` / Traefik `forwardAuth`.
+    ForwardAuth,
+}
+
+impl PluginProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginProtocol::Strait => "strait",
+            PluginProtocol::ForwardAuth => "forward_auth",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginOnError {
+    /// 503 with `X-Strait-Error: plugin-unavailable`.
+    Deny,
+    /// Go on as if the plugin had said `continue` with no edits.
+    Allow,
+}
+
+/// A plugin's decision cache: `continue` answers remembered per value of a request header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginCache {
+    /// The header named by `key: header:NAME`, lower-cased.
+    pub header: String,
+    pub ttl: Duration,
+    pub max_entries: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -589,6 +672,9 @@ pub struct Handling {
     pub access_log_format: Option<AccessLogFormat>,
     /// `compress`: on-the-fly response compression; a route inherits its domain's.
     pub compress: Option<Compress>,
+    /// `plugins`: names of `Config::plugins`, called in order; a route's list replaces its
+    /// domain's.
+    pub plugins: Vec<String>,
 }
 
 /// `compress:` on a domain or route (docs/compression.md).

@@ -50,6 +50,13 @@ pub fn schema() -> Value {
         "anyOf".into(),
         json!([{ "required": ["domains"] }, { "required": ["include"] }]),
     );
+    // A plugin is either a running service or a program to start, never both.
+    if let Some(Value::Object(plugin)) = defs.get_mut(&def_name(Section::Plugin)) {
+        plugin.insert(
+            "oneOf".into(),
+            json!([{ "required": ["url"] }, { "required": ["command"] }]),
+        );
+    }
     out.insert("$defs".into(), Value::Object(defs));
     Value::Object(out)
 }
@@ -137,6 +144,9 @@ fn kind_schema(kind: Kind) -> Value {
         }),
         Kind::MapOrBool(section) => json!({ "anyOf": [{ "type": "boolean" }, def_ref(section)] }),
         Kind::Ratio => json!({ "type": "number", "minimum": 0, "maximum": 1 }),
+        Kind::Named(section) => {
+            json!({ "type": "object", "additionalProperties": def_ref(section) })
+        }
     }
 }
 

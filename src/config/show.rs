@@ -123,6 +123,7 @@ pub fn show_yaml(c: &Config) -> String {
         o.push_str("cache:\n");
         cache_settings(&mut o, 2, cache);
     }
+    plugins(&mut o, &c.plugins);
     o.push_str("domains:\n");
     for d in &c.domains {
         let hosts: Vec<String> = d.hosts.iter().map(host).collect();
@@ -326,6 +327,10 @@ fn handling(
             cache_settings(o, n + 2, s);
         }
     }
+    // Shown even when empty (a route's `[]` turns its domain's off).
+    if !c.plugins.is_empty() {
+        let _ = writeln!(o, "{pad}plugins: {}", list(&h.plugins));
+    }
     match &h.compress {
         None => {
             let _ = writeln!(o, "{pad}compress: false");
@@ -504,6 +509,46 @@ fn cache_settings(o: &mut String, n: usize, s: &CacheSettings) {
     }
 }
 
+/// The `plugins` map.
+fn plugins(o: &mut String, plugins: &[Plugin]) {
+    if plugins.is_empty() {
+        return;
+    }
+    o.push_str("plugins:\n");
+    for p in plugins {
+        let on_error = match p.on_error {
+            PluginOnError::Deny => "deny",
+            PluginOnError::Allow => "allow",
+        };
+        let target = match &p.target {
+            PluginTarget::Url(u) => format!("url: {}", q(&u.text)),
+            PluginTarget::Command(argv) => {
+                format!("command: {}, autostart: {}", list(argv), p.autostart)
+            }
+        };
+        let _ = write!(
+            o,
+            "  {}: {{ {target}, protocol: {}, timeout: {}, on_error: {on_error}",
+            q(&p.name),
+            p.protocol.name(),
+            dur(p.timeout)
+        );
+        if !p.copy_headers.is_empty() {
+            let _ = write!(o, ", copy_headers: {}", list(&p.copy_headers));
+        }
+        if let Some(c) = &p.cache {
+            let _ = write!(
+                o,
+                ", cache: {{ key: {}, ttl: {}, max_entries: {} }}",
+                q(&format!("header:{}", c.header)),
+                dur(c.ttl),
+                c.max_entries
+            );
+        }
+        o.push_str(" }\n");
+    }
+}
+
 fn opt(o: &mut String, n: usize, key: &str, value: Option<String>) {
     if let Some(v) = value {
         let _ = writeln!(o, "{}{key}: {v}", " ".repeat(n));
@@ -548,6 +593,10 @@ listeners:
   - addr: 127.0.0.1:8080
 admin: { addr: 127.0.0.1:9900, token: ${TOKEN} }
 logging: { level: debug, access_log: \"-\", error_log: /tmp/e.log }
+plugins:
+  auth: { url: http://127.0.0.1:9100/verify, protocol: forward_auth, copy_headers: [X-User], timeout: 50ms, cache: { key: header:Authorization, ttl: 30s } }
+  geo: { url: http://127.0.0.1:9200, on_error: allow }
+  sync: { command: [./sync, --every, 5s], autostart: true }
 cache: { default_ttl: 1m, rules: [{ path_prefix: /x/, cache: false }] }
 domains:
   - hosts: [a.com, \"*.b.com\"]
@@ -558,8 +607,9 @@ domains:
     compress: { algorithms: [br, gzip], min_bytes: 1KiB, types: [text/*, \"application/*+json\"] }
     headers: { response: { set: { X-A: b } } }
     rate_limit: { requests: 5, per: 1s }
+    plugins: [geo, auth]
     routes:
-      - { path_prefix: /r/, host_header: r.internal, compress: false }
+      - { path_prefix: /r/, host_header: r.internal, compress: false, plugins: [] }
       - { path_prefix: /go, redirect: { status: 301, location: \"https://$host/new$path$query\" } }
       - { path_prefix: /ping, respond: { body: \"pong\\n\", headers: { X-P: q } } }
   - hosts: [\"*\"]

@@ -52,6 +52,8 @@ pub(crate) fn before_exit(state: &State) {
     use std::io::Write;
     // Lines of the last requests may still be queued for the access log writer.
     state.access_log.flush(Duration::from_millis(500));
+    // `command` plugins: TERM, then KILL after 5 s (each process stops its own).
+    state.snapshot().plugins.stop_all();
     crate::access_log::files::flush_all(Duration::from_millis(500));
     log::logger().flush();
     let _ = std::io::stdout().flush();

@@ -123,6 +123,7 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
         info!("certificates reloaded: {pairs} pair(s) on {listeners} TLS listener(s)");
     }
     state.swap(next);
+    state.snapshot().start_plugins();
     Ok(report)
 }
 

@@ -64,6 +64,31 @@ pub(crate) static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     .expect("register strait_request_duration_seconds")
 });
 
+/// Seconds; plugin calls are meant to take well under a millisecond on loopback.
+const PLUGIN_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+pub(crate) static PLUGIN_CALLS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_plugin_calls_total",
+        "Plugin calls by configured plugin name, phase (hello, request, response) and outcome: continue, respond, ok, cached (answered by the decision cache, no call), error (an answer strait cannot use), timeout, unavailable (no connection).",
+        &["plugin", "phase", "outcome"]
+    )
+    .expect("register strait_plugin_calls_total")
+});
+
+pub(crate) static PLUGIN_CALL_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "strait_plugin_call_seconds",
+        "Time each plugin call took (cache answers excluded), by plugin and phase.",
+        &["plugin", "phase"],
+        PLUGIN_BUCKETS.to_vec()
+    )
+    .expect("register strait_plugin_call_seconds")
+});
+
 pub(crate) static UPSTREAM_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_upstream_requests_total",

@@ -11,7 +11,7 @@ use pingora::Result;
 use super::ctx::Ctx;
 use super::error_class::Failure;
 use super::template::{self, Vars};
-use super::{header_rules, hook_calls, response};
+use super::{header_rules, hook_calls, plugin_calls, response};
 use crate::config::Redirect;
 use crate::hooks::{Reject, ResponseSource};
 use crate::snapshot::StaticResponse;
@@ -44,6 +44,7 @@ pub(crate) async fn write_head(
     end: bool,
 ) -> Result<u16> {
     response::rate_headers(ctx, &mut header);
+    plugin_calls::on_response(session, ctx, &mut header).await;
     hook_calls::on_response(state, session, ctx, &mut header, ResponseSource::Strait).await;
     let status = header.status.as_u16();
     session.write_response_header(Box::new(header), end).await?;

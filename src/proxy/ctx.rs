@@ -51,6 +51,8 @@ pub(crate) struct Ctx {
     pub(crate) limits: LimitsCtx,
     /// Hook state (see `proxy/hook_calls.rs`).
     pub(crate) hook: HookCtx,
+    /// Plugin state (see `proxy/plugin_calls.rs`).
+    pub(crate) plugin: PluginCtx,
     /// Indexes (into the target's pool) of backends already tried on this request.
     pub(crate) tried: Vec<usize>,
     /// Holds the in-flight count of the backend in use; replaced on retry, released on drop.
@@ -89,6 +91,7 @@ impl Ctx {
             buffered: None,
             limits: Default::default(),
             hook: Default::default(),
+            plugin: Default::default(),
             tried: Vec::new(),
             lease: None,
             backend_index: None,
@@ -140,6 +143,17 @@ pub(crate) struct HookCtx {
     pub(super) cache: Option<CacheDecision>,
     /// `on_error` reported the current attempt's failure.
     pub(super) error_reported: bool,
+}
+
+/// Per-request plugin state.
+#[derive(Debug, Default)]
+pub(crate) struct PluginCtx {
+    /// Response headers the request phase's plugins asked for.
+    pub(super) response_headers: Vec<(String, String)>,
+    /// Plugins that let the request go on and handle the response phase, in order.
+    pub(super) response_phase: Vec<Arc<crate::plugins::Plugin>>,
+    /// The response phase ran (a response gets it once).
+    pub(super) response_done: bool,
 }
 
 /// Per-request observations.

@@ -41,6 +41,8 @@ pub(crate) enum Failure {
     FileNotFound,
     /// `serve`: a `Range` past the end of the file (sent with `Content-Range`).
     RangeNotSatisfiable,
+    /// A plugin failed (timeout, no connection, a bad answer) and its `on_error` is `deny`.
+    PluginUnavailable,
 }
 
 impl Failure {
@@ -59,6 +61,7 @@ impl Failure {
             Failure::ForbiddenPath => 403,
             Failure::FileNotFound => 404,
             Failure::RangeNotSatisfiable => 416,
+            Failure::PluginUnavailable => 503,
         }
     }
 
@@ -79,6 +82,7 @@ impl Failure {
             Failure::ForbiddenPath => "forbidden-path",
             Failure::FileNotFound => "not-found",
             Failure::RangeNotSatisfiable => "range-not-satisfiable",
+            Failure::PluginUnavailable => "plugin-unavailable",
         }
     }
 
@@ -99,6 +103,7 @@ impl Failure {
             Failure::ForbiddenPath => "strait: forbidden\n",
             Failure::FileNotFound => "strait: not found\n",
             Failure::RangeNotSatisfiable => "strait: range not satisfiable\n",
+            Failure::PluginUnavailable => "strait: a plugin is unavailable\n",
         }
     }
 }

@@ -14,7 +14,8 @@
 //!
 //! `trace.rs` carries the W3C trace context through those phases (and the spans exported).
 //!
-//! `hook_calls.rs` is where those phases call the embedder's hooks; `header_rules.rs` applies
+//! `hook_calls.rs` is where those phases call the embedder's hooks, `plugin_calls.rs` the
+//! configured plugins; `header_rules.rs` applies
 //! configured header edits; `host.rs` reads the request's host and scheme.
 
 mod answer;
@@ -27,6 +28,7 @@ mod header_rules;
 mod hook_calls;
 mod host;
 pub(crate) mod logging;
+mod plugin_calls;
 mod request;
 mod response;
 mod serve;

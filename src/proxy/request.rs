@@ -1,7 +1,7 @@
 //! The request phase (`request_filter`, `request_body_filter`), top-down: take the snapshot,
 //! name the request, identify the client, route by Host and path, apply the domain's or
 //! route's limits (`deny` 403, `rate_limit` 429, `max_body_bytes` 413 by `Content-Length`),
-//! run the `on_request` hooks, then act: proxy (later phases), or answer here (`respond`,
+//! run the plugins (`plugin_calls.rs`) and the `on_request` hooks, then act: proxy (later phases), or answer here (`respond`,
 //! `redirect`, `serve`, 404).
 
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use pingora::{Error, Result};
 
 use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
+use super::plugin_calls::{self, Verdict};
 use super::template::{self, Vars};
 use super::{answer, compress, hook_calls, host, logging, serve, trace};
 use crate::config::Rewrite;
@@ -86,6 +87,17 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
             return Ok(true);
         }
         let kind = prepare(state, session, ctx, action);
+        match plugin_calls::on_request(session, ctx).await {
+            Verdict::Go => {}
+            Verdict::Respond(reject) => {
+                answer::rejection(state, session, ctx, &reject).await?;
+                return Ok(true);
+            }
+            Verdict::Unavailable => {
+                answer::error_page(state, session, ctx, Failure::PluginUnavailable).await?;
+                return Ok(true);
+            }
+        }
         if let Some(reject) = hook_calls::on_request(state, session, ctx, kind).await {
             answer::rejection(state, session, ctx, &reject).await?;
             return Ok(true);

@@ -9,7 +9,7 @@ use pingora::Result;
 use super::ctx::Ctx;
 use super::hook_calls::interim;
 use super::template::Vars;
-use super::{cache, header_rules, hook_calls, logging, trace};
+use super::{cache, header_rules, hook_calls, logging, plugin_calls, trace};
 use crate::state::State;
 
 /// `upstream_response_filter`: a backend answered; the cache and the hooks see it before the
@@ -68,6 +68,7 @@ pub(crate) async fn to_client(
     }
     rate_headers(ctx, resp);
     sticky_cookie(session, ctx, resp);
+    plugin_calls::on_response(session, ctx, resp).await;
     hook_calls::on_response_filter(state, session, ctx, resp).await;
     Ok(())
 }

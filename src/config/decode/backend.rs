@@ -143,7 +143,10 @@ pub fn parse_url(url: &str) -> Result<(Scheme, String, u16), String> {
     Ok((scheme, host, port))
 }
 
-fn split_host_port<'a>(authority: &'a str, url: &str) -> Result<(String, Option<&'a str>), String> {
+pub(super) fn split_host_port<'a>(
+    authority: &'a str,
+    url: &str,
+) -> Result<(String, Option<&'a str>), String> {
     if authority.is_empty() {
         return Err(format!("missing host in {url:?}"));
     }

@@ -15,7 +15,9 @@ use crate::config::yaml::Node;
 type At = (String, Pos);
 
 /// State shared across all domains of the file.
-struct Seen {
+struct Seen<'a> {
+    /// The names of the file's `plugins` (what `plugins` lists may name).
+    plugins: &'a [String],
     /// Each host so far, with where it was (file, position) and the listeners its domain
     /// answers on.
     hosts: Vec<(HostPattern, At, Option<Vec<usize>>)>,
@@ -29,10 +31,14 @@ pub(super) fn domains(
     parts: &[(Option<&str>, &Node)],
     global_cache: Option<&CacheSettings>,
     listeners: &[Listener],
+    plugins: &[String],
 ) -> (Vec<PoolConfig>, Vec<Domain>) {
     let mut pools = Vec::new();
     let mut out = Vec::new();
-    let mut seen = Seen { hosts: Vec::new() };
+    let mut seen = Seen {
+        plugins,
+        hosts: Vec::new(),
+    };
     for (file, node) in parts {
         let main = file.map(|f| e.set_file(f));
         let Some(items) = list(e, node, "domains") else {
@@ -110,7 +116,8 @@ fn domain(
         },
         (None, None) => Action::NotFound,
     };
-    let handling = handling::read(e, &f, action, None, global_cache, 0);
+    let plugins = seen.plugins;
+    let handling = handling::read(e, &f, action, None, global_cache, 0, plugins);
     let parent = Parent {
         name: &name,
         pool,
@@ -120,6 +127,7 @@ fn domain(
         global_cache,
         listeners,
         scope: scope.as_ref(),
+        plugins,
     };
     let routes = f
         .get("routes")

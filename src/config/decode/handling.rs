@@ -1,9 +1,9 @@
 //! The keys domains and routes share (`headers`, `rate_limit`, `cache`, `compress`, `deny`,
-//! `max_body_bytes`), read in one place, with a route's inheritance from its domain.
+//! `max_body_bytes`, `plugins`), read in one place, with a route's inheritance from its domain.
 
 use super::cache;
 use super::compress;
-use super::fields::{Errors, Fields};
+use super::fields::{item_path, list, string, Errors, Fields};
 use super::headers;
 use super::limits;
 use crate::config::model::{AccessLogFormat, Action, CacheSettings, DomainCache, Handling};
@@ -17,6 +17,7 @@ pub(super) fn read(
     inherited: Option<&Handling>,
     global_cache: Option<&CacheSettings>,
     captures: usize,
+    known_plugins: &[String],
 ) -> Handling {
     let own_headers = f
         .get("headers")
@@ -93,7 +94,13 @@ pub(super) fn read(
             "access_log_global: false needs an `access_log` (these requests would be logged nowhere)",
         );
     }
+    // A route's list replaces its domain's (`[]`: none).
+    let plugins = match f.get("plugins") {
+        Some(n) => plugin_names(e, n, &f.path("plugins"), known_plugins),
+        None => inherited.map_or_else(Vec::new, |p| p.plugins.clone()),
+    };
     Handling {
+        plugins,
         action,
         headers,
         rate_limit,
@@ -105,4 +112,40 @@ pub(super) fn read(
         access_log_format,
         compress,
     }
+}
+
+/// `plugins: [a, b]`: names of the file's `plugins`, each at most once.
+fn plugin_names(
+    e: &mut Errors,
+    node: &crate::config::yaml::Node,
+    path: &str,
+    known: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
+        let item_path = item_path(path, i);
+        let Some(name) = string(e, item, &item_path) else {
+            continue;
+        };
+        if !known.contains(&name) {
+            let message = if known.is_empty() {
+                format!("unknown plugin {name:?}: the file has no `plugins`")
+            } else {
+                format!(
+                    "unknown plugin {name:?}, expected one of: {}",
+                    known.join(", ")
+                )
+            };
+            e.push(item.pos, &item_path, message);
+        } else if out.contains(&name) {
+            e.push(
+                item.pos,
+                &item_path,
+                format!("plugin {name:?} is listed twice"),
+            );
+        } else {
+            out.push(name);
+        }
+    }
+    out
 }

@@ -14,6 +14,7 @@ mod headers;
 mod limits;
 mod matchers;
 mod options;
+mod plugins;
 mod pool;
 mod route;
 mod serve;
@@ -67,7 +68,14 @@ pub(super) fn decode(
         }
         e.set_file(&main);
     }
-    let (pools, domains) = domain::domains(&mut e, &parts, global_cache.as_ref(), &listeners);
+    let (plugins, plugin_names) = plugins::plugins(&mut e, f.get("plugins"));
+    let (pools, domains) = domain::domains(
+        &mut e,
+        &parts,
+        global_cache.as_ref(),
+        &listeners,
+        &plugin_names,
+    );
     if domains.is_empty() && f.get("include").is_some() && e.is_empty() {
         let at = f.get("include").map_or(root.pos, |n| n.pos);
         e.push(
@@ -109,5 +117,6 @@ pub(super) fn decode(
         include: Vec::new(),
         pools,
         domains,
+        plugins,
     })
 }

@@ -32,6 +32,8 @@ pub(super) struct Parent<'a> {
     pub listeners: &'a [Listener],
     /// The domain's own listener scope.
     pub scope: Option<&'a Vec<usize>>,
+    /// The names of the file's `plugins`.
+    pub plugins: &'a [String],
 }
 
 pub(super) fn routes(
@@ -178,6 +180,7 @@ fn route(
         Some(parent.handling),
         parent.global_cache,
         captures,
+        parent.plugins,
     );
     let pattern = pattern?;
     Some(Route {

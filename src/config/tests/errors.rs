@@ -6,7 +6,7 @@ use super::*;
 fn unknown_fields() {
     assert_eq!(
         errors(&format!("{MINIMAL}extra: 1\n")),
-        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, domains"]
+        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
@@ -396,7 +396,7 @@ fn byte_order_mark_and_crlf_do_not_shift_positions() {
     let text = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n")) + "bogus: ${PORT}\r\n";
     assert_eq!(
         errors(&text),
-        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, domains"]
+        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
     );
     assert_eq!(
         errors("~\n"),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::*;
 
 mod errors;
+mod plugins;
 mod policy;
 mod readme;
 mod serve;

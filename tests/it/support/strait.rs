@@ -181,6 +181,9 @@ impl Strait {
         let mut cmd = program(&config);
         cmd.current_dir(&dir)
             .env_remove("STRAIT_CONFIG")
+            // `command` plugins' sockets go in a folder under it, removed with the temp dir
+            // even when the process is killed.
+            .env("XDG_RUNTIME_DIR", &dir)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
