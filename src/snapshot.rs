@@ -250,6 +250,12 @@ impl Snapshot {
             .iter()
             .flat_map(|d| std::iter::once(&d.handling).chain(d.routes.iter().map(|r| &r.handling)))
             .flat_map(|h| h.plugins.iter().map(String::as_str))
+            .chain(
+                self.config
+                    .listeners
+                    .iter()
+                    .flat_map(|l| l.plugins.iter().map(String::as_str)),
+            )
             .collect();
         self.plugins.start(&used);
     }

@@ -13,7 +13,8 @@
 //! SNI gets the default context). A switched context brings its certificate, its ALPN callback
 //! and its trust store for client certificates, so each context carries those. Pingora's
 //! `TlsAccept::handshake_complete_callback` then records the verified client certificate
-//! ([`ClientCert`]) in the connection's `SslDigest`, where requests read it.
+//! ([`ClientCert`]) and the server name asked for in the connection's `SslDigest` ([`Handshake`]),
+//! where requests and connection plugins read them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -144,7 +145,29 @@ impl ClientCert {
             .ssl_digest
             .as_ref()?
             .extension
-            .get::<ClientCert>()
+            .get::<Handshake>()?
+            .client
+            .as_ref()
+    }
+}
+
+/// What a TLS handshake leaves with its connection (in its `SslDigest`): the server name the
+/// client asked for (for connection plugins) and the verified client certificate.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Handshake {
+    pub(crate) sni: Option<String>,
+    pub(crate) client: Option<ClientCert>,
+}
+
+impl Handshake {
+    /// The server name a TLS connection asked for, if any.
+    pub(crate) fn sni_of(stream: &pingora::protocols::Stream) -> Option<String> {
+        stream
+            .get_ssl_digest()?
+            .extension
+            .get::<Handshake>()?
+            .sni
+            .clone()
     }
 }
 
@@ -192,12 +215,13 @@ impl TlsAccept for RecordClientCert {
         &self,
         ssl: &TlsRef,
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        let sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
         // The handshake only completes with a certificate that verified (or none).
-        let cert = ssl.peer_certificate()?;
-        if ssl.verify_result() != pingora::tls::x509::X509VerifyResult::OK {
-            return None;
-        }
-        ClientCert::of(&cert).map(|c| Arc::new(c) as Arc<dyn std::any::Any + Send + Sync>)
+        let client = ssl
+            .peer_certificate()
+            .filter(|_| ssl.verify_result() == pingora::tls::x509::X509VerifyResult::OK)
+            .and_then(|cert| ClientCert::of(&cert));
+        Some(Arc::new(Handshake { sni, client }) as Arc<dyn std::any::Any + Send + Sync>)
     }
 }
 

@@ -251,6 +251,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
     key("name", &[S::Listener], K::String, D::Unset("unnamed"), "what domains' `listeners` lists name it by (unique)"),
     key("tls", &[S::Listener], K::Map(S::Tls), D::Unset("plain HTTP"), "terminate TLS on this listener"),
+    key("plugins", &[S::Listener], K::List(I::Text), D::Unset("none"), "names of `plugins` asked about each new connection (POST /v1/connection: allow or deny), in order (docs/plugins.md)"),
     key("certs", &[S::Tls], K::List(I::Of(S::Cert)), D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
     key("http2", &[S::Tls], K::Bool, D::Bool(false), "offer h2 by ALPN"),

@@ -205,6 +205,8 @@ pub struct Listener {
     pub name: Option<String>,
     pub addr: SocketAddr,
     pub tls: Option<Tls>,
+    /// `plugins`: asked about each new connection (`POST /v1/connection`), in order.
+    pub plugins: Vec<String>,
     pub pos: Pos,
 }
 

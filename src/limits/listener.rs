@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::framing::{self, Body, Checked};
+use crate::plugins::gate::Gate;
 use crate::state::State;
 
 /// Bytes asked for per read while a head arrives.
@@ -265,8 +266,20 @@ where
                 Arc::clone(&self.permits).acquire_owned().await.ok()?
             }
         };
-        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
+        match crate::plugins::gate::connection(&self.state, &stream).await {
+            Gate::Serve => {}
+            Gate::Close => return None,
+            Gate::Refuse => {
+                if h1 {
+                    let _ = stream.write_all(crate::plugins::gate::REFUSED).await;
+                    let _ = stream.flush().await;
+                }
+                let _ = stream.shutdown().await;
+                return None;
+            }
+        }
+        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
         if h2c || !h1 {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }

@@ -14,6 +14,7 @@
 mod cache;
 mod client;
 mod forward_auth;
+pub(crate) mod gate;
 mod protocol;
 mod supervisor;
 
@@ -28,7 +29,7 @@ use serde_json::{json, Value};
 use crate::config::{self, ConfigError, PluginOnError, PluginProtocol};
 use crate::hooks::Reject;
 
-pub(crate) use protocol::{RequestInfo, ResponseInfo};
+pub(crate) use protocol::{ConnectionInfo, RequestInfo, ResponseInfo};
 
 /// After a failed `/v1/hello`, requests go by `on_error` for this long before the next try.
 const HELLO_RETRY: Duration = Duration::from_secs(1);
@@ -40,6 +41,8 @@ const HELLO_RETRY_COMMAND: Duration = Duration::from_millis(100);
 pub(crate) struct Phases {
     pub request: bool,
     pub response: bool,
+    /// New connections on the listeners that list the plugin.
+    pub connection: bool,
 }
 
 /// What a plugin said about a request.
@@ -108,6 +111,7 @@ pub(crate) enum Phase {
     Hello,
     Request,
     Response,
+    Connection,
 }
 
 impl Phase {
@@ -116,6 +120,7 @@ impl Phase {
             Phase::Hello => "hello",
             Phase::Request => "request",
             Phase::Response => "response",
+            Phase::Connection => "connection",
         }
     }
 }
@@ -173,6 +178,7 @@ impl Plugin {
             PluginProtocol::ForwardAuth => Hello::Known(Phases {
                 request: true,
                 response: false,
+                connection: false,
             }),
             PluginProtocol::Strait => Hello::Unknown { retry_at: None },
         };
@@ -326,6 +332,42 @@ impl Plugin {
             cache.put(key, edits.clone());
         }
         result
+    }
+
+    /// The connection phase: `POST /v1/connection`; `None` when the plugin does not handle
+    /// it. Always a call (a decision about a connection is not cached).
+    pub(crate) async fn on_connection(
+        &self,
+        info: &ConnectionInfo<'_>,
+    ) -> Result<Option<bool>, CallError> {
+        let phases = match self.phases().await {
+            Ok(p) => p,
+            Err(e) => {
+                let e = CallError::Unavailable(format!("no hello: {e}"));
+                self.count(Phase::Connection, None, &Err(&e));
+                return Err(e);
+            }
+        };
+        if !phases.connection {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let result = match self
+            .client
+            .post(
+                &self.config.url_path("/v1/connection"),
+                protocol::connection_body(info),
+            )
+            .await
+        {
+            Ok(answer) => protocol::connection_decision(&answer),
+            Err(e) => Err(e),
+        };
+        let outcome = result
+            .as_ref()
+            .map(|allowed| if *allowed { "allow" } else { "deny" });
+        self.count(Phase::Connection, Some(started), &outcome);
+        result.map(Some)
     }
 
     /// The response phase: `POST /v1/response`.

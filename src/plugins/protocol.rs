@@ -98,6 +98,45 @@ pub(super) fn response_body(info: &ResponseInfo<'_>) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// What a connection-phase call says about a new connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionInfo<'a> {
+    pub client_ip: Option<IpAddr>,
+    /// The listener's `name` (its address when it has none).
+    pub listener: &'a str,
+    /// The TLS server name the client asked for, on a TLS listener.
+    pub sni: Option<&'a str>,
+}
+
+/// The body of `POST /v1/connection`.
+pub(super) fn connection_body(info: &ConnectionInfo<'_>) -> Vec<u8> {
+    let v = json!({
+        "version": 1,
+        "client_ip": info.client_ip.map(|ip| ip.to_string()),
+        "listener": info.listener,
+        "sni": info.sni,
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct ConnectionAnswer {
+    action: Option<String>,
+}
+
+/// `POST /v1/connection`: `allow` (true) or `deny` (false).
+pub(super) fn connection_decision(answer: &Answer) -> Result<bool, CallError> {
+    let a: ConnectionAnswer = parse(answer)?;
+    match a.action.as_deref() {
+        Some("allow") => Ok(true),
+        Some("deny") => Ok(false),
+        other => Err(CallError::Bad(format!(
+            "action {other:?} (expected \"allow\" or \"deny\") in {}",
+            shown(&answer.body)
+        ))),
+    }
+}
+
 /// The start of a body, for messages.
 pub(super) fn shown(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).into_owned();
@@ -139,11 +178,13 @@ pub(super) fn hello(answer: &Answer) -> Result<Phases, CallError> {
         return Ok(Phases {
             request: true,
             response: false,
+            connection: false,
         });
     };
     Ok(Phases {
         request: names.iter().any(|p| p == "request"),
         response: names.iter().any(|p| p == "response"),
+        connection: names.iter().any(|p| p == "connection"),
     })
 }
 
@@ -273,9 +314,18 @@ mod tests {
             r#"{"phases":["request","response","connection"]}"#,
         ))
         .unwrap();
-        assert!(p.request && p.response);
+        assert!(p.request && p.response && p.connection);
         let p = hello(&answer(200, "{}")).unwrap();
-        assert!(p.request && !p.response);
+        assert!(p.request && !p.response && !p.connection);
+    }
+
+    #[test]
+    fn connection_decisions() {
+        assert!(connection_decision(&answer(200, r#"{"action":"allow"}"#)).unwrap());
+        assert!(!connection_decision(&answer(200, r#"{"action":"deny"}"#)).unwrap());
+        for bad in [r#"{"action":"continue"}"#, "{}", "nope"] {
+            assert!(connection_decision(&answer(200, bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

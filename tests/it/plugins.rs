@@ -763,3 +763,113 @@ domains:
     );
     assert_eq!(get(&s, "app.test", "/", &[]).status, 200);
 }
+
+/// A connection plugin: allows everything but the `blocked` listener and the SNI `bad.test`.
+fn gate_plugin() -> Origin {
+    Origin::start(
+        "gate",
+        Behaviour::default().respond_with(|seen| match seen.target.as_str() {
+            "/v1/hello" => json_reply(json!({ "phases": ["connection"] })),
+            "/v1/connection" => {
+                let asked = body_json(seen);
+                let deny = asked["listener"] == "blocked" || asked["sni"] == "bad.test";
+                json_reply(json!({ "action": if deny { "deny" } else { "allow" } }))
+            }
+            _ => Reply::new(404),
+        }),
+    )
+}
+
+/// Connection gating: a listener's plugins decide about each new connection before a request
+/// is read, by listener and by TLS server name; a failing plugin applies its `on_error`.
+#[test]
+fn listener_plugins_gate_connections() {
+    let dir = crate::support::strait::temp_dir("gate-tls");
+    crate::support::pki::issue("good.test", None, &["good.test", "bad.test"], None, false)
+        .write(&dir, "site");
+    let gate = gate_plugin();
+    let dead = free_port();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], ports[i]));
+    let s = Strait::start(&format!(
+        "plugins:
+  gate: {{ url: {gate} }}
+  down: {{ url: http://127.0.0.1:{dead}, timeout: 200ms }}
+  down_allow: {{ url: http://127.0.0.1:{dead}, timeout: 200ms, on_error: allow }}
+listeners:
+  - {{ name: open, addr: \"{{listen}}\", plugins: [gate] }}
+  - {{ name: blocked, addr: \"{b}\", plugins: [gate] }}
+  - {{ name: failing, addr: \"{f}\", plugins: [down] }}
+  - {{ name: lenient, addr: \"{l}\", plugins: [down_allow] }}
+  - name: secure
+    addr: \"{t}\"
+    plugins: [gate]
+    tls: {{ certs: [{{ cert: {d}/site.crt, key: {d}/site.key }}] }}
+domains:
+  - hosts: [\"*\"]
+    respond: {{ body: ok }}
+",
+        gate = gate.url(),
+        b = addr(0),
+        f = addr(1),
+        l = addr(2),
+        t = addr(3),
+        d = dir.display(),
+    ));
+    let r = get(&s, "a.test", "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    let blocked = client::get(addr(0), "a.test", "/");
+    assert!(
+        blocked.is_err(),
+        "a denied connection got an answer: {blocked:?}"
+    );
+    let r = client::get(addr(1), "a.test", "/").expect("a 403");
+    assert_eq!(
+        (r.status, r.header("x-strait-error")),
+        (403, Some("plugin-unavailable"))
+    );
+    let r = client::get(addr(2), "a.test", "/").expect("on_error: allow");
+    assert_eq!(r.status, 200);
+    let tls = |sni: &'static str| crate::support::pki::Client {
+        sni: Some(sni),
+        ..Default::default()
+    };
+    let (status, _, _) =
+        crate::support::pki::get(addr(3), &tls("good.test"), "good.test", "/").expect("allowed");
+    assert_eq!(status, 200);
+    let denied = crate::support::pki::get(addr(3), &tls("bad.test"), "bad.test", "/");
+    assert!(denied.is_err(), "the denied SNI got {denied:?}");
+    let asked: Vec<Value> = gate
+        .requests()
+        .iter()
+        .filter(|r| r.target == "/v1/connection")
+        .map(body_json)
+        .collect();
+    assert!(
+        asked.iter().any(|a| a["listener"] == "secure"
+            && a["sni"] == "bad.test"
+            && a["client_ip"] == "127.0.0.1"),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn a_listener_naming_an_unknown_plugin_is_a_config_error() {
+    let check = Strait::check(
+        "plugins:
+  gate: { url: http://127.0.0.1:9 }
+listeners:
+  - { addr: 127.0.0.1:1, plugins: [gate, nope, gate] }
+domains:
+  - hosts: [\"*\"]
+    respond: { body: ok }
+",
+    );
+    check.assert_error(
+        4,
+        42,
+        "listeners[0].plugins[1]",
+        &["unknown plugin \"nope\"", "gate"],
+    );
+    check.assert_error(4, 48, "listeners[0].plugins[2]", &["listed twice"]);
+}

@@ -115,7 +115,7 @@ pub(super) fn read(
 }
 
 /// `plugins: [a, b]`: names of the file's `plugins`, each at most once.
-fn plugin_names(
+pub(super) fn plugin_names(
     e: &mut Errors,
     node: &crate::config::yaml::Node,
     path: &str,

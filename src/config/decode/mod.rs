@@ -42,9 +42,10 @@ pub(super) fn decode(
         return Err(e.into_vec());
     };
     let server = server::server(&mut e, f.get("server"));
+    let (plugins, plugin_names) = plugins::plugins(&mut e, f.get("plugins"));
     let listeners = f
         .require(&mut e, "listeners")
-        .map(|n| server::listeners(&mut e, n))
+        .map(|n| server::listeners(&mut e, n, &plugin_names))
         .unwrap_or_default();
     let admin = f.get("admin").and_then(|n| server::admin(&mut e, n));
     let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
@@ -68,7 +69,6 @@ pub(super) fn decode(
         }
         e.set_file(&main);
     }
-    let (plugins, plugin_names) = plugins::plugins(&mut e, f.get("plugins"));
     let (pools, domains) = domain::domains(
         &mut e,
         &parts,

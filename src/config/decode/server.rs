@@ -114,7 +114,8 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
 }
 
 /// `listeners` must be present and non-empty; the caller checks it is present.
-pub(super) fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
+/// `known_plugins`: the names a listener's `plugins` may use.
+pub(super) fn listeners(e: &mut Errors, node: &Node, known_plugins: &[String]) -> Vec<Listener> {
     let Some(items) = list(e, node, "listeners") else {
         return Vec::new();
     };
@@ -153,11 +154,16 @@ pub(super) fn listeners(e: &mut Errors, node: &Node) -> Vec<Listener> {
             ok
         });
         let tls = f.get("tls").and_then(|n| tls(e, n, &f.path("tls")));
+        let plugins = f
+            .get("plugins")
+            .map(|n| super::handling::plugin_names(e, n, &f.path("plugins"), known_plugins))
+            .unwrap_or_default();
         if let Some((addr, pos)) = f.addr(e, "addr") {
             out.push(Listener {
                 name,
                 addr,
                 tls,
+                plugins,
                 pos,
             });
         }
