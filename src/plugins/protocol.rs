@@ -32,6 +32,8 @@ pub(crate) struct RequestInfo<'a> {
     /// The request target as the client sent it (forward_auth's `X-Forwarded-Uri`).
     pub uri: &'a str,
     pub client_ip: Option<IpAddr>,
+    /// The verified client certificate, on a TLS listener with `client_auth`.
+    pub tls_client: Option<&'a crate::tls::ClientCert>,
     pub domain: &'a str,
     pub route: Option<&'a str>,
     pub request_id: &'a str,
@@ -76,6 +78,10 @@ pub(super) fn request_body(info: &RequestInfo<'_>, req: &RequestHeader) -> Vec<u
         "query": info.query,
         "headers": headers_json(&req.headers),
         "client_ip": info.client_ip.map(|ip| ip.to_string()),
+        "tls_client": info.tls_client.map(|c| json!({
+            "subject": c.subject,
+            "fingerprint": c.fingerprint,
+        })),
         "domain": info.domain,
         "route": info.route,
         "request_id": info.request_id,

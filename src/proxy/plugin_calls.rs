@@ -57,6 +57,7 @@ pub(crate) async fn on_request(session: &mut Session, ctx: &mut Ctx) -> Verdict 
                 host: host::request_host(req),
                 uri,
                 client_ip: ctx.client_ip,
+                tls_client: ctx.client_cert.as_ref(),
                 domain,
                 route,
                 request_id: &ctx.observe.request_id,

@@ -873,3 +873,61 @@ domains:
     );
     check.assert_error(4, 48, "listeners[0].plugins[2]", &["listed twice"]);
 }
+
+/// On a listener with `client_auth`, `/v1/request` carries the verified client certificate's
+/// subject and SHA-256 fingerprint; without a certificate, `tls_client` is null.
+#[test]
+fn the_request_phase_sees_the_tls_client_identity() {
+    use crate::support::pki;
+    let dir = crate::support::strait::temp_dir("plugin-mtls");
+    pki::issue("site.test", None, &["site.test"], None, false).write(&dir, "site");
+    let ca = pki::ca("clients");
+    std::fs::write(dir.join("clients.pem"), ca.cert.to_pem().unwrap()).unwrap();
+    let alice = pki::issue("alice", Some("Example"), &[], Some(&ca), false);
+    let plugin = Origin::start(
+        "who",
+        Behaviour::default().respond_with(|seen| match seen.target.as_str() {
+            "/v1/hello" => json_reply(json!({ "phases": ["request"] })),
+            _ => json_reply(json!({ "action": "continue" })),
+        }),
+    );
+    let s = Strait::start(&format!(
+        "plugins:
+  who: {{ url: {} }}
+listeners:
+  - addr: \"{{listen}}\"
+    tls:
+      certs: [{{ cert: {d}/site.crt, key: {d}/site.key }}]
+      client_auth: {{ ca: {d}/clients.pem, mode: optional }}
+domains:
+  - hosts: [\"*\"]
+    plugins: [who]
+    respond: {{ body: ok }}
+",
+        plugin.url(),
+        d = dir.display()
+    ));
+    let with = pki::Client {
+        sni: Some("site.test"),
+        cert: Some(&alice),
+        ..Default::default()
+    };
+    let without = pki::Client {
+        sni: Some("site.test"),
+        ..Default::default()
+    };
+    for c in [&with, &without] {
+        let (status, _, _) = pki::get(s.addr(), c, "site.test", "/").expect("TLS");
+        assert_eq!(status, 200);
+    }
+    let asked: Vec<Value> = plugin
+        .requests()
+        .iter()
+        .filter(|r| r.target == "/v1/request")
+        .map(body_json)
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0]["tls_client"]["subject"], "CN=alice,O=Example");
+    assert_eq!(asked[0]["tls_client"]["fingerprint"], alice.fingerprint());
+    assert_eq!(asked[1]["tls_client"], Value::Null);
+}
