@@ -192,6 +192,115 @@ fn binary_upgrade_under_load_loses_no_request() {
     );
 }
 
+/// A `command` plugin that lets every request through and says which process asked it.
+const ALLOW_ALL_PLUGIN: &str = r#"
+import json, os, socketserver
+from http.server import BaseHTTPRequestHandler
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def answer(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer({"phases": ["request"]})
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.answer({"action": "continue", "set_headers": {"X-Plugin": str(os.getpid())}})
+
+class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    def get_request(self):
+        conn, _ = self.socket.accept()
+        return conn, ("plugin", 0)
+
+path = os.environ["STRAIT_PLUGIN_SOCKET"]
+if os.path.exists(path):
+    os.unlink(path)
+S(path, H).serve_forever()
+"#;
+
+/// A binary upgrade with a `command` plugin on every request: each process runs its own
+/// instance, the new one starts its own before taking the sockets, and no request fails.
+#[test]
+fn binary_upgrade_with_a_command_plugin_loses_no_request() {
+    let a = Origin::start("a", crate::support::Behaviour::default().echo());
+    let scripts = crate::support::strait::temp_dir("allow-plugin");
+    let script = scripts.join("allow.py");
+    fs::write(&script, ALLOW_ALL_PLUGIN).expect("write the plugin");
+    let mut old = Strait::start(&config(&format!(
+        "server:
+  upgrade_sock: \"{{dir}}/upgrade.sock\"
+  pid_file: \"{{dir}}/strait.pid\"
+  grace_period: 10s
+  drain_delay: 1s
+plugins:
+  allow: {{ command: [python3, \"{}\"], timeout: 2s }}
+domains:
+  - hosts: [\"*\"]
+    backends: {}
+    plugins: [allow]
+",
+        script.display(),
+        backends(&[&a])
+    )));
+    // The plugin's program takes a moment to start the first time (until then on_error
+    // applies); the load starts once it answers.
+    eventually_msg(Duration::from_secs(10), "the plugin answering", || {
+        client::get(old.addr(), "app.test", "/").is_ok_and(|r| r.status == 200)
+    });
+    let load = Load::start(old.addr(), "/");
+    load.wait_for_more(50, "load through the old instance and its plugin");
+    let plugin_of = |r: &crate::support::origin::Seen| r.header("x-plugin").map(str::to_string);
+    let first = a
+        .requests()
+        .last()
+        .and_then(plugin_of)
+        .expect("the plugin's header");
+
+    let mut new = Spawned::start(&["-u"], old.config_path(), old.dir(), "new.log");
+    let new_log_path = old.dir().join("new.log");
+    let new_log = || fs::read_to_string(&new_log_path).unwrap_or_default();
+    eventually_msg(
+        Duration::from_secs(10),
+        "the new instance waiting for the sockets",
+        || new_log().contains("waiting for the running instance to hand over"),
+    );
+    signal(old.pid(), libc::SIGQUIT);
+    eventually_msg(
+        Duration::from_secs(20),
+        "the old instance exits after handing over",
+        || !old.is_running(),
+    );
+    load.wait_for_more(50, "load through the new instance and its own plugin");
+    let results = load.finish();
+    let failed = failures(&results);
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}\n--- old ---\n{}\n--- new ---\n{}",
+        failed.len(),
+        results.len(),
+        &failed[..failed.len().min(5)],
+        old.stderr(),
+        new_log()
+    );
+    let last = a
+        .requests()
+        .last()
+        .and_then(plugin_of)
+        .expect("the plugin's header");
+    assert_ne!(first, last, "the new process asks its own plugin instance");
+    signal(new.0.id(), libc::SIGTERM);
+    assert_eq!(new.wait_exit(Duration::from_secs(10)), Some(0));
+    let _ = fs::remove_dir_all(&scripts);
+}
+
 #[test]
 fn sighup_reload_switches_backends_without_failures() {
     let a = Origin::plain("a");
