@@ -65,7 +65,12 @@ pub(crate) async fn on_request(session: &mut Session, ctx: &mut Ctx) -> Verdict 
             plugin.on_request(&info, req).await
         };
         match result {
-            Ok(None) => {}
+            // Not a request-phase plugin; one declaring only `response` still sees responses.
+            Ok(None) => {
+                if plugin.handles_response() {
+                    ctx.plugin.response_phase.push(plugin.clone());
+                }
+            }
             Ok(Some(Decision::Continue(edits))) => {
                 let req = session.req_header_mut();
                 for name in &edits.remove {

@@ -30,6 +30,7 @@ mod logging;
 mod metrics;
 mod notify;
 mod plan;
+mod plugin_examples;
 mod plugins;
 mod policy;
 mod resilience;
