@@ -479,6 +479,69 @@ domains:
     assert_eq!(auth.hits(), 1);
 }
 
+/// A reload that changes a plugin's settings (its URL) asks the new service from then on;
+/// one that removes it from the file and the domain stops asking anything.
+#[test]
+fn a_reload_changes_and_then_removes_a_plugin() {
+    let origin = Origin::start("app", Behaviour::default());
+    let first = auth_service();
+    let second = auth_service();
+    let s = Strait::start(&config(&format!(
+        "plugins:
+  sso: {{ url: {}, protocol: forward_auth }}
+domains:
+  - hosts: [app.test]
+    backends: [{}]
+    plugins: [sso]
+",
+        first.url(),
+        origin.url()
+    )));
+    let reload = |from: &str, to: &str, n: usize| {
+        let text = std::fs::read_to_string(s.config_path()).expect("read config");
+        let changed = text.replace(from, to);
+        assert_ne!(text, changed);
+        std::fs::write(s.config_path(), changed).expect("write config");
+        // SAFETY: kill(2) with a pid this test spawned.
+        unsafe { libc::kill(s.pid() as i32, libc::SIGHUP) };
+        eventually_msg(Duration::from_secs(10), "the reload", || {
+            s.stderr().matches("config reloaded").count() >= n
+        });
+    };
+    assert_eq!(get(&s, "app.test", "/", &[]).status, 401);
+    assert_eq!((first.hits(), second.hits()), (1, 0));
+    reload(&first.url(), &second.url(), 1);
+    assert_eq!(get(&s, "app.test", "/", &[]).status, 401);
+    assert_eq!(
+        (first.hits(), second.hits()),
+        (1, 1),
+        "the changed plugin is asked"
+    );
+    let text = std::fs::read_to_string(s.config_path()).expect("read config");
+    let plugins_block = format!(
+        "plugins:\n  sso: {{ url: {}, protocol: forward_auth }}\n",
+        second.url()
+    );
+    assert!(text.contains(&plugins_block), "{text}");
+    std::fs::write(
+        s.config_path(),
+        text.replace(&plugins_block, "")
+            .replace("    plugins: [sso]\n", ""),
+    )
+    .expect("write config");
+    // SAFETY: kill(2) with a pid this test spawned.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGHUP) };
+    eventually_msg(Duration::from_secs(10), "the second reload", || {
+        s.stderr().matches("config reloaded").count() >= 2
+    });
+    assert_eq!(get(&s, "app.test", "/", &[]).status, 200);
+    assert_eq!(
+        (first.hits(), second.hits()),
+        (1, 1),
+        "no plugin is asked any more"
+    );
+}
+
 /// `examples/plugins/auth.py` run as it would be in production.
 struct PythonPlugin {
     child: Child,
