@@ -202,12 +202,17 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     let bootstrap = server.bootstrap_as_a_service();
 
     // Pingora's proxy behind strait's request-head limits (408/431, crate::limits::listener).
+    let mut app = http_proxy(&server.configuration, StraitProxy::new(state.clone()));
+    // h2c is a property of the app, not of one listener: the head guard only hands a
+    // connection to Pingora's h2c detection on listeners with `http2: true`.
+    if state.snapshot().config.listeners.iter().any(|l| l.h2c) {
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
     let mut proxy = Service::new(
         "strait proxy".to_string(),
-        GuardedHttp::new(
-            http_proxy(&server.configuration, StraitProxy::new(state.clone())),
-            state.clone(),
-        ),
+        GuardedHttp::new(app, state.clone()),
     );
     let mut urls = Vec::with_capacity(listeners.len());
     for (addr, tls) in listeners {

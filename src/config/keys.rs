@@ -251,6 +251,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("addr", &[S::Listener, S::Admin, S::Probe], K::Address, D::Required, "the address to listen on"),
     key("name", &[S::Listener], K::String, D::Unset("unnamed"), "what domains' `listeners` lists name it by (unique)"),
     key("tls", &[S::Listener], K::Map(S::Tls), D::Unset("plain HTTP"), "terminate TLS on this listener"),
+    key("http2", &[S::Listener], K::Bool, D::Bool(false), "a plain listener: also accept HTTP/2 with prior knowledge (h2c) beside HTTP/1.1 (TLS listeners: tls.http2)"),
     key("plugins", &[S::Listener], K::List(I::Text), D::Unset("none"), "names of `plugins` asked about each new connection (POST /v1/connection: allow or deny), in order (docs/plugins.md)"),
     key("certs", &[S::Tls], K::List(I::Of(S::Cert)), D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),

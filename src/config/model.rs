@@ -207,6 +207,8 @@ pub struct Listener {
     pub tls: Option<Tls>,
     /// `plugins`: asked about each new connection (`POST /v1/connection`), in order.
     pub plugins: Vec<String>,
+    /// `http2` on a plain listener: HTTP/2 with prior knowledge (h2c) beside HTTP/1.1.
+    pub h2c: bool,
     pub pos: Pos,
 }
 

@@ -67,6 +67,35 @@ impl<A> GuardedHttp<A> {
         linger(stream).await;
     }
 
+    /// On a plain listener with `http2: true`: whether the client opened with the HTTP/2
+    /// preface (then Pingora serves it as h2c). The peek reads the preface's 24 bytes and puts
+    /// them back, so an HTTP/1 request reads on unchanged; it waits at most
+    /// `request_header_timeout` for them, and a client that sends fewer and waits (only a bare
+    /// `GET / HTTP/1.0` is that short) is closed then (`None`), as Pingora's own h2c does.
+    async fn prior_knowledge_h2(&self, stream: &mut Stream) -> Option<bool> {
+        const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let (h2c, wait) = {
+            let snapshot = self.state.snapshot();
+            let local = stream
+                .get_socket_digest()
+                .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+            let h2c = stream.get_ssl_digest().is_none()
+                && local
+                    .and_then(|a| snapshot.listener_of(a))
+                    .is_some_and(|i| snapshot.config.listeners[i].h2c);
+            (h2c, snapshot.config.server.request_header_timeout)
+        };
+        if !h2c {
+            return Some(false);
+        }
+        let mut buf = [0u8; 24];
+        match tokio::time::timeout(wait, stream.try_peek(&mut buf)).await {
+            Ok(Ok(true)) => Some(&buf == PREFACE),
+            Ok(Ok(false)) => Some(false),
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
     pub(crate) fn new(inner: A, state: Arc<State>) -> Self {
         let max = state.snapshot().config.server.max_connections as usize;
         GuardedHttp {
@@ -279,8 +308,7 @@ where
                 return None;
             }
         }
-        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
-        if h2c || !h1 {
+        if !h1 || self.prior_knowledge_h2(&mut stream).await? {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }
         let reuse_limit = self

@@ -158,12 +158,21 @@ pub(super) fn listeners(e: &mut Errors, node: &Node, known_plugins: &[String]) -
             .get("plugins")
             .map(|n| super::handling::plugin_names(e, n, &f.path("plugins"), known_plugins))
             .unwrap_or_default();
+        let h2c = f.boolean(e, "http2").unwrap_or(false);
+        if let (true, Some(_), Some(at)) = (h2c, &tls, f.get("http2")) {
+            e.push(
+                at.pos,
+                &f.path("http2"),
+                "on a TLS listener HTTP/2 is offered by ALPN: write `http2: true` under `tls`",
+            );
+        }
         if let Some((addr, pos)) = f.addr(e, "addr") {
             out.push(Listener {
                 name,
                 addr,
                 tls,
                 plugins,
+                h2c,
                 pos,
             });
         }

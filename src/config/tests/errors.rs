@@ -135,7 +135,7 @@ domains:
     let text = text.replace("${NOPE}", "${NOPE:-8080}");
     assert_eq!(
         errors(&text),
-        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, name, tls, plugins"]
+        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, name, tls, http2, plugins"]
     );
     let text = text.replace(", bogus: 1", "");
     let c = ok(&text);
