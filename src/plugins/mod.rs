@@ -33,6 +33,9 @@ pub(crate) use protocol::{ConnectionInfo, RequestInfo, ResponseInfo};
 
 /// After a failed `/v1/hello`, requests go by `on_error` for this long before the next try.
 const HELLO_RETRY: Duration = Duration::from_secs(1);
+/// While a just started `command` plugin's socket is not there yet, its hello is asked again
+/// this often (within the plugin's `timeout`).
+const COMMAND_START_POLL: Duration = Duration::from_millis(20);
 /// The same for a `command` plugin, which is usually just starting.
 const HELLO_RETRY_COMMAND: Duration = Duration::from_millis(100);
 
@@ -223,9 +226,24 @@ impl Plugin {
         }
         let started = Instant::now();
         let generation = self.supervisor.as_ref().map_or(0, |s| s.starts());
-        let result = match self.client.get(&self.config.url_path("/v1/hello")).await {
-            Ok(answer) => protocol::hello(&answer),
-            Err(e) => Err(e),
+        let deadline = started + self.config.timeout;
+        let result = loop {
+            let result = match self.client.get(&self.config.url_path("/v1/hello")).await {
+                Ok(answer) => protocol::hello(&answer),
+                Err(e) => Err(e),
+            };
+            // A `command` plugin that is still starting has no socket yet: the request waits
+            // for it, within the plugin's timeout, instead of taking `on_error` at once (so
+            // the first requests after a start or a binary upgrade do not fail).
+            match &result {
+                Err(CallError::Unavailable(_))
+                    if self.supervisor.is_some()
+                        && Instant::now() + COMMAND_START_POLL < deadline =>
+                {
+                    tokio::time::sleep(COMMAND_START_POLL).await;
+                }
+                _ => break result,
+            }
         };
         let retry = if self.supervisor.is_some() {
             HELLO_RETRY_COMMAND

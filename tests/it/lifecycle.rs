@@ -192,40 +192,6 @@ fn binary_upgrade_under_load_loses_no_request() {
     );
 }
 
-/// A `command` plugin that lets every request through and says which process asked it.
-const ALLOW_ALL_PLUGIN: &str = r#"
-import json, os, socketserver
-from http.server import BaseHTTPRequestHandler
-
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a):
-        pass
-    def answer(self, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_GET(self):
-        self.answer({"phases": ["request"]})
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.answer({"action": "continue", "set_headers": {"X-Plugin": str(os.getpid())}})
-
-class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    def get_request(self):
-        conn, _ = self.socket.accept()
-        return conn, ("plugin", 0)
-
-path = os.environ["STRAIT_PLUGIN_SOCKET"]
-if os.path.exists(path):
-    os.unlink(path)
-S(path, H).serve_forever()
-"#;
-
 /// A binary upgrade with a `command` plugin on every request: each process runs its own
 /// instance, the new one starts its own before taking the sockets, and no request fails.
 #[test]
@@ -233,7 +199,7 @@ fn binary_upgrade_with_a_command_plugin_loses_no_request() {
     let a = Origin::start("a", crate::support::Behaviour::default().echo());
     let scripts = crate::support::strait::temp_dir("allow-plugin");
     let script = scripts.join("allow.py");
-    fs::write(&script, ALLOW_ALL_PLUGIN).expect("write the plugin");
+    fs::write(&script, crate::support::plugin_script::allow_all(0.0)).expect("write the plugin");
     let mut old = Strait::start(&config(&format!(
         "server:
   upgrade_sock: \"{{dir}}/upgrade.sock\"
@@ -250,8 +216,8 @@ domains:
         script.display(),
         backends(&[&a])
     )));
-    // The plugin's program takes a moment to start the first time (until then on_error
-    // applies); the load starts once it answers.
+    // The load starts once a request has gone through the plugin (the first one waits for
+    // its program to start).
     eventually_msg(Duration::from_secs(10), "the plugin answering", || {
         client::get(old.addr(), "app.test", "/").is_ok_and(|r| r.status == 200)
     });

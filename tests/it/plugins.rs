@@ -994,3 +994,29 @@ domains:
     assert_eq!(asked[0]["tls_client"]["fingerprint"], alice.fingerprint());
     assert_eq!(asked[1]["tls_client"], Value::Null);
 }
+
+/// A `command` plugin that takes a moment to start: the first request waits for it (within
+/// the plugin's `timeout`) instead of failing with `on_error`.
+#[test]
+fn the_first_request_waits_for_a_starting_command_plugin() {
+    let origin = Origin::start("app", Behaviour::default().echo());
+    let dir = crate::support::strait::temp_dir("slow-plugin");
+    let script = dir.join("slow.py");
+    std::fs::write(&script, crate::support::plugin_script::allow_all(0.5)).expect("write");
+    let s = Strait::start(&config(&format!(
+        "plugins:
+  slow: {{ command: [python3, \"{}\"], timeout: 3s }}
+domains:
+  - hosts: [\"*\"]
+    backends: [{}]
+    plugins: [slow]
+",
+        script.display(),
+        origin.url()
+    )));
+    let r = get(&s, "app.test", "/", &[]);
+    assert_eq!(r.status, 200, "{}", s.stderr());
+    let seen = origin.last_request().expect("proxied");
+    assert!(seen.header("x-plugin").is_some(), "the plugin answered");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@ pub mod h2c_origin;
 pub mod origin;
 pub mod otlp;
 pub mod pki;
+pub mod plugin_script;
 pub mod strait;
 pub mod wait;
 pub mod websocket;
