@@ -167,17 +167,25 @@ pub(crate) async fn read_head(
     idle: Duration,
     timeout: Duration,
     max: usize,
-    mut closing: watch::Receiver<bool>,
+    closing: Option<watch::Receiver<bool>>,
 ) -> Head {
     if buf.is_empty() {
         buf.reserve(READ_CHUNK);
         // Reading first: a request that has already arrived is served even when the service
         // is closing at that moment (an unread request dropped on close is answered with a
         // reset, which a client cannot retry safely).
+        let closed = async {
+            match closing {
+                Some(mut c) => {
+                    let _ = c.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         let first = tokio::select! {
             biased;
             r = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => r,
-            _ = closing.changed() => return Head::Quiet,
+            _ = closed => return Head::Quiet,
         };
         match first {
             Ok(Ok(n)) if n > 0 => {}
@@ -330,15 +338,12 @@ where
                 (idle, s.request_header_timeout, s.max_header_bytes)
             };
             let buf = std::mem::take(&mut carried);
-            let head = read_head(
-                &mut stream,
-                buf,
-                idle,
-                timeout,
-                max,
-                self.closing.subscribe(),
-            )
-            .await;
+            // A kept-alive connection waiting for its next request closes when the service
+            // does; a new one gets to send its first request (within request_header_timeout):
+            // the client connected before the shutdown and cannot tell a close apart from a
+            // failure.
+            let closing = (!first).then(|| self.closing.subscribe());
+            let head = read_head(&mut stream, buf, idle, timeout, max, closing).await;
             let mut ready = match head {
                 Head::Ready(ready) => ready,
                 other => {

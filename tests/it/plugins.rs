@@ -673,8 +673,20 @@ fn alive(pid: u32) -> bool {
 }
 
 /// The `plugins` entry named `name` in `GET /stats`.
+/// The plugin's entry in `GET /stats`; `Null` while the admin listener does not answer yet
+/// (`Strait::start` waits for the proxy listener only).
 fn plugin_stats(p: &Ports, name: &str) -> Value {
-    let stats: Value = serde_json::from_slice(&p.call("GET", "/stats", "").body).expect("JSON");
+    let auth = format!("Bearer {}", crate::admin::TOKEN);
+    let Ok(r) = client::request(
+        p.admin,
+        "GET",
+        "/stats",
+        &[("Host", "admin"), ("Authorization", auth.as_str())],
+        b"",
+    ) else {
+        return Value::Null;
+    };
+    let stats: Value = serde_json::from_slice(&r.body).expect("JSON");
     stats["plugins"]
         .as_array()
         .and_then(|a| a.iter().find(|x| x["name"] == name))
