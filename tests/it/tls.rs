@@ -172,33 +172,7 @@ fn tls_origin(dir: &Path) -> std::net::SocketAddr {
     acceptor
         .set_private_key_file(dir.join("origin.key"), SslFiletype::PEM)
         .expect("origin key");
-    let acceptor = std::sync::Arc::new(acceptor.build());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let acceptor = acceptor.clone();
-            std::thread::spawn(move || {
-                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-                let Ok(mut tls) = acceptor.accept(tcp) else {
-                    return;
-                };
-                let mut buf = [0u8; 4096];
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tls.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntls-origin",
-                );
-                let _ = tls.shutdown();
-            });
-        }
-    });
-    addr
+    crate::support::pki::serve_tls_origin(acceptor.build())
 }
 
 #[test]

@@ -204,6 +204,38 @@ pub fn send_get(
     Ok((status, text[..end].to_string(), reply[end + 4..].to_vec()))
 }
 
+/// Serves `acceptor` on a loopback port until the test process ends: every request gets 200
+/// "tls-origin" and the connection closes.
+pub fn serve_tls_origin(acceptor: SslAcceptor) -> SocketAddr {
+    let acceptor = Arc::new(acceptor);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let acceptor = acceptor.clone();
+            std::thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(mut tls) = acceptor.accept(tcp) else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntls-origin",
+                );
+                let _ = tls.shutdown();
+            });
+        }
+    });
+    addr
+}
+
 /// A TLS origin on loopback answering every request with 200 "tls-origin". It records the
 /// SNI of each handshake; with `client_ca` it requires a client certificate that CA signed.
 pub struct TlsOrigin {
@@ -232,32 +264,7 @@ impl TlsOrigin {
             }
             Ok(())
         });
-        let acceptor = Arc::new(acceptor.build());
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        std::thread::spawn(move || {
-            for tcp in listener.incoming().flatten() {
-                let acceptor = acceptor.clone();
-                std::thread::spawn(move || {
-                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-                    let Ok(mut tls) = acceptor.accept(tcp) else {
-                        return;
-                    };
-                    let mut buf = [0u8; 4096];
-                    let mut head = Vec::new();
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = tls.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntls-origin",
-                    );
-                    let _ = tls.shutdown();
-                });
-            }
-        });
+        let addr = serve_tls_origin(acceptor.build());
         TlsOrigin { addr, snis }
     }
 
