@@ -15,8 +15,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::balance::{moved_share, Backend, ConsistentHash};
-use crate::config::{Action, BackendConfig, Config, Domain, Handling, PoolConfig, Strategy};
-use crate::snapshot::host_name;
+use crate::config::{
+    Action, BackendConfig, Config, Domain, Handling, HostPattern, PoolConfig, Strategy,
+};
 
 /// What changes from `old` to `new`, as JSON (documented in docs/admin.md).
 pub fn plan(old: &Config, new: &Config) -> Value {
@@ -128,7 +129,7 @@ pub fn plan_text(plan: &Value) -> String {
 }
 
 fn domain_name(d: &Domain) -> String {
-    d.hosts.first().map(host_name).unwrap_or_default()
+    d.hosts.first().map(HostPattern::text).unwrap_or_default()
 }
 
 /// Domains added, removed and changed; whether anything changed.
@@ -143,7 +144,7 @@ fn domains(old: &Config, new: &Config) -> (Value, bool) {
     for (name, a) in &before {
         let Some(b) = after.get(name) else { continue };
         let mut changes = Vec::new();
-        let hosts = |d: &Domain| d.hosts.iter().map(host_name).collect::<Vec<_>>();
+        let hosts = |d: &Domain| d.hosts.iter().map(HostPattern::text).collect::<Vec<_>>();
         if hosts(a) != hosts(b) {
             changes.push(format!("hosts {:?} -> {:?}", hosts(a), hosts(b)));
         }

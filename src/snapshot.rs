@@ -208,7 +208,11 @@ impl Snapshot {
             let at = (d.pos, format!("domains[{i}].access_log"));
             h.access_log = own_log(&config, &d.handling, at, &mut log_errors, &mut log_formats);
             domains.push(DomainRuntime {
-                name: d.hosts.first().map(host_name).unwrap_or_default(),
+                name: d
+                    .hosts
+                    .first()
+                    .map(crate::config::HostPattern::text)
+                    .unwrap_or_default(),
                 handler: h,
                 routes,
             });
@@ -506,11 +510,11 @@ pub(crate) fn pool_from(pc: &PoolConfig, backends: Vec<Arc<Backend>>) -> Pool {
 
 /// Every host of a domain: what its rate counters are kept under across reloads.
 fn host_list_name(d: &crate::config::Domain) -> String {
-    d.hosts.iter().map(host_name).collect::<Vec<_>>().join(" ")
-}
-
-pub(crate) fn host_name(h: &crate::config::HostPattern) -> String {
-    h.text()
+    d.hosts
+        .iter()
+        .map(crate::config::HostPattern::text)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn runtime_action(

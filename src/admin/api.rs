@@ -10,9 +10,9 @@ use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
 use super::cache_api::{self, Purge};
-use super::changes::{self, backend_json, find_pool, host_text};
+use super::changes::{self, backend_json, find_pool};
 use super::web::{authorized, json_response, query_params, read_body, ApiError, ApiResult};
-use crate::config::Action;
+use crate::config::{Action, HostPattern};
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
@@ -210,7 +210,7 @@ fn domains(snapshot: &Snapshot) -> Value {
                 .collect();
             json!({
                 "name": runtime.name,
-                "hosts": d.hosts.iter().map(host_text).collect::<Vec<_>>(),
+                "hosts": d.hosts.iter().map(HostPattern::text).collect::<Vec<_>>(),
                 "action": action_name(&d.handling.action),
                 "pool": pool_summary(snapshot, &d.handling.action),
                 "routes": routes,

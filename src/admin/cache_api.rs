@@ -10,8 +10,9 @@
 use http::StatusCode;
 use serde_json::Value;
 
-use super::changes::{find_domain, host_text};
+use super::changes::find_domain;
 use super::web::ApiError;
+use crate::config::HostPattern;
 use crate::snapshot::Snapshot;
 
 /// `{entries, bytes, hits, misses, stale_served, evictions, ...}`.
@@ -41,7 +42,7 @@ fn hosts(snapshot: &Snapshot, domain: &str) -> Result<Vec<String>, ApiError> {
         return Ok(snapshot.config.domains[d]
             .hosts
             .iter()
-            .map(host_text)
+            .map(HostPattern::text)
             .collect());
     }
     let host = domain.trim().to_ascii_lowercase();

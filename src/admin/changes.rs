@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::web::{ApiError, ApiResult};
 use crate::balance::{Backend, Pool, MAX_WEIGHT};
-use crate::config::{Action, BackendConfig, HostPattern, Pos, Scheme};
+use crate::config::{Action, BackendConfig, Pos, Scheme};
 use crate::snapshot::{self, Snapshot};
 use crate::state::State;
 
@@ -30,10 +30,6 @@ pub(crate) struct PoolRef {
     pub(crate) pool: usize,
 }
 
-pub(crate) fn host_text(h: &HostPattern) -> String {
-    h.text()
-}
-
 /// A domain by its name (first host) or any of its host patterns, case-insensitively.
 pub(crate) fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiError> {
     let name = name.trim().to_ascii_lowercase();
@@ -41,7 +37,7 @@ pub(crate) fn find_domain(snapshot: &Snapshot, name: &str) -> Result<usize, ApiE
         .config
         .domains
         .iter()
-        .position(|d| d.hosts.iter().any(|h| host_text(h) == name))
+        .position(|d| d.hosts.iter().any(|h| h.text() == name))
         .ok_or_else(|| ApiError::not_found(format!("no domain {name:?}")))
 }
 
