@@ -28,7 +28,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::framing::{self, Body, Checked};
+use crate::config::Listener;
 use crate::plugins::gate::Gate;
+use crate::snapshot::Snapshot;
 use crate::state::State;
 
 /// Bytes asked for per read while a head arrives.
@@ -72,19 +74,14 @@ impl<A> GuardedHttp<A> {
     /// them back, so an HTTP/1 request reads on unchanged; it waits at most
     /// `request_header_timeout` for them, and a client that sends fewer and waits (only a bare
     /// `GET / HTTP/1.0` is that short) is closed then (`None`), as Pingora's own h2c does.
-    async fn prior_knowledge_h2(&self, stream: &mut Stream) -> Option<bool> {
+    async fn prior_knowledge_h2(
+        snapshot: &Snapshot,
+        listener: Option<&Listener>,
+        stream: &mut Stream,
+    ) -> Option<bool> {
         const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-        let (h2c, wait) = {
-            let snapshot = self.state.snapshot();
-            let local = stream
-                .get_socket_digest()
-                .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
-            let h2c = stream.get_ssl_digest().is_none()
-                && local
-                    .and_then(|a| snapshot.listener_of(a))
-                    .is_some_and(|i| snapshot.config.listeners[i].h2c);
-            (h2c, snapshot.config.server.request_header_timeout)
-        };
+        let h2c = stream.get_ssl_digest().is_none() && listener.is_some_and(|l| l.h2c);
+        let wait = snapshot.config.server.request_header_timeout;
         if !h2c {
             return Some(false);
         }
@@ -304,7 +301,14 @@ where
             }
         };
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
-        match crate::plugins::gate::connection(&self.state, &stream).await {
+        // The listener this connection arrived on, looked up once for the plugins and h2c.
+        let snapshot = self.state.snapshot();
+        let listener = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
+            .and_then(|local| snapshot.listener_of(local))
+            .and_then(|i| snapshot.config.listeners.get(i));
+        match crate::plugins::gate::connection(&snapshot, listener, &stream).await {
             Gate::Serve => {}
             Gate::Close => return None,
             Gate::Refuse => {
@@ -316,7 +320,9 @@ where
                 return None;
             }
         }
-        if !h1 || self.prior_knowledge_h2(&mut stream).await? {
+        let h2 = !h1 || Self::prior_knowledge_h2(&snapshot, listener, &mut stream).await?;
+        drop(snapshot);
+        if h2 {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }
         let reuse_limit = self

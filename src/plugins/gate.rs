@@ -8,8 +8,8 @@
 use pingora::protocols::Stream;
 
 use super::ConnectionInfo;
-use crate::config::PluginOnError;
-use crate::state::State;
+use crate::config::{Listener, PluginOnError};
+use crate::snapshot::Snapshot;
 
 /// What to do with a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,27 +21,17 @@ pub(crate) enum Gate {
     Refuse,
 }
 
-/// Asks the plugins of the listener `stream` arrived on. Listeners without plugins cost one
-/// look at the config.
-pub(crate) async fn connection(state: &State, stream: &Stream) -> Gate {
-    let snapshot = state.snapshot();
-    let listeners = &snapshot.config.listeners;
-    if listeners.iter().all(|l| l.plugins.is_empty()) {
-        return Gate::Serve;
-    }
-    let digest = stream.get_socket_digest();
-    let Some(index) = digest
-        .as_ref()
-        .and_then(|d| d.local_addr())
-        .and_then(|a| a.as_inet().copied())
-        .and_then(|local| snapshot.listener_of(local))
-    else {
+/// Asks the plugins of `listener`, the one `stream` arrived on. Listeners without plugins
+/// cost nothing.
+pub(crate) async fn connection(
+    snapshot: &Snapshot,
+    listener: Option<&Listener>,
+    stream: &Stream,
+) -> Gate {
+    let Some(listener) = listener.filter(|l| !l.plugins.is_empty()) else {
         return Gate::Serve;
     };
-    let listener = &listeners[index];
-    if listener.plugins.is_empty() {
-        return Gate::Serve;
-    }
+    let digest = stream.get_socket_digest();
     let client_ip = digest
         .as_ref()
         .and_then(|d| d.peer_addr())
