@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -223,7 +224,16 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
             }
             None => {
                 urls.push(format!("http://{addr}"));
-                proxy.add_tcp(&addr.to_string());
+                // No L4 read buffer on plain listeners: Pingora gives every connection a
+                // 64 KiB one by default, held for the connection's life (idle keep-alive
+                // clients included), and every read then goes through it and is copied
+                // again. The head guard and Pingora's HTTP/1 session read into buffers of
+                // their own, so it saves no system call. (TLS listeners keep it: OpenSSL
+                // reads a record's 5-byte header and its body separately.)
+                proxy.add_listener(
+                    ListenerConfig::tcp(addr.to_string())
+                        .l4_buffer(L4BufferSettings::default().read(0)),
+                );
             }
         }
     }

@@ -35,6 +35,10 @@ use crate::state::State;
 
 /// Bytes asked for per read while a head arrives.
 const READ_CHUNK: usize = 8 << 10;
+/// What a connection waiting for its (next) request holds for it: enough for a typical head
+/// in one read. Idle keep-alive connections are most connections at an edge, and each holds
+/// this for as long as it waits; a longer head grows it by [`READ_CHUNK`]s.
+const FIRST_READ: usize = 2 << 10;
 /// How long, and how much, a refused client's further input is read and dropped.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_MAX_BYTES: usize = 1 << 20;
@@ -167,7 +171,7 @@ pub(crate) async fn read_head(
     closing: Option<watch::Receiver<bool>>,
 ) -> Head {
     if buf.is_empty() {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(FIRST_READ);
         // Reading first: a request that has already arrived is served even when the service
         // is closing at that moment (an unread request dropped on close is answered with a
         // reset, which a client cannot retry safely).
