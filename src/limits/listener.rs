@@ -304,6 +304,7 @@ where
                 Arc::clone(&self.permits).acquire_owned().await.ok()?
             }
         };
+        crate::metrics::runtime::note_proxy_runtime();
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
         // The listener this connection arrived on, looked up once for the plugins and h2c.
         let snapshot = self.state.snapshot();

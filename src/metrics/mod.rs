@@ -15,6 +15,7 @@
 
 pub(crate) mod latency;
 pub(crate) mod process;
+pub(crate) mod runtime;
 pub(crate) mod traffic;
 
 use std::collections::HashMap;
@@ -249,6 +250,9 @@ pub(crate) fn init() {
         }
         if let Err(e) = prometheus::register(Box::new(process::ProcessCollector::new())) {
             log::warn!("process metrics unavailable: {e}");
+        }
+        if let Err(e) = prometheus::register(Box::new(runtime::RuntimeCollector::new())) {
+            log::warn!("runtime metrics unavailable: {e}");
         }
     });
 }
