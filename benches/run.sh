@@ -10,9 +10,9 @@
 #   PROFILES [plain plain16k observe cache c1000 static tls idle10k]  PROXIES [strait nginx haproxy]
 #            `static` is static4k + static1m: strait `serve` vs nginx `root` on a 4 KiB and
 #            a 1 MiB file (HAProxy and bare Pingora serve no files and sit these out)
-#            `tls` is tls_h1 + tls_h2 + tls_hs: the plain proxy terminating TLS (one P-256
+#            `tls` is tls_h1 + tls_h2 + tls_hs: the plain proxy terminating TLS (one RSA 2048
 #            certificate for all three), HTTP/1.1 keep-alive (wrk), HTTP/2 (h2load, 32
-#            clients x 8 streams) and a full handshake per request (wrk, Connection: close)
+#            clients x 8 streams) and a full handshake per request (16 `openssl s_time -new`)
 #            `idle10k`: resident memory with 10 000 idle keep-alive clients (benches/idle_conns.py)
 #   BASELINE [plain] profiles that also run bare Pingora (benches/baseline/bare_pingora.rs),
 #                    the floor under strait; "" for none
@@ -154,11 +154,13 @@ head -c 4096 /dev/zero | tr '\0' 's' >"$TMP/static/4k"
 head -c 1048576 /dev/zero | tr '\0' 'm' >"$TMP/static/1m"
 echo ok >"$TMP/static/small"
 chmod -R a+rX "$TMP/static"
-# The tls profiles' certificate: one self-signed P-256 key for all three proxies (HAProxy wants
-# certificate and key in one file).
+# The tls profiles' certificate, one for all three proxies (HAProxy wants certificate and key in
+# one file). RSA 2048, so that a full handshake costs the server more than the client (an RSA
+# signature against its cheap verification): with a P-256 key the client's side (ECDSA
+# verification) costs more than the proxy's, and tls_hs measured wrk on its one core.
 case " $PROFILES " in *" tls_"*)
   mkdir -p "$TMP/tls"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.local \
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.local \
     -addext subjectAltName=DNS:bench.local,IP:127.0.0.1 \
     -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>/dev/null
   cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/combined.pem"
@@ -495,6 +497,7 @@ MEM=$OUT/memory.tsv
 printf 'profile\tproxy\tround\tpeak_rss_kb\tidle_rss_kb\tidle_held\n' >"$MEM"
 H2_CLIENTS=${H2_CLIENTS:-32}
 H2_STREAMS=${H2_STREAMS:-8}
+HS_CLIENTS=${HS_CLIENTS:-16}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 
 # Sum of a /proc/<pid>/status field (VmRSS, VmHWM; kB) over a process and its children.
@@ -518,6 +521,19 @@ h2load_as_wrk() {
       printf "%d requests in 0s\n", done
       printf "Requests/sec: %s\n", rps
       printf "     50%% %s\n", mean
+      if (failed > 0) printf "  Non-2xx or 3xx responses: %d\n", failed
+    }'
+}
+
+# The s_time clients' totals as the lines of wrk's that run_one reads: the connections (one
+# request each) over the run's duration; s_time measures no latency.
+s_time_as_wrk() { # duration
+  awk -v d="$1" '
+    / connections in .* real seconds/ { n += $1 }
+    /ERROR|errno/ { failed++ }
+    END {
+      printf "%d requests in %ss\n", n, d
+      printf "Requests/sec: %.2f\n", n / d
       if (failed > 0) printf "  Non-2xx or 3xx responses: %d\n", failed
     }'
 }
@@ -570,8 +586,22 @@ run_one() { # profile proxy round path conns
     "${PIN_LOAD[@]}" h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D"$DURATION" \
       "https://127.0.0.1:${PORT[$name]}$path" >"$TMP/h2load.out" 2>&1 || true
     h2load_as_wrk <"$TMP/h2load.out" >"$TMP/wrk.out"
+  elif [ "$p" = tls_hs ]; then
+    # HS_CLIENTS sequential `openssl s_time -new` clients: a new connection and a full
+    # handshake (-new: never a resumed session) for each GET. wrk is not used here: it
+    # reconnects with SSL_clear(), which keeps the session, so it resumes wherever the server
+    # allows it, and strait (OpenSSL's defaults) allows it where nginx and HAProxy are set not to.
+    local k s_pids=()
+    for k in $(seq 1 "$HS_CLIENTS"); do
+      "${PIN_LOAD[@]}" openssl s_time -connect "127.0.0.1:${PORT[$name]}" -new -time "$DURATION" \
+        -www "$path" >"$TMP/s_time.$k" 2>&1 &
+      s_pids+=($!)
+    done
+    wait "${s_pids[@]}" || true
+    cat "$TMP"/s_time.* | s_time_as_wrk "$DURATION" >"$TMP/wrk.out"
+    rm -f "$TMP"/s_time.*
   else
-    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" "${WRK_EXTRA[@]}" \
+    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" \
       "$(scheme "$p")://127.0.0.1:${PORT[$name]}$path" >"$TMP/wrk.out"
   fi
   after=$(cpu_ticks "$pid")
@@ -606,7 +636,6 @@ run_one() { # profile proxy round path conns
   say "$p $name round $round: $rps req/s, p50 ${p50}us p99 ${p99}us, ${cpu}us CPU/req, busy ${busy}% (load side ${load}%, irq ${irq}%, others ${other}%), origin conns +$((acc_after - acc_before)), errors $errs"
 }
 
-WRK_EXTRA=()
 say "results in $OUT; proxies on CPU $PROXY_CPUS, wrk and origin on CPU $LOAD_CPUS, $WORKERS worker(s) each"
 for p in $PROFILES; do
   case $p in
@@ -637,7 +666,6 @@ for p in $PROFILES; do
   tls_hs)
     path=/small
     conns=$CONNS
-    WRK_EXTRA=(-H "Connection: close")
     ;;
   idle10k)
     proxies=$PROXIES
@@ -657,14 +685,14 @@ for p in $PROFILES; do
   for name in $proxies; do
     start_proxy "$name" "$p"
     # Warm-up: fills the upstream pools (and the caches), not measured.
-    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" -H "Host: $HOST_HEADER" "${WRK_EXTRA[@]}" \
+    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" -H "Host: $HOST_HEADER" \
       "$(scheme "$p")://127.0.0.1:${PORT[$name]}$path" >/dev/null
   done
-  if [ "$p" = tls_h2 ]; then
-    echo "$p: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D$DURATION https://127.0.0.1:<port>$path" >>"$OUT/commands.txt"
-  else
-    echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION")${WRK_EXTRA[*]:+ -H '${WRK_EXTRA[1]}'}" >>"$OUT/commands.txt"
-  fi
+  case $p in
+  tls_h2) echo "$p: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D$DURATION https://127.0.0.1:<port>$path" ;;
+  tls_hs) echo "$p: $HS_CLIENTS x openssl s_time -connect 127.0.0.1:<port> -new -time $DURATION -www $path" ;;
+  *) echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION")" ;;
+  esac >>"$OUT/commands.txt"
   for round in $(seq 1 "$ROUNDS"); do
     for name in $proxies; do
       run_one "$p" "$name" "$round" "$path" "$conns"
@@ -673,7 +701,6 @@ for p in $PROFILES; do
   for name in $proxies; do
     stop "$name"
   done
-  WRK_EXTRA=()
 done
 
 # --- summary ----------------------------------------------------------------------------------
