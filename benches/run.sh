@@ -516,7 +516,7 @@ h2load_as_wrk() {
   awk '
     /^finished in/ { gsub(",", ""); rps = $4 }
     /^requests:/ { total = $2; done = $8; failed = $10 + $12 + $14 }
-    /^time for request:/ { mean = $5 }
+    /^time for request:/ { mean = $6 }
     END {
       printf "%d requests in 0s\n", done
       printf "Requests/sec: %s\n", rps
@@ -561,8 +561,8 @@ run_idle() { # proxy
   say "idle10k $name: $(cat "$ready" | awk '{ print $1 " connections held, " $2 " failed" }'), RSS ${before} kB before, ${held} kB with them"
 }
 
-wrk_cmd() { # port path conns duration
-  echo "wrk -t1 -c$3 -d$4s --latency -H 'Host: $HOST_HEADER' http://127.0.0.1:$1$2"
+wrk_cmd() { # port path conns duration [scheme]
+  echo "wrk -t1 -c$3 -d$4s --latency -H 'Host: $HOST_HEADER' ${5:-http}://127.0.0.1:$1$2"
 }
 
 # Columns: proxy_busy_pct is the proxy's CPU time over the run's wall time (100 = one core
@@ -585,6 +585,7 @@ run_one() { # profile proxy round path conns
     # mean goes in the p50 column, and p99 stays empty).
     "${PIN_LOAD[@]}" h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D"$DURATION" \
       "https://127.0.0.1:${PORT[$name]}$path" >"$TMP/h2load.out" 2>&1 || true
+    cat "$TMP/h2load.out" >>"$OUT/h2load-$p-$name.txt"
     h2load_as_wrk <"$TMP/h2load.out" >"$TMP/wrk.out"
   elif [ "$p" = tls_hs ]; then
     # HS_CLIENTS sequential `openssl s_time -new` clients: a new connection and a full
@@ -691,7 +692,7 @@ for p in $PROFILES; do
   case $p in
   tls_h2) echo "$p: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D$DURATION https://127.0.0.1:<port>$path" ;;
   tls_hs) echo "$p: $HS_CLIENTS x openssl s_time -connect 127.0.0.1:<port> -new -time $DURATION -www $path" ;;
-  *) echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION")" ;;
+  *) echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION" "$(scheme "$p")")" ;;
   esac >>"$OUT/commands.txt"
   for round in $(seq 1 "$ROUNDS"); do
     for name in $proxies; do
