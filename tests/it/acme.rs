@@ -47,12 +47,16 @@ impl Setup {
     }
 
     fn yaml(&self, pebble: &Pebble, renew_before: &str) -> String {
+        self.yaml_with(pebble, renew_before, "")
+    }
+
+    fn yaml_with(&self, pebble: &Pebble, renew_before: &str, server: &str) -> String {
         let plain = self
             .http
             .map(|p| format!("  - addr: 127.0.0.1:{p}\n"))
             .unwrap_or_default();
         format!(
-            "acme:\n  directory: {}\n  email: ops@strait.test\n  storage: {}\n  ca_roots: {}\n  renew_before: {renew_before}\n\
+            "{server}acme:\n  directory: {}\n  email: ops@strait.test\n  storage: {}\n  ca_roots: {}\n  renew_before: {renew_before}\n\
              listeners:\n{plain}  - addr: 127.0.0.1:{}\n    tls: {{ acme: [{HOST}] }}\n\
              admin: {{ addr: \"{{listen}}\" }}\nprobe: {{ addr: 127.0.0.1:{} }}\n\
              domains:\n  - hosts: [{HOST}]\n    respond: {{ status: 200, body: \"hello from a\\n\" }}\n",
@@ -317,5 +321,177 @@ fn check_reports_unwritable_storage_and_acme_hosts_without_an_account() {
         10,
         "listeners[0].tls.acme",
         &["top-level `acme` section"],
+    );
+}
+
+/// Sequential verified HTTPS GETs on fresh connections until stopped (at most 40 s).
+struct TlsLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<Result<(), String>>>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TlsLoad {
+    fn start(addr: SocketAddr, root: X509) -> TlsLoad {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let done = std::sync::Arc::new(AtomicUsize::new(0));
+        let (s, d) = (stop.clone(), done.clone());
+        let handle = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(40);
+            let mut results = Vec::new();
+            while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                results.push(served(addr, HOST, Some(&root)).map(|_| ()));
+                d.fetch_add(1, Ordering::Relaxed);
+            }
+            results
+        });
+        TlsLoad {
+            stop,
+            handle: Some(handle),
+            done,
+        }
+    }
+
+    fn wait_for_more(&self, n: usize, what: &str) {
+        use std::sync::atomic::Ordering;
+        let target = self.done.load(Ordering::Relaxed) + n;
+        eventually_msg(Duration::from_secs(20), what, || {
+            self.done.load(Ordering::Relaxed) >= target
+        });
+    }
+
+    fn finish(mut self) -> Vec<Result<(), String>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn binary_upgrade_under_https_load_fails_nothing_and_orders_once() {
+    let setup = Setup::new(true);
+    let pebble = Pebble::start(setup.http.expect("plain port"), free_port(), None);
+    let root = pebble.root();
+    let server = "server:\n  upgrade_sock: \"{dir}/upgrade.sock\"\n  pid_file: \"{dir}/strait.pid\"\n  grace_period: 10s\n  drain_delay: 1s\n";
+    let mut old = Strait::start(&setup.yaml_with(&pebble, "30d", server));
+    wait_issued(&old, &pebble);
+    let load = TlsLoad::start(setup.tls_addr(), root);
+    load.wait_for_more(20, "HTTPS load through the old instance");
+
+    let log = old.dir().join("new.log");
+    let out = std::fs::File::create(&log).expect("create new.log");
+    let err = out.try_clone().expect("clone");
+    let mut new = std::process::Command::new(crate::support::strait::bin())
+        .args(["-u", "-c"])
+        .arg(old.config_path())
+        .current_dir(old.dir())
+        .env_remove("STRAIT_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn the new strait");
+    let new_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually_msg(
+        Duration::from_secs(10),
+        "the new instance waiting for the sockets",
+        || new_log().contains("waiting for the running instance to hand over"),
+    );
+    // SAFETY: kill(2) with a pid this test spawned.
+    assert_eq!(unsafe { libc::kill(old.pid() as i32, libc::SIGQUIT) }, 0);
+    eventually_msg(Duration::from_secs(20), "the old instance exits", || {
+        !old.is_running()
+    });
+    load.wait_for_more(20, "HTTPS load through the new instance");
+    let results = load.finish();
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} HTTPS requests failed: {:?}\n--- new ---\n{}",
+        failed.len(),
+        results.len(),
+        &failed[..failed.len().min(5)],
+        new_log()
+    );
+    // The new process serves the stored certificate: it ordered nothing.
+    assert_eq!(
+        setup.metric("strait_acme_orders_total{outcome=\"issued\"}"),
+        0.0
+    );
+    assert_eq!(certificate(&old, HOST)["status"], "issued");
+    assert!(
+        !new_log().contains("acme: a.strait.test: certificate issued"),
+        "{}",
+        new_log()
+    );
+    let _ = new.kill();
+    let _ = new.wait();
+}
+
+#[test]
+fn two_processes_sharing_storage_order_once_and_both_serve_it() {
+    let a = Setup::new(true);
+    let b = Setup {
+        storage: a.storage.clone(),
+        ..Setup::new(true)
+    };
+    let pebble = Pebble::start(a.http.expect("plain port"), free_port(), None);
+    let root = pebble.root();
+    let first = a.start(&pebble, "30d");
+    let second = b.start(&pebble, "30d");
+    wait_issued(&first, &pebble);
+    wait_issued(&second, &pebble);
+    let issued = |s: &Setup| s.metric("strait_acme_orders_total{outcome=\"issued\"}");
+    assert_eq!(
+        issued(&a) + issued(&b),
+        1.0,
+        "{}\n{}",
+        first.stderr(),
+        second.stderr()
+    );
+    // The one that did not order never tried (its challenges would not reach it).
+    assert_eq!(
+        b.metric("strait_acme_orders_total{outcome=\"failed\"}"),
+        0.0
+    );
+    let served_a = served(a.tls_addr(), HOST, Some(&root)).expect("first serves");
+    let served_b = served(b.tls_addr(), HOST, Some(&root)).expect("second serves");
+    assert_eq!(serial(&served_a), serial(&served_b));
+}
+
+#[test]
+fn a_reload_that_adds_a_host_orders_its_certificate() {
+    let setup = Setup::new(true);
+    let pebble = Pebble::start(setup.http.expect("plain port"), free_port(), None);
+    let root = pebble.root();
+    let s = setup.start(&pebble, "30d");
+    wait_issued(&s, &pebble);
+    let text = std::fs::read_to_string(s.config_path()).expect("read the config");
+    let text = text.replace(
+        &format!("acme: [{HOST}]"),
+        &format!("acme: [{HOST}, b.strait.test]"),
+    );
+    let text = text.replace(
+        &format!("hosts: [{HOST}]"),
+        &format!("hosts: [{HOST}, b.strait.test]"),
+    );
+    pki::replace_file(s.config_path(), text.as_bytes());
+    let r = client::request(s.addr(), "POST", "/reload", &[("Host", "admin")], b"")
+        .expect("POST /reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut last = Value::Null;
+    let ok = try_eventually(ISSUE_WITHIN, || {
+        last = certificate(&s, "b.strait.test");
+        last["status"] == "issued"
+    });
+    assert!(ok, "b not issued: {last}\n{}", s.stderr());
+    served(setup.tls_addr(), "b.strait.test", Some(&root)).expect("b's chain verifies");
+    served(setup.tls_addr(), HOST, Some(&root)).expect("a still verifies");
+    assert_eq!(
+        setup.metric("strait_acme_orders_total{outcome=\"issued\"}"),
+        2.0
     );
 }
