@@ -80,13 +80,21 @@ impl Acme {
                 }
             }
         }
+        if let Ok(mut states) = self.hosts.lock() {
+            states.retain(|h, _| {
+                let kept = hosts.contains(h);
+                if !kept {
+                    let _ = crate::metrics::CERTIFICATE_EXPIRY.remove_label_values(&[h]);
+                }
+                kept
+            });
+        }
         let Some(acme) = config.acme.clone() else {
             self.settings.store(None);
             return;
         };
         let storage = Storage::new(&acme.storage);
         if let Ok(mut states) = self.hosts.lock() {
-            states.retain(|h, _| hosts.contains(h));
             for h in &hosts {
                 states.entry(h.clone()).or_insert_with(|| HostState {
                     jitter: jitter(acme.renew_before),
