@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwapOption;
 
 pub(crate) use certs::Certs;
-use certs::Issued;
+pub(crate) use certs::Issued;
 pub(crate) use order::Method;
 use storage::Storage;
 
@@ -132,12 +132,16 @@ impl Acme {
         let Some((chain, key, modified)) = storage.read_cert(host) else {
             return Ok(false);
         };
-        let issued = Issued::parse(host, &chain, &key, modified)?;
+        self.install(host, Issued::parse(host, &chain, &key, modified)?);
+        Ok(true)
+    }
+
+    /// `host`'s handshakes use `issued` from the next listener refresh on.
+    pub(crate) fn install(&self, host: &str, issued: Issued) {
         crate::metrics::CERTIFICATE_EXPIRY
             .with_label_values(&[host])
             .set(issued.not_after);
         self.certs.set_issued(host, Arc::new(issued));
-        Ok(true)
     }
 
     /// `GET /certificates`: the ACME hosts, then the static certificates of `listeners`.

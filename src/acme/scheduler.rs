@@ -13,7 +13,7 @@ use pingora::services::background::BackgroundService;
 use super::client::AcmeHttp;
 use super::order::{self, Method};
 use super::storage::Storage;
-use super::{Acme, Settings};
+use super::{Acme, Issued, Settings};
 use crate::state::State;
 
 /// How often the stored files are looked at (another process may have renewed them).
@@ -177,23 +177,17 @@ async fn attempt(state: &State, acme: &Acme, settings: &Settings, storage: &Stor
     if let Err(e) = storage.write_cert(host, obtained.chain.as_bytes(), &key) {
         return failed(acme, host, e, None);
     }
-    if let Err(e) = acme.load(storage, host) {
-        return failed(acme, host, e, None);
-    }
-    refresh_listeners(state);
-    let outcome = if renewal { "renewed" } else { "issued" };
-    crate::metrics::ACME_ORDERS
-        .with_label_values(&[outcome])
-        .inc();
-    let expires = acme
-        .certs
-        .issued(host)
-        .map(|i| super::http_date(i.not_after))
-        .unwrap_or_default();
-    log::info!(
-        "acme: {host}: certificate {outcome} by {} (expires {expires})",
-        method.name()
-    );
+    let issued = match storage.read_cert(host) {
+        Some((chain, key, modified)) => Issued::parse(host, &chain, &key, modified),
+        None => Err(format!("{} vanished", storage.cert_path(host).display())),
+    };
+    let issued = match issued {
+        Ok(i) => i,
+        Err(e) => return failed(acme, host, e, None),
+    };
+    let expires = super::http_date(issued.not_after);
+    // The host's state and the count first, then the certificate: whoever sees it served
+    // also sees the order counted.
     if let Ok(mut states) = acme.hosts.lock() {
         if let Some(h) = states.get_mut(host) {
             h.failures = 0;
@@ -201,18 +195,32 @@ async fn attempt(state: &State, acme: &Acme, settings: &Settings, storage: &Stor
             h.next_attempt = None;
         }
     }
+    let outcome = if renewal { "renewed" } else { "issued" };
+    crate::metrics::ACME_ORDERS
+        .with_label_values(&[outcome])
+        .inc();
+    acme.install(host, issued);
+    refresh_listeners(state);
+    log::info!(
+        "acme: {host}: certificate {outcome} by {} (expires {expires})",
+        method.name()
+    );
 }
 
 /// Counts and logs a failed attempt and sets when the next one may start.
 fn failed(acme: &Acme, host: &str, error: String, retry_after: Option<SystemTime>) {
-    crate::metrics::ACME_ORDERS
-        .with_label_values(&["failed"])
-        .inc();
+    // The count last, so whoever sees it also sees the error in `GET /certificates`.
+    let count = || {
+        crate::metrics::ACME_ORDERS
+            .with_label_values(&["failed"])
+            .inc()
+    };
     let Ok(mut states) = acme.hosts.lock() else {
-        return;
+        return count();
     };
     let Some(h) = states.get_mut(host) else {
-        return;
+        drop(states);
+        return count();
     };
     h.failures += 1;
     let mut wait = backoff(h.failures);
@@ -221,16 +229,18 @@ fn failed(acme: &Acme, host: &str, error: String, retry_after: Option<SystemTime
     }
     h.next_attempt = Some(Instant::now() + wait);
     log::warn!(
-        "acme: {host}: {error} (attempt {}; next in {}s; serving the {} certificate)",
+        "acme: {host}: {error} (attempt {}; next in {}s; serving {})",
         h.failures,
         wait.as_secs(),
         if acme.certs.issued(host).is_some() {
-            "previous"
+            "the previous certificate"
         } else {
-            "placeholder"
+            "a static certificate naming it, else the placeholder"
         }
     );
     h.last_error = Some(error);
+    drop(states);
+    count();
 }
 
 /// `FIRST_BACKOFF * 2^(failures-1)`, at most `MAX_BACKOFF`, each within ±25%.

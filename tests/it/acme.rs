@@ -74,8 +74,15 @@ impl Setup {
 
     fn metric(&self, name_and_labels: &str) -> f64 {
         let probe = SocketAddr::from(([127, 0, 0, 1], self.probe));
-        let r = client::get(probe, "probe", "/metrics").expect("GET /metrics");
-        r.text()
+        // The probe listener may still be starting when the admin one already accepts.
+        let mut text = None;
+        try_eventually(Duration::from_secs(10), || {
+            text = client::get(probe, "probe", "/metrics")
+                .ok()
+                .map(|r| r.text());
+            text.is_some()
+        });
+        text.expect("GET /metrics answered within 10 s")
             .lines()
             .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
             .unwrap_or(0.0)
@@ -184,7 +191,10 @@ fn http01_issues_a_certificate_that_verifies_and_a_restart_reuses_it() {
         entry["not_after_unix"].as_i64().expect("not_after_unix")
     );
     assert!(
-        s.stderr_has(&format!("acme: {HOST}: certificate issued by http-01")),
+        s.stderr_contains(
+            &format!("acme: {HOST}: certificate issued by http-01"),
+            Duration::from_secs(10)
+        ),
         "{}",
         s.stderr()
     );
@@ -224,7 +234,10 @@ fn tls_alpn01_issues_without_a_plain_listener() {
         assert_ne!(serial(&p), serial(&leaf));
     }
     assert!(
-        s.stderr_has(&format!("acme: {HOST}: certificate issued by tls-alpn-01")),
+        s.stderr_contains(
+            &format!("acme: {HOST}: certificate issued by tls-alpn-01"),
+            Duration::from_secs(10)
+        ),
         "{}",
         s.stderr()
     );
@@ -260,7 +273,7 @@ fn renewal_then_pebble_stopped_keeps_serving_and_counts_failures() {
     // The previous certificate still answers, and still verifies.
     served(setup.tls_addr(), HOST, Some(&root)).expect("still served without the ACME server");
     assert!(
-        s.stderr_has("serving the previous certificate"),
+        s.stderr_contains("serving the previous certificate", Duration::from_secs(10)),
         "{}",
         s.stderr()
     );
