@@ -198,12 +198,12 @@ fn jitter(renew_before: Duration) -> Duration {
     Duration::from_millis(rand::thread_rng().gen_range(0..span.as_millis() as u64))
 }
 
-/// `strait -t`: the storage folder must be writable.
+/// `strait -t`: the storage folder must be writable (or creatable); nothing is created.
 pub(crate) fn check(config: &Config) -> Result<(), config::ConfigError> {
     let Some(acme) = &config.acme else {
         return Ok(());
     };
     Storage::new(&acme.storage)
-        .check_writable()
+        .check_usable()
         .map_err(|e| config::ConfigError::new(&config.source, acme.storage_pos, "acme.storage", e))
 }

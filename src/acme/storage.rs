@@ -43,6 +43,46 @@ impl Storage {
         written.map_err(|e| format!("{} is not writable: {e}", self.dir.display()))
     }
 
+    /// What `strait -t` checks, changing nothing: the folder, or the nearest existing folder
+    /// above it, is a folder strait's user may write in.
+    pub(crate) fn check_usable(&self) -> Result<(), String> {
+        let mut at = self.dir.as_path();
+        loop {
+            match fs::metadata(at) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => {
+                    return Err(format!(
+                        "cannot create {}: {} is not a folder",
+                        self.dir.display(),
+                        at.display()
+                    ))
+                }
+                Err(_) => match at.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                    _ => {
+                        at = Path::new(".");
+                        break;
+                    }
+                },
+            }
+        }
+        let c = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{} is not a usable path", self.dir.display()))?;
+        // SAFETY: access(2) on a NUL-terminated path this function owns.
+        let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+        if ok {
+            Ok(())
+        } else {
+            let verb = if at == self.dir { "write in" } else { "create" };
+            Err(format!(
+                "cannot {verb} {}: {} is not writable ({})",
+                self.dir.display(),
+                at.display(),
+                std::io::Error::last_os_error()
+            ))
+        }
+    }
+
     fn account_path(&self) -> PathBuf {
         self.dir.join("account.json")
     }
@@ -174,6 +214,21 @@ mod tests {
         assert!(storage.try_lock().expect("lock").is_none());
         drop(held);
         assert!(storage.try_lock().expect("lock").is_some());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_check_changes_nothing_and_refuses_a_file_in_the_way() {
+        let dir = temp_dir("check");
+        let storage = Storage::new(&dir.join("a/b"));
+        storage.check_usable().expect("creatable");
+        assert!(!dir.exists(), "the check created something");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("file"), "x").expect("write");
+        let err = Storage::new(&dir.join("file/acme"))
+            .check_usable()
+            .expect_err("a file in the way");
+        assert!(err.contains("is not a folder"), "{err}");
         let _ = fs::remove_dir_all(&dir);
     }
 }
