@@ -592,3 +592,24 @@ domains:
     assert_eq!(tls.acme, ["example.com", "www.example.com"]);
     assert!(tls.certs.is_empty());
 }
+
+#[test]
+fn an_acme_host_no_domain_answers_is_a_warning() {
+    let config = ok("\
+acme: { directory: https://acme.example/dir }
+listeners:
+  - addr: 127.0.0.1:443
+    tls: { acme: [example.com, typo.example.com] }
+domains:
+  - hosts: [example.com]
+    backends: [http://127.0.0.1:3000]
+");
+    let warnings: Vec<String> = crate::config::warnings(&config)
+        .iter()
+        .map(|w| format!("{}:{}: {}: {}", w.line, w.col, w.path, w.message))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["4:10: listeners[0].tls.acme: no domain answers typo.example.com on this listener: its certificate would front only 404s"]
+    );
+}
