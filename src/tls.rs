@@ -261,26 +261,28 @@ impl TlsListener {
 
     /// New handshakes use the ACME hosts' current certificates.
     pub(crate) fn refresh_acme(&self) {
-        let current = self.current.load_full();
-        let Some(acme) = &current.acme else {
-            return;
-        };
-        let contexts = acme.build(&current.by_name);
-        let mut next = (*current).clone();
-        if current.pairs == 0 {
-            if let Some(ctx) = acme.hosts.first().and_then(|h| contexts.get(h)) {
-                next.default = ctx.clone();
+        // rcu: a reload swapping in new certificates meanwhile is built upon, not undone.
+        self.current.rcu(|current| {
+            let Some(acme) = &current.acme else {
+                return current.clone();
+            };
+            let contexts = acme.build(&current.by_name);
+            let mut next = (**current).clone();
+            if current.pairs == 0 {
+                if let Some(ctx) = acme.hosts.first().and_then(|h| contexts.get(h)) {
+                    next.default = ctx.clone();
+                }
             }
-        }
-        next.acme = Some(Arc::new(AcmeHosts {
-            store: acme.store.clone(),
-            hosts: acme.hosts.clone(),
-            contexts,
-            placeholder: acme.placeholder.clone(),
-            http2: acme.http2,
-            client_ca: acme.client_ca.clone(),
-        }));
-        self.current.store(Arc::new(next));
+            next.acme = Some(Arc::new(AcmeHosts {
+                store: acme.store.clone(),
+                hosts: acme.hosts.clone(),
+                contexts,
+                placeholder: acme.placeholder.clone(),
+                http2: acme.http2,
+                client_ca: acme.client_ca.clone(),
+            }));
+            Arc::new(next)
+        });
     }
 
     /// The static certificates, as `GET /certificates` lists them.
