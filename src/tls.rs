@@ -15,6 +15,12 @@
 //! `TlsAccept::handshake_complete_callback` then records the verified client certificate
 //! ([`ClientCert`]) and the server name asked for in the connection's `SslDigest` ([`Handshake`]),
 //! where requests and connection plugins read them.
+//!
+//! ACME hosts (`tls.acme`, `crate::acme`): each is served its issued certificate, else a
+//! static one naming it, else a self-signed placeholder ([`AcmeHosts`]); the scheduler calls
+//! [`TlsListener::refresh_acme`] when a certificate arrives. A ClientHello offering ALPN
+//! `acme-tls/1` is marked by the ClientHello callback, and the servername callback answers it
+//! with the host's TLS-ALPN-01 challenge certificate.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
