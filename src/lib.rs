@@ -22,6 +22,7 @@ pub mod logging;
 pub mod plan;
 
 pub(crate) mod access_log;
+pub(crate) mod acme;
 pub(crate) mod admin;
 pub(crate) mod balance;
 pub(crate) mod cache;

@@ -156,7 +156,13 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     if !options.upgrade {
         check_listeners(&config)?;
     }
-    let (listeners, tls_listeners) = listener_endpoints(&config).map_err(StartError::Config)?;
+    // ACME first: the stored certificates of `tls.acme` hosts are read before the listeners
+    // are built, so their first handshakes use them.
+    let acme = Arc::new(crate::acme::Acme::default());
+    acme.configure(&config);
+    let (listeners, tls_listeners) =
+        listener_endpoints(&config, Some(&acme.certs)).map_err(StartError::Config)?;
+
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
     let error_log = config.logging.error_log.clone();
@@ -188,6 +194,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     }
     state.set_hooks(options.hooks);
     state.set_tls_listeners(tls_listeners);
+    state.set_acme(acme);
 
     exit_when_listeners_fail();
     let opt = Opt {
@@ -242,6 +249,11 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     server.add_service(background_service(
         "strait health checks",
         HealthChecker::new(state.clone()),
+    ));
+    // Idle without an `acme` section; a reload may add one.
+    server.add_service(background_service(
+        "strait acme",
+        crate::acme::scheduler::Scheduler(state.clone()),
     ));
     server.add_service(background_service(
         "strait plugins",
@@ -320,7 +332,10 @@ type Endpoints = (Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>);
 /// Each listener with its TLS certificates loaded: certificates are read and checked here, so
 /// a bad file fails start-up and `strait -t` rather than the first handshake. Also returns
 /// each TLS listener's swappable certificates, which a reload replaces.
-fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
+fn listener_endpoints(
+    config: &Config,
+    acme: Option<&Arc<crate::acme::Certs>>,
+) -> Result<Endpoints, Vec<ConfigError>> {
     let mut out = Vec::with_capacity(config.listeners.len());
     let mut stores = Vec::new();
     let mut errors = Vec::new();
@@ -329,7 +344,7 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
             out.push((l.addr, None));
             continue;
         };
-        match crate::tls::load(config, i, l, tls) {
+        match crate::tls::load(config, i, l, tls, acme) {
             Ok((certs, warnings)) => {
                 for w in warnings {
                     log::warn!("{w}");
@@ -360,7 +375,8 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
 
 /// What `strait -t` checks beyond the file itself: names resolve, certificates load.
 pub(crate) fn check(config: Config) -> Result<(), StartError> {
-    let mut errors = listener_endpoints(&config).err().unwrap_or_default();
+    let mut errors = listener_endpoints(&config, None).err().unwrap_or_default();
+    errors.extend(crate::acme::check(&config).err());
     if let Err(StartError::Config(e)) = build_snapshot(config, None) {
         errors.extend(e);
     }
@@ -376,7 +392,7 @@ pub(crate) fn check(config: Config) -> Result<(), StartError> {
 /// build-time directory, which holds no certificates, so without this every https backend
 /// would fail verification. `SSL_CERT_FILE` wins; then the usual system bundles. Only a file
 /// that exists is passed on: Pingora panics on one it cannot load.
-fn upstream_ca_file() -> Option<String> {
+pub(crate) fn upstream_ca_file() -> Option<String> {
     let from_env = std::env::var("SSL_CERT_FILE").ok();
     from_env
         .into_iter()

@@ -133,6 +133,8 @@ impl AdminApp {
             }
             ("/cache", _) => Err(method_not_allowed("DELETE")),
             ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
+            ("/certificates", &Method::GET) => Ok((StatusCode::OK, certificates(&self.state))),
+            ("/certificates", _) => Err(method_not_allowed("GET")),
             ("/info", &Method::GET) => Ok((StatusCode::OK, info(&self.state))),
             ("/info", _) => Err(method_not_allowed("GET")),
             ("/stats", _) => Err(method_not_allowed("GET")),
@@ -329,6 +331,19 @@ fn stats(state: &State) -> Value {
 /// it sees traffic, so the dashboard can show it), then any route only an earlier config had,
 /// then `(none)` (requests the domain handled itself). Prefixes come from configs, never from
 /// clients, so the list stays bounded.
+/// `GET /certificates`: ACME hosts (issued or pending, last error) and static certificates.
+fn certificates(state: &State) -> Value {
+    let statics: Vec<Value> = state
+        .tls_listeners()
+        .iter()
+        .flat_map(|l| l.static_report())
+        .collect();
+    match state.acme() {
+        Some(acme) => acme.report(statics),
+        None => json!({ "certificates": statics }),
+    }
+}
+
 fn route_stats(
     s: &crate::metrics::DomainStats,
     config: Option<&crate::config::Domain>,

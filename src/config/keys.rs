@@ -44,11 +44,12 @@ pub(crate) enum Section {
     Tracing,
     Plugin,
     PluginCache,
+    Acme,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 32] = [
+    pub(crate) const ALL: [Section; 33] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -81,6 +82,7 @@ impl Section {
         Section::Tracing,
         Section::Plugin,
         Section::PluginCache,
+        Section::Acme,
     ];
 
     /// Where the section is found in a file.
@@ -118,6 +120,7 @@ impl Section {
             Section::Tracing => "tracing",
             Section::Plugin => "plugins.NAME",
             Section::PluginCache => "plugins.NAME.cache",
+            Section::Acme => "acme",
         }
     }
 }
@@ -226,6 +229,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("admin", &[S::Top], K::Map(S::Admin), D::Unset("no admin API"), "the admin API listener"),
     key("probe", &[S::Top], K::Map(S::Probe), D::Unset("no probe listener"), "the /live /ready /metrics listener"),
     key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
+    key("acme", &[S::Top], K::Map(S::Acme), D::Unset("no automatic certificates"), "the ACME account that obtains and renews the certificates of `tls.acme` hosts (docs/tls.md)"),
     key("tracing", &[S::Top], K::Map(S::Tracing), D::Unset("traceparent propagated, nothing exported"), "W3C trace context on upstream requests and an optional OTLP/HTTP exporter (docs/tracing.md)"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
@@ -257,6 +261,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
     key("http2", &[S::Tls], K::Bool, D::Bool(false), "offer h2 by ALPN"),
     key("min_version", &[S::Tls], K::OneOf(&["1.2", "1.3"]), D::Text("1.2"), "the oldest TLS version clients may use: 1.2 or 1.3"),
+    key("acme", &[S::Tls], K::List(I::Text), D::Unset("none"), "host names whose certificates strait obtains and renews by ACME (the `acme` section); static certs still answer other names"),
     key("client_auth", &[S::Tls], K::Map(S::ClientAuth), D::Unset("no client certificates asked for"), "ask clients for certificates signed by a CA (docs/tls.md)"),
     key("cert", &[S::Cert], K::Path, D::Required, "PEM certificate chain"),
     key("key", &[S::Cert], K::Path, D::Required, "PEM private key"),
@@ -404,6 +409,12 @@ pub(crate) const KEYS: &[Key] = &[
     key("key", &[S::PluginCache], K::String, D::Required, "header:NAME: the request header whose value a decision is remembered by (requests without it always ask)"),
     key("ttl", &[S::PluginCache], K::PositiveDuration, D::Required, "how long a decision is remembered"),
     key("max_entries", &[S::PluginCache], K::Int { min: 1, max: 1_000_000 }, D::Int(10_000), "decisions remembered at most (the oldest go first)"),
+    // --- acme (docs/tls.md, "Automatic certificates") ---
+    key("directory", &[S::Acme], K::String, D::Required, "the ACME server's directory URL (RFC 8555), https://"),
+    key("email", &[S::Acme], K::String, D::Unset("no contact"), "the account's contact address (mailto:)"),
+    key("storage", &[S::Acme], K::Path, D::Text("/var/lib/strait/acme"), "the account key, certificates and keys (files 0600); processes sharing it order once, under a lock file"),
+    key("ca_roots", &[S::Acme], K::Path, D::Unset("the system CA bundle"), "PEM CA certificates the directory's HTTPS is verified against (a private ACME server)"),
+    key("renew_before", &[S::Acme], K::PositiveDuration, D::Duration(Duration::from_secs(30 * 86_400)), "renew a certificate this long before it expires (`30d`)"),
 ];
 
 const fn key(
@@ -537,7 +548,7 @@ pub fn reference_markdown() -> String {
         "# Config reference\n\n\
          Generated from the key table in `src/config/keys.rs` (a unit test keeps this file in \
          step with it: run `STRAIT_BLESS=1 cargo test --lib config::keys` after changing a key). \
-         Durations are written `250ms`, `10s`, `5m`, `24h` or `1h30m`; sizes `512`, `64KiB`, \
+         Durations are written `250ms`, `10s`, `5m`, `24h`, `30d` or `1h30m`; sizes `512`, `64KiB`, \
          `4MiB` (`KB`/`MB` are powers of 1000). Unknown keys are errors.\n",
     );
     for section in Section::ALL {

@@ -45,6 +45,21 @@ pub struct Config {
     pub domains: Vec<Domain>,
     /// `plugins`, in file order; domains and routes name them (docs/plugins.md).
     pub plugins: Vec<Plugin>,
+    /// `acme`: the account that obtains the certificates of `tls.acme` hosts (`crate::acme`).
+    pub acme: Option<Acme>,
+}
+
+/// `acme`: automatic certificates (RFC 8555; docs/tls.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    pub directory: String,
+    pub email: Option<String>,
+    pub storage: PathBuf,
+    pub ca_roots: Option<PathBuf>,
+    pub renew_before: Duration,
+    /// Where `storage` is written (or the section, when it is left at its default).
+    pub storage_pos: Pos,
+    pub pos: Pos,
 }
 
 /// One entry of `plugins` (docs/plugins.md).
@@ -223,6 +238,8 @@ pub struct Tls {
     pub min_version: TlsVersion,
     /// Client certificates (mTLS).
     pub client_auth: Option<ClientAuth>,
+    /// `acme`: names whose certificates strait obtains itself (lower case).
+    pub acme: Vec<String>,
     /// Where the `tls` map is written.
     pub pos: Pos,
 }

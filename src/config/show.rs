@@ -71,6 +71,10 @@ pub fn show_yaml(c: &Config) -> String {
             );
             let _ = writeln!(o, "      http2: {}", tls.http2);
             let _ = writeln!(o, "      min_version: \"{}\"", tls.min_version.as_str());
+            if !tls.acme.is_empty() {
+                let hosts: Vec<String> = tls.acme.iter().map(|h| q(h)).collect();
+                let _ = writeln!(o, "      acme: [{}]", hosts.join(", "));
+            }
             if let Some(ca) = &tls.client_auth {
                 let _ = writeln!(
                     o,
@@ -91,6 +95,19 @@ pub fn show_yaml(c: &Config) -> String {
     }
     if let Some(p) = &c.probe {
         let _ = writeln!(o, "probe: {{ addr: {} }}", p.addr);
+    }
+    if let Some(a) = &c.acme {
+        o.push_str("acme:\n");
+        let _ = writeln!(o, "  directory: {}", q(&a.directory));
+        opt(&mut o, 2, "email", a.email.as_deref().map(q));
+        let _ = writeln!(o, "  storage: {}", q(&a.storage.display().to_string()));
+        opt(
+            &mut o,
+            2,
+            "ca_roots",
+            a.ca_roots.as_ref().map(|p| q(&p.display().to_string())),
+        );
+        let _ = writeln!(o, "  renew_before: {}", units::fmt_duration(a.renew_before));
     }
     let l = &c.logging;
     o.push_str("logging:\n");
@@ -591,6 +608,9 @@ mod tests {
 server: { drain_delay: 3s, trusted_proxies: [10.0.0.0/8] }
 listeners:
   - addr: 127.0.0.1:8080
+  - addr: 127.0.0.1:8443
+    tls: { acme: [a.com, www.a.com] }
+acme: { directory: \"https://acme.example/dir\", email: ops@a.com, storage: /tmp/acme, renew_before: 30d }
 admin: { addr: 127.0.0.1:9900, token: ${TOKEN} }
 logging: { level: debug, access_log: \"-\", error_log: /tmp/e.log }
 plugins:
@@ -622,6 +642,11 @@ domains:
         let shown = show_yaml(&first);
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("read_timeout: 7s"), "{shown}");
+        assert!(
+            shown.contains("acme: [\"a.com\", \"www.a.com\"]"),
+            "{shown}"
+        );
+        assert!(shown.contains("renew_before: 720h"), "{shown}");
         let again =
             super::super::load_str(&shown.replace("<set, not shown>", "s3cret"), "shown", &env)
                 .unwrap_or_else(|e| panic!("{e:?}\n{shown}"));

@@ -297,6 +297,12 @@ where
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // The only other protocol a TLS listener negotiates is `acme-tls/1`: a TLS-ALPN-01
+        // validation (crate::acme), done once its handshake is; nothing is served on it
+        // (Pingora's app would log a warning for each).
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
+            return None;
+        }
         let _permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {

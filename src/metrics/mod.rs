@@ -223,6 +223,24 @@ pub(crate) static TRACE_SPANS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_trace_spans_total")
 });
 
+pub(crate) static CERTIFICATE_EXPIRY: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "strait_certificate_expiry_seconds",
+        "When the certificate an ACME host is served with expires (Unix time, seconds); absent while the host is pending.",
+        &["host"]
+    )
+    .expect("register strait_certificate_expiry_seconds")
+});
+
+pub(crate) static ACME_ORDERS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_acme_orders_total",
+        "ACME orders, by outcome: issued (a host's first certificate), renewed, or failed (the ACME server unreachable, the order refused, the files not written).",
+        &["outcome"]
+    )
+    .expect("register strait_acme_orders_total")
+});
+
 /// Registers every metric (so `/metrics` lists them from the start) and the process collector.
 /// Idempotent.
 pub(crate) fn init() {
@@ -230,6 +248,8 @@ pub(crate) fn init() {
     ONCE.call_once(|| {
         Lazy::force(&REQUESTS);
         Lazy::force(&REQUEST_DURATION);
+        Lazy::force(&CERTIFICATE_EXPIRY);
+        Lazy::force(&ACME_ORDERS);
         Lazy::force(&UPSTREAM_REQUESTS);
         Lazy::force(&BACKEND_HEALTHY);
         Lazy::force(&BACKEND_ENABLED);

@@ -13,7 +13,7 @@ use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
 use super::plugin_calls::{self, Verdict};
 use super::template::{self, Vars};
-use super::{answer, compress, hook_calls, host, logging, serve, trace};
+use super::{acme_challenge, answer, compress, hook_calls, host, logging, serve, trace};
 use crate::config::Rewrite;
 use crate::hooks::RequestKind;
 use crate::router::{Hit, Request};
@@ -34,6 +34,9 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     trace::begin(state, &snapshot, session, ctx);
     identify_client(&snapshot, session, ctx);
     ctx.snapshot = Some(snapshot.clone());
+    if acme_challenge::answer(state, session).await? {
+        return Ok(true);
+    }
 
     // Only configs that scope domains to listeners pay for finding the listener.
     let listener = if snapshot.listener_scoped() {

@@ -4,6 +4,8 @@
 mod support;
 
 mod access_log;
+/// Against pebble (support/pebble.rs): issuance, renewal, restarts, failures.
+mod acme;
 /// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,dashboard,drain,
 /// one_backend,probe,purge}.rs.
 mod admin;

@@ -49,6 +49,19 @@ pub(super) fn decode(
         .unwrap_or_default();
     let admin = f.get("admin").and_then(|n| server::admin(&mut e, n));
     let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
+    let acme = f.get("acme").and_then(|n| server::acme(&mut e, n));
+    // ACME hosts need the account that obtains their certificates.
+    if f.get("acme").is_none() {
+        for (i, l) in listeners.iter().enumerate() {
+            if let Some(tls) = l.tls.as_ref().filter(|t| !t.acme.is_empty()) {
+                e.push(
+                    tls.pos,
+                    &format!("listeners[{i}].tls.acme"),
+                    "ACME hosts need the top-level `acme` section (directory, email, storage)",
+                );
+            }
+        }
+    }
     let logging = server::logging(&mut e, f.get("logging"));
     let tracing = tracing::tracing(&mut e, f.get("tracing"));
     let global_cache = f
@@ -118,5 +131,6 @@ pub(super) fn decode(
         pools,
         domains,
         plugins,
+        acme,
     })
 }

@@ -6,7 +6,7 @@ use super::*;
 fn unknown_fields() {
     assert_eq!(
         errors(&format!("{MINIMAL}extra: 1\n")),
-        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
+        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, acme, tracing, cache, include, plugins, domains"]
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
@@ -218,7 +218,7 @@ fn missing_sections() {
         errors("listeners:\n  - tls: { http2: true }\ndomains:\n  - backends: []\n"),
         [
             "t.yaml:2:5: listeners[0]: missing field `addr`",
-            "t.yaml:2:10: listeners[0].tls: tls needs `certs` or `cert_dir`",
+            "t.yaml:2:10: listeners[0].tls: tls needs `certs`, `cert_dir` or `acme`",
             "t.yaml:4:5: domains[0]: missing field `hosts`",
         ]
     );
@@ -396,7 +396,7 @@ fn byte_order_mark_and_crlf_do_not_shift_positions() {
     let text = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n")) + "bogus: ${PORT}\r\n";
     assert_eq!(
         errors(&text),
-        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
+        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, acme, tracing, cache, include, plugins, domains"]
     );
     assert_eq!(
         errors("~\n"),
@@ -603,5 +603,48 @@ domains:
             r#"t.yaml:9:38: domains[0].routes[1].compress: expected true, false or a mapping, found "yes please""#,
             "t.yaml:10:40: domains[0].routes[2].compress: unknown field `level`, expected one of: algorithms, min_bytes, types",
         ]
+    );
+}
+
+#[test]
+fn bad_acme_settings() {
+    let text = "\
+acme:
+  directory: ftp://acme.example/dir
+  email: ops-at-example.com
+  renew_before: 0s
+  reneww: 1d
+listeners:
+  - addr: 127.0.0.1:8443
+    tls: { acme: [a.example.com, \"*.example.com\", 10.0.0.1, A.example.com, localhost] }
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:2:14: acme.directory: expected an https:// URL of an ACME directory, found \"ftp://acme.example/dir\"",
+            "t.yaml:3:10: acme.email: expected an e-mail address like ops@example.com, found \"ops-at-example.com\"",
+            "t.yaml:4:17: acme.renew_before: renew_before must be longer than 0s",
+            "t.yaml:5:3: acme: unknown field `reneww`, expected one of: directory, email, storage, ca_roots, renew_before",
+            "t.yaml:8:34: listeners[0].tls.acme[1]: expected a DNS name like example.com (no wildcards, no IP addresses), found \"*.example.com\"",
+            "t.yaml:8:51: listeners[0].tls.acme[2]: expected a DNS name like example.com (no wildcards, no IP addresses), found \"10.0.0.1\"",
+            "t.yaml:8:61: listeners[0].tls.acme[3]: a.example.com is listed twice",
+            "t.yaml:8:76: listeners[0].tls.acme[4]: expected a DNS name like example.com (no wildcards, no IP addresses), found \"localhost\"",
+        ]
+    );
+    // ACME hosts need the account section.
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8443
+    tls: { acme: [a.example.com] }
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:3:10: listeners[0].tls.acme: ACME hosts need the top-level `acme` section (directory, email, storage)"]
     );
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod h2c_origin;
 pub mod origin;
 pub mod otlp;
+pub mod pebble;
 pub mod pki;
 pub mod plugin_script;
 pub mod strait;
