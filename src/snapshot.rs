@@ -168,6 +168,7 @@ impl Snapshot {
         let upstream_tls = load_upstream_tls(&config)?;
         let mut limiters = crate::limits::RateLimiters::carried(
             previous.into_iter().flat_map(Snapshot::rate_limiters),
+            &config.cluster,
         );
         let mut domains = Vec::with_capacity(config.domains.len());
         let mut log_errors = Vec::new();
@@ -310,6 +311,14 @@ impl Snapshot {
             .iter()
             .flat_map(|d| std::iter::once(&d.handler).chain(d.routes.iter().map(|r| &r.handler)))
             .filter_map(|h| h.limits.rate.clone())
+    }
+
+    /// The Redis connection `scope: cluster` rate limits count in, when any limit has that
+    /// scope (`crate::limits::cluster_rate`).
+    pub(crate) fn cluster_counter(
+        &self,
+    ) -> Option<Arc<crate::limits::cluster_rate::ClusterCounter>> {
+        self.rate_limiters().find_map(|l| l.cluster().cloned())
     }
 
     /// The handler of a routing result of this snapshot.

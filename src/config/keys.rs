@@ -44,11 +44,13 @@ pub(crate) enum Section {
     Tracing,
     Plugin,
     PluginCache,
+    Cluster,
+    Redis,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 32] = [
+    pub(crate) const ALL: [Section; 34] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -81,6 +83,8 @@ impl Section {
         Section::Tracing,
         Section::Plugin,
         Section::PluginCache,
+        Section::Cluster,
+        Section::Redis,
     ];
 
     /// Where the section is found in a file.
@@ -118,6 +122,8 @@ impl Section {
             Section::Tracing => "tracing",
             Section::Plugin => "plugins.NAME",
             Section::PluginCache => "plugins.NAME.cache",
+            Section::Cluster => "cluster",
+            Section::Redis => "cluster.redis",
         }
     }
 }
@@ -230,6 +236,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
     key("plugins", &[S::Top], K::Named(S::Plugin), D::Unset("none"), "external programs and services that see requests: name -> settings; domains and routes list the ones they use (docs/plugins.md)"),
+    key("cluster", &[S::Top], K::Map(S::Cluster), D::Unset("one node on its own"), "what several strait nodes share: Redis for `scope: cluster` rate limits (docs/cluster.md)"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
@@ -364,6 +371,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("requests", &[S::RateLimit], K::Int { min: 1, max: u32::MAX as u64, }, D::Required, "requests allowed per period"),
     key("per", &[S::RateLimit], K::PositiveDuration, D::Required, "the period"),
     key("key", &[S::RateLimit], K::String, D::Text("client_ip"), "client_ip, route, or header:NAME"),
+    key("scope", &[S::RateLimit], K::OneOf(&["local", "cluster"]), D::Text("local"), "local: each node counts alone; cluster: all nodes count together in cluster.redis (docs/cluster.md)"),
     // --- resilience ---
     key("consecutive_failures", &[S::PassiveHealth], K::Int { min: 1, max: 1000 }, D::Int(5), "connect errors, resets before a response, 502/503/504 and timeouts in a row that eject a backend"),
     key("ejection_time", &[S::PassiveHealth], K::PositiveDuration, secs(30), "how long an ejection lasts; doubles with each consecutive ejection"),
@@ -404,6 +412,11 @@ pub(crate) const KEYS: &[Key] = &[
     key("key", &[S::PluginCache], K::String, D::Required, "header:NAME: the request header whose value a decision is remembered by (requests without it always ask)"),
     key("ttl", &[S::PluginCache], K::PositiveDuration, D::Required, "how long a decision is remembered"),
     key("max_entries", &[S::PluginCache], K::Int { min: 1, max: 1_000_000 }, D::Int(10_000), "decisions remembered at most (the oldest go first)"),
+    // --- cluster (docs/cluster.md): Redis rate limits ---
+    key("redis", &[S::Cluster], K::Map(S::Redis), D::Unset("no cluster-wide counting"), "the Redis that `scope: cluster` rate limits count in"),
+    key("nodes", &[S::Cluster], K::Int { min: 1, max: 10_000 }, D::Int(1), "how many nodes share the cluster's limits: while Redis is slow or down, each node allows a cluster limit divided by this"),
+    key("url", &[S::Redis], K::String, D::Required, "redis://[USER:PASSWORD@]HOST:PORT[/DB] (plain TCP: rediss:// is refused)"),
+    key("timeout", &[S::Redis], K::PositiveDuration, D::Duration(Duration::from_millis(20)), "a rate-limit decision waits for Redis at most this long, then the node's local share decides"),
 ];
 
 const fn key(

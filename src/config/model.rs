@@ -45,6 +45,26 @@ pub struct Config {
     pub domains: Vec<Domain>,
     /// `plugins`, in file order; domains and routes name them (docs/plugins.md).
     pub plugins: Vec<Plugin>,
+    /// `cluster`: what several nodes share (docs/cluster.md).
+    pub cluster: Cluster,
+}
+
+/// `cluster` (docs/cluster.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// `cluster.redis`: where `scope: cluster` rate limits count.
+    pub redis: Option<Redis>,
+    /// `cluster.nodes`: a cluster limit divided by this is each node's share while Redis is
+    /// slow or down.
+    pub nodes: u64,
+}
+
+/// `cluster.redis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redis {
+    pub url: String,
+    /// A decision waits for Redis at most this long.
+    pub timeout: Duration,
 }
 
 /// One entry of `plugins` (docs/plugins.md).
@@ -572,6 +592,17 @@ pub struct RateLimit {
     pub requests: u64,
     pub per: Duration,
     pub key: RateKey,
+    pub scope: RateScope,
+}
+
+/// `rate_limit.scope`: who counts requests against the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RateScope {
+    /// Each node on its own.
+    #[default]
+    Local,
+    /// Every node together, in `cluster.redis`.
+    Cluster,
 }
 
 /// `redirect: { status, location }`; `location` is a template (`$host`, `$path`, ...).

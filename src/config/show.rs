@@ -119,6 +119,7 @@ pub fn show_yaml(c: &Config) -> String {
     );
     let _ = writeln!(o, "  sample_ratio: {:?}", t.sample_ratio);
     let _ = writeln!(o, "  service_name: {}", q(&t.service_name));
+    cluster(&mut o, &c.cluster);
     if let Some(cache) = &c.cache {
         o.push_str("cache:\n");
         cache_settings(&mut o, 2, cache);
@@ -353,9 +354,13 @@ fn handling(
             RateKey::Route => "route".to_string(),
             RateKey::Header(name) => format!("header:{name}"),
         };
+        let scope = match r.scope {
+            RateScope::Local => "local",
+            RateScope::Cluster => "cluster",
+        };
         let _ = writeln!(
             o,
-            "{pad}rate_limit: {{ requests: {}, per: {}, key: {} }}",
+            "{pad}rate_limit: {{ requests: {}, per: {}, key: {}, scope: {scope} }}",
             r.requests,
             dur(r.per),
             q(&key)
@@ -509,6 +514,20 @@ fn cache_settings(o: &mut String, n: usize, s: &CacheSettings) {
     }
 }
 
+/// The `cluster` section (docs/cluster.md).
+fn cluster(o: &mut String, c: &Cluster) {
+    o.push_str("cluster:\n");
+    let _ = writeln!(o, "  nodes: {}", c.nodes);
+    if let Some(r) = &c.redis {
+        let _ = writeln!(
+            o,
+            "  redis: {{ url: {}, timeout: {} }}",
+            q(&r.url),
+            dur(r.timeout)
+        );
+    }
+}
+
 /// The `plugins` map.
 fn plugins(o: &mut String, plugins: &[Plugin]) {
     if plugins.is_empty() {
@@ -598,6 +617,7 @@ plugins:
   geo: { url: http://127.0.0.1:9200, on_error: allow }
   sync: { command: [./sync, --every, 5s], autostart: true }
 cache: { default_ttl: 1m, rules: [{ path_prefix: /x/, cache: false }] }
+cluster: { nodes: 3, redis: { url: \"redis://127.0.0.1:6379/0\", timeout: 15ms } }
 domains:
   - hosts: [a.com, \"*.b.com\"]
     backends: [{ addr: http://127.0.0.1:3000, weight: 3 }]
@@ -606,7 +626,7 @@ domains:
     cache: true
     compress: { algorithms: [br, gzip], min_bytes: 1KiB, types: [text/*, \"application/*+json\"] }
     headers: { response: { set: { X-A: b } } }
-    rate_limit: { requests: 5, per: 1s }
+    rate_limit: { requests: 5, per: 1s, scope: cluster }
     plugins: [geo, auth]
     routes:
       - { path_prefix: /r/, host_header: r.internal, compress: false, plugins: [] }

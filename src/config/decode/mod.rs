@@ -6,6 +6,7 @@
 mod answer;
 mod backend;
 mod cache;
+mod cluster;
 mod compress;
 mod domain;
 mod fields;
@@ -51,6 +52,7 @@ pub(super) fn decode(
     let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
     let logging = server::logging(&mut e, f.get("logging"));
     let tracing = tracing::tracing(&mut e, f.get("tracing"));
+    let cluster = cluster::cluster(&mut e, f.get("cluster"));
     let global_cache = f
         .get("cache")
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
@@ -101,6 +103,17 @@ pub(super) fn decode(
             .map(|p| (p.addr, p.pos, "probe.addr".to_string())),
     );
     server::check_addresses(&mut e, &binds);
+    if cluster.redis.is_none() {
+        for (file, pos, path) in e.take_cluster_limits() {
+            let main = e.set_file(&file);
+            e.push(
+                pos,
+                &path,
+                "scope: cluster needs cluster.redis (where the nodes count together)",
+            );
+            e.set_file(&main);
+        }
+    }
 
     if !e.is_empty() {
         return Err(e.into_vec());
@@ -118,5 +131,6 @@ pub(super) fn decode(
         pools,
         domains,
         plugins,
+        cluster,
     })
 }
