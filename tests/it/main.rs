@@ -12,6 +12,7 @@ mod balancing;
 /// precompress,rules,stale}.rs.
 mod cache;
 mod client_abort;
+mod cluster_rate;
 mod compress;
 mod config_cli;
 mod config_errors;

@@ -8,6 +8,7 @@ pub mod origin;
 pub mod otlp;
 pub mod pki;
 pub mod plugin_script;
+pub mod redis;
 pub mod strait;
 pub mod wait;
 pub mod websocket;
