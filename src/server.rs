@@ -234,6 +234,10 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         HealthChecker::new(state.clone()),
     ));
     server.add_service(background_service(
+        "strait discovery",
+        crate::discovery::DiscoveryService::new(state.clone()),
+    ));
+    server.add_service(background_service(
         "strait plugins",
         StartPlugins(state.clone()),
     ));

@@ -46,11 +46,13 @@ pub(crate) enum Section {
     PluginCache,
     Cluster,
     Redis,
+    Discovery,
+    DnsDiscovery,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 34] = [
+    pub(crate) const ALL: [Section; 36] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -85,6 +87,8 @@ impl Section {
         Section::PluginCache,
         Section::Cluster,
         Section::Redis,
+        Section::Discovery,
+        Section::DnsDiscovery,
     ];
 
     /// Where the section is found in a file.
@@ -124,6 +128,8 @@ impl Section {
             Section::PluginCache => "plugins.NAME.cache",
             Section::Cluster => "cluster",
             Section::Redis => "cluster.redis",
+            Section::Discovery => "domains[].discovery",
+            Section::DnsDiscovery => "domains[].discovery.dns",
         }
     }
 }
@@ -325,6 +331,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("hash_key", DOMAIN_AND_ROUTE, K::Map(S::HashKey), D::Unset("the client address"), "what `consistent_hash` hashes"),
     key("sticky", DOMAIN_AND_ROUTE, K::Map(S::Sticky), D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
     key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool(S::RetryBudget), D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
+    key("discovery", &[S::Domain], K::Map(S::Discovery), D::Unset("the backends are `backends`"), "find the domain's backends at run time instead of listing them (docs/cluster.md)"),
     key("cache", DOMAIN_AND_ROUTE, K::MapOrBool(S::Cache), D::Bool(false), "use the response cache (a map overrides the global settings)"),
     key("compress", DOMAIN_AND_ROUTE, K::MapOrBool(S::Compress), D::Bool(false), "compress responses on the fly by Accept-Encoding (`true`: on, with the defaults or, on a route, its domain's settings; docs/compression.md)"),
     key("rate_limit", DOMAIN_AND_ROUTE, K::Map(S::RateLimit), D::Unset("none"), "requests per period per key; 429 over it"),
@@ -417,6 +424,12 @@ pub(crate) const KEYS: &[Key] = &[
     key("nodes", &[S::Cluster], K::Int { min: 1, max: 10_000 }, D::Int(1), "how many nodes share the cluster's limits: while Redis is slow or down, each node allows a cluster limit divided by this"),
     key("url", &[S::Redis], K::String, D::Required, "redis://[USER:PASSWORD@]HOST:PORT[/DB] (plain TCP: rediss:// is refused)"),
     key("timeout", &[S::Redis], K::PositiveDuration, D::Duration(Duration::from_millis(20)), "a rate-limit decision waits for Redis at most this long, then the node's local share decides"),
+    // --- discovery (docs/cluster.md): the domain's backends from DNS ---
+    key("dns", &[S::Discovery], K::Map(S::DnsDiscovery), D::Unset("-"), "the backends are the A/AAAA addresses of a name, re-resolved"),
+    key("name", &[S::DnsDiscovery], K::String, D::Required, "the DNS name whose A and AAAA records are the backends"),
+    key("port", &[S::DnsDiscovery], K::Int { min: 1, max: 65535 }, D::Required, "the backends' port"),
+    key("interval", &[S::DnsDiscovery], K::PositiveDuration, secs(10), "re-resolve this often, or sooner when the records' TTL is shorter (at least 1s apart)"),
+    key("resolver", &[S::DnsDiscovery], K::Address, D::Unset("the system's nameservers (/etc/resolv.conf)"), "ip:port of the nameserver to ask over UDP (tests, split-horizon DNS)"),
 ];
 
 const fn key(

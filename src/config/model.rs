@@ -855,6 +855,24 @@ pub struct Domain {
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
     pub pos: Pos,
+    /// `discovery`: the domain's pool is filled at run time (`crate::discovery`).
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery` on a domain (docs/cluster.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub dns: Option<DnsDiscovery>,
+}
+
+/// `discovery.dns`: the backends are `http://ADDRESS:port` for each A/AAAA record of `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsDiscovery {
+    pub name: String,
+    pub port: u16,
+    pub interval: Duration,
+    /// The nameserver to ask; `None`: the system's.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl Domain {

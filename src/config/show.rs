@@ -136,6 +136,19 @@ pub fn show_yaml(c: &Config) -> String {
                 .collect();
             let _ = writeln!(o, "    listeners: [{}]", names.join(", "));
         }
+        if let Some(dns) = d.discovery.as_ref().and_then(|x| x.dns.as_ref()) {
+            let resolver = dns
+                .resolver
+                .map(|r| format!(", resolver: {}", q(&r.to_string())))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "    discovery: {{ dns: {{ name: {}, port: {}, interval: {}{resolver} }} }}",
+                q(&dns.name),
+                dns.port,
+                dur(dns.interval)
+            );
+        }
         handling(&mut o, 4, c, &d.handling, &[]);
         if !d.routes.is_empty() {
             o.push_str("    routes:\n");
@@ -198,8 +211,15 @@ fn handling(
         Action::Proxy { pool, options } => {
             if let Some(p) = c.pools.get(*pool) {
                 let _ = writeln!(o, "{pad}load_balancer: {}", p.policy.strategy.name());
-                let _ = writeln!(o, "{pad}backends:");
-                for b in &p.backends {
+                // A discovered pool is filled at run time: its domain shows `discovery`.
+                let discovered = c.domains.iter().any(|d| {
+                    d.discovery.is_some()
+                        && matches!(d.handling.action, Action::Proxy { pool: dp, .. } if dp == *pool)
+                });
+                if !discovered {
+                    let _ = writeln!(o, "{pad}backends:");
+                }
+                for b in p.backends.iter().filter(|_| !discovered) {
                     let cap = b
                         .max_connections
                         .map(|m| format!(", max_connections: {m}"))
@@ -636,6 +656,10 @@ domains:
     deny: [192.0.2.0/24]
     max_body_bytes: 1MiB
     routes: [{ path_prefix: /, respond: { status: 204 } }]
+  - hosts: [d.com]
+    discovery: { dns: { name: api.service.internal, port: 8080, interval: 5s, resolver: \"127.0.0.1:5353\" } }
+    health_check: { path: /h }
+    routes: [{ path_prefix: /v1/, read_timeout: 3s }]
 ";
         let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
         let first = super::super::load_str(text, "t.yaml", &env).expect("valid");

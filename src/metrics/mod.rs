@@ -79,6 +79,15 @@ pub(crate) static CLUSTER_RATE_FALLBACKS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_cluster_rate_fallbacks_total")
 });
 
+pub(crate) static DISCOVERY_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_discovery_lookups_total",
+        "Discovery lookups (discovery.dns) by configured domain and outcome: ok, or error (the last good set of backends is kept).",
+        &["domain", "outcome"]
+    )
+    .expect("register strait_discovery_lookups_total")
+});
+
 pub(crate) static CLUSTER_REDIS_UP: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!(
         "strait_cluster_redis_up",

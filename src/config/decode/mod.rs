@@ -8,6 +8,7 @@ mod backend;
 mod cache;
 mod cluster;
 mod compress;
+mod discovery;
 mod domain;
 mod fields;
 mod handling;

@@ -647,3 +647,30 @@ domains:
         ]
     );
 }
+
+#[test]
+fn dns_discovery_settings() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    discovery: { dns: { name: \"bad name!\", port: 0, interval: 0s, resolver: nowhere, ttl: 5 } }
+  - hosts: [b.com]
+    discovery: { consul: {} }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:5:15: domains[0].backends: backends cannot be combined with discovery, which fills the pool",
+            r#"t.yaml:6:31: domains[0].discovery.dns.name: expected a DNS name like api.service.internal, found "bad name!""#,
+            "t.yaml:6:50: domains[0].discovery.dns.port: port must be between 1 and 65535, found 0",
+            "t.yaml:6:63: domains[0].discovery.dns.interval: interval must be longer than 0s",
+            r#"t.yaml:6:77: domains[0].discovery.dns.resolver: expected IP:port like 0.0.0.0:8080, found "nowhere" (missing :port)"#,
+            "t.yaml:6:86: domains[0].discovery.dns: unknown field `ttl`, expected one of: name, port, interval, resolver",
+            "t.yaml:8:16: domains[1].discovery: missing field `dns`",
+            "t.yaml:8:18: domains[1].discovery: unknown field `consul`, expected one of: dns",
+        ]
+    );
+}
