@@ -19,6 +19,7 @@ mod config_errors;
 mod container;
 mod daemon;
 mod dashboard_browser;
+mod discovery;
 mod explain;
 mod framing;
 mod h2c;
