@@ -115,9 +115,12 @@ impl Snapshot {
     /// pool, address and weight are unchanged keep their `Arc<Backend>`, so health state and
     /// in-flight counts carry over a reload.
     pub async fn build(
-        config: Config,
+        mut config: Config,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, Vec<ConfigError>> {
+        if let Some(prev) = previous {
+            crate::discovery::carry_discovered(&mut config, &prev.config);
+        }
         let resolved = resolve_all(&config).await?;
         let plugins = Arc::new(
             crate::plugins::Registry::build(&config, previous.map(|p| p.plugins.as_ref())).await?,

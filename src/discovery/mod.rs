@@ -5,9 +5,9 @@
 //! requests in flight on it finish, unchanged ones keep their state.
 //!
 //! A failed lookup keeps the last good set: it is logged, counted
-//! (`strait_discovery_lookups_total{outcome="error"}`) and retried soon. A reload starts a
-//! discovered pool empty again; the next scan (within [`SCAN_EVERY`]) puts the last good set
-//! back without waiting for a lookup.
+//! (`strait_discovery_lookups_total{outcome="error"}`) and retried soon. A reload keeps a
+//! discovered pool's backends ([`carry_discovered`]) while the domain's `discovery` stays
+//! the same.
 
 pub(crate) mod dns;
 
@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::config::{DnsDiscovery, Scheme};
+use crate::config::{Action, Config, DnsDiscovery, HostPattern, Scheme};
 use crate::snapshot::Snapshot;
 use crate::state::State;
 
@@ -148,6 +148,34 @@ async fn lookup(domain: &str, w: &mut Watch) {
                 settings.name
             );
             w.next = Instant::now() + settings.interval.min(RETRY_AFTER);
+        }
+    }
+}
+
+/// Before a snapshot is built from a reloaded file: each discovered domain that keeps its
+/// `discovery` keeps the backends discovery gave it, instead of the file's empty pool (which
+/// would answer 503 until the next scan).
+pub(crate) fn carry_discovered(config: &mut Config, previous: &Config) {
+    for d in &config.domains {
+        let (Some(discovery), Action::Proxy { pool, .. }) = (&d.discovery, &d.handling.action)
+        else {
+            continue;
+        };
+        let name = d.hosts.first().map(HostPattern::text);
+        let before = previous.domains.iter().find(|p| {
+            p.discovery.as_ref() == Some(discovery)
+                && p.hosts.first().map(HostPattern::text) == name
+        });
+        let Some(Action::Proxy { pool: old, .. }) = before.map(|p| &p.handling.action) else {
+            continue;
+        };
+        let kept = previous.pools.get(*old).map(|p| p.backends.clone());
+        if let (Some(kept), Some(target)) = (kept, config.pools.get(*pool)) {
+            if target.backends.is_empty() {
+                let pool = *pool;
+                // Indices are valid: `pool` came from this config's own domain.
+                config.pools[pool].backends = kept;
+            }
         }
     }
 }

@@ -108,6 +108,11 @@ fn dns_discovery_adds_and_removes_addresses_with_no_failed_request() {
     });
     assert_eq!(a.hits(), a_hits, "the removed address still got requests");
 
+    // A reload keeps the discovered pool (the file has no backends for it).
+    let r = ports.call("POST", "/reload", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(pool(&ports), [format!("http://127.0.0.2:{port}")]);
+
     // A failing lookup keeps the last good set, and is counted.
     dns.set_failing(true);
     eventually_msg(wait, "a failed lookup to be counted", || {
