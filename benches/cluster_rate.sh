@@ -42,7 +42,7 @@ config() { # $1: the domain's rate_limit, if any
 server: { threads: 1 }
 listeners: [{ addr: 127.0.0.1:$PORT }]
 logging: { level: warn }
-cluster: { nodes: 2, redis: { url: "redis://127.0.0.1:$REDIS_PORT/0", timeout: 20ms${CLUSTER_SYNC:-} } }
+cluster: { nodes: 2, redis: { url: "redis://127.0.0.1:$REDIS_PORT/0", timeout: 20ms } }
 domains:
   - hosts: ["*"]
     respond: { status: 200, body: "ok\n" }
@@ -77,8 +77,4 @@ echo '|---|---:|---:|---:|---:|'
 run none ""
 run "local limit" "    rate_limit: { requests: 100000000, per: 1s, scope: local }"
 run "cluster limit (Redis)" "    rate_limit: { requests: 100000000, per: 1s, scope: cluster }"
-if [ -n "${BATCH:-}" ]; then
-  CLUSTER_SYNC=", sync: 5ms"
-  run "cluster limit (batches every 5ms)" "    rate_limit: { requests: 100000000, per: 1s, scope: cluster }"
-fi
 echo

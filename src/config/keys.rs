@@ -424,7 +424,6 @@ pub(crate) const KEYS: &[Key] = &[
     key("nodes", &[S::Cluster], K::Int { min: 1, max: 10_000 }, D::Int(1), "how many nodes share the cluster's limits: while Redis is slow or down, each node allows a cluster limit divided by this"),
     key("url", &[S::Redis], K::String, D::Required, "redis://[USER:PASSWORD@]HOST:PORT[/DB] (plain TCP: rediss:// is refused)"),
     key("timeout", &[S::Redis], K::PositiveDuration, D::Duration(Duration::from_millis(20)), "a rate-limit decision waits for Redis at most this long, then the node's local share decides"),
-    key("sync", &[S::Redis], K::PositiveDuration, D::Unset("every decision asks Redis (exact)"), "count on each node and send the counts to Redis this often instead (e.g. 5ms): no Redis round trip on the request path, fixed windows, and between syncs each node takes at most its share of what is left (docs/cluster.md)"),
     // --- discovery (docs/cluster.md): the domain's backends from DNS ---
     key("dns", &[S::Discovery], K::Map(S::DnsDiscovery), D::Unset("-"), "the backends are the A/AAAA addresses of a name, re-resolved"),
     key("name", &[S::DnsDiscovery], K::String, D::Required, "the DNS name whose A and AAAA records are the backends"),

@@ -65,9 +65,6 @@ pub struct Redis {
     pub url: String,
     /// A decision waits for Redis at most this long.
     pub timeout: Duration,
-    /// `sync`: count locally and send the counts this often; `None`: one script call per
-    /// decision.
-    pub sync: Option<Duration>,
 }
 
 /// One entry of `plugins` (docs/plugins.md).

@@ -15,12 +15,11 @@
 //! timeout. `GET /cluster/redis` and `/ready`'s body show the state.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::cluster_batch::{self, Batcher};
 use crate::config::Cluster;
 
 /// After Redis failed a decision, decisions skip it this long (the next one after it probes).
@@ -94,9 +93,6 @@ pub(crate) struct ClusterCounter {
     pub decisions: AtomicU64,
     pub fallbacks: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// `cluster.redis.sync`: local counts synced in batches (`cluster_batch.rs`).
-    batch: Option<Arc<Batcher>>,
-    batch_started: AtomicBool,
 }
 
 impl std::fmt::Debug for ClusterCounter {
@@ -125,10 +121,6 @@ impl ClusterCounter {
             decisions: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             last_error: Mutex::new(None),
-            batch: redis
-                .sync
-                .map(|every| Arc::new(Batcher::new(every, cluster.nodes))),
-            batch_started: AtomicBool::new(false),
         })
     }
 
@@ -198,7 +190,7 @@ impl ClusterCounter {
     /// Counts one request under `key` in Redis: the decision, or why there is none (the
     /// caller then decides locally). Waits at most `timeout`.
     pub(crate) async fn decide(
-        self: &Arc<Self>,
+        &self,
         key: &[u8],
         requests: u64,
         per: Duration,
@@ -206,13 +198,6 @@ impl ClusterCounter {
         self.decisions.fetch_add(1, Ordering::Relaxed);
         if self.now_ms() < self.hold_off_until.load(Ordering::Relaxed) {
             return Err(self.fell_back(Fallback::HeldOff, None));
-        }
-        if let Some(batch) = &self.batch {
-            if !self.batch_started.swap(true, Ordering::Relaxed) {
-                // In the proxy's runtime, like the connection; it ends with this counter.
-                tokio::spawn(cluster_batch::run(batch.clone(), Arc::downgrade(self)));
-            }
-            return Ok(batch.decide(key, requests, per));
         }
         let Some(mut conn) = self.manager() else {
             return Err(self.fell_back(Fallback::Error, Some("no client".into())));
@@ -245,33 +230,8 @@ impl ClusterCounter {
         }
     }
 
-    /// One batch of local counts to Redis (`cluster.redis.sync`); skipped while held off
-    /// (decisions fall back then, so nothing is pending).
-    pub(crate) async fn sync(&self, batch: &Batcher) {
-        if self.now_ms() < self.hold_off_until.load(Ordering::Relaxed) {
-            return;
-        }
-        let Some(mut conn) = self.manager() else {
-            return;
-        };
-        match batch.sync_once(&mut conn, self.timeout()).await {
-            Ok(()) => {
-                if !self.up.swap(true, Ordering::Relaxed) {
-                    log::info!("cluster.redis {}: answering", self.url_shown());
-                }
-            }
-            Err(message) => self.mark_down(&message),
-        }
-    }
-
-    /// Redis failed a decision: it is marked down, and the decision falls back.
+    /// Redis failed a decision: hold off, remember why, say so once per outage.
     fn fail(&self, why: Fallback, message: String) -> Fallback {
-        self.mark_down(&message);
-        self.fell_back(why, Some(message))
-    }
-
-    /// Redis failed: hold off, remember why, say so once per outage.
-    fn mark_down(&self, message: &str) {
         self.hold_off_until.store(
             self.now_ms() + HOLD_OFF.as_millis() as u64,
             Ordering::Relaxed,
@@ -283,7 +243,7 @@ impl ClusterCounter {
                 self.live_nodes()
             );
         }
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.to_string());
+        self.fell_back(why, Some(message))
     }
 
     fn fell_back(&self, why: Fallback, message: Option<String>) -> Fallback {

@@ -25,7 +25,6 @@ fn redis(e: &mut Errors, node: &Node, path: &str) -> Option<Redis> {
     let timeout = f
         .positive_duration(e, "timeout")
         .unwrap_or_else(|| keys::default_duration(Section::Redis, "timeout"));
-    let sync = f.positive_duration(e, "sync");
     f.require(e, "url")?;
     let url = f.string(e, "url")?;
     let at = f.get("url").map_or(node.pos, |n| n.pos);
@@ -58,5 +57,5 @@ fn redis(e: &mut Errors, node: &Node, path: &str) -> Option<Redis> {
             return None;
         }
     }
-    Some(Redis { url, timeout, sync })
+    Some(Redis { url, timeout })
 }

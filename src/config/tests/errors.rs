@@ -625,7 +625,7 @@ domains:
             "t.yaml:2:10: cluster.nodes: nodes must be between 1 and 10000, found 0",
             r#"t.yaml:3:17: cluster.redis.url: expected a URL like redis://127.0.0.1:6379/0, found "http://127.0.0.1:6379""#,
             "t.yaml:3:49: cluster.redis.timeout: timeout must be longer than 0s",
-            "t.yaml:3:53: cluster.redis: unknown field `pool`, expected one of: url, timeout, sync",
+            "t.yaml:3:53: cluster.redis: unknown field `pool`, expected one of: url, timeout",
             r#"t.yaml:8:49: domains[0].rate_limit.scope: unknown value "global", expected one of: local, cluster"#,
         ]
     );
