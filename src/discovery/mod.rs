@@ -107,8 +107,11 @@ impl DiscoveryService {
             let Some(good) = &w.last_good else {
                 continue;
             };
-            if pool_addrs(&self.state.snapshot(), &domain).as_ref() == Some(good) {
-                continue;
+            // No pool (the domain answers by itself: `respond`, `redirect`, ...): nothing
+            // to fill. The same set: nothing to change.
+            match pool_addrs(&self.state.snapshot(), &domain) {
+                Some(now) if now != *good => {}
+                _ => continue,
             }
             let list: Vec<SocketAddr> = good.iter().copied().collect();
             let source = format!("discovery.dns {}", settings.name);
