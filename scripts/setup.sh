@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null || need+=(chromium)
   # tests/it/acme.rs orders certificates from pebble (an RFC 8555 test CA) and its DNS.
   { command -v pebble && command -v pebble-challtestsrv; } >/dev/null || need+=(pebble)
+  # tests/it/cluster_rate.rs counts `scope: cluster` rate limits in a real Redis.
+  command -v redis-server >/dev/null || need+=(redis-server)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -28,6 +28,7 @@ pub(crate) mod balance;
 pub(crate) mod cache;
 pub(crate) mod compress;
 pub(crate) mod daemon;
+pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;

@@ -256,6 +256,10 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         crate::acme::scheduler::Scheduler(state.clone()),
     ));
     server.add_service(background_service(
+        "strait discovery",
+        crate::discovery::DiscoveryService::new(state.clone()),
+    ));
+    server.add_service(background_service(
         "strait plugins",
         StartPlugins(state.clone()),
     ));

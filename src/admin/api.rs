@@ -136,6 +136,8 @@ impl AdminApp {
             ("/certificates", &Method::GET) => Ok((StatusCode::OK, certificates(&self.state))),
             ("/certificates", _) => Err(method_not_allowed("GET")),
             ("/info", &Method::GET) => Ok((StatusCode::OK, info(&self.state))),
+            ("/cluster/redis", &Method::GET) => Ok((StatusCode::OK, cluster_redis(&self.state))),
+            ("/cluster/redis", _) => Err(method_not_allowed("GET")),
             ("/info", _) => Err(method_not_allowed("GET")),
             ("/stats", _) => Err(method_not_allowed("GET")),
             ("/explain", &Method::POST) => {
@@ -245,6 +247,19 @@ fn info(state: &State) -> Value {
         "backends": snapshot.pools.iter().map(|p| p.backends.len()).sum::<usize>(),
         "last_reload": last_reload,
     })
+}
+
+/// `GET /cluster/redis`: the Redis that `scope: cluster` rate limits count in, and how it
+/// has been answering (docs/cluster.md).
+fn cluster_redis(state: &State) -> Value {
+    let snapshot = state.snapshot();
+    match snapshot.cluster_counter() {
+        Some(c) => c.json(),
+        None => json!({
+            "state": if snapshot.config.cluster.redis.is_some() { "unused" } else { "not configured" },
+            "nodes": snapshot.config.cluster.nodes,
+        }),
+    }
 }
 
 /// A short digest of the running config (its parsed form, so comments and layout do not

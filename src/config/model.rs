@@ -47,6 +47,8 @@ pub struct Config {
     pub plugins: Vec<Plugin>,
     /// `acme`: the account that obtains the certificates of `tls.acme` hosts (`crate::acme`).
     pub acme: Option<Acme>,
+    /// `cluster`: what several nodes share (docs/cluster.md).
+    pub cluster: Cluster,
 }
 
 /// `acme`: automatic certificates (RFC 8555; docs/tls.md).
@@ -60,6 +62,24 @@ pub struct Acme {
     /// Where `storage` is written (or the section, when it is left at its default).
     pub storage_pos: Pos,
     pub pos: Pos,
+}
+
+/// `cluster` (docs/cluster.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// `cluster.redis`: where `scope: cluster` rate limits count.
+    pub redis: Option<Redis>,
+    /// `cluster.nodes`: a cluster limit divided by this is each node's share while Redis is
+    /// slow or down.
+    pub nodes: u64,
+}
+
+/// `cluster.redis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redis {
+    pub url: String,
+    /// A decision waits for Redis at most this long.
+    pub timeout: Duration,
 }
 
 /// One entry of `plugins` (docs/plugins.md).
@@ -589,6 +609,17 @@ pub struct RateLimit {
     pub requests: u64,
     pub per: Duration,
     pub key: RateKey,
+    pub scope: RateScope,
+}
+
+/// `rate_limit.scope`: who counts requests against the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RateScope {
+    /// Each node on its own.
+    #[default]
+    Local,
+    /// Every node together, in `cluster.redis`.
+    Cluster,
 }
 
 /// `redirect: { status, location }`; `location` is a template (`$host`, `$path`, ...).
@@ -841,6 +872,24 @@ pub struct Domain {
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
     pub pos: Pos,
+    /// `discovery`: the domain's pool is filled at run time (`crate::discovery`).
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery` on a domain (docs/cluster.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub dns: Option<DnsDiscovery>,
+}
+
+/// `discovery.dns`: the backends are `http://ADDRESS:port` for each A/AAAA record of `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsDiscovery {
+    pub name: String,
+    pub port: u16,
+    pub interval: Duration,
+    /// The nameserver to ask; `None`: the system's.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl Domain {

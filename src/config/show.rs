@@ -136,6 +136,7 @@ pub fn show_yaml(c: &Config) -> String {
     );
     let _ = writeln!(o, "  sample_ratio: {:?}", t.sample_ratio);
     let _ = writeln!(o, "  service_name: {}", q(&t.service_name));
+    cluster(&mut o, &c.cluster);
     if let Some(cache) = &c.cache {
         o.push_str("cache:\n");
         cache_settings(&mut o, 2, cache);
@@ -151,6 +152,19 @@ pub fn show_yaml(c: &Config) -> String {
                 .filter_map(|&i| c.listeners.get(i)?.name.as_deref().map(q))
                 .collect();
             let _ = writeln!(o, "    listeners: [{}]", names.join(", "));
+        }
+        if let Some(dns) = d.discovery.as_ref().and_then(|x| x.dns.as_ref()) {
+            let resolver = dns
+                .resolver
+                .map(|r| format!(", resolver: {}", q(&r.to_string())))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "    discovery: {{ dns: {{ name: {}, port: {}, interval: {}{resolver} }} }}",
+                q(&dns.name),
+                dns.port,
+                dur(dns.interval)
+            );
         }
         handling(&mut o, 4, c, &d.handling, &[]);
         if !d.routes.is_empty() {
@@ -214,8 +228,15 @@ fn handling(
         Action::Proxy { pool, options } => {
             if let Some(p) = c.pools.get(*pool) {
                 let _ = writeln!(o, "{pad}load_balancer: {}", p.policy.strategy.name());
-                let _ = writeln!(o, "{pad}backends:");
-                for b in &p.backends {
+                // A discovered pool is filled at run time: its domain shows `discovery`.
+                let discovered = c.domains.iter().any(|d| {
+                    d.discovery.is_some()
+                        && matches!(d.handling.action, Action::Proxy { pool: dp, .. } if dp == *pool)
+                });
+                if !discovered {
+                    let _ = writeln!(o, "{pad}backends:");
+                }
+                for b in p.backends.iter().filter(|_| !discovered) {
                     let cap = b
                         .max_connections
                         .map(|m| format!(", max_connections: {m}"))
@@ -370,9 +391,13 @@ fn handling(
             RateKey::Route => "route".to_string(),
             RateKey::Header(name) => format!("header:{name}"),
         };
+        let scope = match r.scope {
+            RateScope::Local => "local",
+            RateScope::Cluster => "cluster",
+        };
         let _ = writeln!(
             o,
-            "{pad}rate_limit: {{ requests: {}, per: {}, key: {} }}",
+            "{pad}rate_limit: {{ requests: {}, per: {}, key: {}, scope: {scope} }}",
             r.requests,
             dur(r.per),
             q(&key)
@@ -526,6 +551,20 @@ fn cache_settings(o: &mut String, n: usize, s: &CacheSettings) {
     }
 }
 
+/// The `cluster` section (docs/cluster.md).
+fn cluster(o: &mut String, c: &Cluster) {
+    o.push_str("cluster:\n");
+    let _ = writeln!(o, "  nodes: {}", c.nodes);
+    if let Some(r) = &c.redis {
+        let _ = writeln!(
+            o,
+            "  redis: {{ url: {}, timeout: {} }}",
+            q(&r.url),
+            dur(r.timeout)
+        );
+    }
+}
+
 /// The `plugins` map.
 fn plugins(o: &mut String, plugins: &[Plugin]) {
     if plugins.is_empty() {
@@ -618,6 +657,7 @@ plugins:
   geo: { url: http://127.0.0.1:9200, on_error: allow }
   sync: { command: [./sync, --every, 5s], autostart: true }
 cache: { default_ttl: 1m, rules: [{ path_prefix: /x/, cache: false }] }
+cluster: { nodes: 3, redis: { url: \"redis://127.0.0.1:6379/0\", timeout: 15ms } }
 domains:
   - hosts: [a.com, \"*.b.com\"]
     backends: [{ addr: http://127.0.0.1:3000, weight: 3 }]
@@ -626,7 +666,7 @@ domains:
     cache: true
     compress: { algorithms: [br, gzip], min_bytes: 1KiB, types: [text/*, \"application/*+json\"] }
     headers: { response: { set: { X-A: b } } }
-    rate_limit: { requests: 5, per: 1s }
+    rate_limit: { requests: 5, per: 1s, scope: cluster }
     plugins: [geo, auth]
     routes:
       - { path_prefix: /r/, host_header: r.internal, compress: false, plugins: [] }
@@ -636,6 +676,10 @@ domains:
     deny: [192.0.2.0/24]
     max_body_bytes: 1MiB
     routes: [{ path_prefix: /, respond: { status: 204 } }]
+  - hosts: [d.com]
+    discovery: { dns: { name: api.service.internal, port: 8080, interval: 5s, resolver: \"127.0.0.1:5353\" } }
+    health_check: { path: /h }
+    routes: [{ path_prefix: /v1/, read_timeout: 3s }]
 ";
         let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
         let first = super::super::load_str(text, "t.yaml", &env).expect("valid");

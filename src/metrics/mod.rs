@@ -71,6 +71,32 @@ const PLUGIN_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+pub(crate) static CLUSTER_RATE_FALLBACKS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_cluster_rate_fallbacks_total",
+        "Cluster rate-limit decisions made by the node alone (its share of the limit) because Redis could not decide, by reason: timeout (no answer within cluster.redis.timeout), error (connection refused or an error answer), held_off (Redis failed a decision less than 500ms before).",
+        &["reason"]
+    )
+    .expect("register strait_cluster_rate_fallbacks_total")
+});
+
+pub(crate) static DISCOVERY_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_discovery_lookups_total",
+        "Discovery lookups (discovery.dns) by configured domain and outcome: ok, or error (the last good set of backends is kept).",
+        &["domain", "outcome"]
+    )
+    .expect("register strait_discovery_lookups_total")
+});
+
+pub(crate) static CLUSTER_REDIS_UP: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "strait_cluster_redis_up",
+        "1 when cluster.redis answered the last cluster rate-limit decision that asked it, 0 when it did not, none has yet, or no limit has scope: cluster."
+    )
+    .expect("register strait_cluster_redis_up")
+});
+
 pub(crate) static PLUGIN_CALLS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "strait_plugin_calls_total",
@@ -346,6 +372,11 @@ pub(crate) fn refresh(state: &State) {
     BACKEND_ENABLED.reset();
     BACKEND_ACTIVE.reset();
     BACKEND_EJECTED.reset();
+    CLUSTER_REDIS_UP.set(
+        snapshot
+            .cluster_counter()
+            .map_or(0, |c| i64::from(c.is_up())),
+    );
     let mut seen = Vec::new();
     for (domain, pool) in snapshot_pools(&snapshot) {
         if seen.contains(&pool) {

@@ -85,7 +85,7 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     }
     // A background cache refresh repeats a request that already passed all of this.
     if session.subrequest_ctx.is_none() {
-        if let Some(refusal) = enforce_limits(&snapshot, hit, session, ctx) {
+        if let Some(refusal) = enforce_limits(&snapshot, hit, session, ctx).await {
             answer::error_page(state, session, ctx, refusal).await?;
             return Ok(true);
         }
@@ -184,8 +184,9 @@ fn identify_client(snapshot: &Snapshot, session: &Session, ctx: &mut Ctx) {
 }
 
 /// `deny`, `rate_limit` and a declared `Content-Length` over `max_body_bytes`: the refusal, if
-/// any. A refused request's connection is not reused when its body may be unread.
-fn enforce_limits(
+/// any. A refused request's connection is not reused when its body may be unread. Only a
+/// `scope: cluster` rate limit waits (for Redis, at most `cluster.redis.timeout`).
+async fn enforce_limits(
     snapshot: &Snapshot,
     hit: Hit,
     session: &mut Session,
@@ -204,7 +205,7 @@ fn enforce_limits(
             |name| req.headers.get(name).map(|v| v.as_bytes()),
             prefix,
         );
-        let verdict = limiter.check(&key);
+        let verdict = limiter.decide(&key).await;
         ctx.limits.rate = Some(verdict);
         if !verdict.allowed {
             session.set_keepalive(None);

@@ -14,12 +14,14 @@ mod balancing;
 /// precompress,rules,stale}.rs.
 mod cache;
 mod client_abort;
+mod cluster_rate;
 mod compress;
 mod config_cli;
 mod config_errors;
 mod container;
 mod daemon;
 mod dashboard_browser;
+mod discovery;
 mod explain;
 mod framing;
 mod h2c;

@@ -6,7 +6,9 @@
 mod answer;
 mod backend;
 mod cache;
+mod cluster;
 mod compress;
+mod discovery;
 mod domain;
 mod fields;
 mod handling;
@@ -64,6 +66,7 @@ pub(super) fn decode(
     }
     let logging = server::logging(&mut e, f.get("logging"));
     let tracing = tracing::tracing(&mut e, f.get("tracing"));
+    let cluster = cluster::cluster(&mut e, f.get("cluster"));
     let global_cache = f
         .get("cache")
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
@@ -114,6 +117,17 @@ pub(super) fn decode(
             .map(|p| (p.addr, p.pos, "probe.addr".to_string())),
     );
     server::check_addresses(&mut e, &binds);
+    if cluster.redis.is_none() {
+        for (file, pos, path) in e.take_cluster_limits() {
+            let main = e.set_file(&file);
+            e.push(
+                pos,
+                &path,
+                "scope: cluster needs cluster.redis (where the nodes count together)",
+            );
+            e.set_file(&main);
+        }
+    }
 
     if !e.is_empty() {
         return Err(e.into_vec());
@@ -132,5 +146,6 @@ pub(super) fn decode(
         domains,
         plugins,
         acme,
+        cluster,
     })
 }

@@ -222,7 +222,8 @@ fn design_example_decodes_to_the_model() {
         Some(RateLimit {
             requests: 100,
             per: secs(1),
-            key: RateKey::ClientIp
+            key: RateKey::ClientIp,
+            scope: RateScope::Local
         })
     );
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -489,7 +490,8 @@ fn routes_inherit_and_share_pools() {
         Some(RateLimit {
             requests: 5,
             per: secs(60),
-            key: RateKey::Header("X-Api-Key".into())
+            key: RateKey::Header("X-Api-Key".into()),
+            scope: RateScope::Local
         })
     );
     let DomainCache::Custom(route_cache) = &r.handling.cache else {
