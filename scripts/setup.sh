@@ -8,12 +8,17 @@ command -v perl >/dev/null || need+=(perl)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v c++ >/dev/null || need+=(g++)
+# protoc: etcd-client (src/cluster/) compiles etcd's gRPC definitions at build time.
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 # What only the test suite needs (`scripts/setup.sh --test`, from scripts/test.sh):
 if [ "${1:-}" = "--test" ]; then
   # tests/it/schema.rs validates the shipped configs against the JSON Schema with these.
   python3 -c 'import jsonschema, yaml' 2>/dev/null || need+=(python3 python3-jsonschema python3-yaml)
   # tests/it/dashboard_browser.rs drives the dashboard in headless Chromium.
   command -v chromium >/dev/null || need+=(chromium)
+  # tests/it/cluster/: a real etcd (etcd-server) and its command-line client (etcd-client).
+  command -v etcd >/dev/null || need+=(etcd-server)
+  command -v etcdctl >/dev/null || need+=(etcd-client)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

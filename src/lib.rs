@@ -25,6 +25,7 @@ pub(crate) mod access_log;
 pub(crate) mod admin;
 pub(crate) mod balance;
 pub(crate) mod cache;
+pub(crate) mod cluster;
 pub(crate) mod compress;
 pub(crate) mod daemon;
 pub(crate) mod health;

@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub last_reload: std::sync::Mutex<Option<LastReload>>,
     /// Each TLS listener's certificates, which a reload swaps (see `crate::tls`).
     tls_listeners: OnceLock<Vec<Arc<crate::tls::TlsListener>>>,
+    /// With `cluster.etcd`: the shared runtime state (`crate::cluster`).
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 /// One reload's outcome as the dashboard shows it.
@@ -71,6 +73,7 @@ impl State {
             started: std::time::Instant::now(),
             last_reload: std::sync::Mutex::new(None),
             tls_listeners: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -115,6 +118,16 @@ impl State {
     /// The TLS listeners' certificate stores (none before `set_tls_listeners`).
     pub(crate) fn tls_listeners(&self) -> &[Arc<crate::tls::TlsListener>] {
         self.tls_listeners.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Installs the cluster state; only the first call has an effect.
+    pub(crate) fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster state, when `cluster.etcd` is configured.
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
     }
 
     /// Installs the hooks; only the first call has an effect.

@@ -40,7 +40,11 @@ impl ServeHttp for ProbeApp {
         match session.req_header().uri.path() {
             "/live" => text_response(StatusCode::OK, "live\n"),
             "/ready" => match ready(&self.state) {
-                Ok(()) => text_response(StatusCode::OK, "ready\n"),
+                Ok(()) => match self.state.cluster().and_then(|c| c.status.ready_note()) {
+                    // Still ready: the node serves the last state etcd gave it.
+                    Some(note) => text_response(StatusCode::OK, &format!("ready; {note}\n")),
+                    None => text_response(StatusCode::OK, "ready\n"),
+                },
                 Err(why) => text_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("not ready: {why}\n"),

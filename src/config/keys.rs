@@ -44,11 +44,16 @@ pub(crate) enum Section {
     Tracing,
     Plugin,
     PluginCache,
+    Cluster,
+    Etcd,
+    EtcdTls,
+    Discovery,
+    EtcdDiscovery,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 32] = [
+    pub(crate) const ALL: [Section; 37] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -81,6 +86,11 @@ impl Section {
         Section::Tracing,
         Section::Plugin,
         Section::PluginCache,
+        Section::Cluster,
+        Section::Etcd,
+        Section::EtcdTls,
+        Section::Discovery,
+        Section::EtcdDiscovery,
     ];
 
     /// Where the section is found in a file.
@@ -118,6 +128,11 @@ impl Section {
             Section::Tracing => "tracing",
             Section::Plugin => "plugins.NAME",
             Section::PluginCache => "plugins.NAME.cache",
+            Section::Cluster => "cluster",
+            Section::Etcd => "cluster.etcd",
+            Section::EtcdTls => "cluster.etcd.tls",
+            Section::Discovery => "discovery (on a domain)",
+            Section::EtcdDiscovery => "discovery.etcd",
         }
     }
 }
@@ -230,6 +245,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
     key("plugins", &[S::Top], K::Named(S::Plugin), D::Unset("none"), "external programs and services that see requests: name -> settings; domains and routes list the ones they use (docs/plugins.md)"),
+    key("cluster", &[S::Top], K::Map(S::Cluster), D::Unset("one node on its own"), "several strait nodes sharing runtime state and discovery (docs/cluster.md)"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
@@ -333,6 +349,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("access_log_global", DOMAIN_AND_ROUTE, K::Bool, D::Bool(true), "false: with `access_log`, leave these requests out of the global access log"),
     key("upstream_tls", DOMAIN_AND_ROUTE, K::Map(S::UpstreamTls), D::Unset("verify against the system bundle (SSL_CERT_FILE as a fallback)"), "TLS towards https:// backends: CA, verification, SNI, client certificate (a route's keys override its domain's)"),
     key("plugins", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none (a route: its domain's)"), "names of `plugins`, called in this order on each request; a route's list replaces its domain's (`[]`: none)"),
+    key("discovery", &[S::Domain], K::Map(S::Discovery), D::Unset("only the `backends` written here"), "backends found at run time, added to the domain's `backends` (docs/cluster.md)"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
     // --- upstream_tls (docs/tls.md) ---
     key("ca", &[S::UpstreamTls], K::Path, D::Unset("the system bundle"), "PEM file of the CAs that backends' certificates must chain to (replaces the system bundle)"),
@@ -404,6 +421,19 @@ pub(crate) const KEYS: &[Key] = &[
     key("key", &[S::PluginCache], K::String, D::Required, "header:NAME: the request header whose value a decision is remembered by (requests without it always ask)"),
     key("ttl", &[S::PluginCache], K::PositiveDuration, D::Required, "how long a decision is remembered"),
     key("max_entries", &[S::PluginCache], K::Int { min: 1, max: 1_000_000 }, D::Int(10_000), "decisions remembered at most (the oldest go first)"),
+    // --- cluster.etcd, discovery.etcd (docs/cluster.md) ---
+    key("etcd", &[S::Cluster], K::Map(S::Etcd), D::Unset("no shared state: admin API changes stay on the node that got them"), "an etcd v3 cluster holding the runtime state every node applies (admin API changes, cache purges) and the node registry"),
+    key("endpoints", &[S::Etcd], K::List(I::Text), D::Required, "etcd client URLs, http://HOST:PORT (https:// with `tls`); at least one"),
+    key("prefix", &[S::Etcd], K::String, D::Text("/strait/"), "every key strait writes starts with this; nodes with the same prefix share their state"),
+    key("username", &[S::Etcd], K::String, D::Unset("no authentication"), "etcd user (with `password`)"),
+    key("password", &[S::Etcd], K::String, D::Unset("no authentication"), "that user's password; write it as ${VAR} to keep it out of the file"),
+    key("node_name", &[S::Etcd], K::String, D::Unset("HOSTNAME-PORT: the host name and the first listener's port"), "this node's name in the registry (GET /cluster); unique per node"),
+    key("tls", &[S::Etcd], K::Map(S::EtcdTls), D::Unset("plain http:// endpoints"), "TLS to etcd (https:// endpoints)"),
+    key("ca", &[S::EtcdTls], K::Path, D::Unset("the system's CAs"), "PEM CA certificate(s) that etcd's certificate must chain to"),
+    key("cert", &[S::EtcdTls], K::Path, D::Unset("no client certificate"), "PEM client certificate (with `key`)"),
+    key("key", &[S::EtcdTls], K::Path, D::Unset("no client certificate"), "PEM private key of `cert`"),
+    key("etcd", &[S::Discovery], K::Map(S::EtcdDiscovery), D::Unset("no etcd discovery"), "backends registered in etcd (`cluster.etcd` holds the connection): watched, applied within a second"),
+    key("prefix", &[S::EtcdDiscovery], K::String, D::Required, "keys under it are backend addresses (http://HOST:PORT or HOST:PORT), values JSON {\"weight\": N, \"max_connections\": M} (both optional)"),
 ];
 
 const fn key(

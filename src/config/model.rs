@@ -45,6 +45,45 @@ pub struct Config {
     pub domains: Vec<Domain>,
     /// `plugins`, in file order; domains and routes name them (docs/plugins.md).
     pub plugins: Vec<Plugin>,
+    /// `cluster`: what this node shares with the others (docs/cluster.md).
+    pub cluster: Cluster,
+}
+
+/// `cluster` (docs/cluster.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// `cluster.etcd`: shared runtime state, etcd discovery and the node registry.
+    pub etcd: Option<Etcd>,
+}
+
+/// `cluster.etcd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Etcd {
+    /// Client URLs as written (`http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// Ends with `/`.
+    pub prefix: String,
+    /// `username` and `password`, both or neither.
+    pub user: Option<(String, String)>,
+    /// Set when written; otherwise made at start (host name and first listener port).
+    pub node_name: Option<String>,
+    pub tls: Option<EtcdTls>,
+    pub pos: Pos,
+}
+
+/// `cluster.etcd.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// A domain's `discovery`: backends found at run time, beside its `backends`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// `discovery.etcd.prefix`: keys under it are backend addresses.
+    pub etcd: Option<String>,
 }
 
 /// One entry of `plugins` (docs/plugins.md).
@@ -823,6 +862,8 @@ pub struct Domain {
     pub handling: Handling,
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
+    /// `discovery`: backends added to the domain's pool at run time (`crate::cluster`).
+    pub discovery: Option<Discovery>,
     pub pos: Pos,
 }
 

@@ -21,6 +21,8 @@ struct Seen<'a> {
     /// Each host so far, with where it was (file, position) and the listeners its domain
     /// answers on.
     hosts: Vec<(HostPattern, At, Option<Vec<usize>>)>,
+    /// Whether `cluster.etcd` is set (what `discovery.etcd` needs).
+    etcd: bool,
 }
 
 /// Decodes `domains` lists, the main file's and included files' (`Some(file)`: problems are
@@ -32,12 +34,14 @@ pub(super) fn domains(
     global_cache: Option<&CacheSettings>,
     listeners: &[Listener],
     plugins: &[String],
+    etcd: bool,
 ) -> (Vec<PoolConfig>, Vec<Domain>) {
     let mut pools = Vec::new();
     let mut out = Vec::new();
     let mut seen = Seen {
         plugins,
         hosts: Vec::new(),
+        etcd,
     };
     for (file, node) in parts {
         let main = file.map(|f| e.set_file(f));
@@ -94,9 +98,14 @@ fn domain(
         .map(|(_, text)| text.clone())
         .unwrap_or_default();
     let policy = pool::policy(e, &f, None);
+    let discovery = f
+        .get("discovery")
+        .and_then(|n| super::cluster::discovery(e, n, &f.path("discovery"), seen.etcd));
+    // A domain that discovers its backends has a pool even when it writes none.
     let backend_list = f
         .get("backends")
-        .map(|n| backends(e, n, &f.path("backends")));
+        .map(|n| backends(e, n, &f.path("backends")))
+        .or_else(|| discovery.as_ref().map(|_| Vec::new()));
     let proxy_options = options::read(e, &f).apply(&options::defaults());
     let answer = answer::answer(e, &f, pool::KEYS, 0);
 
@@ -138,6 +147,7 @@ fn domain(
         listeners: scope,
         handling,
         routes,
+        discovery,
         pos: node.pos,
     })
 }

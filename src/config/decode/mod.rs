@@ -6,6 +6,7 @@
 mod answer;
 mod backend;
 mod cache;
+mod cluster;
 mod compress;
 mod domain;
 mod fields;
@@ -51,6 +52,7 @@ pub(super) fn decode(
     let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
     let logging = server::logging(&mut e, f.get("logging"));
     let tracing = tracing::tracing(&mut e, f.get("tracing"));
+    let cluster = cluster::cluster(&mut e, f.get("cluster"));
     let global_cache = f
         .get("cache")
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
@@ -75,6 +77,7 @@ pub(super) fn decode(
         global_cache.as_ref(),
         &listeners,
         &plugin_names,
+        cluster.etcd.is_some(),
     );
     if domains.is_empty() && f.get("include").is_some() && e.is_empty() {
         let at = f.get("include").map_or(root.pos, |n| n.pos);
@@ -118,5 +121,6 @@ pub(super) fn decode(
         pools,
         domains,
         plugins,
+        cluster,
     })
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod etcd;
 pub mod h2c_origin;
 pub mod origin;
 pub mod otlp;
