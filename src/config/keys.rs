@@ -426,7 +426,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("endpoints", &[S::Etcd], K::List(I::Text), D::Required, "etcd client URLs, http://HOST:PORT (https:// with `tls`); at least one"),
     key("prefix", &[S::Etcd], K::String, D::Text("/strait/"), "every key strait writes starts with this; nodes with the same prefix share their state"),
     key("username", &[S::Etcd], K::String, D::Unset("no authentication"), "etcd user (with `password`)"),
-    key("password", &[S::Etcd], K::String, D::Unset("no authentication"), "that user's password; write it as ${VAR} to keep it out of the file"),
+    key("password", &[S::Etcd], K::String, D::Unset("no authentication"), "that user's password; an environment variable reference keeps it out of the file"),
     key("node_name", &[S::Etcd], K::String, D::Unset("HOSTNAME-PORT: the host name and the first listener's port"), "this node's name in the registry (GET /cluster); unique per node"),
     key("tls", &[S::Etcd], K::Map(S::EtcdTls), D::Unset("plain http:// endpoints"), "TLS to etcd (https:// endpoints)"),
     key("ca", &[S::EtcdTls], K::Path, D::Unset("the system's CAs"), "PEM CA certificate(s) that etcd's certificate must chain to"),

@@ -6,7 +6,7 @@ use super::*;
 fn unknown_fields() {
     assert_eq!(
         errors(&format!("{MINIMAL}extra: 1\n")),
-        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
+        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, cluster, domains"]
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
@@ -396,7 +396,7 @@ fn byte_order_mark_and_crlf_do_not_shift_positions() {
     let text = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n")) + "bogus: ${PORT}\r\n";
     assert_eq!(
         errors(&text),
-        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
+        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, cluster, domains"]
     );
     assert_eq!(
         errors("~\n"),
@@ -603,5 +603,75 @@ domains:
             r#"t.yaml:9:38: domains[0].routes[1].compress: expected true, false or a mapping, found "yes please""#,
             "t.yaml:10:40: domains[0].routes[2].compress: unknown field `level`, expected one of: algorithms, min_bytes, types",
         ]
+    );
+}
+
+#[test]
+fn cluster_etcd_and_discovery() {
+    let text = "\
+cluster:
+  etcd:
+    endpoints: [127.0.0.1:2379, \"http://e:1/v3\", https://e:2379]
+    prefix: strait
+    username: root
+    node_name: a/b
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    discovery: { etcd: { prefix: \"/services/a b/\" } }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:3:5: cluster.etcd: `username` and `password` go together: `password` is missing",
+            r#"t.yaml:3:16: cluster.etcd.endpoints: "https://e:2379" is https://: add `tls` (at least `tls: {}`) to say how to trust etcd"#,
+            r#"t.yaml:3:17: cluster.etcd.endpoints[0]: expected an etcd URL like http://127.0.0.1:2379, found "127.0.0.1:2379""#,
+            r#"t.yaml:3:33: cluster.etcd.endpoints[1]: an etcd endpoint is a scheme, host and port only (like http://127.0.0.1:2379), found "http://e:1/v3""#,
+            r#"t.yaml:4:13: cluster.etcd.prefix: expected a key prefix starting with `/`, like /strait/, found "strait""#,
+            r#"t.yaml:6:16: cluster.etcd.node_name: expected a name without `/` or control characters, found "a/b""#,
+            r#"t.yaml:11:34: domains[0].discovery.etcd.prefix: a key prefix cannot hold spaces or control characters, found "/services/a b/""#,
+        ]
+    );
+    // Discovery through etcd needs the connection; tls needs both halves of an identity.
+    let text = "\
+cluster:
+  etcd: { endpoints: [https://e:2379], tls: { cert: c.pem } }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    discovery: { etcd: { prefxi: /s/ } }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:2:45: cluster.etcd.tls: `cert` and `key` go together: `key` is missing",
+            "t.yaml:7:24: domains[0].discovery.etcd: missing field `prefix`",
+            "t.yaml:7:26: domains[0].discovery.etcd: unknown field `prefxi`, expected one of: prefix",
+        ]
+    );
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    discovery: { etcd: { prefix: /s/ } }
+";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:5:24: domains[0].discovery.etcd: etcd discovery needs `cluster.etcd` (the connection to etcd)"]
+    );
+    let text = "\
+cluster: { etcd: { endpoints: [] } }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: []
+";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:1:31: cluster.etcd.endpoints: at least one etcd endpoint is required"]
     );
 }
