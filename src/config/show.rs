@@ -1,6 +1,6 @@
 //! `strait config show -c FILE`: the config as strait runs it, after `${VAR}` expansion,
 //! defaults and inheritance (each route with everything it took from its domain), as YAML
-//! that loads back to the same thing. The admin token is not printed.
+//! that loads back to the same thing. The admin token and the etcd password are not printed.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -124,6 +124,7 @@ pub fn show_yaml(c: &Config) -> String {
         cache_settings(&mut o, 2, cache);
     }
     plugins(&mut o, &c.plugins);
+    cluster(&mut o, &c.cluster);
     o.push_str("domains:\n");
     for d in &c.domains {
         let hosts: Vec<String> = d.hosts.iter().map(host).collect();
@@ -135,6 +136,9 @@ pub fn show_yaml(c: &Config) -> String {
                 .collect();
             let _ = writeln!(o, "    listeners: [{}]", names.join(", "));
         }
+        if let Some(prefix) = d.discovery.as_ref().and_then(|x| x.etcd.as_deref()) {
+            let _ = writeln!(o, "    discovery: {{ etcd: {{ prefix: {} }} }}", q(prefix));
+        }
         handling(&mut o, 4, c, &d.handling, &[]);
         if !d.routes.is_empty() {
             o.push_str("    routes:\n");
@@ -144,6 +148,39 @@ pub fn show_yaml(c: &Config) -> String {
         }
     }
     o
+}
+
+/// `cluster`, the password left out (the output is for reading, not a secret's copy).
+fn cluster(o: &mut String, c: &crate::config::Cluster) {
+    let Some(e) = &c.etcd else {
+        return;
+    };
+    o.push_str("cluster:\n  etcd:\n");
+    let endpoints: Vec<String> = e.endpoints.iter().map(|u| q(u)).collect();
+    let _ = writeln!(o, "    endpoints: [{}]", endpoints.join(", "));
+    let _ = writeln!(o, "    prefix: {}", q(&e.prefix));
+    if let Some((user, _)) = &e.user {
+        let _ = writeln!(o, "    username: {}", q(user));
+        o.push_str("    password: \"<set, not shown>\"\n");
+    }
+    opt(o, 4, "node_name", e.node_name.as_deref().map(q));
+    if let Some(t) = &e.tls {
+        if t.ca.is_none() && t.identity.is_none() {
+            o.push_str("    tls: {}\n");
+            return;
+        }
+        o.push_str("    tls:\n");
+        opt(
+            o,
+            6,
+            "ca",
+            t.ca.as_ref().map(|p| q(&p.display().to_string())),
+        );
+        if let Some((cert, key)) = &t.identity {
+            let _ = writeln!(o, "      cert: {}", q(&cert.display().to_string()));
+            let _ = writeln!(o, "      key: {}", q(&key.display().to_string()));
+        }
+    }
 }
 
 /// A route's own keys (path, matchers, listeners, rewrite), then its handling.
