@@ -22,6 +22,11 @@ pub(crate) fn ready(state: &State) -> Result<(), &'static str> {
         Err("draining")
     } else if !state.health_ready() {
         Err("waiting for the first health checks")
+    } else if state
+        .cluster()
+        .is_some_and(|c| !c.status.first_attempt_done())
+    {
+        Err("waiting for the first read of etcd")
     } else {
         Ok(())
     }

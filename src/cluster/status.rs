@@ -66,6 +66,8 @@ pub(crate) struct Status {
     connected: AtomicBool,
     /// Set by the first full read: until then the node serves its file's config alone.
     synced: AtomicBool,
+    /// Set by the first full read or the first failed attempt, whichever comes first.
+    tried: AtomicBool,
     /// When the connection was last lost (None while connected or before the first try).
     lost_at: Mutex<Option<(Instant, SystemTime)>>,
     last_error: Mutex<Option<String>>,
@@ -93,6 +95,7 @@ impl Status {
     pub(super) fn connected(&self, revision: i64) {
         self.connected.store(true, Ordering::Release);
         self.synced.store(true, Ordering::Release);
+        self.tried.store(true, Ordering::Release);
         self.full_reads.fetch_add(1, Ordering::Relaxed);
         self.revision.store(revision, Ordering::Relaxed);
         *lock(&self.lost_at) = None;
@@ -116,6 +119,7 @@ impl Status {
         }
         *lock(&self.last_error) = Some(error.to_string());
         CONNECTED.set(0);
+        self.tried.store(true, Ordering::Release);
     }
 
     pub(super) fn revision(&self, revision: i64) {
@@ -130,6 +134,12 @@ impl Status {
         self.apply_errors.fetch_add(1, Ordering::Relaxed);
         APPLY_ERRORS.inc();
         *lock(&self.last_apply_error) = Some(error.to_string());
+    }
+
+    /// Whether the first attempt to read etcd is over (read or failed): a starting node is
+    /// ready only then, so it does not serve its file alone while etcd has the state.
+    pub(crate) fn first_attempt_done(&self) -> bool {
+        self.tried.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_connected(&self) -> bool {
