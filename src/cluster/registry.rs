@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::state::State;
 
 /// The lease's time to live: a node that stops renewing is gone from the registry this long
-/// after (a node that stops cleanly revokes it at once).
+/// after (at once when its shutdown gets to revoke it; a fast stop, SIGINT, does not).
 const TTL_SECS: i64 = 6;
 /// Renewals per TTL: three, so one lost renewal does not drop the node.
 const RENEW_EVERY: Duration = Duration::from_secs(2);

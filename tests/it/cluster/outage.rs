@@ -124,4 +124,11 @@ fn nodes_register_keep_serving_without_etcd_and_converge_after() {
     eventually_msg(Duration::from_secs(2), "a removed on o1", || {
         n1.backends("shop.test") == vec![b.url(), c.url()]
     });
+
+    // A node that stops leaves the registry (its lease is revoked, or runs out).
+    // SAFETY: a signal to the child process this test started.
+    unsafe { libc::kill(n2.strait.pid() as i32, libc::SIGINT) };
+    eventually_msg(Duration::from_secs(10), "o2 gone from the registry", || {
+        n1.cluster()["live_nodes"] == 1
+    });
 }
