@@ -32,26 +32,36 @@ impl Node {
 
     /// Like [`Node::start`], with more top-level sections (`extra`, YAML lines).
     pub fn start_with(etcd: &Etcd, name: &str, extra: &str, domains: &[Domain]) -> Node {
-        let ports = Ports::new();
-        let yaml = config(&format!(
-            "{}{extra}cluster:\n  etcd:\n    endpoints: [{}]\n    prefix: /it/\n    node_name: {name}\n{}",
-            ports.yaml(true),
-            etcd.url(),
-            crate::support::domains(domains),
-        ));
-        let strait = Strait::start(&yaml);
-        ports.wait_up();
-        let node = Node {
-            strait,
-            ports,
-            name: name.to_string(),
-        };
+        let node = Node::launch(etcd, name, extra, "", domains);
         eventually_msg(
             Duration::from_secs(10),
             "the node's first read of etcd",
             || node.cluster()["etcd"]["status"]["synced"] == true,
         );
         node
+    }
+
+    /// Starts a node without waiting for it to read etcd; `etcd_extra` are more keys of
+    /// `cluster.etcd`, each line indented four spaces.
+    pub fn start_unsynced(etcd: &Etcd, name: &str, etcd_extra: &str, domains: &[Domain]) -> Node {
+        Node::launch(etcd, name, "", etcd_extra, domains)
+    }
+
+    fn launch(etcd: &Etcd, name: &str, extra: &str, etcd_extra: &str, domains: &[Domain]) -> Node {
+        let ports = Ports::new();
+        let yaml = config(&format!(
+            "{}{extra}cluster:\n  etcd:\n    endpoints: [{}]\n    prefix: /it/\n    node_name: {name}\n{etcd_extra}{}",
+            ports.yaml(true),
+            etcd.url(),
+            crate::support::domains(domains),
+        ));
+        let strait = Strait::start(&yaml);
+        ports.wait_up();
+        Node {
+            strait,
+            ports,
+            name: name.to_string(),
+        }
     }
 
     /// `GET /cluster`.

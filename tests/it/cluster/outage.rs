@@ -132,3 +132,48 @@ fn nodes_register_keep_serving_without_etcd_and_converge_after() {
         n1.cluster()["live_nodes"] == 1
     });
 }
+
+#[test]
+fn etcd_users_and_passwords_are_used_and_a_wrong_one_degrades_to_the_file() {
+    let etcd = Etcd::start();
+    etcd.enable_auth("pw-root");
+    let a = Origin::plain("a");
+    let shop = || Domain::new("shop.test").origins(&[&a]);
+    let good = Node::start_unsynced(
+        &etcd,
+        "good",
+        "    username: root\n    password: pw-root\n",
+        &[shop()],
+    );
+    eventually_msg(
+        Duration::from_secs(10),
+        "the good node's first read",
+        || good.cluster()["etcd"]["status"]["synced"] == true,
+    );
+    let bad = Node::start_unsynced(
+        &etcd,
+        "bad",
+        "    username: root\n    password: wrong\n",
+        &[shop()],
+    );
+    eventually_msg(
+        Duration::from_secs(10),
+        "the bad node's failed attempt",
+        || bad.cluster()["etcd"]["status"]["last_error"].is_string(),
+    );
+    let status = &bad.cluster()["etcd"]["status"];
+    assert_eq!(status["connected"], false, "{status}");
+    // It serves its file, ready, and says why it is alone.
+    assert_eq!(bad.served("shop.test"), "a");
+    let r = bad.ports.probe("/ready");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("etcd unreachable"), "{}", r.text());
+    // Its changes cannot be stored: refused.
+    let r = bad.ports.call(
+        "POST",
+        "/backends?domain=shop.test",
+        r#"{"addr": "http://127.0.0.1:9"}"#,
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(good.cluster()["live_nodes"], 1);
+}

@@ -140,6 +140,18 @@ impl Etcd {
         self.ctl(&["del", key]);
     }
 
+    /// Turns authentication on with user `root` and `password` (later etcdctl calls of this
+    /// helper would need it, so call this last).
+    pub fn enable_auth(&self, password: &str) {
+        self.ctl(&[
+            "user",
+            "add",
+            "root",
+            &format!("--new-user-password={password}"),
+        ]);
+        self.ctl(&["auth", "enable"]);
+    }
+
     /// Every key under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         self.ctl(&["get", "--prefix", "--keys-only", prefix])
