@@ -253,7 +253,7 @@ impl Cluster {
     }
 
     /// `GET /cluster`.
-    pub(crate) fn json(&self, state: &State) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let view = lock(&self.view);
         let own = registry::hash(&self.base());
         let nodes: Vec<Value> = view
@@ -273,7 +273,6 @@ impl Cluster {
             .values()
             .filter_map(|v| v.get("config_hash").and_then(Value::as_str))
             .collect();
-        let _ = state;
         json!({
             "node": self.node,
             "config_hash": own,
@@ -301,7 +300,7 @@ impl Cluster {
 /// `GET /cluster` on a node without `cluster.etcd`: itself alone.
 pub(crate) fn json(state: &State) -> Value {
     match state.cluster() {
-        Some(c) => c.json(state),
+        Some(c) => c.json(),
         None => json!({
             "node": null,
             "etcd": null,
