@@ -8,6 +8,8 @@ command -v perl >/dev/null || need+=(perl)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v c++ >/dev/null || need+=(g++)
+# protoc: etcd-client (src/cluster/) compiles etcd's gRPC definitions at build time.
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 # What only the test suite needs (`scripts/setup.sh --test`, from scripts/test.sh):
 if [ "${1:-}" = "--test" ]; then
   # tests/it/schema.rs validates the shipped configs against the JSON Schema with these.
@@ -18,6 +20,9 @@ if [ "${1:-}" = "--test" ]; then
   { command -v pebble && command -v pebble-challtestsrv; } >/dev/null || need+=(pebble)
   # tests/it/cluster_rate.rs counts `scope: cluster` rate limits in a real Redis.
   command -v redis-server >/dev/null || need+=(redis-server)
+  # tests/it/cluster/: a real etcd (etcd-server) and its command-line client (etcd-client).
+  command -v etcd >/dev/null || need+=(etcd-server)
+  command -v etcdctl >/dev/null || need+=(etcd-client)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

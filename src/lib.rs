@@ -26,6 +26,7 @@ pub(crate) mod acme;
 pub(crate) mod admin;
 pub(crate) mod balance;
 pub(crate) mod cache;
+pub(crate) mod cluster;
 pub(crate) mod compress;
 pub(crate) mod daemon;
 pub(crate) mod discovery;

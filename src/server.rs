@@ -273,6 +273,9 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         "strait exit when idle",
         ExitWhenIdle(state.clone()),
     ));
+    if let Some(cluster) = crate::cluster::install(&state) {
+        server.add_service(background_service("strait cluster (etcd)", cluster));
+    }
     crate::admin::add_services(&mut server, &state, options.upgrade, &bootstrap)?;
     // Said once each address accepts (so under -d they reach the error log, not the caller).
     let mut announce: Vec<String> = urls

@@ -46,6 +46,8 @@ pub(crate) struct State {
     tls_listeners: OnceLock<Vec<Arc<crate::tls::TlsListener>>>,
     /// Automatic certificates, when the config has an `acme` section (see `crate::acme`).
     acme: OnceLock<Arc<crate::acme::Acme>>,
+    /// With `cluster.etcd`: the shared runtime state (`crate::cluster`).
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 /// One reload's outcome as the dashboard shows it.
@@ -74,6 +76,7 @@ impl State {
             last_reload: std::sync::Mutex::new(None),
             tls_listeners: OnceLock::new(),
             acme: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
     }
 
@@ -128,6 +131,16 @@ impl State {
     /// ACME's certificates and hosts (none unless `set_acme` was called).
     pub(crate) fn acme(&self) -> Option<&Arc<crate::acme::Acme>> {
         self.acme.get()
+    }
+
+    /// Installs the cluster state; only the first call has an effect.
+    pub(crate) fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster state, when `cluster.etcd` is configured.
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
     }
 
     /// Installs the hooks; only the first call has an effect.

@@ -109,7 +109,7 @@ impl AdminApp {
                 let domain = required(&params, "domain")?.to_string();
                 let addr = required(&params, "addr")?.to_string();
                 let body = read_body(session).await?;
-                changes::set_enabled(&self.state, &domain, route, &addr, &body)
+                changes::set_enabled(&self.state, &domain, route, &addr, &body).await
             }
             ("/backends/enabled", _) => Err(method_not_allowed("PUT")),
             ("/cache/stats", &Method::GET) => Ok((StatusCode::OK, cache_api::stats()?)),
@@ -129,12 +129,28 @@ impl AdminApp {
                     }
                 };
                 let purged = cache_api::purge(&snapshot, purge)?;
-                Ok((StatusCode::OK, json!({ "purged": purged })))
+                // With etcd, every other node purges the same (this one just did).
+                let Some(cluster) = self.state.cluster() else {
+                    return Ok((StatusCode::OK, json!({ "purged": purged })));
+                };
+                let text = |k: &str| params.get(k).map(String::as_str);
+                match cluster
+                    .broadcast_purge(text("domain"), text("path"), text("method"))
+                    .await
+                {
+                    Ok(()) => Ok((StatusCode::OK, json!({ "purged": purged, "cluster": true }))),
+                    Err(e) => Ok((
+                        StatusCode::OK,
+                        json!({ "purged": purged, "cluster": false, "cluster_error": e }),
+                    )),
+                }
             }
             ("/cache", _) => Err(method_not_allowed("DELETE")),
             ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
             ("/certificates", &Method::GET) => Ok((StatusCode::OK, certificates(&self.state))),
             ("/certificates", _) => Err(method_not_allowed("GET")),
+            ("/cluster", &Method::GET) => Ok((StatusCode::OK, crate::cluster::json(&self.state))),
+            ("/cluster", _) => Err(method_not_allowed("GET")),
             ("/info", &Method::GET) => Ok((StatusCode::OK, info(&self.state))),
             ("/cluster/redis", &Method::GET) => Ok((StatusCode::OK, cluster_redis(&self.state))),
             ("/cluster/redis", _) => Err(method_not_allowed("GET")),
@@ -264,7 +280,7 @@ fn cluster_redis(state: &State) -> Value {
 
 /// A short digest of the running config (its parsed form, so comments and layout do not
 /// count): two nodes showing the same hash run the same config.
-fn config_hash(config: &crate::config::Config) -> String {
+pub(crate) fn config_hash(config: &crate::config::Config) -> String {
     use blake2::{Blake2s256, Digest};
     // Positions and the file name say where things were written, not what they are.
     let mut config = config.clone();

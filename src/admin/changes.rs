@@ -9,7 +9,10 @@
 //! before the swap, under `State::control`, so a change is applied whole or not at all and never
 //! races a reload. Draining only flips the backend's `enabled` flag.
 //!
-//! These changes live in memory: a reload from the file replaces them (`"persisted": false`).
+//! Without `cluster.etcd` these changes live in memory: a reload from the file replaces them
+//! (`"persisted": false`). With it they are written to etcd instead, and every node (this one
+//! included) applies them from its watch (`crate::cluster`); the answer waits, bounded, until
+//! this node has (`"persisted": true`, `"applied"`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -311,7 +314,7 @@ pub(crate) async fn add(
         .await
         .map_err(ApiError::bad_request)?;
 
-    let _serialised = state.control.lock().await;
+    let serialised = state.control.lock().await;
     let current = state.snapshot();
     let at = find_pool(&current, domain, route)?;
     let pool = &current.pools[at.pool];
@@ -343,6 +346,30 @@ pub(crate) async fn add(
     });
     let checked = pool.health_check.is_some();
     let pool_name = pool.name.clone();
+    if let Some(cluster) = state.cluster() {
+        // The watch applies it, under the same lock.
+        drop(serialised);
+        let applied = cluster
+            .add_backend(&pool_name, &url, new.weight, new.max_connections)
+            .await
+            .map_err(unavailable)?;
+        log::info!("admin API: added backend {url} to pool {pool_name} (through etcd)");
+        let next = state.snapshot();
+        let added = next
+            .pools
+            .get(at.pool)
+            .and_then(|p| p.backends.iter().find(|b| b.config.url == url));
+        return Ok((
+            StatusCode::CREATED,
+            json!({
+                "pool": pool_name,
+                "backend": added.map(|b| backend_json(b)),
+                "health_checked": checked,
+                "persisted": true,
+                "applied": applied,
+            }),
+        ));
+    }
     let next = apply(state, &current, at.pool, backends).await?;
     let added = next
         .pools
@@ -372,12 +399,33 @@ pub(crate) async fn remove(
     route: Option<&str>,
     addr: &str,
 ) -> ApiResult {
-    let _serialised = state.control.lock().await;
+    let serialised = state.control.lock().await;
     let current = state.snapshot();
     let at = find_pool(&current, domain, route)?;
     let pool = &current.pools[at.pool];
     let index = find_backend(pool, addr)?;
     let removed = pool.backends[index].clone();
+    if let Some(cluster) = state.cluster() {
+        drop(serialised);
+        let pool_name = pool.name.clone();
+        let applied = cluster
+            .remove_backend(&pool_name, &removed.config.url)
+            .await
+            .map_err(unavailable)?;
+        log::info!(
+            "admin API: removed backend {} from pool {pool_name} (through etcd)",
+            removed.config.url
+        );
+        return Ok((
+            StatusCode::OK,
+            json!({
+                "pool": pool_name,
+                "removed": backend_json(&removed),
+                "persisted": true,
+                "applied": applied,
+            }),
+        ));
+    }
     let mut backends = current.config.pools[at.pool].backends.clone();
     // The config list and the runtime pool are built from each other, index for index.
     let Some(pos) = backends
@@ -407,8 +455,12 @@ pub(crate) async fn remove(
     ))
 }
 
+fn unavailable(message: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
 /// `PUT /backends/enabled?domain=D[&route=/p/]&addr=A` with `{"enabled": bool}`.
-pub(crate) fn set_enabled(
+pub(crate) async fn set_enabled(
     state: &State,
     domain: &str,
     route: Option<&str>,
@@ -420,6 +472,23 @@ pub(crate) fn set_enabled(
     let at = find_pool(&current, domain, route)?;
     let pool = &current.pools[at.pool];
     let backend = &pool.backends[find_backend(pool, addr)?];
+    if let Some(cluster) = state.cluster() {
+        let was = backend.is_enabled();
+        let applied = cluster
+            .set_enabled(&pool.name, &backend.config.url, wanted.enabled)
+            .await
+            .map_err(unavailable)?;
+        return Ok((
+            StatusCode::OK,
+            json!({
+                "pool": pool.name,
+                "backend": backend_json(backend),
+                "changed": was != wanted.enabled,
+                "persisted": true,
+                "applied": applied,
+            }),
+        ));
+    }
     let changed = backend.set_enabled(wanted.enabled);
     if changed {
         log::info!(

@@ -6,6 +6,7 @@
 //! checks it again so a config built in code cannot open an unauthenticated admin port.
 
 mod api;
+pub(crate) use api::config_hash;
 pub(crate) mod cache_api;
 pub(crate) mod changes;
 mod dashboard;

@@ -22,6 +22,11 @@ pub(crate) fn ready(state: &State) -> Result<(), &'static str> {
         Err("draining")
     } else if !state.health_ready() {
         Err("waiting for the first health checks")
+    } else if state
+        .cluster()
+        .is_some_and(|c| !c.status.first_attempt_done())
+    {
+        Err("waiting for the first read of etcd")
     } else {
         Ok(())
     }
@@ -40,14 +45,20 @@ impl ServeHttp for ProbeApp {
         match session.req_header().uri.path() {
             "/live" => text_response(StatusCode::OK, "live\n"),
             "/ready" => match ready(&self.state) {
-                // Redis being down does not make a node unready (it falls back to its share
-                // of each cluster limit), but whoever looks should see it.
-                Ok(()) => match self.state.snapshot().cluster_counter() {
-                    Some(c) => {
-                        text_response(StatusCode::OK, &format!("ready\n{}\n", c.ready_line()))
+                // Still ready while etcd is away (the node serves the last state etcd gave
+                // it) or Redis is down (each node falls back to its share of a cluster limit);
+                // whoever looks sees why.
+                Ok(()) => {
+                    let mut body = match self.state.cluster().and_then(|c| c.status.ready_note()) {
+                        Some(note) => format!("ready; {note}\n"),
+                        None => "ready\n".to_string(),
+                    };
+                    if let Some(c) = self.state.snapshot().cluster_counter() {
+                        body.push_str(&c.ready_line());
+                        body.push('\n');
                     }
-                    None => text_response(StatusCode::OK, "ready\n"),
-                },
+                    text_response(StatusCode::OK, &body)
+                }
                 Err(why) => text_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("not ready: {why}\n"),

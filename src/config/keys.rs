@@ -47,13 +47,16 @@ pub(crate) enum Section {
     Acme,
     Cluster,
     Redis,
+    Etcd,
+    EtcdTls,
     Discovery,
     DnsDiscovery,
+    EtcdDiscovery,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 37] = [
+    pub(crate) const ALL: [Section; 40] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -89,8 +92,11 @@ impl Section {
         Section::Acme,
         Section::Cluster,
         Section::Redis,
+        Section::Etcd,
+        Section::EtcdTls,
         Section::Discovery,
         Section::DnsDiscovery,
+        Section::EtcdDiscovery,
     ];
 
     /// Where the section is found in a file.
@@ -133,6 +139,9 @@ impl Section {
             Section::Redis => "cluster.redis",
             Section::Discovery => "domains[].discovery",
             Section::DnsDiscovery => "domains[].discovery.dns",
+            Section::Etcd => "cluster.etcd",
+            Section::EtcdTls => "cluster.etcd.tls",
+            Section::EtcdDiscovery => "domains[].discovery.etcd",
         }
     }
 }
@@ -246,7 +255,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
     key("plugins", &[S::Top], K::Named(S::Plugin), D::Unset("none"), "external programs and services that see requests: name -> settings; domains and routes list the ones they use (docs/plugins.md)"),
-    key("cluster", &[S::Top], K::Map(S::Cluster), D::Unset("one node on its own"), "what several strait nodes share: Redis for `scope: cluster` rate limits (docs/cluster.md)"),
+    key("cluster", &[S::Top], K::Map(S::Cluster), D::Unset("one node on its own"), "what several strait nodes share: runtime state and discovery in etcd, `scope: cluster` rate limits in Redis (docs/cluster.md)"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
@@ -336,7 +345,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("hash_key", DOMAIN_AND_ROUTE, K::Map(S::HashKey), D::Unset("the client address"), "what `consistent_hash` hashes"),
     key("sticky", DOMAIN_AND_ROUTE, K::Map(S::Sticky), D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
     key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool(S::RetryBudget), D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
-    key("discovery", &[S::Domain], K::Map(S::Discovery), D::Unset("the backends are `backends`"), "find the domain's backends at run time instead of listing them (docs/cluster.md)"),
+    key("discovery", &[S::Domain], K::Map(S::Discovery), D::Unset("the backends are `backends`"), "backends found at run time, from one source: `dns` fills the pool (instead of `backends`), `etcd` adds to `backends` (docs/cluster.md)"),
     key("cache", DOMAIN_AND_ROUTE, K::MapOrBool(S::Cache), D::Bool(false), "use the response cache (a map overrides the global settings)"),
     key("compress", DOMAIN_AND_ROUTE, K::MapOrBool(S::Compress), D::Bool(false), "compress responses on the fly by Accept-Encoding (`true`: on, with the defaults or, on a route, its domain's settings; docs/compression.md)"),
     key("rate_limit", DOMAIN_AND_ROUTE, K::Map(S::RateLimit), D::Unset("none"), "requests per period per key; 429 over it"),
@@ -441,6 +450,19 @@ pub(crate) const KEYS: &[Key] = &[
     key("port", &[S::DnsDiscovery], K::Int { min: 1, max: 65535 }, D::Required, "the backends' port"),
     key("interval", &[S::DnsDiscovery], K::PositiveDuration, secs(10), "re-resolve this often, or sooner when the records' TTL is shorter (at least 1s apart)"),
     key("resolver", &[S::DnsDiscovery], K::Address, D::Unset("the system's nameservers (/etc/resolv.conf)"), "ip:port of the nameserver to ask over UDP (tests, split-horizon DNS)"),
+    // --- cluster.etcd, discovery.etcd (docs/cluster.md) ---
+    key("etcd", &[S::Cluster], K::Map(S::Etcd), D::Unset("no shared state: admin API changes stay on the node that got them"), "an etcd v3 cluster holding the runtime state every node applies (admin API changes, cache purges) and the node registry"),
+    key("endpoints", &[S::Etcd], K::List(I::Text), D::Required, "etcd client URLs, http://HOST:PORT (https:// with `tls`); at least one"),
+    key("prefix", &[S::Etcd], K::String, D::Text("/strait/"), "every key strait writes starts with this; nodes with the same prefix share their state"),
+    key("username", &[S::Etcd], K::String, D::Unset("no authentication"), "etcd user (with `password`)"),
+    key("password", &[S::Etcd], K::String, D::Unset("no authentication"), "that user's password; an environment variable reference keeps it out of the file"),
+    key("node_name", &[S::Etcd], K::String, D::Unset("HOSTNAME-PORT: the host name and the first listener's port"), "this node's name in the registry (GET /cluster); unique per node"),
+    key("tls", &[S::Etcd], K::Map(S::EtcdTls), D::Unset("plain http:// endpoints"), "TLS to etcd (https:// endpoints)"),
+    key("ca", &[S::EtcdTls], K::Path, D::Unset("the system's CAs"), "PEM CA certificate(s) that etcd's certificate must chain to"),
+    key("cert", &[S::EtcdTls], K::Path, D::Unset("no client certificate"), "PEM client certificate (with `key`)"),
+    key("key", &[S::EtcdTls], K::Path, D::Unset("no client certificate"), "PEM private key of `cert`"),
+    key("etcd", &[S::Discovery], K::Map(S::EtcdDiscovery), D::Unset("no etcd discovery"), "backends registered in etcd (`cluster.etcd` holds the connection): watched, applied within a second"),
+    key("prefix", &[S::EtcdDiscovery], K::String, D::Required, "keys under it are backend addresses (http://HOST:PORT or HOST:PORT), values JSON {\"weight\": N, \"max_connections\": M} (both optional)"),
 ];
 
 const fn key(

@@ -47,7 +47,7 @@ pub struct Config {
     pub plugins: Vec<Plugin>,
     /// `acme`: the account that obtains the certificates of `tls.acme` hosts (`crate::acme`).
     pub acme: Option<Acme>,
-    /// `cluster`: what several nodes share (docs/cluster.md).
+    /// `cluster`: what this node shares with the others (docs/cluster.md).
     pub cluster: Cluster,
 }
 
@@ -67,6 +67,8 @@ pub struct Acme {
 /// `cluster` (docs/cluster.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cluster {
+    /// `cluster.etcd`: shared runtime state, etcd discovery and the node registry.
+    pub etcd: Option<Etcd>,
     /// `cluster.redis`: where `scope: cluster` rate limits count.
     pub redis: Option<Redis>,
     /// `cluster.nodes`: a cluster limit divided by this is each node's share while Redis is
@@ -80,6 +82,29 @@ pub struct Redis {
     pub url: String,
     /// A decision waits for Redis at most this long.
     pub timeout: Duration,
+}
+
+/// `cluster.etcd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Etcd {
+    /// Client URLs as written (`http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// Ends with `/`.
+    pub prefix: String,
+    /// `username` and `password`, both or neither.
+    pub user: Option<(String, String)>,
+    /// Set when written; otherwise made at start (host name and first listener port).
+    pub node_name: Option<String>,
+    pub tls: Option<EtcdTls>,
+    pub pos: Pos,
+}
+
+/// `cluster.etcd.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// One entry of `plugins` (docs/plugins.md).
@@ -872,14 +897,17 @@ pub struct Domain {
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
     pub pos: Pos,
-    /// `discovery`: the domain's pool is filled at run time (`crate::discovery`).
+    /// `discovery`: backends found at run time: `dns` fills the pool (`crate::discovery`),
+    /// `etcd` adds to it (`crate::cluster`).
     pub discovery: Option<Discovery>,
 }
 
-/// `discovery` on a domain (docs/cluster.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `discovery` on a domain (docs/cluster.md): one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Discovery {
     pub dns: Option<DnsDiscovery>,
+    /// `discovery.etcd.prefix`: keys under it are backend addresses.
+    pub etcd: Option<String>,
 }
 
 /// `discovery.dns`: the backends are `http://ADDRESS:port` for each A/AAAA record of `name`.

@@ -1,6 +1,6 @@
 //! `strait config show -c FILE`: the config as strait runs it, after `${VAR}` expansion,
 //! defaults and inheritance (each route with everything it took from its domain), as YAML
-//! that loads back to the same thing. The admin token is not printed.
+//! that loads back to the same thing. The admin token and the etcd password are not printed.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -136,12 +136,12 @@ pub fn show_yaml(c: &Config) -> String {
     );
     let _ = writeln!(o, "  sample_ratio: {:?}", t.sample_ratio);
     let _ = writeln!(o, "  service_name: {}", q(&t.service_name));
-    cluster(&mut o, &c.cluster);
     if let Some(cache) = &c.cache {
         o.push_str("cache:\n");
         cache_settings(&mut o, 2, cache);
     }
     plugins(&mut o, &c.plugins);
+    cluster(&mut o, &c.cluster);
     o.push_str("domains:\n");
     for d in &c.domains {
         let hosts: Vec<String> = d.hosts.iter().map(host).collect();
@@ -166,6 +166,9 @@ pub fn show_yaml(c: &Config) -> String {
                 dur(dns.interval)
             );
         }
+        if let Some(prefix) = d.discovery.as_ref().and_then(|x| x.etcd.as_deref()) {
+            let _ = writeln!(o, "    discovery: {{ etcd: {{ prefix: {} }} }}", q(prefix));
+        }
         handling(&mut o, 4, c, &d.handling, &[]);
         if !d.routes.is_empty() {
             o.push_str("    routes:\n");
@@ -175,6 +178,36 @@ pub fn show_yaml(c: &Config) -> String {
         }
     }
     o
+}
+
+/// `cluster.etcd`, the password left out (the output is for reading, not a secret's copy).
+fn etcd(o: &mut String, e: &crate::config::Etcd) {
+    o.push_str("  etcd:\n");
+    let endpoints: Vec<String> = e.endpoints.iter().map(|u| q(u)).collect();
+    let _ = writeln!(o, "    endpoints: [{}]", endpoints.join(", "));
+    let _ = writeln!(o, "    prefix: {}", q(&e.prefix));
+    if let Some((user, _)) = &e.user {
+        let _ = writeln!(o, "    username: {}", q(user));
+        o.push_str("    password: \"<set, not shown>\"\n");
+    }
+    opt(o, 4, "node_name", e.node_name.as_deref().map(q));
+    if let Some(t) = &e.tls {
+        if t.ca.is_none() && t.identity.is_none() {
+            o.push_str("    tls: {}\n");
+            return;
+        }
+        o.push_str("    tls:\n");
+        opt(
+            o,
+            6,
+            "ca",
+            t.ca.as_ref().map(|p| q(&p.display().to_string())),
+        );
+        if let Some((cert, key)) = &t.identity {
+            let _ = writeln!(o, "      cert: {}", q(&cert.display().to_string()));
+            let _ = writeln!(o, "      key: {}", q(&key.display().to_string()));
+        }
+    }
 }
 
 /// A route's own keys (path, matchers, listeners, rewrite), then its handling.
@@ -562,6 +595,9 @@ fn cluster(o: &mut String, c: &Cluster) {
             q(&r.url),
             dur(r.timeout)
         );
+    }
+    if let Some(e) = &c.etcd {
+        etcd(o, e);
     }
 }
 

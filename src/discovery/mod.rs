@@ -158,10 +158,13 @@ async fn lookup(domain: &str, w: &mut Watch) {
 /// Before a snapshot is built from a reloaded file: each discovered domain that keeps its
 /// `discovery` keeps the backends discovery gave it, instead of the file's empty pool (which
 /// would answer 503 until the next scan).
+///
+/// DNS discovery only: etcd discovery's backends are laid over the file by `crate::cluster`
+/// on every build, so carrying them would keep a backend whose key was deleted.
 pub(crate) fn carry_discovered(config: &mut Config, previous: &Config) {
     for d in &config.domains {
-        let (Some(discovery), Action::Proxy { pool, .. }) = (&d.discovery, &d.handling.action)
-        else {
+        let dns = d.discovery.as_ref().filter(|x| x.dns.is_some());
+        let (Some(discovery), Action::Proxy { pool, .. }) = (dns, &d.handling.action) else {
             continue;
         };
         let name = d.hosts.first().map(HostPattern::text);

@@ -97,6 +97,11 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
         .into_iter()
         .map(|change| format!("{change}: apply with a binary upgrade (strait -u)"))
         .collect();
+    // With etcd, the file is the base the cluster's changes apply over (crate::cluster).
+    let config = match state.cluster() {
+        Some(cluster) => cluster.rebase(config),
+        None => config,
+    };
     let next = Snapshot::build(config, Some(&current)).await?;
     let old_backends: Vec<*const crate::balance::Backend> = current
         .pools

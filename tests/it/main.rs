@@ -14,6 +14,8 @@ mod balancing;
 /// precompress,rules,stale}.rs.
 mod cache;
 mod client_abort;
+/// cluster/mod.rs: nodes on one etcd; cluster/{state,discovery,outage}.rs.
+mod cluster;
 mod cluster_rate;
 mod compress;
 mod config_cli;

@@ -5,10 +5,53 @@ use crate::config::keys::{self, Section};
 use crate::config::model::{Discovery, DnsDiscovery};
 use crate::config::yaml::Node;
 
-pub(super) fn discovery(e: &mut Errors, node: &Node, path: &str) -> Option<Discovery> {
+/// `discovery`: one source, `dns` or `etcd`. `etcd` (true when `cluster.etcd` is set) says
+/// whether `discovery.etcd` has a connection to use.
+pub(super) fn discovery(e: &mut Errors, node: &Node, path: &str, etcd: bool) -> Option<Discovery> {
     let f = Fields::new(e, node, path, Section::Discovery)?;
-    let dns = f.require(e, "dns").and_then(|n| dns(e, n, &f.path("dns")));
-    Some(Discovery { dns: Some(dns?) })
+    match (f.get("dns"), f.get("etcd")) {
+        (Some(_), Some(n)) => {
+            e.push(
+                n.pos,
+                &f.path("etcd"),
+                "a domain discovers its backends from one source: `dns` or `etcd`",
+            );
+            None
+        }
+        (Some(n), None) => Some(Discovery {
+            dns: Some(dns(e, n, &f.path("dns"))?),
+            etcd: None,
+        }),
+        (None, Some(n)) => {
+            if !etcd {
+                e.push(
+                    n.pos,
+                    &f.path("etcd"),
+                    "etcd discovery needs `cluster.etcd` (the connection to etcd)",
+                );
+            }
+            let g = Fields::new(e, n, &f.path("etcd"), Section::EtcdDiscovery)?;
+            let (p, text) = (g.require(e, "prefix")?, g.string(e, "prefix")?);
+            match super::cluster::prefix(&text) {
+                Ok(prefix) => Some(Discovery {
+                    dns: None,
+                    etcd: Some(prefix),
+                }),
+                Err(message) => {
+                    e.push(p.pos, &g.path("prefix"), message);
+                    None
+                }
+            }
+        }
+        (None, None) => {
+            e.push(
+                node.pos,
+                path,
+                "expected `dns` or `etcd`: where the backends come from",
+            );
+            None
+        }
+    }
 }
 
 fn dns(e: &mut Errors, node: &Node, path: &str) -> Option<DnsDiscovery> {

@@ -21,6 +21,8 @@ struct Seen<'a> {
     /// Each host so far, with where it was (file, position) and the listeners its domain
     /// answers on.
     hosts: Vec<(HostPattern, At, Option<Vec<usize>>)>,
+    /// Whether `cluster.etcd` is set (what `discovery.etcd` needs).
+    etcd: bool,
 }
 
 /// Decodes `domains` lists, the main file's and included files' (`Some(file)`: problems are
@@ -32,12 +34,14 @@ pub(super) fn domains(
     global_cache: Option<&CacheSettings>,
     listeners: &[Listener],
     plugins: &[String],
+    etcd: bool,
 ) -> (Vec<PoolConfig>, Vec<Domain>) {
     let mut pools = Vec::new();
     let mut out = Vec::new();
     let mut seen = Seen {
         plugins,
         hosts: Vec::new(),
+        etcd,
     };
     for (file, node) in parts {
         let main = file.map(|f| e.set_file(f));
@@ -96,20 +100,23 @@ fn domain(
     let policy = pool::policy(e, &f, None);
     let discovery = f
         .get("discovery")
-        .and_then(|n| super::discovery::discovery(e, n, &f.path("discovery")));
-    // A discovered pool starts empty; discovery fills it.
-    let backend_list = match (f.get("backends"), f.get("discovery")) {
-        (Some(n), Some(_)) => {
+        .and_then(|n| super::discovery::discovery(e, n, &f.path("discovery"), seen.etcd));
+    // DNS discovery fills the pool (so it cannot be combined with `backends`); etcd discovery
+    // adds backends beside those written here. Either way the domain has a pool even when it
+    // writes no backends.
+    // Read from the file, not the decoded value: a `dns` with bad values is still DNS.
+    let dns = f.get("discovery").and_then(|n| n.get("dns")).is_some();
+    let backend_list = match (f.get("backends"), dns) {
+        (Some(n), true) => {
             e.push(
                 n.pos,
                 &f.path("backends"),
-                "backends cannot be combined with discovery, which fills the pool",
+                "backends cannot be combined with discovery.dns, which fills the pool",
             );
             None
         }
-        (Some(n), None) => Some(backends(e, n, &f.path("backends"))),
-        (None, Some(_)) => Some(Vec::new()),
-        (None, None) => None,
+        (Some(n), false) => Some(backends(e, n, &f.path("backends"))),
+        (None, _) => discovery.as_ref().map(|_| Vec::new()),
     };
     let proxy_options = options::read(e, &f).apply(&options::defaults());
     let answer = answer::answer(e, &f, pool::KEYS, 0);

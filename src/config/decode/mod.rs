@@ -91,6 +91,7 @@ pub(super) fn decode(
         global_cache.as_ref(),
         &listeners,
         &plugin_names,
+        cluster.etcd.is_some(),
     );
     if domains.is_empty() && f.get("include").is_some() && e.is_empty() {
         let at = f.get("include").map_or(root.pos, |n| n.pos);

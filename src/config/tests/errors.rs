@@ -706,14 +706,84 @@ domains:
     assert_eq!(
         errors(text),
         [
-            "t.yaml:5:15: domains[0].backends: backends cannot be combined with discovery, which fills the pool",
+            "t.yaml:5:15: domains[0].backends: backends cannot be combined with discovery.dns, which fills the pool",
             r#"t.yaml:6:31: domains[0].discovery.dns.name: expected a DNS name like api.service.internal, found "bad name!""#,
             "t.yaml:6:50: domains[0].discovery.dns.port: port must be between 1 and 65535, found 0",
             "t.yaml:6:63: domains[0].discovery.dns.interval: interval must be longer than 0s",
             r#"t.yaml:6:77: domains[0].discovery.dns.resolver: expected IP:port like 0.0.0.0:8080, found "nowhere" (missing :port)"#,
             "t.yaml:6:86: domains[0].discovery.dns: unknown field `ttl`, expected one of: name, port, interval, resolver",
-            "t.yaml:8:16: domains[1].discovery: missing field `dns`",
-            "t.yaml:8:18: domains[1].discovery: unknown field `consul`, expected one of: dns",
+            "t.yaml:8:16: domains[1].discovery: expected `dns` or `etcd`: where the backends come from",
+            "t.yaml:8:18: domains[1].discovery: unknown field `consul`, expected one of: dns, etcd",
         ]
+    );
+}
+
+#[test]
+fn cluster_etcd_and_discovery() {
+    let text = "\
+cluster:
+  etcd:
+    endpoints: [127.0.0.1:2379, \"http://e:1/v3\", https://e:2379]
+    prefix: strait
+    username: root
+    node_name: a/b
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    discovery: { etcd: { prefix: \"/services/a b/\" } }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:3:5: cluster.etcd: `username` and `password` go together: `password` is missing",
+            r#"t.yaml:3:16: cluster.etcd.endpoints: "https://e:2379" is https://: add `tls` (at least `tls: {}`) to say how to trust etcd"#,
+            r#"t.yaml:3:17: cluster.etcd.endpoints[0]: expected an etcd URL like http://127.0.0.1:2379, found "127.0.0.1:2379""#,
+            r#"t.yaml:3:33: cluster.etcd.endpoints[1]: an etcd endpoint is a scheme, host and port only (like http://127.0.0.1:2379), found "http://e:1/v3""#,
+            r#"t.yaml:4:13: cluster.etcd.prefix: expected a key prefix starting with `/`, like /strait/, found "strait""#,
+            r#"t.yaml:6:16: cluster.etcd.node_name: expected a name without `/` or control characters, found "a/b""#,
+            r#"t.yaml:11:34: domains[0].discovery.etcd.prefix: a key prefix cannot hold spaces or control characters, found "/services/a b/""#,
+        ]
+    );
+    // Discovery through etcd needs the connection; tls needs both halves of an identity.
+    let text = "\
+cluster:
+  etcd: { endpoints: [https://e:2379], tls: { cert: c.pem } }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    discovery: { etcd: { prefxi: /s/ } }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:2:45: cluster.etcd.tls: `cert` and `key` go together: `key` is missing",
+            "t.yaml:7:24: domains[0].discovery.etcd: missing field `prefix`",
+            "t.yaml:7:26: domains[0].discovery.etcd: unknown field `prefxi`, expected one of: prefix",
+        ]
+    );
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    discovery: { etcd: { prefix: /s/ } }
+";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:5:24: domains[0].discovery.etcd: etcd discovery needs `cluster.etcd` (the connection to etcd)"]
+    );
+    let text = "\
+cluster: { etcd: { endpoints: [] } }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: []
+";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:1:31: cluster.etcd.endpoints: at least one etcd endpoint is required"]
     );
 }

@@ -197,7 +197,7 @@ impl Load {
 
 /// Every request answered 200; returns how many there were.
 #[track_caller]
-fn assert_all_ok(results: &[Outcome]) -> usize {
+pub fn assert_all_ok(results: &[Outcome]) -> usize {
     let failed: Vec<_> = results
         .iter()
         .filter(|r| !matches!(r, Ok((200, _))))

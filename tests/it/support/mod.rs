@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod etcd;
 pub mod h2c_origin;
 pub mod origin;
 pub mod otlp;
