@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::tls::ssl::SslAcceptor;
 
 use crate::config::{Config, ConfigError};
 use crate::health::HealthChecker;
@@ -156,6 +156,12 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         check_listeners(&config)?;
     }
     let (listeners, tls_listeners) = listener_endpoints(&config).map_err(StartError::Config)?;
+    let tcp_listeners: Vec<std::net::SocketAddr> = config
+        .listeners
+        .iter()
+        .filter(|l| l.tcp.is_some())
+        .map(|l| l.addr)
+        .collect();
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
     let error_log = config.logging.error_log.clone();
@@ -210,25 +216,43 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         options.h2c = true;
         app.server_options = Some(options);
     }
+    // TLS listeners are bound as plain TCP: strait reads the ClientHello first, to pass
+    // connections through by SNI, then runs the handshake itself (crate::l4::pass).
+    let mut urls = Vec::with_capacity(listeners.len() + tcp_listeners.len());
+    let mut acceptors = std::collections::HashMap::new();
+    for (addr, tls) in &listeners {
+        urls.push(match tls {
+            Some(_) => format!("https://{addr}"),
+            None => format!("http://{addr}"),
+        });
+    }
+    let addrs: Vec<std::net::SocketAddr> = listeners.iter().map(|(addr, _)| *addr).collect();
+    for (addr, tls) in listeners {
+        if let Some(acceptor) = tls {
+            acceptors.insert(addr, acceptor);
+        }
+    }
     let mut proxy = Service::new(
         "strait proxy".to_string(),
-        GuardedHttp::new(app, state.clone()),
+        GuardedHttp::new(app, state.clone(), acceptors),
     );
-    let mut urls = Vec::with_capacity(listeners.len());
-    for (addr, tls) in listeners {
-        match tls {
-            Some(settings) => {
-                urls.push(format!("https://{addr}"));
-                proxy.add_tls_with_settings(&addr.to_string(), None, settings);
-            }
-            None => {
-                urls.push(format!("http://{addr}"));
-                proxy.add_tcp(&addr.to_string());
-            }
-        }
+    for addr in addrs {
+        proxy.add_tcp(&addr.to_string());
     }
     proxy.threads = Some(threads);
     server.add_service(proxy).add_dependency(&bootstrap);
+    if !tcp_listeners.is_empty() {
+        let mut relay = Service::new(
+            "strait tcp relay".to_string(),
+            crate::l4::tcp::TcpRelay::new(state.clone()),
+        );
+        for addr in &tcp_listeners {
+            urls.push(format!("tcp://{addr}"));
+            relay.add_tcp(&addr.to_string());
+        }
+        relay.threads = Some(threads);
+        server.add_service(relay).add_dependency(&bootstrap);
+    }
     server.add_service(background_service(
         "strait health checks",
         HealthChecker::new(state.clone()),
@@ -302,8 +326,8 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     })
 }
 
-/// One listener ready for Pingora: its address and, for TLS, the acceptor settings.
-type Endpoint = (std::net::SocketAddr, Option<TlsSettings>);
+/// One HTTP listener ready for Pingora: its address and, for TLS, its acceptor.
+type Endpoint = (std::net::SocketAddr, Option<SslAcceptor>);
 /// Every listener ready for Pingora, and the TLS listeners' certificate stores.
 type Endpoints = (Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>);
 
@@ -315,6 +339,9 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
     let mut stores = Vec::new();
     let mut errors = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
+        if l.tcp.is_some() {
+            continue;
+        }
         let Some(tls) = &l.tls else {
             out.push((l.addr, None));
             continue;
@@ -325,9 +352,9 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
                     log::warn!("{w}");
                 }
                 let store = Arc::new(crate::tls::TlsListener::new(l.addr, certs));
-                match crate::tls::settings(store.clone()) {
-                    Ok(settings) => {
-                        out.push((l.addr, Some(settings)));
+                match crate::tls::acceptor(store.clone()) {
+                    Ok(acceptor) => {
+                        out.push((l.addr, Some(acceptor)));
                         stores.push(store);
                     }
                     Err(message) => errors.push(ConfigError::new(

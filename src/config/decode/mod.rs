@@ -11,6 +11,7 @@ mod domain;
 mod fields;
 mod handling;
 mod headers;
+mod l4;
 mod limits;
 mod matchers;
 mod options;
@@ -43,7 +44,7 @@ pub(super) fn decode(
     };
     let server = server::server(&mut e, f.get("server"));
     let (plugins, plugin_names) = plugins::plugins(&mut e, f.get("plugins"));
-    let listeners = f
+    let (mut listeners, tcp_pools) = f
         .require(&mut e, "listeners")
         .map(|n| server::listeners(&mut e, n, &plugin_names))
         .unwrap_or_default();
@@ -69,13 +70,20 @@ pub(super) fn decode(
         }
         e.set_file(&main);
     }
-    let (pools, domains) = domain::domains(
+    let (mut pools, domains) = domain::domains(
         &mut e,
         &parts,
         global_cache.as_ref(),
         &listeners,
         &plugin_names,
     );
+    // `tcp` listeners' pools come after the domains' (indices of domains' pools stay).
+    for (listener, pool) in tcp_pools {
+        if let Some(tcp) = listeners.get_mut(listener).and_then(|l| l.tcp.as_mut()) {
+            tcp.pool = pools.len();
+            pools.push(pool);
+        }
+    }
     if domains.is_empty() && f.get("include").is_some() && e.is_empty() {
         let at = f.get("include").map_or(root.pos, |n| n.pos);
         e.push(
