@@ -179,6 +179,10 @@ fn pool_summary(snapshot: &Snapshot, a: &Action) -> Value {
     let Some(p) = snapshot.pools.get(*pool) else {
         return Value::Null;
     };
+    pool_json(p)
+}
+
+fn pool_json(p: &crate::balance::Pool) -> Value {
     json!({
         "name": p.name,
         "load_balancer": p.strategy.name(),
@@ -211,8 +215,9 @@ fn domains(snapshot: &Snapshot) -> Value {
             json!({
                 "name": runtime.name,
                 "hosts": d.hosts.iter().map(HostPattern::text).collect::<Vec<_>>(),
-                "action": action_name(&d.handling.action),
+                "action": if d.pass.is_some() { "pass" } else { action_name(&d.handling.action) },
                 "pool": pool_summary(snapshot, &d.handling.action),
+                "pass": d.pass.as_ref().and_then(|p| snapshot.pools.get(p.pool)).map(|p| pool_json(p)),
                 "routes": routes,
             })
         })

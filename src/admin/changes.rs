@@ -50,6 +50,12 @@ pub(crate) fn find_pool(
 ) -> Result<PoolRef, ApiError> {
     let d = find_domain(snapshot, domain)?;
     let dc = &snapshot.config.domains[d];
+    // A `pass` domain's pool is the one its TLS connections are relayed to.
+    if let (None, Some(pass)) = (route, &dc.pass) {
+        if pass.pool < snapshot.pools.len() {
+            return Ok(PoolRef { pool: pass.pool });
+        }
+    }
     let action = match route {
         None => &dc.handling.action,
         Some(prefix) => {
@@ -116,6 +122,14 @@ fn parse_address(text: &str) -> Result<Address, ApiError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(ApiError::bad_request("missing `addr`"));
+    }
+    if let Some(rest) = text.strip_prefix("tcp://") {
+        let (host, port) = crate::config::parse_l4_addr(rest).map_err(ApiError::bad_request)?;
+        return Ok(Address {
+            scheme: Some(Scheme::Tcp),
+            host,
+            port,
+        });
     }
     let (scheme, url) = if text.contains("://") {
         (true, text.to_string())
@@ -199,6 +213,15 @@ pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Ap
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
 }
 
+/// Whether pool `pool` is a `pass` domain's (its connections relayed as bytes).
+fn is_relay_pool(snapshot: &Snapshot, pool: usize) -> bool {
+    snapshot
+        .config
+        .domains
+        .iter()
+        .any(|d| d.pass.as_ref().is_some_and(|p| p.pool == pool))
+}
+
 /// Builds and swaps in the next snapshot with pool `pool`'s backends replaced.
 async fn apply(
     state: &State,
@@ -250,13 +273,23 @@ pub(crate) async fn add(
         )));
     }
     let url = new.addr.trim().to_string();
-    if !url.contains("://") {
-        return Err(ApiError::bad_request(format!(
-            "expected a URL like http://127.0.0.1:3000, found {url:?}"
-        )));
-    }
-    let (scheme, host, port) =
-        crate::config::parse_backend_url(&url).map_err(ApiError::bad_request)?;
+    // A `pass` pool's backends are `host:port` (or tcp://host:port), the others' URLs.
+    let relay = {
+        let current = state.snapshot();
+        let at = find_pool(&current, domain, route)?;
+        is_relay_pool(&current, at.pool)
+    };
+    let (scheme, host, port) = if relay {
+        let (host, port) = crate::config::parse_l4_addr(&url).map_err(ApiError::bad_request)?;
+        (Scheme::Tcp, host, port)
+    } else {
+        if !url.contains("://") {
+            return Err(ApiError::bad_request(format!(
+                "expected a URL like http://127.0.0.1:3000, found {url:?}"
+            )));
+        }
+        crate::config::parse_backend_url(&url).map_err(ApiError::bad_request)?
+    };
     // Resolve before taking the lock: a slow name must not hold up other changes.
     let addr = snapshot::resolve(&host, port)
         .await

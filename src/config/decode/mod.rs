@@ -25,6 +25,7 @@ mod tracing;
 use crate::config::keys::Section;
 pub use backend::parse_url;
 use fields::{Errors, Fields};
+pub(crate) use l4::parse_addr as parse_l4_addr;
 #[cfg(test)]
 pub(crate) use limits::parse_cidr;
 
