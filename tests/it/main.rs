@@ -25,6 +25,7 @@ mod headers;
 mod health;
 mod hooks;
 mod include;
+mod l4_pass;
 mod lifecycle;
 mod logging;
 mod metrics;
