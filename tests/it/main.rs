@@ -26,6 +26,7 @@ mod health;
 mod hooks;
 mod include;
 mod l4_pass;
+mod l4_tcp;
 mod lifecycle;
 mod logging;
 mod metrics;
