@@ -48,6 +48,26 @@ pub(crate) fn find_pool(
     domain: &str,
     route: Option<&str>,
 ) -> Result<PoolRef, ApiError> {
+    // `@NAME`: a `tcp` listener's pool (`?listener=NAME` in the API).
+    if let Some(name) = domain.strip_prefix('@') {
+        let tcp = snapshot
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .ok_or_else(|| ApiError::not_found(format!("no listener {name:?}")))?
+            .tcp
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::conflict(format!("listener {name:?} is not a tcp listener"))
+            })?;
+        return match tcp.pool < snapshot.pools.len() {
+            true => Ok(PoolRef { pool: tcp.pool }),
+            false => Err(ApiError::not_found(format!(
+                "listener {name:?} has no pool"
+            ))),
+        };
+    }
     let d = find_domain(snapshot, domain)?;
     let dc = &snapshot.config.domains[d];
     // A `pass` domain's pool is the one its TLS connections are relayed to.
@@ -213,13 +233,15 @@ pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Ap
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
 }
 
-/// Whether pool `pool` is a `pass` domain's (its connections relayed as bytes).
+/// Whether pool `pool` is a `pass` domain's or a `tcp` listener's (connections relayed as
+/// bytes, backends given as `host:port`).
 fn is_relay_pool(snapshot: &Snapshot, pool: usize) -> bool {
-    snapshot
-        .config
-        .domains
+    let c = &snapshot.config;
+    c.domains
         .iter()
-        .any(|d| d.pass.as_ref().is_some_and(|p| p.pool == pool))
+        .filter_map(|d| d.pass.as_ref())
+        .chain(c.listeners.iter().filter_map(|l| l.tcp.as_ref()))
+        .any(|r| r.pool == pool)
 }
 
 /// Builds and swaps in the next snapshot with pool `pool`'s backends replaced.

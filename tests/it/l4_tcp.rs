@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::admin::Ports;
+use crate::admin::{json, Ports};
 use crate::support::client;
 use crate::support::strait::{free_port, temp_dir};
 use crate::support::{eventually_msg, served_by, Behaviour, Origin, Strait};
@@ -69,6 +69,22 @@ fn a_tcp_listener_balances_and_new_connections_avoid_a_killed_backend() {
     assert_eq!(before.iter().filter(|n| *n == "a").count(), 2, "{before:?}");
     assert_eq!(before.iter().filter(|n| *n == "b").count(), 2, "{before:?}");
 
+    // The pool is in the admin API under its listener; a drained backend gets no new
+    // connections.
+    let listed = json(&ports.call("GET", "/backends?listener=db", ""));
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let drain = format!("/backends/enabled?listener=db&addr={}", a.addr());
+    assert_eq!(
+        ports.call("PUT", &drain, r#"{"enabled": false}"#).status,
+        200
+    );
+    let drained: Vec<String> = (0..3).map(|_| through(db)).collect();
+    assert!(drained.iter().all(|n| n == "b"), "{drained:?}");
+    assert_eq!(
+        ports.call("PUT", &drain, r#"{"enabled": true}"#).status,
+        200
+    );
+
     a.stop();
     // Every new connection is answered: a connect to `a` fails and is retried on `b`.
     let after: Vec<String> = (0..6).map(|_| through(db)).collect();
@@ -82,8 +98,8 @@ fn a_tcp_listener_balances_and_new_connections_avoid_a_killed_backend() {
     assert!(m.contains(&failures), "no {failures} in\n{m}");
 
     // One access-log line per connection: client, backend, bytes, duration, close reason.
-    eventually_msg(Duration::from_secs(10), "ten tcp lines", || {
-        log_lines(&dir).len() == 10
+    eventually_msg(Duration::from_secs(10), "thirteen tcp lines", || {
+        log_lines(&dir).len() == 13
     });
     for line in log_lines(&dir) {
         assert_eq!(line["listener"], "db", "{line}");
