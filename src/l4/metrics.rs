@@ -56,3 +56,12 @@ pub(crate) static HELLO_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     )
     .expect("register strait_tls_hello_refused_total")
 });
+
+pub(crate) static HANDSHAKE_FAILED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_tls_handshake_failures_total",
+        "TLS handshakes on strait's TLS listeners that failed after a good ClientHello, by reason: error (refused by either side, e.g. no shared version, a missing or bad client certificate) or timeout (not done within request_header_timeout).",
+        &["reason"]
+    )
+    .expect("register strait_tls_handshake_failures_total")
+});

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::client_hello::{self, Hello, MAX_BUFFER};
-use super::metrics::HELLO_REFUSED;
+use super::metrics::{HANDSHAKE_FAILED, HELLO_REFUSED};
 use super::session::{self, Conn};
 use crate::balance::Pool;
 use crate::config::L4;
@@ -79,11 +79,15 @@ pub(crate) async fn accept(
     tcp.rewind(&hello);
     match tokio::time::timeout(timeout, crate::tls::handshake(acceptor, *tcp)).await {
         Ok(Ok(tls)) => Some(Box::new(tls)),
+        // Counted rather than logged at error level as Pingora does: a client that gives up
+        // or lacks a certificate is not strait's error.
         Ok(Err(e)) => {
+            HANDSHAKE_FAILED.with_label_values(&["error"]).inc();
             log::debug!("TLS handshake failed: {e}");
             None
         }
         Err(_) => {
+            HANDSHAKE_FAILED.with_label_values(&["timeout"]).inc();
             log::debug!("TLS handshake took longer than request_header_timeout");
             None
         }

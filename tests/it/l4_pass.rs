@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
+use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode, SslVersion};
 use serde_json::Value;
 
 use crate::admin::{json, Ports};
@@ -254,6 +254,25 @@ fn a_slow_or_malformed_client_hello_is_closed_and_counted() {
     slow.write_all(&[22, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3])
         .unwrap();
     assert_eq!(read_until_closed(&mut slow).expect("closed"), b"");
+
+    // A good ClientHello whose handshake then fails (no cipher strait offers) is counted.
+    let mut builder = SslConnector::builder(SslMethod::tls()).expect("connector");
+    builder.set_verify(SslVerifyMode::NONE);
+    builder
+        .set_max_proto_version(Some(SslVersion::TLS1_2))
+        .unwrap();
+    builder
+        .set_cipher_list("AES128-SHA")
+        .expect("a cipher strait does not offer");
+    let tcp = TcpStream::connect(s.addr()).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let refused = builder.build().connect("site.test", tcp);
+    assert!(refused.is_err(), "no shared cipher, yet a handshake");
+    eventually_msg(
+        Duration::from_secs(10),
+        "the failed handshake counted",
+        || metrics(&ports).contains("strait_tls_handshake_failures_total{reason=\"error\"} 1"),
+    );
 
     let m = metrics(&ports);
     assert!(
