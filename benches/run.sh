@@ -7,9 +7,13 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [8] seconds per wrk run  WARMUP [2] seconds per proxy and profile
-#   PROFILES [plain plain16k observe cache c1000 static]  PROXIES [strait nginx haproxy]
+#   PROFILES [plain plain16k observe cache c1000 static tls idle10k]  PROXIES [strait nginx haproxy]
 #            `static` is static4k + static1m: strait `serve` vs nginx `root` on a 4 KiB and
 #            a 1 MiB file (HAProxy and bare Pingora serve no files and sit these out)
+#            `tls` is tls_h1 + tls_h2 + tls_hs: the plain proxy terminating TLS (one RSA 2048
+#            certificate for all three), HTTP/1.1 keep-alive (wrk), HTTP/2 (h2load, 32
+#            clients x 8 streams) and a full handshake per request (16 `openssl s_time -new`)
+#            `idle10k`: resident memory with 10 000 idle keep-alive clients (benches/idle_conns.py)
 #   BASELINE [plain] profiles that also run bare Pingora (benches/baseline/bare_pingora.rs),
 #                    the floor under strait; "" for none
 #   WORKERS [1] worker processes/threads of every proxy   CONNS [64] wrk connections
@@ -33,11 +37,12 @@ fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
-PROFILES=${PROFILES:-plain plain16k observe cache c1000 static}
+PROFILES=${PROFILES:-plain plain16k observe cache c1000 static tls idle10k}
 expanded=""
 for p in $PROFILES; do
   case $p in
   static) expanded="$expanded static4k static1m" ;;
+  tls) expanded="$expanded tls_h1 tls_h2 tls_hs" ;;
   *) expanded="$expanded $p" ;;
   esac
 done
@@ -75,6 +80,9 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_install+=(nginx-li
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_install+=(haproxy)
 command -v taskset >/dev/null || need_install+=(util-linux)
 command -v curl >/dev/null || need_install+=(curl)
+command -v h2load >/dev/null || need_install+=(nghttp2-client)
+command -v openssl >/dev/null || need_install+=(openssl)
+command -v python3 >/dev/null || need_install+=(python3)
 if [ ${#need_install[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_install[*]}; install them (apt-get install ${need_install[*]}) or run as root"
   say "installing ${need_install[*]}"
@@ -94,9 +102,15 @@ BARE_BIN=${BARE_BIN:-$(dirname "$STRAIT_BIN")/examples/bare_pingora}
 [ -x "$STRAIT_BIN" ] || die "no strait binary at $STRAIT_BIN"
 [ -z "$BASELINE" ] || [ -x "$BARE_BIN" ] || die "no bare Pingora binary at $BARE_BIN (cargo build --release --example bare_pingora)"
 
-# wrk -c1000 needs 1000 sockets in wrk and 2000+ in each proxy.
+# wrk -c1000 needs 1000 sockets in wrk and 2000+ in each proxy; idle10k 10 000 in the client
+# and as many in the proxy (HAProxy asks for two descriptors per maxconn): root raises the hard
+# limit too.
+[ "$(id -u)" != 0 ] || ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || die "ulimit -n is $(ulimit -n); the c1000 profile needs at least 4096"
+case " $PROFILES " in *" idle10k "*)
+  [ "$(ulimit -n)" -ge 12000 ] || die "ulimit -n is $(ulimit -n); the idle10k profile needs at least 12000" ;;
+esac
 
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
   PIN_PROXY=(taskset -c "$PROXY_CPUS")
@@ -140,6 +154,19 @@ head -c 4096 /dev/zero | tr '\0' 's' >"$TMP/static/4k"
 head -c 1048576 /dev/zero | tr '\0' 'm' >"$TMP/static/1m"
 echo ok >"$TMP/static/small"
 chmod -R a+rX "$TMP/static"
+# The tls profiles' certificate, one for all three proxies (HAProxy wants certificate and key in
+# one file). RSA 2048, so that a full handshake costs the server more than the client (an RSA
+# signature against its cheap verification): with a P-256 key the client's side (ECDSA
+# verification) costs more than the proxy's, and tls_hs measured wrk on its one core.
+case " $PROFILES " in *" tls_"*)
+  mkdir -p "$TMP/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.local \
+    -addext subjectAltName=DNS:bench.local,IP:127.0.0.1 \
+    -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>/dev/null
+  cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/combined.pem"
+  chmod -R a+rX "$TMP/tls"
+  ;;
+esac
 cat >"$TMP/origin.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -173,7 +200,7 @@ wait_http() { # url name
   local i
   for i in $(seq 1 100); do
     kill -0 "${LIVE[$2]}" 2>/dev/null || die "$2 exited; see $TMP/$2.log: $(tail -3 "$TMP/$2.log")"
-    if curl -fsS -o /dev/null -m 1 -H "Host: $HOST_HEADER" "$1" 2>/dev/null; then
+    if curl -fsSk -o /dev/null -m 1 -H "Host: $HOST_HEADER" "$1" 2>/dev/null; then
       return 0
     fi
     sleep 0.1
@@ -212,6 +239,16 @@ origin_accepts() {
 # --- proxy configs ----------------------------------------------------------------------------
 # All three do the same work per request: round robin over the two origin ports on pooled
 # keep-alive connections, Host rewritten, X-Forwarded-For/-Proto/-Host and X-Request-Id set.
+# The listener's TLS settings in the tls profiles (resumption needs no switch here: neither wrk
+# nor h2load offers a session to resume, so every handshake is a full one on all three).
+tls_strait() { # profile
+  case $1 in tls_*)
+    echo "    tls:
+      certs: [{ cert: $TMP/tls/cert.pem, key: $TMP/tls/key.pem }]
+      http2: true" ;;
+  esac
+}
+
 write_strait() { # profile
   local p=$1 hc="" obs="" cache="" dcache=""
   if [ "$p" = observe ]; then
@@ -250,6 +287,7 @@ server:
   shutdown_timeout: 1s
 listeners:
   - addr: 127.0.0.1:${PORT[strait]}
+$(tls_strait "$p")
 logging:
   level: info
 $obs
@@ -288,13 +326,21 @@ write_nginx() { # profile
     sendfile on;
     location / { }"
   fi
+  local listen="listen 127.0.0.1:${PORT[nginx]} backlog=4096;"
+  case $p in tls_*)
+    listen="listen 127.0.0.1:${PORT[nginx]} ssl http2 backlog=4096;
+    ssl_certificate $TMP/tls/cert.pem;
+    ssl_certificate_key $TMP/tls/key.pem;
+    ssl_session_cache off;
+    ssl_session_tickets off;" ;;
+  esac
   cat >"$TMP/nginx.conf" <<EOF
 worker_processes $WORKERS;
-worker_rlimit_nofile 16384;
+worker_rlimit_nofile 40000;
 daemon off;
 pid $TMP/nginx.pid;
 error_log $TMP/nginx-error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 16384; }
 http {
   $log
   client_body_temp_path $TMP/nginx-body;
@@ -310,7 +356,7 @@ http {
     keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+    $listen
     $site
   }
   $status
@@ -338,10 +384,16 @@ write_haproxy() { # profile
     cache_use="http-request cache-use bench
   http-response cache-store bench"
   fi
+  local bind="bind 127.0.0.1:${PORT[haproxy]}"
+  case $p in tls_*)
+    bind="bind 127.0.0.1:${PORT[haproxy]} ssl crt $TMP/tls/combined.pem alpn h2,http/1.1 no-tls-tickets" ;;
+  esac
   cat >"$TMP/haproxy.cfg" <<EOF
 global
   nbthread $WORKERS
-  maxconn 8000
+  # Two descriptors per connection: the most a 20 000 descriptor limit allows (idle10k).
+  maxconn 9900
+  tune.ssl.cachesize 0
 defaults
   mode http
   $log
@@ -352,7 +404,7 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend fe
-  bind 127.0.0.1:${PORT[haproxy]}
+  $bind
   option forwardfor
   unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
   unique-id-header X-Request-Id
@@ -390,7 +442,11 @@ start_proxy() { # name profile
       "127.0.0.1:$ORIGIN_A" "127.0.0.1:$ORIGIN_B"
     ;;
   esac
-  wait_http "http://127.0.0.1:${PORT[$name]}/small" "$name"
+  wait_http "$(scheme "$p")://127.0.0.1:${PORT[$name]}/small" "$name"
+}
+
+scheme() { # profile
+  case $1 in tls_*) echo https ;; *) echo http ;; esac
 }
 
 # utime+stime (clock ticks) of a process and all its children (nginx master + workers).
@@ -437,8 +493,76 @@ child_ticks() {
 RAW=$OUT/raw.tsv
 printf 'profile\tproxy\tround\trps\tp50_us\tp99_us\tcpu_us_per_req\tproxy_busy_pct\tload_busy_pct\tirq_pct\tother_pct\torigin_conns\terrors\n' >"$RAW"
 
-wrk_cmd() { # port path conns duration
-  echo "wrk -t1 -c$3 -d$4s --latency -H 'Host: $HOST_HEADER' http://127.0.0.1:$1$2"
+MEM=$OUT/memory.tsv
+printf 'profile\tproxy\tround\tpeak_rss_kb\tidle_rss_kb\tidle_held\n' >"$MEM"
+H2_CLIENTS=${H2_CLIENTS:-32}
+H2_STREAMS=${H2_STREAMS:-8}
+HS_CLIENTS=${HS_CLIENTS:-16}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+
+# Sum of a /proc/<pid>/status field (VmRSS, VmHWM; kB) over a process and its children.
+mem_kb() { # pid field
+  local total=0 p v
+  for p in $1 $(pgrep -P "$1" | tr '\n' ' '); do
+    v=$(awk -v f="$2:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# h2load's summary as the lines of wrk's that run_one reads: request rate, count, mean
+# latency (as the 50% line), failures as non-2xx.
+h2load_as_wrk() {
+  awk '
+    /^finished in/ { gsub(",", ""); rps = $4 }
+    /^requests:/ { total = $2; done = $8; failed = $10 + $12 + $14 }
+    /^time for request:/ { mean = $6 }
+    END {
+      printf "%d requests in 0s\n", done
+      printf "Requests/sec: %s\n", rps
+      printf "     50%% %s\n", mean
+      if (failed > 0) printf "  Non-2xx or 3xx responses: %d\n", failed
+    }'
+}
+
+# The s_time clients' totals as the lines of wrk's that run_one reads: the connections (one
+# request each) over the run's duration; s_time measures no latency.
+s_time_as_wrk() { # duration
+  awk -v d="$1" '
+    / connections in .* real seconds/ { n += $1 }
+    /ERROR|errno/ { failed++ }
+    END {
+      printf "%d requests in %ss\n", n, d
+      printf "Requests/sec: %.2f\n", n / d
+      if (failed > 0) printf "  Non-2xx or 3xx responses: %d\n", failed
+    }'
+}
+
+# idle10k: IDLE_CONNS clients each send one request and then stay connected, idle; the
+# proxy's resident memory is read before and while they are held.
+run_idle() { # proxy
+  local name=$1 pid=${LIVE[$1]} before held ready="$TMP/idle.ready" client
+  rm -f "$ready"
+  before=$(mem_kb "$pid" VmRSS)
+  "${PIN_LOAD[@]}" python3 "$ROOT/benches/idle_conns.py" 127.0.0.1 "${PORT[$name]}" "$IDLE_CONNS" "$ready" 120 \
+    >>"$TMP/idle.log" 2>&1 &
+  client=$!
+  for _ in $(seq 1 900); do
+    [ -s "$ready" ] && break
+    kill -0 "$client" 2>/dev/null || break
+    sleep 0.2
+  done
+  [ -s "$ready" ] || { kill "$client" 2>/dev/null; die "idle10k: the client did not finish opening connections to $name"; }
+  sleep 1
+  held=$(mem_kb "$pid" VmRSS)
+  kill "$client" 2>/dev/null || true
+  wait "$client" 2>/dev/null || true
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' idle10k "$name" 1 "$before" "$held" "$(awk '{ print $1 }' "$ready")" >>"$MEM"
+  say "idle10k $name: $(cat "$ready" | awk '{ print $1 " connections held, " $2 " failed" }'), RSS ${before} kB before, ${held} kB with them"
+}
+
+wrk_cmd() { # port path conns duration [scheme]
+  echo "wrk -t1 -c$3 -d$4s --latency -H 'Host: $HOST_HEADER' ${5:-http}://127.0.0.1:$1$2"
 }
 
 # Columns: proxy_busy_pct is the proxy's CPU time over the run's wall time (100 = one core
@@ -456,8 +580,31 @@ run_one() { # profile proxy round path conns
   m_before=$(machine_ticks)
   i_before=$(irq_ticks)
   before=$(cpu_ticks "$pid")
-  "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" \
-    "http://127.0.0.1:${PORT[$name]}$path" >"$TMP/wrk.out"
+  if [ "$p" = tls_h2 ]; then
+    # h2load prints wrk-like lines for run_one to read below (it reports no percentiles: its
+    # mean goes in the p50 column, and p99 stays empty).
+    "${PIN_LOAD[@]}" h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D"$DURATION" \
+      "https://127.0.0.1:${PORT[$name]}$path" >"$TMP/h2load.out" 2>&1 || true
+    cat "$TMP/h2load.out" >>"$OUT/h2load-$p-$name.txt"
+    h2load_as_wrk <"$TMP/h2load.out" >"$TMP/wrk.out"
+  elif [ "$p" = tls_hs ]; then
+    # HS_CLIENTS sequential `openssl s_time -new` clients: a new connection and a full
+    # handshake (-new: never a resumed session) for each GET. wrk is not used here: it
+    # reconnects with SSL_clear(), which keeps the session, so it resumes wherever the server
+    # allows it, and strait (OpenSSL's defaults) allows it where nginx and HAProxy are set not to.
+    local k s_pids=()
+    for k in $(seq 1 "$HS_CLIENTS"); do
+      "${PIN_LOAD[@]}" openssl s_time -connect "127.0.0.1:${PORT[$name]}" -new -time "$DURATION" \
+        -www "$path" >"$TMP/s_time.$k" 2>&1 &
+      s_pids+=($!)
+    done
+    wait "${s_pids[@]}" || true
+    cat "$TMP"/s_time.* | s_time_as_wrk "$DURATION" >"$TMP/wrk.out"
+    rm -f "$TMP"/s_time.*
+  else
+    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" \
+      "$(scheme "$p")://127.0.0.1:${PORT[$name]}$path" >"$TMP/wrk.out"
+  fi
   after=$(cpu_ticks "$pid")
   m_after=$(machine_ticks)
   i_after=$(irq_ticks)
@@ -484,6 +631,9 @@ run_one() { # profile proxy round path conns
     'BEGIN { printf "%.0f", t / hz / d / n * 100 }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$name" "$round" "$rps" "$p50" "$p99" "$cpu" \
     "$busy" "$load" "$irq" "$other" $((acc_after - acc_before)) "$errs" >>"$RAW"
+  # Peak resident memory of the proxy (all its processes) since it started, this profile's
+  # load included.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$name" "$round" "$(mem_kb "$pid" VmHWM)" "" "" >>"$MEM"
   say "$p $name round $round: $rps req/s, p50 ${p50}us p99 ${p99}us, ${cpu}us CPU/req, busy ${busy}% (load side ${load}%, irq ${irq}%, others ${other}%), origin conns +$((acc_after - acc_before)), errors $errs"
 }
 
@@ -510,17 +660,40 @@ for p in $PROFILES; do
     path=/1m
     conns=$CONNS
     ;;
+  tls_h1 | tls_h2)
+    path=/small
+    conns=$CONNS
+    ;;
+  tls_hs)
+    path=/small
+    conns=$CONNS
+    ;;
+  idle10k)
+    proxies=$PROXIES
+    for name in $proxies; do
+      start_proxy "$name" plain
+      run_idle "$name"
+      stop "$name"
+    done
+    continue
+    ;;
   *) die "unknown profile $p" ;;
   esac
   proxies=$PROXIES
   case " $BASELINE " in *" $p "*) proxies="$proxies pingora" ;; esac
   case $p in static*) proxies=$(echo " $proxies " | sed 's/ haproxy / /; s/ pingora / /') ;; esac
+  case $p in tls_*) proxies=$(echo " $proxies " | sed 's/ pingora / /') ;; esac
   for name in $proxies; do
     start_proxy "$name" "$p"
     # Warm-up: fills the upstream pools (and the caches), not measured.
-    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" -H "Host: $HOST_HEADER" "http://127.0.0.1:${PORT[$name]}$path" >/dev/null
+    "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" -H "Host: $HOST_HEADER" \
+      "$(scheme "$p")://127.0.0.1:${PORT[$name]}$path" >/dev/null
   done
-  echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION")" >>"$OUT/commands.txt"
+  case $p in
+  tls_h2) echo "$p: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D$DURATION https://127.0.0.1:<port>$path" ;;
+  tls_hs) echo "$p: $HS_CLIENTS x openssl s_time -connect 127.0.0.1:<port> -new -time $DURATION -www $path" ;;
+  *) echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION" "$(scheme "$p")")" ;;
+  esac >>"$OUT/commands.txt"
   for round in $(seq 1 "$ROUNDS"); do
     for name in $proxies; do
       run_one "$p" "$name" "$round" "$path" "$conns"
@@ -580,5 +753,28 @@ done
         }
       }
     }' "$RAW"
+  echo
+  echo "Memory: peak resident set (VmHWM, all the proxy's processes) by the end of each profile"
+  echo "(largest over the rounds; c1000 is the figure with 1 000 active connections), and for"
+  echo "idle10k the resident set before and while $IDLE_CONNS idle keep-alive clients are held."
+  echo
+  echo "| profile | proxy | peak RSS MiB | idle RSS before MiB | idle clients held | with them MiB | per idle client KiB |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  awk -F'\t' -v n="$IDLE_CONNS" '
+    NR > 1 {
+      key = $1 SUBSEP $2
+      if (!(key in seen)) { seen[key] = 1; order[++k] = key }
+      if ($1 == "idle10k") { before[key] = $4; held[key] = $5; count[key] = $6 }
+      else if ($4 > peak[key]) peak[key] = $4
+    }
+    END {
+      for (i = 1; i <= k; i++) {
+        split(order[i], kp, SUBSEP)
+        if (kp[1] == "idle10k")
+          printf "| idle10k | %s | - | %.1f | %d | %.1f | %.1f |\n", kp[2], before[order[i]] / 1024, count[order[i]], held[order[i]] / 1024, count[order[i]] ? (held[order[i]] - before[order[i]]) / count[order[i]] : 0
+        else
+          printf "| %s | %s | %.1f | - | - | - | - |\n", kp[1], kp[2], peak[order[i]] / 1024
+      }
+    }' "$MEM"
 } >"$OUT/summary.md"
 cat "$OUT/summary.md"

@@ -14,6 +14,10 @@ if [ "${1:-}" = "--test" ]; then
   python3 -c 'import jsonschema, yaml' 2>/dev/null || need+=(python3 python3-jsonschema python3-yaml)
   # tests/it/dashboard_browser.rs drives the dashboard in headless Chromium.
   command -v chromium >/dev/null || need+=(chromium)
+  # tests/it/acme.rs orders certificates from pebble (an RFC 8555 test CA) and its DNS.
+  { command -v pebble && command -v pebble-challtestsrv; } >/dev/null || need+=(pebble)
+  # tests/it/cluster_rate.rs counts `scope: cluster` rate limits in a real Redis.
+  command -v redis-server >/dev/null || need+=(redis-server)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

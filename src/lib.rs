@@ -22,11 +22,13 @@ pub mod logging;
 pub mod plan;
 
 pub(crate) mod access_log;
+pub(crate) mod acme;
 pub(crate) mod admin;
 pub(crate) mod balance;
 pub(crate) mod cache;
 pub(crate) mod compress;
 pub(crate) mod daemon;
+pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod l4;
 pub(crate) mod lifecycle;

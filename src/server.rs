@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -155,7 +156,12 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     if !options.upgrade {
         check_listeners(&config)?;
     }
-    let (listeners, tls_listeners) = listener_endpoints(&config).map_err(StartError::Config)?;
+    // ACME first: the stored certificates of `tls.acme` hosts are read before the listeners
+    // are built, so their first handshakes use them.
+    let acme = Arc::new(crate::acme::Acme::default());
+    acme.configure(&config);
+    let (listeners, tls_listeners) =
+        listener_endpoints(&config, Some(&acme.certs)).map_err(StartError::Config)?;
     let tcp_listeners: Vec<std::net::SocketAddr> = config
         .listeners
         .iter()
@@ -193,6 +199,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     }
     state.set_hooks(options.hooks);
     state.set_tls_listeners(tls_listeners);
+    state.set_acme(acme);
 
     exit_when_listeners_fail();
     let opt = Opt {
@@ -226,7 +233,10 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
             None => format!("http://{addr}"),
         });
     }
-    let addrs: Vec<std::net::SocketAddr> = listeners.iter().map(|(addr, _)| *addr).collect();
+    let addrs: Vec<(std::net::SocketAddr, bool)> = listeners
+        .iter()
+        .map(|(addr, tls)| (*addr, tls.is_some()))
+        .collect();
     for (addr, tls) in listeners {
         if let Some(acceptor) = tls {
             acceptors.insert(addr, acceptor);
@@ -236,8 +246,19 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         "strait proxy".to_string(),
         GuardedHttp::new(app, state.clone(), acceptors),
     );
-    for addr in addrs {
-        proxy.add_tcp(&addr.to_string());
+    for (addr, tls) in addrs {
+        // No L4 read buffer on plain listeners: Pingora gives every connection a 64 KiB one by
+        // default, held for the connection's life (idle keep-alive clients included), and
+        // every read then goes through it and is copied again. The head guard and Pingora's
+        // HTTP/1 session read into buffers of their own, so it saves no system call. TLS
+        // listeners (bound as TCP too, see above) keep it: OpenSSL reads a record's 5-byte
+        // header and its body separately.
+        let buffer = if tls {
+            L4BufferSettings::default()
+        } else {
+            L4BufferSettings::default().read(0)
+        };
+        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffer));
     }
     proxy.threads = Some(threads);
     server.add_service(proxy).add_dependency(&bootstrap);
@@ -256,6 +277,15 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     server.add_service(background_service(
         "strait health checks",
         HealthChecker::new(state.clone()),
+    ));
+    // Idle without an `acme` section; a reload may add one.
+    server.add_service(background_service(
+        "strait acme",
+        crate::acme::scheduler::Scheduler(state.clone()),
+    ));
+    server.add_service(background_service(
+        "strait discovery",
+        crate::discovery::DiscoveryService::new(state.clone()),
     ));
     server.add_service(background_service(
         "strait plugins",
@@ -334,7 +364,10 @@ type Endpoints = (Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>);
 /// Each listener with its TLS certificates loaded: certificates are read and checked here, so
 /// a bad file fails start-up and `strait -t` rather than the first handshake. Also returns
 /// each TLS listener's swappable certificates, which a reload replaces.
-fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
+fn listener_endpoints(
+    config: &Config,
+    acme: Option<&Arc<crate::acme::Certs>>,
+) -> Result<Endpoints, Vec<ConfigError>> {
     let mut out = Vec::with_capacity(config.listeners.len());
     let mut stores = Vec::new();
     let mut errors = Vec::new();
@@ -346,7 +379,7 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
             out.push((l.addr, None));
             continue;
         };
-        match crate::tls::load(config, i, l, tls) {
+        match crate::tls::load(config, i, l, tls, acme) {
             Ok((certs, warnings)) => {
                 for w in warnings {
                     log::warn!("{w}");
@@ -377,7 +410,8 @@ fn listener_endpoints(config: &Config) -> Result<Endpoints, Vec<ConfigError>> {
 
 /// What `strait -t` checks beyond the file itself: names resolve, certificates load.
 pub(crate) fn check(config: Config) -> Result<(), StartError> {
-    let mut errors = listener_endpoints(&config).err().unwrap_or_default();
+    let mut errors = listener_endpoints(&config, None).err().unwrap_or_default();
+    errors.extend(crate::acme::check(&config).err());
     if let Err(StartError::Config(e)) = build_snapshot(config, None) {
         errors.extend(e);
     }
@@ -393,7 +427,7 @@ pub(crate) fn check(config: Config) -> Result<(), StartError> {
 /// build-time directory, which holds no certificates, so without this every https backend
 /// would fail verification. `SSL_CERT_FILE` wins; then the usual system bundles. Only a file
 /// that exists is passed on: Pingora panics on one it cannot load.
-fn upstream_ca_file() -> Option<String> {
+pub(crate) fn upstream_ca_file() -> Option<String> {
     let from_env = std::env::var("SSL_CERT_FILE").ok();
     from_env
         .into_iter()

@@ -115,9 +115,12 @@ impl Snapshot {
     /// pool, address and weight are unchanged keep their `Arc<Backend>`, so health state and
     /// in-flight counts carry over a reload.
     pub async fn build(
-        config: Config,
+        mut config: Config,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, Vec<ConfigError>> {
+        if let Some(prev) = previous {
+            crate::discovery::carry_discovered(&mut config, &prev.config);
+        }
         let resolved = resolve_all(&config).await?;
         let plugins = Arc::new(
             crate::plugins::Registry::build(&config, previous.map(|p| p.plugins.as_ref())).await?,
@@ -168,6 +171,7 @@ impl Snapshot {
         let upstream_tls = load_upstream_tls(&config)?;
         let mut limiters = crate::limits::RateLimiters::carried(
             previous.into_iter().flat_map(Snapshot::rate_limiters),
+            &config.cluster,
         );
         let mut domains = Vec::with_capacity(config.domains.len());
         let mut log_errors = Vec::new();
@@ -310,6 +314,14 @@ impl Snapshot {
             .iter()
             .flat_map(|d| std::iter::once(&d.handler).chain(d.routes.iter().map(|r| &r.handler)))
             .filter_map(|h| h.limits.rate.clone())
+    }
+
+    /// The Redis connection `scope: cluster` rate limits count in, when any limit has that
+    /// scope (`crate::limits::cluster_rate`).
+    pub(crate) fn cluster_counter(
+        &self,
+    ) -> Option<Arc<crate::limits::cluster_rate::ClusterCounter>> {
+        self.rate_limiters().find_map(|l| l.cluster().cloned())
     }
 
     /// The handler of a routing result of this snapshot.

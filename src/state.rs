@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub last_reload: std::sync::Mutex<Option<LastReload>>,
     /// Each TLS listener's certificates, which a reload swaps (see `crate::tls`).
     tls_listeners: OnceLock<Vec<Arc<crate::tls::TlsListener>>>,
+    /// Automatic certificates, when the config has an `acme` section (see `crate::acme`).
+    acme: OnceLock<Arc<crate::acme::Acme>>,
 }
 
 /// One reload's outcome as the dashboard shows it.
@@ -71,6 +73,7 @@ impl State {
             started: std::time::Instant::now(),
             last_reload: std::sync::Mutex::new(None),
             tls_listeners: OnceLock::new(),
+            acme: OnceLock::new(),
         })
     }
 
@@ -115,6 +118,16 @@ impl State {
     /// The TLS listeners' certificate stores (none before `set_tls_listeners`).
     pub(crate) fn tls_listeners(&self) -> &[Arc<crate::tls::TlsListener>] {
         self.tls_listeners.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Installs ACME; only the first call has an effect.
+    pub(crate) fn set_acme(&self, acme: Arc<crate::acme::Acme>) {
+        let _ = self.acme.set(acme);
+    }
+
+    /// ACME's certificates and hosts (none unless `set_acme` was called).
+    pub(crate) fn acme(&self) -> Option<&Arc<crate::acme::Acme>> {
+        self.acme.get()
     }
 
     /// Installs the hooks; only the first call has an effect.

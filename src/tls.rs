@@ -15,6 +15,12 @@
 //! `TlsAccept::handshake_complete_callback` then records the verified client certificate
 //! ([`ClientCert`]) and the server name asked for in the connection's `SslDigest` ([`Handshake`]),
 //! where requests and connection plugins read them.
+//!
+//! ACME hosts (`tls.acme`, `crate::acme`): each is served its issued certificate, else a
+//! static one naming it, else a self-signed placeholder ([`AcmeHosts`]); the scheduler calls
+//! [`TlsListener::refresh_acme`] when a certificate arrives. A ClientHello offering ALPN
+//! `acme-tls/1` is marked by the ClientHello callback, and the servername callback answers it
+//! with the host's TLS-ALPN-01 challenge certificate.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +52,9 @@ const H2_H1: &[u8] = b"\x02h2\x08http/1.1";
 /// verification on needs one, and a context switch keeps it only when they agree.
 const SESSION_ID_CONTEXT: &[u8] = b"strait";
 
-/// What a listener's handshakes use right now; replaced whole by a reload.
+/// What a listener's handshakes use right now; replaced whole by a reload (and by
+/// [`TlsListener::refresh_acme`] when an ACME certificate arrives).
+#[derive(Clone)]
 pub(crate) struct ListenerCerts {
     default: SslContext,
     by_name: HashMap<String, SslContext>,
@@ -55,7 +63,145 @@ pub(crate) struct ListenerCerts {
     /// How many certificate/key pairs were loaded.
     pub(crate) pairs: usize,
     /// Names whose handshakes are refused (`drop: true`); `None` when no domain drops.
-    drop: Option<DropNames>,
+    drop: Option<Arc<DropNames>>,
+    /// The static certificates, for `GET /certificates`.
+    statics: Arc<Vec<StaticCert>>,
+    /// The `tls.acme` hosts (`crate::acme`); `None` without any.
+    acme: Option<Arc<AcmeHosts>>,
+}
+
+/// One static certificate as `GET /certificates` shows it.
+struct StaticCert {
+    names: Vec<String>,
+    issuer: String,
+    not_after: i64,
+    file: PathBuf,
+}
+
+/// A listener's ACME hosts: the context each is served with now (its issued certificate,
+/// else a static one that names it, else the placeholder), and what rebuilds them.
+struct AcmeHosts {
+    store: Arc<crate::acme::Certs>,
+    hosts: Vec<String>,
+    contexts: HashMap<String, SslContext>,
+    placeholder: SslContext,
+    http2: bool,
+    client_ca: Option<Vec<X509>>,
+}
+
+impl AcmeHosts {
+    fn new(
+        store: Arc<crate::acme::Certs>,
+        hosts: Vec<String>,
+        http2: bool,
+        client_ca: Option<Vec<X509>>,
+        by_name: &HashMap<String, SslContext>,
+    ) -> Result<AcmeHosts, String> {
+        let (cert, key) = crate::acme::crypto::placeholder(&hosts)?;
+        let placeholder = context(&[cert], &key, http2, client_ca.as_deref())
+            .map_err(|e| format!("placeholder certificate: {e}"))?;
+        let mut acme = AcmeHosts {
+            store,
+            hosts,
+            contexts: HashMap::new(),
+            placeholder,
+            http2,
+            client_ca,
+        };
+        acme.contexts = acme.build(by_name);
+        Ok(acme)
+    }
+
+    fn build(&self, by_name: &HashMap<String, SslContext>) -> HashMap<String, SslContext> {
+        let mut out = HashMap::new();
+        for host in &self.hosts {
+            let issued = self.store.issued(host).and_then(|i| {
+                match context(&i.chain, &i.key, self.http2, self.client_ca.as_deref()) {
+                    Ok(ctx) => Some(ctx),
+                    Err(e) => {
+                        let e = e
+                            .replace("{cert}", "the certificate")
+                            .replace("{key}", "its key");
+                        log::warn!("acme: {host}: cannot use its certificate: {e}");
+                        None
+                    }
+                }
+            });
+            let ctx = issued
+                .or_else(|| lookup(by_name, host).cloned())
+                .unwrap_or_else(|| self.placeholder.clone());
+            out.insert(host.clone(), ctx);
+        }
+        out
+    }
+}
+
+/// Whether a ClientHello offered ALPN `acme-tls/1` (RFC 8737), kept with the connection
+/// from the ClientHello callback (which sees ALPN) to the servername callback (which picks
+/// the certificate).
+fn acme_alpn_index() -> Option<openssl::ex_data::Index<ssl::Ssl, bool>> {
+    static INDEX: std::sync::OnceLock<Option<openssl::ex_data::Index<ssl::Ssl, bool>>> =
+        std::sync::OnceLock::new();
+    *INDEX.get_or_init(|| ssl::Ssl::new_ex_index().ok())
+}
+
+const ACME_TLS_1: &[u8] = b"acme-tls/1";
+/// The ALPN extension's number (RFC 7301).
+const TLSEXT_ALPN: std::ffi::c_uint = 16;
+
+/// The protocol list of the ClientHello's ALPN extension (wire format), inside the ClientHello
+/// callback only.
+fn client_hello_alpn(ssl: &ssl::SslRef) -> Option<&[u8]> {
+    use foreign_types::ForeignTypeRef;
+    let mut data: *const std::ffi::c_uchar = std::ptr::null();
+    let mut len: usize = 0;
+    // SAFETY: called from the ClientHello callback, where OpenSSL keeps the ClientHello (and
+    // so `data`) alive for the duration of the borrow of `ssl`.
+    let found = unsafe {
+        openssl_sys::SSL_client_hello_get0_ext(ssl.as_ptr(), TLSEXT_ALPN, &mut data, &mut len)
+    };
+    if found != 1 || data.is_null() || len < 2 {
+        return None;
+    }
+    // SAFETY: OpenSSL says `len` bytes are readable at `data`.
+    let ext = unsafe { std::slice::from_raw_parts(data, len) };
+    // A two-byte length, then the list.
+    let listed = usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    ext.get(2..2 + listed)
+}
+
+fn offers_acme_tls(alpn: &[u8]) -> bool {
+    let mut rest = alpn;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = len as usize;
+        if tail.len() < len {
+            return false;
+        }
+        if &tail[..len] == ACME_TLS_1 {
+            return true;
+        }
+        rest = &tail[len..];
+    }
+    false
+}
+
+/// The context a TLS-ALPN-01 challenge is answered with: the challenge certificate, and
+/// ALPN `acme-tls/1` selected.
+pub(crate) fn acme_challenge_context(
+    cert: &X509,
+    key: &PKey<Private>,
+) -> Result<SslContext, String> {
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
+        .map_err(|e| format!("cannot create a TLS context: {e}"))?;
+    builder
+        .set_certificate(cert)
+        .and_then(|()| builder.set_private_key(key))
+        .and_then(|()| builder.set_session_id_context(SESSION_ID_CONTEXT))
+        .map_err(|e| format!("cannot use the challenge certificate: {e}"))?;
+    builder.set_alpn_select_callback(|_, client| {
+        ssl::select_next_proto(b"\x0aacme-tls/1", client).ok_or(AlpnError::ALERT_FATAL)
+    });
+    Ok(builder.build().into_context())
 }
 
 /// Which server names route, on one listener, to a domain that drops every request (its own
@@ -117,6 +263,54 @@ impl TlsListener {
     /// New handshakes use `certs` from now on.
     pub(crate) fn swap(&self, certs: ListenerCerts) {
         self.current.store(Arc::new(certs));
+    }
+
+    /// New handshakes use the ACME hosts' current certificates.
+    pub(crate) fn refresh_acme(&self) {
+        // rcu: a reload swapping in new certificates meanwhile is built upon, not undone.
+        self.current.rcu(|current| {
+            let Some(acme) = &current.acme else {
+                return current.clone();
+            };
+            let contexts = acme.build(&current.by_name);
+            let mut next = (**current).clone();
+            if current.pairs == 0 {
+                if let Some(ctx) = acme.hosts.first().and_then(|h| contexts.get(h)) {
+                    next.default = ctx.clone();
+                }
+            }
+            next.acme = Some(Arc::new(AcmeHosts {
+                store: acme.store.clone(),
+                hosts: acme.hosts.clone(),
+                contexts,
+                placeholder: acme.placeholder.clone(),
+                http2: acme.http2,
+                client_ca: acme.client_ca.clone(),
+            }));
+            Arc::new(next)
+        });
+    }
+
+    /// The static certificates, as `GET /certificates` lists them.
+    pub(crate) fn static_report(&self) -> Vec<serde_json::Value> {
+        let current = self.current.load();
+        current
+            .statics
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "host": c.names.first(),
+                    "names": c.names,
+                    "source": "static",
+                    "status": "static",
+                    "issuer": c.issuer,
+                    "not_after_unix": c.not_after,
+                    "not_after": crate::acme::http_date(c.not_after),
+                    "file": c.file.display().to_string(),
+                    "listener": self.addr.to_string(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -239,6 +433,11 @@ pub(crate) fn acceptor(listener: Arc<TlsListener>) -> Result<SslAcceptor, String
         let certs = hello.current.load();
         ssl.set_min_proto_version(Some(certs.min_version))?;
         ssl.set_verify(certs.verify);
+        if certs.acme.is_some() && client_hello_alpn(ssl).is_some_and(offers_acme_tls) {
+            if let Some(index) = acme_alpn_index() {
+                ssl.set_ex_data(index, true);
+            }
+        }
         Ok(ClientHelloResponse::SUCCESS)
     });
     builder.set_servername_callback(move |ssl, alert| {
@@ -248,6 +447,19 @@ pub(crate) fn acceptor(listener: Arc<TlsListener>) -> Result<SslAcceptor, String
                 crate::metrics::SNI_DROPPED.inc();
                 *alert = ssl::SslAlert::UNRECOGNIZED_NAME;
                 return Err(SniError::ALERT_FATAL);
+            }
+        }
+        if let (Some(acme), Some(name)) = (&certs.acme, ssl.servername(NameType::HOST_NAME)) {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let challenge = acme_alpn_index().and_then(|i| ssl.ex_data(i).copied()) == Some(true);
+            let ctx = if challenge {
+                // A TLS-ALPN-01 check: only the challenge certificate answers it.
+                acme.store.alpn01(&name)
+            } else {
+                acme.contexts.get(&name).cloned()
+            };
+            if let Some(ctx) = ctx {
+                return ssl.set_ssl_context(&ctx).map_err(|_| SniError::ALERT_FATAL);
             }
         }
         let ctx = ssl
@@ -277,6 +489,7 @@ pub(crate) fn load(
     index: usize,
     listener: &Listener,
     tls: &Tls,
+    acme: Option<&Arc<crate::acme::Certs>>,
 ) -> Result<(ListenerCerts, Vec<String>), ConfigError> {
     let source = config.source.as_str();
     let at =
@@ -293,7 +506,7 @@ pub(crate) fn load(
             .map_err(|e| at(tls.cert_dir_pos, format!("{base}.cert_dir"), e))?;
         pairs.extend(found.into_iter().map(|p| (format!("{base}.cert_dir"), p)));
     }
-    if pairs.is_empty() {
+    if pairs.is_empty() && tls.acme.is_empty() {
         let pos = if tls.pos == Pos::default() {
             listener.pos
         } else {
@@ -309,9 +522,11 @@ pub(crate) fn load(
     };
     let mut warnings = Vec::new();
     let mut loaded = Vec::with_capacity(pairs.len());
+    let mut statics = Vec::with_capacity(pairs.len());
     for (path, pair) in &pairs {
-        let (context, names, expired) = load_pair(pair, tls.http2, client_ca.as_deref())
+        let (context, names, expired, info) = load_pair(pair, tls.http2, client_ca.as_deref())
             .map_err(|e| at(pair.pos, path.clone(), e))?;
+        statics.push(info);
         if expired {
             warnings.push(format!(
                 "{source}:{}:{}: {path}: certificate {} has expired; clients will refuse it",
@@ -322,7 +537,7 @@ pub(crate) fn load(
         }
         loaded.push((context, names));
     }
-    let default = loaded[0].0.clone();
+    let first = loaded.first().map(|(c, _)| c.clone());
     let count = loaded.len();
     let mut by_name = HashMap::new();
     // Exact names and `*.suffix` wildcards; the first certificate to claim a name keeps it.
@@ -331,6 +546,31 @@ pub(crate) fn load(
             by_name.entry(name).or_insert_with(|| context.clone());
         }
     }
+    let acme = if tls.acme.is_empty() {
+        None
+    } else {
+        let store = acme.cloned().unwrap_or_default();
+        let hosts = AcmeHosts::new(
+            store,
+            tls.acme.clone(),
+            tls.http2,
+            client_ca.clone(),
+            &by_name,
+        )
+        .map_err(|e| at(tls.pos, format!("{base}.acme"), e))?;
+        Some(Arc::new(hosts))
+    };
+    // Without static certificates, the first ACME host's answers handshakes without SNI.
+    let default = match (first, &acme) {
+        (Some(ctx), _) => ctx,
+        (None, Some(a)) => a
+            .hosts
+            .first()
+            .and_then(|h| a.contexts.get(h))
+            .unwrap_or(&a.placeholder)
+            .clone(),
+        (None, None) => return Err(at(tls.pos, base, "no certificate found".into())),
+    };
     let verify = match tls.client_auth.as_ref().map(|a| a.mode) {
         None => SslVerifyMode::NONE,
         Some(ClientAuthMode::Optional) => SslVerifyMode::PEER,
@@ -347,7 +587,9 @@ pub(crate) fn load(
             min_version,
             verify,
             pairs: count,
-            drop: DropNames::of(config, index),
+            drop: DropNames::of(config, index).map(Arc::new),
+            statics: Arc::new(statics),
+            acme,
         },
         warnings,
     ))
@@ -418,13 +660,39 @@ fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<X509>, PKey<Private>), Stri
     Ok((chain, pkey))
 }
 
-/// One pair's context, the names it answers for, and whether it has expired.
+/// One pair's context, the names it answers for, whether it has expired, and what
+/// `GET /certificates` shows of it.
 fn load_pair(
     pair: &CertPair,
     http2: bool,
     client_ca: Option<&[X509]>,
-) -> Result<(SslContext, Vec<String>, bool), String> {
+) -> Result<(SslContext, Vec<String>, bool, StaticCert), String> {
     let (chain, key) = read_pair(&pair.cert, &pair.key)?;
+    let context = context(&chain, &key, http2, client_ca).map_err(|e| {
+        e.replace("{cert}", &pair.cert.display().to_string())
+            .replace("{key}", &pair.key.display().to_string())
+    })?;
+    let expired = Asn1Time::days_from_now(0)
+        .map(|now| chain[0].not_after() < now)
+        .unwrap_or(false);
+    let names = names(&chain[0]);
+    let info = StaticCert {
+        names: names.clone(),
+        issuer: dn_text(chain[0].issuer_name()),
+        not_after: crate::acme::certs::unix_time(chain[0].not_after()),
+        file: pair.cert.clone(),
+    };
+    Ok((context, names, expired, info))
+}
+
+/// A handshake context serving `chain` with `key`: ALPN h2 when `http2`, client certificates
+/// verified against `client_ca`. Errors name the files as `{cert}` and `{key}`.
+fn context(
+    chain: &[X509],
+    key: &PKey<Private>,
+    http2: bool,
+    client_ca: Option<&[X509]>,
+) -> Result<SslContext, String> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .map_err(|e| format!("cannot create a TLS context: {e}"))?;
     builder
@@ -434,17 +702,13 @@ fn load_pair(
                 .iter()
                 .try_for_each(|c| builder.add_extra_chain_cert(c.clone()))
         })
-        .map_err(|e| format!("cannot use certificate {}: {e}", pair.cert.display()))?;
+        .map_err(|e| format!("cannot use certificate {{cert}}: {e}"))?;
     builder
-        .set_private_key(&key)
-        .map_err(|e| format!("cannot use key {}: {e}", pair.key.display()))?;
-    builder.check_private_key().map_err(|_| {
-        format!(
-            "key {} does not match certificate {}",
-            pair.key.display(),
-            pair.cert.display()
-        )
-    })?;
+        .set_private_key(key)
+        .map_err(|e| format!("cannot use key {{key}}: {e}"))?;
+    builder
+        .check_private_key()
+        .map_err(|_| "key {key} does not match certificate {cert}".to_string())?;
     builder
         .set_session_id_context(SESSION_ID_CONTEXT)
         .map_err(|e| format!("cannot create a TLS context: {e}"))?;
@@ -467,11 +731,7 @@ fn load_pair(
                 .map_err(|e| format!("cannot use a client CA: {e}"))?;
         }
     }
-    let expired = Asn1Time::days_from_now(0)
-        .map(|now| chain[0].not_after() < now)
-        .unwrap_or(false);
-    let names = names(&chain[0]);
-    Ok((builder.build().into_context(), names, expired))
+    Ok(builder.build().into_context())
 }
 
 fn names(cert: &X509) -> Vec<String> {

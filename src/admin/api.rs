@@ -143,7 +143,11 @@ impl AdminApp {
             }
             ("/cache", _) => Err(method_not_allowed("DELETE")),
             ("/stats", &Method::GET) => Ok((StatusCode::OK, stats(&self.state))),
+            ("/certificates", &Method::GET) => Ok((StatusCode::OK, certificates(&self.state))),
+            ("/certificates", _) => Err(method_not_allowed("GET")),
             ("/info", &Method::GET) => Ok((StatusCode::OK, info(&self.state))),
+            ("/cluster/redis", &Method::GET) => Ok((StatusCode::OK, cluster_redis(&self.state))),
+            ("/cluster/redis", _) => Err(method_not_allowed("GET")),
             ("/info", _) => Err(method_not_allowed("GET")),
             ("/stats", _) => Err(method_not_allowed("GET")),
             ("/explain", &Method::POST) => {
@@ -260,6 +264,19 @@ fn info(state: &State) -> Value {
     })
 }
 
+/// `GET /cluster/redis`: the Redis that `scope: cluster` rate limits count in, and how it
+/// has been answering (docs/cluster.md).
+fn cluster_redis(state: &State) -> Value {
+    let snapshot = state.snapshot();
+    match snapshot.cluster_counter() {
+        Some(c) => c.json(),
+        None => json!({
+            "state": if snapshot.config.cluster.redis.is_some() { "unused" } else { "not configured" },
+            "nodes": snapshot.config.cluster.nodes,
+        }),
+    }
+}
+
 /// A short digest of the running config (its parsed form, so comments and layout do not
 /// count): two nodes showing the same hash run the same config.
 fn config_hash(config: &crate::config::Config) -> String {
@@ -344,6 +361,19 @@ fn stats(state: &State) -> Value {
 /// it sees traffic, so the dashboard can show it), then any route only an earlier config had,
 /// then `(none)` (requests the domain handled itself). Prefixes come from configs, never from
 /// clients, so the list stays bounded.
+/// `GET /certificates`: ACME hosts (issued or pending, last error) and static certificates.
+fn certificates(state: &State) -> Value {
+    let statics: Vec<Value> = state
+        .tls_listeners()
+        .iter()
+        .flat_map(|l| l.static_report())
+        .collect();
+    match state.acme() {
+        Some(acme) => acme.report(statics),
+        None => json!({ "certificates": statics }),
+    }
+}
+
 fn route_stats(
     s: &crate::metrics::DomainStats,
     config: Option<&crate::config::Domain>,

@@ -272,6 +272,55 @@ async fn apply(
     Ok(state.snapshot())
 }
 
+/// Makes domain `domain`'s pool hold exactly `http://` each of `wanted` (discovery,
+/// `crate::discovery`): a
+/// backend already there stays as it is (health, drain state, in-flight requests), a new one
+/// is added as `POST /backends` adds it (behind a good health check when the pool is
+/// checked), a vanished one is removed as `DELETE /backends` removes it (requests in flight
+/// on it finish there). `source` names the change in the new backends' config path. Returns
+/// how many were (added, removed); (0, 0) changes nothing.
+pub(crate) async fn set_pool(
+    state: &State,
+    domain: &str,
+    wanted: &[std::net::SocketAddr],
+    source: &str,
+) -> Result<(usize, usize), ApiError> {
+    let _serialised = state.control.lock().await;
+    let current = state.snapshot();
+    let at = find_pool(&current, domain, None)?;
+    let pool = &current.pools[at.pool];
+    let old = &current.config.pools[at.pool].backends;
+    let is_wanted = |b: &Backend| b.config.scheme == Scheme::Http && wanted.contains(&b.addr);
+    let mut backends: Vec<BackendConfig> = old
+        .iter()
+        .zip(pool.backends.iter())
+        .filter(|(_, b)| is_wanted(b))
+        .map(|(c, _)| c.clone())
+        .collect();
+    let removed = old.len() - backends.len();
+    let mut added = 0;
+    for &addr in wanted {
+        if pool.backends.iter().any(|b| is_wanted(b) && b.addr == addr) {
+            continue;
+        }
+        backends.push(BackendConfig {
+            url: format!("http://{addr}"),
+            scheme: Scheme::Http,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            weight: 1,
+            max_connections: None,
+            pos: Pos::default(),
+            path: source.to_string(),
+        });
+        added += 1;
+    }
+    if added > 0 || removed > 0 {
+        apply(state, &current, at.pool, backends).await?;
+    }
+    Ok((added, removed))
+}
+
 /// `POST /backends?domain=D[&route=/p/]` with `{"addr": "...", "weight": N,
 /// "max_connections": M}` (weight and max_connections optional).
 pub(crate) async fn add(

@@ -40,7 +40,14 @@ impl ServeHttp for ProbeApp {
         match session.req_header().uri.path() {
             "/live" => text_response(StatusCode::OK, "live\n"),
             "/ready" => match ready(&self.state) {
-                Ok(()) => text_response(StatusCode::OK, "ready\n"),
+                // Redis being down does not make a node unready (it falls back to its share
+                // of each cluster limit), but whoever looks should see it.
+                Ok(()) => match self.state.snapshot().cluster_counter() {
+                    Some(c) => {
+                        text_response(StatusCode::OK, &format!("ready\n{}\n", c.ready_line()))
+                    }
+                    None => text_response(StatusCode::OK, "ready\n"),
+                },
                 Err(why) => text_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("not ready: {why}\n"),

@@ -45,11 +45,16 @@ pub(crate) enum Section {
     Plugin,
     PluginCache,
     L4,
+    Acme,
+    Cluster,
+    Redis,
+    Discovery,
+    DnsDiscovery,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 33] = [
+    pub(crate) const ALL: [Section; 38] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -83,6 +88,11 @@ impl Section {
         Section::Plugin,
         Section::PluginCache,
         Section::L4,
+        Section::Acme,
+        Section::Cluster,
+        Section::Redis,
+        Section::Discovery,
+        Section::DnsDiscovery,
     ];
 
     /// Where the section is found in a file.
@@ -121,6 +131,11 @@ impl Section {
             Section::Plugin => "plugins.NAME",
             Section::PluginCache => "plugins.NAME.cache",
             Section::L4 => "listeners[].tcp / domains[].pass",
+            Section::Acme => "acme",
+            Section::Cluster => "cluster",
+            Section::Redis => "cluster.redis",
+            Section::Discovery => "domains[].discovery",
+            Section::DnsDiscovery => "domains[].discovery.dns",
         }
     }
 }
@@ -229,10 +244,12 @@ pub(crate) const KEYS: &[Key] = &[
     key("admin", &[S::Top], K::Map(S::Admin), D::Unset("no admin API"), "the admin API listener"),
     key("probe", &[S::Top], K::Map(S::Probe), D::Unset("no probe listener"), "the /live /ready /metrics listener"),
     key("logging", &[S::Top], K::Map(S::Logging), D::Unset("level info, no access or error log"), "console level, the access log and the error log"),
+    key("acme", &[S::Top], K::Map(S::Acme), D::Unset("no automatic certificates"), "the ACME account that obtains and renews the certificates of `tls.acme` hosts (docs/tls.md)"),
     key("tracing", &[S::Top], K::Map(S::Tracing), D::Unset("traceparent propagated, nothing exported"), "W3C trace context on upstream requests and an optional OTLP/HTTP exporter (docs/tracing.md)"),
     key("cache", &[S::Top], K::Map(S::Cache), D::Unset("cache settings' defaults"), "the response cache's global settings (a domain still opts in with `cache: true`)"),
     key("include", &[S::Top], K::List(I::Text), D::Unset("none"), "more files of domains: paths or patterns like conf.d/*.yaml (wildcards in the file name), relative to this file; each holds a `domains` list"),
     key("plugins", &[S::Top], K::Named(S::Plugin), D::Unset("none"), "external programs and services that see requests: name -> settings; domains and routes list the ones they use (docs/plugins.md)"),
+    key("cluster", &[S::Top], K::Map(S::Cluster), D::Unset("one node on its own"), "what several strait nodes share: Redis for `scope: cluster` rate limits (docs/cluster.md)"),
     key("domains", &[S::Top, S::Included], K::List(I::Of(S::Domain)), D::Unset("required, unless an included file has domains"), "host names and what answers them (at least one, here or in included files)"),
     // --- server ---
     key("threads", &[S::Server], K::Int { min: 1, max: 1024 }, D::Unset("the number of CPUs"), "proxy worker threads"),
@@ -261,6 +278,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
     key("http2", &[S::Tls], K::Bool, D::Bool(false), "offer h2 by ALPN"),
     key("min_version", &[S::Tls], K::OneOf(&["1.2", "1.3"]), D::Text("1.2"), "the oldest TLS version clients may use: 1.2 or 1.3"),
+    key("acme", &[S::Tls], K::List(I::Text), D::Unset("none"), "host names whose certificates strait obtains and renews by ACME (the `acme` section); static certs still answer other names"),
     key("client_auth", &[S::Tls], K::Map(S::ClientAuth), D::Unset("no client certificates asked for"), "ask clients for certificates signed by a CA (docs/tls.md)"),
     key("cert", &[S::Cert], K::Path, D::Required, "PEM certificate chain"),
     key("key", &[S::Cert], K::Path, D::Required, "PEM private key"),
@@ -322,6 +340,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("hash_key", DOMAIN_AND_ROUTE, K::Map(S::HashKey), D::Unset("the client address"), "what `consistent_hash` hashes"),
     key("sticky", DOMAIN_AND_ROUTE, K::Map(S::Sticky), D::Unset("off"), "a cookie that keeps a client on the backend that served it"),
     key("retry_budget", DOMAIN_AND_ROUTE, K::MapOrBool(S::RetryBudget), D::Bool(true), "retries may add at most this much load (`false` turns it off)"),
+    key("discovery", &[S::Domain], K::Map(S::Discovery), D::Unset("the backends are `backends`"), "find the domain's backends at run time instead of listing them (docs/cluster.md)"),
     key("cache", DOMAIN_AND_ROUTE, K::MapOrBool(S::Cache), D::Bool(false), "use the response cache (a map overrides the global settings)"),
     key("compress", DOMAIN_AND_ROUTE, K::MapOrBool(S::Compress), D::Bool(false), "compress responses on the fly by Accept-Encoding (`true`: on, with the defaults or, on a route, its domain's settings; docs/compression.md)"),
     key("rate_limit", DOMAIN_AND_ROUTE, K::Map(S::RateLimit), D::Unset("none"), "requests per period per key; 429 over it"),
@@ -377,6 +396,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("requests", &[S::RateLimit], K::Int { min: 1, max: u32::MAX as u64, }, D::Required, "requests allowed per period"),
     key("per", &[S::RateLimit], K::PositiveDuration, D::Required, "the period"),
     key("key", &[S::RateLimit], K::String, D::Text("client_ip"), "client_ip, route, or header:NAME"),
+    key("scope", &[S::RateLimit], K::OneOf(&["local", "cluster"]), D::Text("local"), "local: each node counts alone; cluster: all nodes count together in cluster.redis (docs/cluster.md)"),
     // --- resilience ---
     key("consecutive_failures", &[S::PassiveHealth], K::Int { min: 1, max: 1000 }, D::Int(5), "connect errors, resets before a response, 502/503/504 and timeouts in a row that eject a backend"),
     key("ejection_time", &[S::PassiveHealth], K::PositiveDuration, secs(30), "how long an ejection lasts; doubles with each consecutive ejection"),
@@ -417,6 +437,23 @@ pub(crate) const KEYS: &[Key] = &[
     key("key", &[S::PluginCache], K::String, D::Required, "header:NAME: the request header whose value a decision is remembered by (requests without it always ask)"),
     key("ttl", &[S::PluginCache], K::PositiveDuration, D::Required, "how long a decision is remembered"),
     key("max_entries", &[S::PluginCache], K::Int { min: 1, max: 1_000_000 }, D::Int(10_000), "decisions remembered at most (the oldest go first)"),
+    // --- acme (docs/tls.md, "Automatic certificates") ---
+    key("directory", &[S::Acme], K::String, D::Required, "the ACME server's directory URL (RFC 8555), https://"),
+    key("email", &[S::Acme], K::String, D::Unset("no contact"), "the account's contact address (mailto:)"),
+    key("storage", &[S::Acme], K::Path, D::Text("/var/lib/strait/acme"), "the account key, certificates and keys (files 0600); processes sharing it order once, under a lock file"),
+    key("ca_roots", &[S::Acme], K::Path, D::Unset("the system CA bundle"), "PEM CA certificates the directory's HTTPS is verified against (a private ACME server)"),
+    key("renew_before", &[S::Acme], K::PositiveDuration, D::Duration(Duration::from_secs(30 * 86_400)), "renew a certificate this long before it expires (`30d`)"),
+    // --- cluster (docs/cluster.md): Redis rate limits ---
+    key("redis", &[S::Cluster], K::Map(S::Redis), D::Unset("no cluster-wide counting"), "the Redis that `scope: cluster` rate limits count in"),
+    key("nodes", &[S::Cluster], K::Int { min: 1, max: 10_000 }, D::Int(1), "how many nodes share the cluster's limits: while Redis is slow or down, each node allows a cluster limit divided by this"),
+    key("url", &[S::Redis], K::String, D::Required, "redis://[USER:PASSWORD@]HOST:PORT[/DB] (plain TCP: rediss:// is refused)"),
+    key("timeout", &[S::Redis], K::PositiveDuration, D::Duration(Duration::from_millis(20)), "a rate-limit decision waits for Redis at most this long, then the node's local share decides"),
+    // --- discovery (docs/cluster.md): the domain's backends from DNS ---
+    key("dns", &[S::Discovery], K::Map(S::DnsDiscovery), D::Unset("-"), "the backends are the A/AAAA addresses of a name, re-resolved"),
+    key("name", &[S::DnsDiscovery], K::String, D::Required, "the DNS name whose A and AAAA records are the backends"),
+    key("port", &[S::DnsDiscovery], K::Int { min: 1, max: 65535 }, D::Required, "the backends' port"),
+    key("interval", &[S::DnsDiscovery], K::PositiveDuration, secs(10), "re-resolve this often, or sooner when the records' TTL is shorter (at least 1s apart)"),
+    key("resolver", &[S::DnsDiscovery], K::Address, D::Unset("the system's nameservers (/etc/resolv.conf)"), "ip:port of the nameserver to ask over UDP (tests, split-horizon DNS)"),
 ];
 
 const fn key(
@@ -550,7 +587,7 @@ pub fn reference_markdown() -> String {
         "# Config reference\n\n\
          Generated from the key table in `src/config/keys.rs` (a unit test keeps this file in \
          step with it: run `STRAIT_BLESS=1 cargo test --lib config::keys` after changing a key). \
-         Durations are written `250ms`, `10s`, `5m`, `24h` or `1h30m`; sizes `512`, `64KiB`, \
+         Durations are written `250ms`, `10s`, `5m`, `24h`, `30d` or `1h30m`; sizes `512`, `64KiB`, \
          `4MiB` (`KB`/`MB` are powers of 1000). Unknown keys are errors.\n",
     );
     for section in Section::ALL {

@@ -32,6 +32,7 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
         }
     }
     upstream_tls(config, &mut out);
+    acme_hosts(config, &mut out);
     out.sort_by_key(|e| (e.line, e.col));
     out
 }
@@ -88,5 +89,30 @@ fn covers(a: Option<&[usize]>, b: Option<&[usize]>) -> bool {
         (None, _) => true,
         (Some(_), None) => false,
         (Some(a), Some(b)) => b.iter().all(|l| a.contains(l)),
+    }
+}
+
+/// A `tls.acme` host that no domain answers on its listener: strait would obtain and renew a
+/// certificate only to answer 404 behind it (usually a typo, or a domain scoped to other
+/// listeners).
+fn acme_hosts(config: &Config, out: &mut Vec<ConfigError>) {
+    for (i, listener) in config.listeners.iter().enumerate() {
+        let Some(tls) = &listener.tls else {
+            continue;
+        };
+        for host in &tls.acme {
+            let answered = config.domains.iter().any(|d| {
+                d.listeners.as_ref().is_none_or(|ls| ls.contains(&i))
+                    && d.hosts.iter().any(|p| p.matches(host))
+            });
+            if !answered {
+                out.push(ConfigError::new(
+                    &config.source,
+                    tls.pos,
+                    &format!("listeners[{i}].tls.acme"),
+                    format!("no domain answers {host} on this listener: its certificate would front only 404s"),
+                ));
+            }
+        }
     }
 }

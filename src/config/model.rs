@@ -45,6 +45,41 @@ pub struct Config {
     pub domains: Vec<Domain>,
     /// `plugins`, in file order; domains and routes name them (docs/plugins.md).
     pub plugins: Vec<Plugin>,
+    /// `acme`: the account that obtains the certificates of `tls.acme` hosts (`crate::acme`).
+    pub acme: Option<Acme>,
+    /// `cluster`: what several nodes share (docs/cluster.md).
+    pub cluster: Cluster,
+}
+
+/// `acme`: automatic certificates (RFC 8555; docs/tls.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    pub directory: String,
+    pub email: Option<String>,
+    pub storage: PathBuf,
+    pub ca_roots: Option<PathBuf>,
+    pub renew_before: Duration,
+    /// Where `storage` is written (or the section, when it is left at its default).
+    pub storage_pos: Pos,
+    pub pos: Pos,
+}
+
+/// `cluster` (docs/cluster.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// `cluster.redis`: where `scope: cluster` rate limits count.
+    pub redis: Option<Redis>,
+    /// `cluster.nodes`: a cluster limit divided by this is each node's share while Redis is
+    /// slow or down.
+    pub nodes: u64,
+}
+
+/// `cluster.redis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redis {
+    pub url: String,
+    /// A decision waits for Redis at most this long.
+    pub timeout: Duration,
 }
 
 /// One entry of `plugins` (docs/plugins.md).
@@ -241,6 +276,8 @@ pub struct Tls {
     pub min_version: TlsVersion,
     /// Client certificates (mTLS).
     pub client_auth: Option<ClientAuth>,
+    /// `acme`: names whose certificates strait obtains itself (lower case).
+    pub acme: Vec<String>,
     /// Where the `tls` map is written.
     pub pos: Pos,
 }
@@ -592,6 +629,17 @@ pub struct RateLimit {
     pub requests: u64,
     pub per: Duration,
     pub key: RateKey,
+    pub scope: RateScope,
+}
+
+/// `rate_limit.scope`: who counts requests against the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RateScope {
+    /// Each node on its own.
+    #[default]
+    Local,
+    /// Every node together, in `cluster.redis`.
+    Cluster,
 }
 
 /// `redirect: { status, location }`; `location` is a template (`$host`, `$path`, ...).
@@ -846,6 +894,24 @@ pub struct Domain {
     /// `pass`: TLS connections whose SNI names this domain are relayed, not terminated.
     pub pass: Option<L4>,
     pub pos: Pos,
+    /// `discovery`: the domain's pool is filled at run time (`crate::discovery`).
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery` on a domain (docs/cluster.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub dns: Option<DnsDiscovery>,
+}
+
+/// `discovery.dns`: the backends are `http://ADDRESS:port` for each A/AAAA record of `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsDiscovery {
+    pub name: String,
+    pub port: u16,
+    pub interval: Duration,
+    /// The nameserver to ask; `None`: the system's.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl Domain {

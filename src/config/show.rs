@@ -71,6 +71,10 @@ pub fn show_yaml(c: &Config) -> String {
             );
             let _ = writeln!(o, "      http2: {}", tls.http2);
             let _ = writeln!(o, "      min_version: \"{}\"", tls.min_version.as_str());
+            if !tls.acme.is_empty() {
+                let hosts: Vec<String> = tls.acme.iter().map(|h| q(h)).collect();
+                let _ = writeln!(o, "      acme: [{}]", hosts.join(", "));
+            }
             if let Some(ca) = &tls.client_auth {
                 let _ = writeln!(
                     o,
@@ -94,6 +98,19 @@ pub fn show_yaml(c: &Config) -> String {
     }
     if let Some(p) = &c.probe {
         let _ = writeln!(o, "probe: {{ addr: {} }}", p.addr);
+    }
+    if let Some(a) = &c.acme {
+        o.push_str("acme:\n");
+        let _ = writeln!(o, "  directory: {}", q(&a.directory));
+        opt(&mut o, 2, "email", a.email.as_deref().map(q));
+        let _ = writeln!(o, "  storage: {}", q(&a.storage.display().to_string()));
+        opt(
+            &mut o,
+            2,
+            "ca_roots",
+            a.ca_roots.as_ref().map(|p| q(&p.display().to_string())),
+        );
+        let _ = writeln!(o, "  renew_before: {}", units::fmt_duration(a.renew_before));
     }
     let l = &c.logging;
     o.push_str("logging:\n");
@@ -122,6 +139,7 @@ pub fn show_yaml(c: &Config) -> String {
     );
     let _ = writeln!(o, "  sample_ratio: {:?}", t.sample_ratio);
     let _ = writeln!(o, "  service_name: {}", q(&t.service_name));
+    cluster(&mut o, &c.cluster);
     if let Some(cache) = &c.cache {
         o.push_str("cache:\n");
         cache_settings(&mut o, 2, cache);
@@ -137,6 +155,19 @@ pub fn show_yaml(c: &Config) -> String {
                 .filter_map(|&i| c.listeners.get(i)?.name.as_deref().map(q))
                 .collect();
             let _ = writeln!(o, "    listeners: [{}]", names.join(", "));
+        }
+        if let Some(dns) = d.discovery.as_ref().and_then(|x| x.dns.as_ref()) {
+            let resolver = dns
+                .resolver
+                .map(|r| format!(", resolver: {}", q(&r.to_string())))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "    discovery: {{ dns: {{ name: {}, port: {}, interval: {}{resolver} }} }}",
+                q(&dns.name),
+                dns.port,
+                dur(dns.interval)
+            );
         }
         if let Some(pass) = &d.pass {
             relay(&mut o, 4, "pass", c, pass);
@@ -204,8 +235,15 @@ fn handling(
         Action::Proxy { pool, options } => {
             if let Some(p) = c.pools.get(*pool) {
                 let _ = writeln!(o, "{pad}load_balancer: {}", p.policy.strategy.name());
-                let _ = writeln!(o, "{pad}backends:");
-                for b in &p.backends {
+                // A discovered pool is filled at run time: its domain shows `discovery`.
+                let discovered = c.domains.iter().any(|d| {
+                    d.discovery.is_some()
+                        && matches!(d.handling.action, Action::Proxy { pool: dp, .. } if dp == *pool)
+                });
+                if !discovered {
+                    let _ = writeln!(o, "{pad}backends:");
+                }
+                for b in p.backends.iter().filter(|_| !discovered) {
                     let cap = b
                         .max_connections
                         .map(|m| format!(", max_connections: {m}"))
@@ -360,9 +398,13 @@ fn handling(
             RateKey::Route => "route".to_string(),
             RateKey::Header(name) => format!("header:{name}"),
         };
+        let scope = match r.scope {
+            RateScope::Local => "local",
+            RateScope::Cluster => "cluster",
+        };
         let _ = writeln!(
             o,
-            "{pad}rate_limit: {{ requests: {}, per: {}, key: {} }}",
+            "{pad}rate_limit: {{ requests: {}, per: {}, key: {}, scope: {scope} }}",
             r.requests,
             dur(r.per),
             q(&key)
@@ -554,6 +596,20 @@ fn cache_settings(o: &mut String, n: usize, s: &CacheSettings) {
     }
 }
 
+/// The `cluster` section (docs/cluster.md).
+fn cluster(o: &mut String, c: &Cluster) {
+    o.push_str("cluster:\n");
+    let _ = writeln!(o, "  nodes: {}", c.nodes);
+    if let Some(r) = &c.redis {
+        let _ = writeln!(
+            o,
+            "  redis: {{ url: {}, timeout: {} }}",
+            q(&r.url),
+            dur(r.timeout)
+        );
+    }
+}
+
 /// The `plugins` map.
 fn plugins(o: &mut String, plugins: &[Plugin]) {
     if plugins.is_empty() {
@@ -636,8 +692,11 @@ mod tests {
 server: { drain_delay: 3s, trusted_proxies: [10.0.0.0/8] }
 listeners:
   - addr: 127.0.0.1:8080
-  - { addr: 127.0.0.1:8443, tls: { certs: [{ cert: /x.pem, key: /x.key }] } }
+  - { addr: 127.0.0.1:8444, tls: { certs: [{ cert: /x.pem, key: /x.key }] } }
   - { name: db, addr: 127.0.0.1:5432, tcp: { backends: [10.0.0.5:5432], load_balancer: least_connections, health_check: { interval: 5s }, proxy_protocol: v2 } }
+  - addr: 127.0.0.1:8443
+    tls: { acme: [a.com, www.a.com] }
+acme: { directory: \"https://acme.example/dir\", email: ops@a.com, storage: /tmp/acme, renew_before: 30d }
 admin: { addr: 127.0.0.1:9900, token: ${TOKEN} }
 logging: { level: debug, access_log: \"-\", error_log: /tmp/e.log }
 plugins:
@@ -645,6 +704,7 @@ plugins:
   geo: { url: http://127.0.0.1:9200, on_error: allow }
   sync: { command: [./sync, --every, 5s], autostart: true }
 cache: { default_ttl: 1m, rules: [{ path_prefix: /x/, cache: false }] }
+cluster: { nodes: 3, redis: { url: \"redis://127.0.0.1:6379/0\", timeout: 15ms } }
 domains:
   - hosts: [a.com, \"*.b.com\"]
     backends: [{ addr: http://127.0.0.1:3000, weight: 3 }]
@@ -653,7 +713,7 @@ domains:
     cache: true
     compress: { algorithms: [br, gzip], min_bytes: 1KiB, types: [text/*, \"application/*+json\"] }
     headers: { response: { set: { X-A: b } } }
-    rate_limit: { requests: 5, per: 1s }
+    rate_limit: { requests: 5, per: 1s, scope: cluster }
     plugins: [geo, auth]
     routes:
       - { path_prefix: /r/, host_header: r.internal, compress: false, plugins: [] }
@@ -665,6 +725,10 @@ domains:
     deny: [192.0.2.0/24]
     max_body_bytes: 1MiB
     routes: [{ path_prefix: /, respond: { status: 204 } }]
+  - hosts: [d.com]
+    discovery: { dns: { name: api.service.internal, port: 8080, interval: 5s, resolver: \"127.0.0.1:5353\" } }
+    health_check: { path: /h }
+    routes: [{ path_prefix: /v1/, read_timeout: 3s }]
 ";
         let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
         let first = super::super::load_str(text, "t.yaml", &env).expect("valid");
@@ -679,6 +743,11 @@ domains:
             shown.contains("    pass:\n") && shown.contains("idle_timeout: 1h"),
             "{shown}"
         );
+        assert!(
+            shown.contains("acme: [\"a.com\", \"www.a.com\"]"),
+            "{shown}"
+        );
+        assert!(shown.contains("renew_before: 720h"), "{shown}");
         let again =
             super::super::load_str(&shown.replace("<set, not shown>", "s3cret"), "shown", &env)
                 .unwrap_or_else(|e| panic!("{e:?}\n{shown}"));

@@ -6,6 +6,15 @@ use std::time::Duration;
 
 /// Milliseconds per unit, largest first; `ms` must be tried before `m` when parsing.
 const DURATION_UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+/// What a duration may be written in: days too (`acme.renew_before: 30d`), though durations
+/// are shown in hours at most so existing ones keep the spelling they are documented in.
+const PARSE_UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
 
 /// Longest first, so `KiB` is not read as `K` + `iB`.
 const SIZE_UNITS: [(&str, u64); 9] = [
@@ -38,7 +47,7 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let number: u64 = rest[..digits].parse().map_err(|_| too_long(text))?;
         rest = &rest[digits..];
-        let Some((unit, scale)) = DURATION_UNITS
+        let Some((unit, scale)) = PARSE_UNITS
             .iter()
             .rev()
             .find(|(unit, _)| rest.starts_with(unit))
@@ -130,13 +139,21 @@ mod tests {
     }
 
     #[test]
+    fn days() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        // Shown in hours, as every duration is.
+        assert_eq!(fmt_duration(Duration::from_secs(86_400)), "24h");
+    }
+
+    #[test]
     fn bad_durations() {
         assert_eq!(
             parse_duration("30"),
             Err(r#"expected a duration like 10s, found "30" (add a unit, e.g. 10s)"#.into())
         );
         for text in [
-            "", "abc", "10", "s", "1.5s", "10 s", "-1s", "10sec", "1d", "5mm",
+            "", "abc", "10", "s", "1.5s", "10 s", "-1s", "10sec", "1w", "5mm",
         ] {
             assert!(parse_duration(text).is_err(), "{text}");
         }

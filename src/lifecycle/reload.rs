@@ -123,6 +123,13 @@ async fn reload_locked(state: &State) -> Result<ReloadReport, Vec<ConfigError>> 
         info!("certificates reloaded: {pairs} pair(s) on {listeners} TLS listener(s)");
     }
     state.swap(next);
+    if let Some(acme) = state.acme() {
+        // New `tls.acme` hosts are ordered now (the scheduler is woken).
+        acme.configure(&state.snapshot().config);
+        for listener in state.tls_listeners() {
+            listener.refresh_acme();
+        }
+    }
     state.snapshot().start_plugins();
     Ok(report)
 }
@@ -139,6 +146,7 @@ async fn load_certificates(
         return Ok(Vec::new());
     }
     let config = config.clone();
+    let acme = state.acme().map(|a| a.certs.clone());
     let loaded = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         let mut errors = Vec::new();
@@ -154,7 +162,7 @@ async fn load_certificates(
             else {
                 continue;
             };
-            match crate::tls::load(&config, i, l, tls) {
+            match crate::tls::load(&config, i, l, tls, acme.as_ref()) {
                 Ok((certs, warnings)) => {
                     for w in warnings {
                         warn!("reload: {w}");

@@ -35,6 +35,10 @@ use crate::state::State;
 
 /// Bytes asked for per read while a head arrives.
 const READ_CHUNK: usize = 8 << 10;
+/// What a connection waiting for its (next) request holds for it: enough for a typical head
+/// in one read. Idle keep-alive connections are most connections at an edge, and each holds
+/// this for as long as it waits; a longer head grows it by [`READ_CHUNK`]s.
+const FIRST_READ: usize = 2 << 10;
 /// How long, and how much, a refused client's further input is read and dropped.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_MAX_BYTES: usize = 1 << 20;
@@ -175,7 +179,7 @@ pub(crate) async fn read_head(
     closing: Option<watch::Receiver<bool>>,
 ) -> Head {
     if buf.is_empty() {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(FIRST_READ);
         // Reading first: a request that has already arrived is served even when the service
         // is closing at that moment (an unread request dropped on close is answered with a
         // reset, which a client cannot retry safely).
@@ -308,6 +312,7 @@ where
                 Arc::clone(&self.permits).acquire_owned().await.ok()?
             }
         };
+        crate::metrics::runtime::note_proxy_runtime();
         // The listener this connection arrived on, looked up once for TLS, the plugins and h2c.
         let snapshot = self.state.snapshot();
         let index = stream
@@ -317,6 +322,12 @@ where
         let listener = index.and_then(|i| snapshot.config.listeners.get(i));
         if let Some((i, acceptor)) = index.and_then(|i| Some((i, self.tls.get(&listener?.addr)?))) {
             stream = crate::l4::pass::accept(&self.state, i, acceptor, stream, shutdown).await?;
+        }
+        // The only other protocol a TLS listener negotiates is `acme-tls/1`: a TLS-ALPN-01
+        // validation (crate::acme), done once its handshake is; nothing is served on it
+        // (Pingora's app would log a warning for each).
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
+            return None;
         }
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
         match crate::plugins::gate::connection(&snapshot, listener, &stream).await {

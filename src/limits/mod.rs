@@ -6,6 +6,7 @@
 //! [`Limits`]; rate counters are carried from one snapshot to the next (see `rate.rs`), so a
 //! reload or an admin change does not hand every client a fresh budget.
 
+pub(crate) mod cluster_rate;
 pub(crate) mod concurrency;
 pub(crate) mod framing;
 pub(crate) mod listener;

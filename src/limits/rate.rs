@@ -6,6 +6,9 @@
 //! exact unless thousands of keys share a window. A new snapshot takes over the limiters of
 //! the one it replaces ([`RateLimiters`]), keyed by what they limit, so a reload or an admin
 //! change that keeps a limit keeps its counts; a limit that changes starts afresh.
+//!
+//! A `scope: cluster` limit counts in Redis instead (`cluster_rate.rs`); its `Rate` then
+//! counts only the decisions the node makes alone while Redis cannot answer.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -15,13 +18,18 @@ use std::time::Duration;
 
 use pingora_limits::rate::Rate;
 
-use crate::config::{RateKey, RateLimit};
+use super::cluster_rate::ClusterCounter;
+use crate::config::{Cluster, RateKey, RateLimit, RateScope};
 
 /// One configured limit with its counters.
 pub struct RateLimiter {
+    /// This node's own counts: the whole count of a local limit; for a cluster limit, the
+    /// count its fallback share is checked against while Redis cannot answer.
     rate: Rate,
     pub limit: RateLimit,
     id: Id,
+    /// `scope: cluster`: where the nodes count together (`cluster_rate.rs`).
+    cluster: Option<Arc<ClusterCounter>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -59,12 +67,29 @@ type Id = (String, Option<String>, RateLimit);
 /// The limiters of one snapshot being built: those of the snapshot it replaces, plus any new
 /// ones. Dropped with the build; the limiters live on in the snapshot's handlers.
 #[derive(Default)]
-pub struct RateLimiters(HashMap<Id, Arc<RateLimiter>>);
+pub struct RateLimiters {
+    kept: HashMap<Id, Arc<RateLimiter>>,
+    /// The Redis connection cluster limits use: the previous snapshot's while `cluster` is
+    /// unchanged, so a reload keeps the connection.
+    cluster: Option<Arc<ClusterCounter>>,
+}
 
 impl RateLimiters {
-    /// Starts from the limiters a previous snapshot holds.
-    pub fn carried(previous: impl IntoIterator<Item = Arc<RateLimiter>>) -> RateLimiters {
-        RateLimiters(previous.into_iter().map(|l| (l.id.clone(), l)).collect())
+    /// Starts from the limiters a previous snapshot holds; `cluster` is the new config's.
+    pub fn carried(
+        previous: impl IntoIterator<Item = Arc<RateLimiter>>,
+        cluster: &Cluster,
+    ) -> RateLimiters {
+        let kept: HashMap<Id, Arc<RateLimiter>> =
+            previous.into_iter().map(|l| (l.id.clone(), l)).collect();
+        let same = kept
+            .values()
+            .filter_map(|l| l.cluster.clone())
+            .find(|c| c.settings == *cluster);
+        RateLimiters {
+            cluster: same.or_else(|| ClusterCounter::new(cluster).map(Arc::new)),
+            kept,
+        }
     }
 
     /// The limiter for `limit` on `domain` (and `route`, when it has a limit of its own):
@@ -76,20 +101,88 @@ impl RateLimiters {
         limit: &RateLimit,
     ) -> Arc<RateLimiter> {
         let id: Id = (domain.to_string(), route.map(str::to_string), limit.clone());
-        self.0
-            .entry(id.clone())
-            .or_insert_with(|| Arc::new(RateLimiter::new(id)))
-            .clone()
+        let cluster = match limit.scope {
+            RateScope::Local => None,
+            RateScope::Cluster => self.cluster.clone(),
+        };
+        let same_counter = |l: &RateLimiter| match (&l.cluster, &cluster) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        match self.kept.get(&id) {
+            Some(l) if same_counter(l) => l.clone(),
+            _ => {
+                let l = Arc::new(RateLimiter::new(id.clone(), cluster));
+                self.kept.insert(id, l.clone());
+                l
+            }
+        }
     }
 }
 
 impl RateLimiter {
-    fn new(id: Id) -> RateLimiter {
+    fn new(id: Id, cluster: Option<Arc<ClusterCounter>>) -> RateLimiter {
         RateLimiter {
             rate: Rate::new(id.2.per),
             limit: id.2.clone(),
             id,
+            cluster,
         }
+    }
+
+    /// The Redis connection of a cluster limit.
+    pub(crate) fn cluster(&self) -> Option<&Arc<ClusterCounter>> {
+        self.cluster.as_ref()
+    }
+
+    /// Counts one request under `key`: in Redis for a cluster limit (at most
+    /// `cluster.redis.timeout`; then, and while Redis is down, against this node's share),
+    /// here for a local one.
+    pub async fn decide(&self, key: &RateKeyValue<'_>) -> RateState {
+        let Some(cluster) = &self.cluster else {
+            return self.check(key);
+        };
+        let name = self.redis_key(key);
+        match cluster
+            .decide(&name, self.limit.requests, self.limit.per)
+            .await
+        {
+            Ok(d) => RateState {
+                allowed: d.allowed,
+                limit: self.limit.requests,
+                remaining: d.remaining,
+                reset_secs: ceil_secs(d.reset).max(1),
+            },
+            Err(_) => self.count(key, (self.limit.requests / cluster.live_nodes()).max(1)),
+        }
+    }
+
+    /// The Redis key a cluster limit counts `key` under: the limit's identity (so a changed
+    /// limit starts afresh, as a local one does) and the key, kind-tagged so a header value
+    /// cannot pose as an address.
+    fn redis_key(&self, key: &RateKeyValue<'_>) -> Vec<u8> {
+        let (domain, route, limit) = &self.id;
+        let mut out = format!(
+            "strait:rate:{domain}|{}|{}/{}ms|",
+            route.as_deref().unwrap_or(""),
+            limit.requests,
+            limit.per.as_millis()
+        )
+        .into_bytes();
+        match key {
+            RateKeyValue::Ip(ip) => out.extend_from_slice(format!("ip:{ip}").as_bytes()),
+            RateKeyValue::Header(v) => {
+                out.extend_from_slice(b"h:");
+                out.extend_from_slice(v);
+            }
+            RateKeyValue::Route(r) => {
+                out.extend_from_slice(b"r:");
+                out.extend_from_slice(r.as_bytes());
+            }
+            RateKeyValue::Unknown => out.extend_from_slice(b"-"),
+        }
+        out
     }
 
     /// The key this request counts under: `header:NAME` falls back to the client IP when the
@@ -108,14 +201,18 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one request under `key`.
+    /// Counts one request under `key` on this node alone.
     pub fn check(&self, key: &RateKeyValue<'_>) -> RateState {
+        self.count(key, self.limit.requests)
+    }
+
+    /// Counts one request under `key` here, against `limit`.
+    fn count(&self, key: &RateKeyValue<'_>, limit: u64) -> RateState {
         let seen = self.rate.observe(key, 1).max(0) as u64;
         // After `observe` (which starts a new window when the last one is over), the fraction
         // of the current window already gone.
         let gone = self.rate.rate_with(key, |c| c.current_interval_fraction);
         let left = self.limit.per.mul_f64((1.0 - gone).clamp(0.0, 1.0));
-        let limit = self.limit.requests;
         RateState {
             allowed: seen <= limit,
             limit,
@@ -152,16 +249,24 @@ mod tests {
     use super::*;
 
     fn limit(requests: u64, per: Duration, key: RateKey) -> RateLimit {
-        RateLimit { requests, per, key }
+        RateLimit {
+            requests,
+            per,
+            key,
+            scope: crate::config::RateScope::Local,
+        }
     }
 
     #[test]
     fn counts_exactly_per_key_within_a_window() {
-        let l = RateLimiter::new((
-            "t".into(),
+        let l = RateLimiter::new(
+            (
+                "t".into(),
+                None,
+                limit(3, Duration::from_secs(60), RateKey::ClientIp),
+            ),
             None,
-            limit(3, Duration::from_secs(60), RateKey::ClientIp),
-        ));
+        );
         let a = RateKeyValue::Ip("10.0.0.1".parse().unwrap());
         let b = RateKeyValue::Ip("10.0.0.2".parse().unwrap());
         let states: Vec<_> = (0..5).map(|_| l.check(&a)).collect();
@@ -180,11 +285,14 @@ mod tests {
 
     #[test]
     fn peeking_counts_nothing() {
-        let l = RateLimiter::new((
-            "t".into(),
+        let l = RateLimiter::new(
+            (
+                "t".into(),
+                None,
+                limit(2, Duration::from_secs(60), RateKey::ClientIp),
+            ),
             None,
-            limit(2, Duration::from_secs(60), RateKey::ClientIp),
-        ));
+        );
         let a = RateKeyValue::Ip("10.0.0.1".parse().unwrap());
         for _ in 0..3 {
             let p = l.peek(&a);
@@ -200,11 +308,14 @@ mod tests {
 
     #[test]
     fn a_new_window_starts_afresh() {
-        let l = RateLimiter::new((
-            "t".into(),
+        let l = RateLimiter::new(
+            (
+                "t".into(),
+                None,
+                limit(1, Duration::from_millis(50), RateKey::Route),
+            ),
             None,
-            limit(1, Duration::from_millis(50), RateKey::Route),
-        ));
+        );
         let k = RateKeyValue::Route("/x");
         assert!(l.check(&k).allowed);
         assert!(!l.check(&k).allowed);
@@ -214,11 +325,14 @@ mod tests {
 
     #[test]
     fn header_keys_fall_back_to_the_client() {
-        let l = RateLimiter::new((
-            "t".into(),
+        let l = RateLimiter::new(
+            (
+                "t".into(),
+                None,
+                limit(1, Duration::from_secs(1), RateKey::Header("X-Key".into())),
+            ),
             None,
-            limit(1, Duration::from_secs(1), RateKey::Header("X-Key".into())),
-        ));
+        );
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         assert_eq!(
             l.key(Some(ip), |_| Some(b"k1"), "/"),
@@ -231,13 +345,13 @@ mod tests {
     #[test]
     fn counters_carry_over_to_the_next_snapshot() {
         let l = limit(2, Duration::from_secs(60), RateKey::ClientIp);
-        let mut build = RateLimiters::default();
+        let mut build = RateLimiters::carried([], &Cluster::default());
         let first = build.get("reg.test", Some("/a/"), &l);
         let again = build.get("reg.test", Some("/a/"), &l);
         assert!(Arc::ptr_eq(&first, &again));
         let other = build.get("reg.test", None, &l);
         assert!(!Arc::ptr_eq(&first, &other));
-        let mut next = RateLimiters::carried([first.clone()]);
+        let mut next = RateLimiters::carried([first.clone()], &Cluster::default());
         assert!(Arc::ptr_eq(&first, &next.get("reg.test", Some("/a/"), &l)));
         let changed = next.get("reg.test", Some("/a/"), &limit(3, l.per, l.key.clone()));
         assert!(!Arc::ptr_eq(&first, &changed));

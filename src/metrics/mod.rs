@@ -15,6 +15,7 @@
 
 pub(crate) mod latency;
 pub(crate) mod process;
+pub(crate) mod runtime;
 pub(crate) mod traffic;
 
 use std::collections::HashMap;
@@ -69,6 +70,32 @@ const PLUGIN_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+pub(crate) static CLUSTER_RATE_FALLBACKS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_cluster_rate_fallbacks_total",
+        "Cluster rate-limit decisions made by the node alone (its share of the limit) because Redis could not decide, by reason: timeout (no answer within cluster.redis.timeout), error (connection refused or an error answer), held_off (Redis failed a decision less than 500ms before).",
+        &["reason"]
+    )
+    .expect("register strait_cluster_rate_fallbacks_total")
+});
+
+pub(crate) static DISCOVERY_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_discovery_lookups_total",
+        "Discovery lookups (discovery.dns) by configured domain and outcome: ok, or error (the last good set of backends is kept).",
+        &["domain", "outcome"]
+    )
+    .expect("register strait_discovery_lookups_total")
+});
+
+pub(crate) static CLUSTER_REDIS_UP: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "strait_cluster_redis_up",
+        "1 when cluster.redis answered the last cluster rate-limit decision that asked it, 0 when it did not, none has yet, or no limit has scope: cluster."
+    )
+    .expect("register strait_cluster_redis_up")
+});
 
 pub(crate) static PLUGIN_CALLS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
@@ -222,6 +249,24 @@ pub(crate) static TRACE_SPANS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("register strait_trace_spans_total")
 });
 
+pub(crate) static CERTIFICATE_EXPIRY: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "strait_certificate_expiry_seconds",
+        "When the certificate an ACME host is served with expires (Unix time, seconds); absent while the host is pending.",
+        &["host"]
+    )
+    .expect("register strait_certificate_expiry_seconds")
+});
+
+pub(crate) static ACME_ORDERS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "strait_acme_orders_total",
+        "ACME orders, by outcome: issued (a host's first certificate), renewed, or failed (the ACME server unreachable, the order refused, the files not written).",
+        &["outcome"]
+    )
+    .expect("register strait_acme_orders_total")
+});
+
 /// Registers every metric (so `/metrics` lists them from the start) and the process collector.
 /// Idempotent.
 pub(crate) fn init() {
@@ -229,6 +274,8 @@ pub(crate) fn init() {
     ONCE.call_once(|| {
         Lazy::force(&REQUESTS);
         Lazy::force(&REQUEST_DURATION);
+        Lazy::force(&CERTIFICATE_EXPIRY);
+        Lazy::force(&ACME_ORDERS);
         Lazy::force(&UPSTREAM_REQUESTS);
         Lazy::force(&BACKEND_HEALTHY);
         Lazy::force(&BACKEND_ENABLED);
@@ -249,6 +296,9 @@ pub(crate) fn init() {
         }
         if let Err(e) = prometheus::register(Box::new(process::ProcessCollector::new())) {
             log::warn!("process metrics unavailable: {e}");
+        }
+        if let Err(e) = prometheus::register(Box::new(runtime::RuntimeCollector::new())) {
+            log::warn!("runtime metrics unavailable: {e}");
         }
     });
 }
@@ -322,6 +372,11 @@ pub(crate) fn refresh(state: &State) {
     BACKEND_ENABLED.reset();
     BACKEND_ACTIVE.reset();
     BACKEND_EJECTED.reset();
+    CLUSTER_REDIS_UP.set(
+        snapshot
+            .cluster_counter()
+            .map_or(0, |c| i64::from(c.is_up())),
+    );
     let mut seen = Vec::new();
     for (domain, pool) in snapshot_pools(&snapshot) {
         if seen.contains(&pool) {

@@ -14,10 +14,13 @@
 //!
 //! `trace.rs` carries the W3C trace context through those phases (and the spans exported).
 //!
+//! `acme_challenge.rs` answers ACME HTTP-01 challenges before routing (`crate::acme`).
+//!
 //! `hook_calls.rs` is where those phases call the embedder's hooks, `plugin_calls.rs` the
 //! configured plugins; `header_rules.rs` applies
 //! configured header edits; `host.rs` reads the request's host and scheme.
 
+mod acme_challenge;
 mod answer;
 mod cache;
 mod compress;

@@ -13,7 +13,7 @@ use super::ctx::Ctx;
 use super::error_class::{Failure, BODY_TOO_LARGE, DROPPED};
 use super::plugin_calls::{self, Verdict};
 use super::template::{self, Vars};
-use super::{answer, compress, hook_calls, host, logging, serve, trace};
+use super::{acme_challenge, answer, compress, hook_calls, host, logging, serve, trace};
 use crate::config::Rewrite;
 use crate::hooks::RequestKind;
 use crate::router::{Hit, Request};
@@ -34,6 +34,9 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     trace::begin(state, &snapshot, session, ctx);
     identify_client(&snapshot, session, ctx);
     ctx.snapshot = Some(snapshot.clone());
+    if acme_challenge::answer(state, session).await? {
+        return Ok(true);
+    }
 
     // Only configs that scope domains to listeners pay for finding the listener.
     let listener = if snapshot.listener_scoped() {
@@ -82,7 +85,7 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
     }
     // A background cache refresh repeats a request that already passed all of this.
     if session.subrequest_ctx.is_none() {
-        if let Some(refusal) = enforce_limits(&snapshot, hit, session, ctx) {
+        if let Some(refusal) = enforce_limits(&snapshot, hit, session, ctx).await {
             answer::error_page(state, session, ctx, refusal).await?;
             return Ok(true);
         }
@@ -181,8 +184,9 @@ fn identify_client(snapshot: &Snapshot, session: &Session, ctx: &mut Ctx) {
 }
 
 /// `deny`, `rate_limit` and a declared `Content-Length` over `max_body_bytes`: the refusal, if
-/// any. A refused request's connection is not reused when its body may be unread.
-fn enforce_limits(
+/// any. A refused request's connection is not reused when its body may be unread. Only a
+/// `scope: cluster` rate limit waits (for Redis, at most `cluster.redis.timeout`).
+async fn enforce_limits(
     snapshot: &Snapshot,
     hit: Hit,
     session: &mut Session,
@@ -201,7 +205,7 @@ fn enforce_limits(
             |name| req.headers.get(name).map(|v| v.as_bytes()),
             prefix,
         );
-        let verdict = limiter.check(&key);
+        let verdict = limiter.decide(&key).await;
         ctx.limits.rate = Some(verdict);
         if !verdict.allowed {
             session.set_keepalive(None);

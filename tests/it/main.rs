@@ -4,6 +4,8 @@
 mod support;
 
 mod access_log;
+/// Against pebble (support/pebble.rs): issuance, renewal, restarts, failures.
+mod acme;
 /// admin/mod.rs: ports, load and JSON helpers; admin/{add,auth,bad_input,dashboard,drain,
 /// one_backend,probe,purge}.rs.
 mod admin;
@@ -12,12 +14,14 @@ mod balancing;
 /// precompress,rules,stale}.rs.
 mod cache;
 mod client_abort;
+mod cluster_rate;
 mod compress;
 mod config_cli;
 mod config_errors;
 mod container;
 mod daemon;
 mod dashboard_browser;
+mod discovery;
 mod explain;
 mod framing;
 mod h2c;

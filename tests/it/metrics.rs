@@ -398,6 +398,10 @@ fn metrics_parse_and_count_exactly_the_requests_sent() {
         ("strait_backend_healthy", "gauge"),
         ("strait_cache_bytes", "gauge"),
         ("process_cpu_seconds_total", "counter"),
+        ("strait_runtime_workers", "gauge"),
+        ("strait_runtime_alive_tasks", "gauge"),
+        ("strait_runtime_global_queue_depth", "gauge"),
+        ("strait_runtime_busy_seconds_total", "counter"),
     ] {
         assert_eq!(
             after.types.get(family).map(String::as_str),
@@ -405,6 +409,10 @@ fn metrics_parse_and_count_exactly_the_requests_sent() {
             "TYPE of {family}"
         );
     }
+    // The proxy's runtime has run the requests just sent.
+    assert!(after.value("strait_runtime_workers", &[]) >= 1.0);
+    assert!(after.value("strait_runtime_alive_tasks", &[]) >= 1.0);
+    assert!(after.value("strait_runtime_busy_seconds_total", &[]) > 0.0);
     let delta = |name: &str, labels: &[(&str, &str)]| {
         after.value(name, labels) - before.value(name, labels)
     };

@@ -97,9 +97,23 @@ fn domain(
         .map(|(_, text)| text.clone())
         .unwrap_or_default();
     let policy = pool::policy(e, &f, None);
-    let backend_list = f
-        .get("backends")
-        .map(|n| backends(e, n, &f.path("backends")));
+    let discovery = f
+        .get("discovery")
+        .and_then(|n| super::discovery::discovery(e, n, &f.path("discovery")));
+    // A discovered pool starts empty; discovery fills it.
+    let backend_list = match (f.get("backends"), f.get("discovery")) {
+        (Some(n), Some(_)) => {
+            e.push(
+                n.pos,
+                &f.path("backends"),
+                "backends cannot be combined with discovery, which fills the pool",
+            );
+            None
+        }
+        (Some(n), None) => Some(backends(e, n, &f.path("backends"))),
+        (None, Some(_)) => Some(Vec::new()),
+        (None, None) => None,
+    };
     let proxy_options = options::read(e, &f).apply(&options::defaults());
     let answer = answer::answer(e, &f, pool::KEYS, 0);
 
@@ -159,6 +173,7 @@ fn domain(
         routes,
         pass,
         pos: node.pos,
+        discovery,
     })
 }
 

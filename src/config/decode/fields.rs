@@ -15,6 +15,9 @@ use crate::config::ConfigError;
 pub(super) struct Errors {
     file: String,
     list: Vec<ConfigError>,
+    /// Where `rate_limit.scope: cluster` was written (file, position, path): an error unless
+    /// the file also has `cluster.redis`, which is only known once everything is read.
+    cluster_limits: Vec<(String, Pos, String)>,
 }
 
 impl Errors {
@@ -22,7 +25,18 @@ impl Errors {
         Errors {
             file: file.to_string(),
             list: Vec::new(),
+            cluster_limits: Vec::new(),
         }
+    }
+
+    /// Notes a `scope: cluster` at `pos`, checked against `cluster.redis` at the end.
+    pub(super) fn note_cluster_limit(&mut self, pos: Pos, path: &str) {
+        self.cluster_limits
+            .push((self.file.clone(), pos, path.to_string()));
+    }
+
+    pub(super) fn take_cluster_limits(&mut self) -> Vec<(String, Pos, String)> {
+        std::mem::take(&mut self.cluster_limits)
     }
 
     pub(super) fn push(&mut self, pos: Pos, path: &str, message: impl Into<String>) {

@@ -5,7 +5,7 @@ use crate::config::keys::Section;
 use std::net::IpAddr;
 
 use super::fields::{is_token, item_path, list, string, Errors, Fields};
-use crate::config::model::{Cidr, RateKey, RateLimit};
+use crate::config::model::{Cidr, RateKey, RateLimit, RateScope};
 use crate::config::yaml::Node;
 
 pub(super) fn rate_limit(e: &mut Errors, node: &Node, path: &str) -> Option<RateLimit> {
@@ -32,10 +32,19 @@ pub(super) fn rate_limit(e: &mut Errors, node: &Node, path: &str) -> Option<Rate
             }
         },
     };
+    let scope = match f.one_of(e, "scope", &["local", "cluster"]) {
+        Some(1) => {
+            let at = f.get("scope").map_or(node.pos, |n| n.pos);
+            e.note_cluster_limit(at, &f.path("scope"));
+            RateScope::Cluster
+        }
+        _ => RateScope::Local,
+    };
     Some(RateLimit {
         requests: requests?,
         per: per?,
         key: key?,
+        scope,
     })
 }
 

@@ -6,7 +6,9 @@
 mod answer;
 mod backend;
 mod cache;
+mod cluster;
 mod compress;
+mod discovery;
 mod domain;
 mod fields;
 mod handling;
@@ -51,8 +53,22 @@ pub(super) fn decode(
         .unwrap_or_default();
     let admin = f.get("admin").and_then(|n| server::admin(&mut e, n));
     let probe = f.get("probe").and_then(|n| server::probe(&mut e, n));
+    let acme = f.get("acme").and_then(|n| server::acme(&mut e, n));
+    // ACME hosts need the account that obtains their certificates.
+    if f.get("acme").is_none() {
+        for (i, l) in listeners.iter().enumerate() {
+            if let Some(tls) = l.tls.as_ref().filter(|t| !t.acme.is_empty()) {
+                e.push(
+                    tls.pos,
+                    &format!("listeners[{i}].tls.acme"),
+                    "ACME hosts need the top-level `acme` section (directory, email, storage)",
+                );
+            }
+        }
+    }
     let logging = server::logging(&mut e, f.get("logging"));
     let tracing = tracing::tracing(&mut e, f.get("tracing"));
+    let cluster = cluster::cluster(&mut e, f.get("cluster"));
     let global_cache = f
         .get("cache")
         .map(|n| cache::settings(&mut e, n, "cache", &cache::defaults()));
@@ -110,6 +126,17 @@ pub(super) fn decode(
             .map(|p| (p.addr, p.pos, "probe.addr".to_string())),
     );
     server::check_addresses(&mut e, &binds);
+    if cluster.redis.is_none() {
+        for (file, pos, path) in e.take_cluster_limits() {
+            let main = e.set_file(&file);
+            e.push(
+                pos,
+                &path,
+                "scope: cluster needs cluster.redis (where the nodes count together)",
+            );
+            e.set_file(&main);
+        }
+    }
 
     if !e.is_empty() {
         return Err(e.into_vec());
@@ -127,5 +154,7 @@ pub(super) fn decode(
         pools,
         domains,
         plugins,
+        acme,
+        cluster,
     })
 }

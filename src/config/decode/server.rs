@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
-    AccessLog, AccessLogFormat, Admin, CertPair, ClientAuth, ClientAuthMode, Listener, Logging,
-    PoolConfig, Pos, Probe, Server, Tls, TlsVersion,
+    AccessLog, AccessLogFormat, Acme, Admin, CertPair, ClientAuth, ClientAuthMode, Listener,
+    Logging, PoolConfig, Pos, Probe, Server, Tls, TlsVersion,
 };
 use crate::config::units;
 use crate::config::yaml::Node;
@@ -225,9 +225,10 @@ fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
         }
     }
     let cert_dir = f.file_path(e, "cert_dir");
-    if !f.has("certs") && !f.has("cert_dir") {
-        e.push(node.pos, path, "tls needs `certs` or `cert_dir`");
-    } else if items.is_some_and(<[Node]>::is_empty) && !f.has("cert_dir") {
+    let acme = acme_hosts(e, &f);
+    if !f.has("certs") && !f.has("cert_dir") && !f.has("acme") {
+        e.push(node.pos, path, "tls needs `certs`, `cert_dir` or `acme`");
+    } else if items.is_some_and(<[Node]>::is_empty) && !f.has("cert_dir") && !f.has("acme") {
         let at = f.get("certs").map_or(node.pos, |n| n.pos);
         e.push(
             at,
@@ -249,6 +250,101 @@ fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {
         http2: f.boolean(e, "http2").unwrap_or(false),
         min_version,
         client_auth,
+        acme,
+        pos: node.pos,
+    })
+}
+
+/// `tls.acme`: exact host names (a certificate per name; ACME wildcards need DNS-01, which
+/// strait does not answer).
+fn acme_hosts(e: &mut Errors, f: &Fields) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for (i, item) in f.list(e, "acme").unwrap_or_default().iter().enumerate() {
+        let path = item_path(&f.path("acme"), i);
+        let Some(host) = super::fields::string(e, item, &path) else {
+            continue;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host.contains('.')
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            && host.parse::<std::net::IpAddr>().is_err();
+        if !valid {
+            e.push(
+                item.pos,
+                &path,
+                format!("expected a DNS name like example.com (no wildcards, no IP addresses), found {host:?}"),
+            );
+        } else if hosts.contains(&host) {
+            e.push(item.pos, &path, format!("{host} is listed twice"));
+        } else {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+/// `acme`: the account; `hosts` says whether any listener lists `tls.acme` names.
+pub(super) fn acme(e: &mut Errors, node: &Node) -> Option<Acme> {
+    let f = Fields::new(e, node, "acme", Section::Acme)?;
+    f.require(e, "directory");
+    let directory = f.string(e, "directory").filter(|url| {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.split("://").nth(1).is_some_and(|rest| {
+                !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace)
+            });
+        if !ok {
+            let at = f.get("directory").map_or(node.pos, |n| n.pos);
+            e.push(
+                at,
+                &f.path("directory"),
+                format!("expected an https:// URL of an ACME directory, found {url:?}"),
+            );
+        }
+        ok
+    });
+    let email = f.string(e, "email").filter(|email| {
+        let ok = email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.contains(|c: char| c.is_whitespace() || c == ',' || c == ':')
+                && domain.matches('@').count() == 0
+        });
+        if !ok {
+            let at = f.get("email").map_or(node.pos, |n| n.pos);
+            e.push(
+                at,
+                &f.path("email"),
+                format!("expected an e-mail address like ops@example.com, found {email:?}"),
+            );
+        }
+        ok
+    });
+    let storage = f
+        .file_path(e, "storage")
+        .unwrap_or_else(|| keys::default_text(Section::Acme, "storage").into());
+    let ca_roots = f.file_path(e, "ca_roots");
+    let renew_before = f
+        .positive_duration(e, "renew_before")
+        .unwrap_or_else(|| keys::default_duration(Section::Acme, "renew_before"));
+    Some(Acme {
+        directory: directory?,
+        email,
+        storage,
+        ca_roots,
+        renew_before,
+        storage_pos: f.get("storage").map_or(node.pos, |n| n.pos),
         pos: node.pos,
     })
 }

@@ -6,7 +6,7 @@ use super::*;
 fn unknown_fields() {
     assert_eq!(
         errors(&format!("{MINIMAL}extra: 1\n")),
-        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
+        ["t.yaml:6:1: unknown field `extra`, expected one of: server, listeners, admin, probe, logging, acme, tracing, cache, include, plugins, cluster, domains"]
     );
     assert_eq!(
         errors(&format!("server:\n  threds: 2\n{MINIMAL}")),
@@ -218,7 +218,7 @@ fn missing_sections() {
         errors("listeners:\n  - tls: { http2: true }\ndomains:\n  - backends: []\n"),
         [
             "t.yaml:2:5: listeners[0]: missing field `addr`",
-            "t.yaml:2:10: listeners[0].tls: tls needs `certs` or `cert_dir`",
+            "t.yaml:2:10: listeners[0].tls: tls needs `certs`, `cert_dir` or `acme`",
             "t.yaml:4:5: domains[0]: missing field `hosts`",
         ]
     );
@@ -396,7 +396,7 @@ fn byte_order_mark_and_crlf_do_not_shift_positions() {
     let text = format!("\u{feff}{}", MINIMAL.replace('\n', "\r\n")) + "bogus: ${PORT}\r\n";
     assert_eq!(
         errors(&text),
-        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, tracing, cache, include, plugins, domains"]
+        ["t.yaml:6:1: unknown field `bogus`, expected one of: server, listeners, admin, probe, logging, acme, tracing, cache, include, plugins, cluster, domains"]
     );
     assert_eq!(
         errors("~\n"),
@@ -602,6 +602,118 @@ domains:
             "t.yaml:8:63: domains[0].routes[0].compress.types: expected at least one media type (`compress: false` turns compression off)",
             r#"t.yaml:9:38: domains[0].routes[1].compress: expected true, false or a mapping, found "yes please""#,
             "t.yaml:10:40: domains[0].routes[2].compress: unknown field `level`, expected one of: algorithms, min_bytes, types",
+        ]
+    );
+}
+
+#[test]
+fn bad_acme_settings() {
+    let text = "\
+acme:
+  directory: ftp://acme.example/dir
+  email: ops-at-example.com
+  renew_before: 0s
+  reneww: 1d
+listeners:
+  - addr: 127.0.0.1:8443
+    tls: { acme: [a.example.com, \"*.example.com\", 10.0.0.1, A.example.com, localhost] }
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:2:14: acme.directory: expected an https:// URL of an ACME directory, found \"ftp://acme.example/dir\"",
+            "t.yaml:3:10: acme.email: expected an e-mail address like ops@example.com, found \"ops-at-example.com\"",
+            "t.yaml:4:17: acme.renew_before: renew_before must be longer than 0s",
+            "t.yaml:5:3: acme: unknown field `reneww`, expected one of: directory, email, storage, ca_roots, renew_before",
+            "t.yaml:8:34: listeners[0].tls.acme[1]: expected a DNS name like example.com (no wildcards, no IP addresses), found \"*.example.com\"",
+            "t.yaml:8:51: listeners[0].tls.acme[2]: expected a DNS name like example.com (no wildcards, no IP addresses), found \"10.0.0.1\"",
+            "t.yaml:8:61: listeners[0].tls.acme[3]: a.example.com is listed twice",
+            "t.yaml:8:76: listeners[0].tls.acme[4]: expected a DNS name like example.com (no wildcards, no IP addresses), found \"localhost\"",
+        ]
+    );
+    // ACME hosts need the account section.
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8443
+    tls: { acme: [a.example.com] }
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+";
+    assert_eq!(
+        errors(text),
+        ["t.yaml:3:10: listeners[0].tls.acme: ACME hosts need the top-level `acme` section (directory, email, storage)"]
+    );
+}
+
+#[test]
+fn cluster_settings() {
+    let text = "\
+cluster:
+  nodes: 0
+  redis: { url: http://127.0.0.1:6379, timeout: 0s, pool: 4 }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    rate_limit: { requests: 10, per: 1s, scope: global }
+    routes: [{ path_prefix: /, respond: { status: 204 } }]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:2:10: cluster.nodes: nodes must be between 1 and 10000, found 0",
+            r#"t.yaml:3:17: cluster.redis.url: expected a URL like redis://127.0.0.1:6379/0, found "http://127.0.0.1:6379""#,
+            "t.yaml:3:49: cluster.redis.timeout: timeout must be longer than 0s",
+            "t.yaml:3:53: cluster.redis: unknown field `pool`, expected one of: url, timeout",
+            r#"t.yaml:8:49: domains[0].rate_limit.scope: unknown value "global", expected one of: local, cluster"#,
+        ]
+    );
+    // A cluster limit needs somewhere to count; TLS to Redis is not built in.
+    let text = "\
+cluster: { redis: { url: \"rediss://127.0.0.1:6379\" } }
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    rate_limit: { requests: 10, per: 1s, scope: cluster }
+    routes: [{ path_prefix: /, respond: { status: 204 } }]
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:1:26: cluster.redis.url: unsupported scheme "rediss", expected redis:// (no TLS to Redis)"#,
+            "t.yaml:6:49: domains[0].rate_limit.scope: scope: cluster needs cluster.redis (where the nodes count together)",
+        ]
+    );
+}
+
+#[test]
+fn dns_discovery_settings() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:8080
+domains:
+  - hosts: [a.com]
+    backends: [http://127.0.0.1:3000]
+    discovery: { dns: { name: \"bad name!\", port: 0, interval: 0s, resolver: nowhere, ttl: 5 } }
+  - hosts: [b.com]
+    discovery: { consul: {} }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:5:15: domains[0].backends: backends cannot be combined with discovery, which fills the pool",
+            r#"t.yaml:6:31: domains[0].discovery.dns.name: expected a DNS name like api.service.internal, found "bad name!""#,
+            "t.yaml:6:50: domains[0].discovery.dns.port: port must be between 1 and 65535, found 0",
+            "t.yaml:6:63: domains[0].discovery.dns.interval: interval must be longer than 0s",
+            r#"t.yaml:6:77: domains[0].discovery.dns.resolver: expected IP:port like 0.0.0.0:8080, found "nowhere" (missing :port)"#,
+            "t.yaml:6:86: domains[0].discovery.dns: unknown field `ttl`, expected one of: name, port, interval, resolver",
+            "t.yaml:8:16: domains[1].discovery: missing field `dns`",
+            "t.yaml:8:18: domains[1].discovery: unknown field `consul`, expected one of: dns",
         ]
     );
 }

@@ -222,7 +222,8 @@ fn design_example_decodes_to_the_model() {
         Some(RateLimit {
             requests: 100,
             per: secs(1),
-            key: RateKey::ClientIp
+            key: RateKey::ClientIp,
+            scope: RateScope::Local
         })
     );
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -489,7 +490,8 @@ fn routes_inherit_and_share_pools() {
         Some(RateLimit {
             requests: 5,
             per: secs(60),
-            key: RateKey::Header("X-Api-Key".into())
+            key: RateKey::Header("X-Api-Key".into()),
+            scope: RateScope::Local
         })
     );
     let DomainCache::Custom(route_cache) = &r.handling.cache else {
@@ -564,4 +566,52 @@ domains:
     };
     assert_eq!(s.max_bytes, 256 << 20);
     assert_eq!(s.default_ttl, None);
+}
+
+#[test]
+fn acme_section_and_hosts() {
+    let config = ok("\
+acme:
+  directory: https://acme.example/dir
+  email: ops@example.com
+  storage: /var/lib/strait/acme
+  renew_before: 30d
+listeners:
+  - addr: 127.0.0.1:80
+  - addr: 127.0.0.1:443
+    tls: { acme: [Example.COM., www.example.com] }
+domains:
+  - hosts: [example.com]
+    backends: [http://127.0.0.1:3000]
+");
+    let acme = config.acme.expect("acme");
+    assert_eq!(
+        acme.renew_before,
+        std::time::Duration::from_secs(30 * 86_400)
+    );
+    assert_eq!(acme.email.as_deref(), Some("ops@example.com"));
+    let tls = config.listeners[1].tls.as_ref().expect("tls");
+    assert_eq!(tls.acme, ["example.com", "www.example.com"]);
+    assert!(tls.certs.is_empty());
+}
+
+#[test]
+fn an_acme_host_no_domain_answers_is_a_warning() {
+    let config = ok("\
+acme: { directory: https://acme.example/dir }
+listeners:
+  - addr: 127.0.0.1:443
+    tls: { acme: [example.com, typo.example.com] }
+domains:
+  - hosts: [example.com]
+    backends: [http://127.0.0.1:3000]
+");
+    let warnings: Vec<String> = crate::config::warnings(&config)
+        .iter()
+        .map(|w| format!("{}:{}: {}: {}", w.line, w.col, w.path, w.message))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["4:10: listeners[0].tls.acme: no domain answers typo.example.com on this listener: its certificate would front only 404s"]
+    );
 }

@@ -3,11 +3,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod dns;
 pub mod h2c_origin;
 pub mod origin;
 pub mod otlp;
+pub mod pebble;
 pub mod pki;
 pub mod plugin_script;
+pub mod redis;
 pub mod strait;
 pub mod wait;
 pub mod websocket;

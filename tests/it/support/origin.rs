@@ -207,6 +207,16 @@ impl Origin {
     /// Starts an origin named `name` on 127.0.0.1 with an ephemeral port.
     pub fn start(name: &str, behaviour: Behaviour) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind an origin on 127.0.0.1:0");
+        Origin::serve(name, listener, behaviour)
+    }
+
+    /// Starts an origin on `addr` (e.g. another loopback address with the port of an origin
+    /// on 127.0.0.1, for DNS discovery, where every address shares one port).
+    pub fn start_on(name: &str, addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Origin> {
+        Ok(Origin::serve(name, TcpListener::bind(addr)?, behaviour))
+    }
+
+    fn serve(name: &str, listener: TcpListener, behaviour: Behaviour) -> Origin {
         let addr = listener.local_addr().expect("origin local_addr");
         let shared = Arc::new(Shared {
             name: name.to_string(),
