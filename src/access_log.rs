@@ -86,6 +86,9 @@ enum Msg {
     /// An entry, in this format rather than the writer's when given (a domain's or route's
     /// `access_log_format`).
     Entry(Box<Entry>, Option<AccessLogFormat>),
+    /// A line that is not a request's (`crate::l4`'s connections): its time and the rest of
+    /// its JSON object. Written as JSON whatever the log's format.
+    Other(SystemTime, Vec<u8>),
     /// Wakes the writer to look at the reopen flag.
     Reopen,
 }
@@ -137,6 +140,26 @@ impl AccessLogger {
             return false;
         };
         match logger.tx.try_send(Msg::Entry(Box::new(entry), format)) {
+            Ok(()) => {
+                logger.shared.queued.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                logger.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::ACCESS_LOG_DROPPED.inc();
+                false
+            }
+        }
+    }
+
+    /// Queues a line that is not a request's: `fields` is a JSON object's members without
+    /// braces' opening (`"kind":"tcp",...}`); `time` goes first. Never blocks.
+    pub(crate) fn send_other(&self, at: SystemTime, fields: Vec<u8>) -> bool {
+        let guard = self.current.load();
+        let Some(logger) = guard.as_ref() else {
+            return false;
+        };
+        match logger.tx.try_send(Msg::Other(at, fields)) {
             Ok(()) => {
                 logger.shared.queued.fetch_add(1, Ordering::Relaxed);
                 true
@@ -302,12 +325,23 @@ fn write_loop(rx: Receiver<Msg>, mut sink: Sink, format: AccessLogFormat, shared
             if shared.reopen.swap(false, Ordering::AcqRel) {
                 sink.reopen();
             }
-            if let Msg::Entry(entry, own) = msg {
-                buf.clear();
-                match own.unwrap_or(format) {
-                    AccessLogFormat::Json => write_line(&mut buf, &entry, &mut clock),
-                    AccessLogFormat::Combined => write_combined(&mut buf, &entry),
+            let written = match msg {
+                Msg::Entry(entry, own) => {
+                    buf.clear();
+                    match own.unwrap_or(format) {
+                        AccessLogFormat::Json => write_line(&mut buf, &entry, &mut clock),
+                        AccessLogFormat::Combined => write_combined(&mut buf, &entry),
+                    }
+                    true
                 }
+                Msg::Other(at, fields) => {
+                    buf.clear();
+                    line::write_other(&mut buf, at, &fields, &mut clock);
+                    true
+                }
+                Msg::Reopen => false,
+            };
+            if written {
                 if let Err(e) = sink.out().write_all(&buf) {
                     warn_rarely(&e);
                 }

@@ -31,6 +31,7 @@ pub(crate) mod compress;
 pub(crate) mod daemon;
 pub(crate) mod discovery;
 pub(crate) mod health;
+pub(crate) mod l4;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod metrics;

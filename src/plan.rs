@@ -388,10 +388,18 @@ pub(crate) fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     // Certificates, min_version and client_auth apply on reload (crate::tls); whether a
     // listener speaks TLS at all does not.
-    let listeners = |c: &Config| -> BTreeMap<SocketAddr, bool> {
+    // What a listener speaks: its service and how it accepts are fixed at start.
+    let listeners = |c: &Config| -> BTreeMap<SocketAddr, &'static str> {
         c.listeners
             .iter()
-            .map(|l| (l.addr, l.tls.is_some()))
+            .map(|l| {
+                let kind = match (&l.tcp, &l.tls) {
+                    (Some(_), _) => "tcp",
+                    (None, Some(_)) => "TLS",
+                    (None, None) => "plain HTTP",
+                };
+                (l.addr, kind)
+            })
             .collect()
     };
     let (la, lb) = (listeners(old), listeners(new));
@@ -401,9 +409,8 @@ pub(crate) fn needs_upgrade(old: &Config, new: &Config) -> Vec<String> {
     for addr in la.keys().filter(|k| !lb.contains_key(*k)) {
         out.push(format!("listener {addr} removed"));
     }
-    for (addr, tls) in &la {
-        if lb.get(addr).is_some_and(|t| t != tls) {
-            let now = if *tls { "plain HTTP" } else { "TLS" };
+    for (addr, kind) in &la {
+        if let Some(now) = lb.get(addr).filter(|now| *now != kind) {
             out.push(format!("listener {addr}: now {now}"));
         }
     }
@@ -482,6 +489,21 @@ mod tests {
 
     fn load(text: &str) -> Config {
         crate::config::load_str(text, "t.yaml", &|_| None).expect("valid")
+    }
+
+    #[test]
+    fn a_listener_turning_to_or_from_tcp_needs_an_upgrade() {
+        let http = load("listeners: [{ addr: 127.0.0.1:5432 }]\ndomains: [{ hosts: [a.test], respond: { body: x } }]\n");
+        let tcp = load("listeners: [{ addr: 127.0.0.1:5432, tcp: { backends: [10.0.0.5:5432] } }]\ndomains: [{ hosts: [a.test], respond: { body: x } }]\n");
+        assert_eq!(
+            needs_upgrade(&http, &tcp),
+            ["listener 127.0.0.1:5432: now tcp"]
+        );
+        assert_eq!(
+            needs_upgrade(&tcp, &http),
+            ["listener 127.0.0.1:5432: now plain HTTP"]
+        );
+        assert!(needs_upgrade(&tcp, &tcp).is_empty());
     }
 
     #[test]

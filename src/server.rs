@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::tls::ssl::SslAcceptor;
 
 use crate::config::{Config, ConfigError};
 use crate::health::HealthChecker;
@@ -162,7 +162,12 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     acme.configure(&config);
     let (listeners, tls_listeners) =
         listener_endpoints(&config, Some(&acme.certs)).map_err(StartError::Config)?;
-
+    let tcp_listeners: Vec<std::net::SocketAddr> = config
+        .listeners
+        .iter()
+        .filter(|l| l.tcp.is_some())
+        .map(|l| l.addr)
+        .collect();
     let threads = config.server.threads;
     let drain_delay = config.server.drain_delay;
     let error_log = config.logging.error_log.clone();
@@ -218,34 +223,62 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         options.h2c = true;
         app.server_options = Some(options);
     }
+    // TLS listeners are bound as plain TCP: strait reads the ClientHello first, to pass
+    // connections through by SNI, then runs the handshake itself (crate::l4::pass).
+    let mut urls = Vec::with_capacity(listeners.len() + tcp_listeners.len());
+    let mut acceptors = std::collections::HashMap::new();
+    for (addr, tls) in &listeners {
+        urls.push(match tls {
+            Some(_) => format!("https://{addr}"),
+            None => format!("http://{addr}"),
+        });
+    }
+    let addrs: Vec<(std::net::SocketAddr, bool)> = listeners
+        .iter()
+        .map(|(addr, tls)| (*addr, tls.is_some()))
+        .collect();
+    for (addr, tls) in listeners {
+        if let Some(acceptor) = tls {
+            acceptors.insert(addr, acceptor);
+        }
+    }
     let mut proxy = Service::new(
         "strait proxy".to_string(),
-        GuardedHttp::new(app, state.clone()),
+        GuardedHttp::new(app, state.clone(), acceptors),
     );
-    let mut urls = Vec::with_capacity(listeners.len());
-    for (addr, tls) in listeners {
-        match tls {
-            Some(settings) => {
-                urls.push(format!("https://{addr}"));
-                proxy.add_tls_with_settings(&addr.to_string(), None, settings);
-            }
-            None => {
-                urls.push(format!("http://{addr}"));
-                // No L4 read buffer on plain listeners: Pingora gives every connection a
-                // 64 KiB one by default, held for the connection's life (idle keep-alive
-                // clients included), and every read then goes through it and is copied
-                // again. The head guard and Pingora's HTTP/1 session read into buffers of
-                // their own, so it saves no system call. (TLS listeners keep it: OpenSSL
-                // reads a record's 5-byte header and its body separately.)
-                proxy.add_listener(
-                    ListenerConfig::tcp(addr.to_string())
-                        .l4_buffer(L4BufferSettings::default().read(0)),
-                );
-            }
-        }
+    for (addr, tls) in addrs {
+        // No L4 read buffer on plain listeners: Pingora gives every connection a 64 KiB one by
+        // default, held for the connection's life (idle keep-alive clients included), and
+        // every read then goes through it and is copied again. The head guard and Pingora's
+        // HTTP/1 session read into buffers of their own, so it saves no system call. TLS
+        // listeners (bound as TCP too, see above) keep it: OpenSSL reads a record's 5-byte
+        // header and its body separately.
+        let buffer = if tls {
+            L4BufferSettings::default()
+        } else {
+            L4BufferSettings::default().read(0)
+        };
+        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffer));
     }
     proxy.threads = Some(threads);
     server.add_service(proxy).add_dependency(&bootstrap);
+    if !tcp_listeners.is_empty() {
+        let mut relay = Service::new(
+            "strait tcp relay".to_string(),
+            crate::l4::tcp::TcpRelay::new(state.clone()),
+        );
+        for addr in &tcp_listeners {
+            urls.push(format!("tcp://{addr}"));
+            // The relay copies through buffers of its own (as the plain HTTP listeners'
+            // sessions do, above): no 64 KiB L4 read buffer per relayed connection.
+            relay.add_listener(
+                ListenerConfig::tcp(addr.to_string())
+                    .l4_buffer(L4BufferSettings::default().read(0)),
+            );
+        }
+        relay.threads = Some(threads);
+        server.add_service(relay).add_dependency(&bootstrap);
+    }
     server.add_service(background_service(
         "strait health checks",
         HealthChecker::new(state.clone()),
@@ -331,8 +364,8 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
     })
 }
 
-/// One listener ready for Pingora: its address and, for TLS, the acceptor settings.
-type Endpoint = (std::net::SocketAddr, Option<TlsSettings>);
+/// One HTTP listener ready for Pingora: its address and, for TLS, its acceptor.
+type Endpoint = (std::net::SocketAddr, Option<SslAcceptor>);
 /// Every listener ready for Pingora, and the TLS listeners' certificate stores.
 type Endpoints = (Vec<Endpoint>, Vec<Arc<crate::tls::TlsListener>>);
 
@@ -347,6 +380,9 @@ fn listener_endpoints(
     let mut stores = Vec::new();
     let mut errors = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
+        if l.tcp.is_some() {
+            continue;
+        }
         let Some(tls) = &l.tls else {
             out.push((l.addr, None));
             continue;
@@ -357,9 +393,9 @@ fn listener_endpoints(
                     log::warn!("{w}");
                 }
                 let store = Arc::new(crate::tls::TlsListener::new(l.addr, certs));
-                match crate::tls::settings(store.clone()) {
-                    Ok(settings) => {
-                        out.push((l.addr, Some(settings)));
+                match crate::tls::acceptor(store.clone()) {
+                    Ok(acceptor) => {
+                        out.push((l.addr, Some(acceptor)));
                         stores.push(store);
                     }
                     Err(message) => errors.push(ConfigError::new(

@@ -645,6 +645,8 @@ fn authority(b: &BackendConfig) -> String {
     let default_port = match b.scheme {
         Scheme::Https => 443,
         Scheme::Http | Scheme::H2c => 80,
+        // Never left out: raw TCP has no default port.
+        Scheme::Tcp => 0,
     };
     let host = if b.host.contains(':') {
         format!("[{}]", b.host)

@@ -29,9 +29,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::asn1::Asn1Time;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
-use pingora::protocols::tls::TlsRef;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::tls::{SslStream, TlsRef};
 use pingora::tls::hash::MessageDigest;
 use pingora::tls::nid::Nid;
 use pingora::tls::pkey::{PKey, Private};
@@ -420,14 +420,16 @@ impl TlsAccept for RecordClientCert {
 }
 
 /// The acceptor of a TLS listener: every handshake reads `listener`'s current certificates.
-pub(crate) fn settings(listener: Arc<TlsListener>) -> Result<TlsSettings, String> {
-    let mut settings = TlsSettings::with_callbacks(Box::new(RecordClientCert))
+/// strait runs the handshake itself ([`handshake`], after `crate::l4::pass` has read the
+/// ClientHello), with what Pingora's `TlsSettings::with_callbacks` would have set up.
+pub(crate) fn acceptor(listener: Arc<TlsListener>) -> Result<SslAcceptor, String> {
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .map_err(|e| format!("cannot create a TLS acceptor: {e}"))?;
-    settings
+    builder
         .set_session_id_context(SESSION_ID_CONTEXT)
         .map_err(|e| format!("cannot create a TLS acceptor: {e}"))?;
     let hello = listener.clone();
-    settings.set_client_hello_callback(move |ssl, _alert| {
+    builder.set_client_hello_callback(move |ssl, _alert| {
         let certs = hello.current.load();
         ssl.set_min_proto_version(Some(certs.min_version))?;
         ssl.set_verify(certs.verify);
@@ -438,7 +440,7 @@ pub(crate) fn settings(listener: Arc<TlsListener>) -> Result<TlsSettings, String
         }
         Ok(ClientHelloResponse::SUCCESS)
     });
-    settings.set_servername_callback(move |ssl, alert| {
+    builder.set_servername_callback(move |ssl, alert| {
         let certs = listener.current.load();
         if let (Some(drop), Some(name)) = (&certs.drop, ssl.servername(NameType::HOST_NAME)) {
             if drop.drops(name) {
@@ -467,7 +469,16 @@ pub(crate) fn settings(listener: Arc<TlsListener>) -> Result<TlsSettings, String
             .unwrap_or(&certs.default);
         ssl.set_ssl_context(ctx).map_err(|_| SniError::ALERT_FATAL)
     });
-    Ok(settings)
+    Ok(builder.build())
+}
+
+/// The server side of a TLS handshake on a TCP connection, as Pingora's listener does it
+/// (its `handshake_with_callback`), with [`RecordClientCert`] after it.
+pub(crate) async fn handshake(
+    acceptor: &SslAcceptor,
+    tcp: L4Stream,
+) -> pingora::Result<SslStream<L4Stream>> {
+    pingora::protocols::tls::server::handshake_with_callback(acceptor, tcp, &RecordClientCert).await
 }
 
 /// Reads and checks every certificate, key and CA a listener's `tls` names; errors point at

@@ -30,6 +30,16 @@ impl Clock {
     }
 }
 
+/// Appends a line that is not a request's (a relayed connection's, `crate::l4`): `time`
+/// first as in every line, then `fields`, the rest of a JSON object without its `{`.
+pub(crate) fn write_other(out: &mut Vec<u8>, at: SystemTime, fields: &[u8], clock: &mut Clock) {
+    out.extend_from_slice(b"{\"time\":\"");
+    clock.write(out, at);
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(fields);
+    out.push(b'\n');
+}
+
 /// Appends `entry` as one JSON object and a newline. Field order is fixed: `time` first.
 pub(crate) fn write_line(out: &mut Vec<u8>, entry: &Entry, clock: &mut Clock) {
     out.extend_from_slice(b"{\"time\":\"");

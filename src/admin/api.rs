@@ -62,6 +62,16 @@ fn required<'a>(
         .ok_or_else(|| ApiError::bad_request(format!("missing query parameter `{name}`")))
 }
 
+/// Whose pool a `/backends` call is about: `domain=D`, or `listener=NAME` for a `tcp`
+/// listener's pool, passed on as `@NAME` (no host pattern starts with `@`; see
+/// `changes::find_pool`).
+fn pool_owner(params: &std::collections::HashMap<String, String>) -> Result<String, ApiError> {
+    match params.get("listener").filter(|l| !l.is_empty()) {
+        Some(listener) => Ok(format!("@{listener}")),
+        None => required(params, "domain").map(str::to_string),
+    }
+}
+
 fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -84,7 +94,7 @@ impl AdminApp {
             ("/domains", _) => Err(method_not_allowed("GET")),
             ("/backends", &Method::GET) => {
                 let snapshot = self.state.snapshot();
-                let at = find_pool(&snapshot, required(&params, "domain")?, route)?;
+                let at = find_pool(&snapshot, &pool_owner(&params)?, route)?;
                 let pool = &snapshot.pools[at.pool];
                 // `addr` asks for one backend: its object alone, 404 when the pool lacks it.
                 if let Some(addr) = params.get("addr") {
@@ -95,18 +105,18 @@ impl AdminApp {
                 Ok((StatusCode::OK, Value::Array(list)))
             }
             ("/backends", &Method::POST) => {
-                let domain = required(&params, "domain")?.to_string();
+                let domain = pool_owner(&params)?;
                 let body = read_body(session).await?;
                 changes::add(&self.state, &domain, route, &body).await
             }
             ("/backends", &Method::DELETE) => {
-                let domain = required(&params, "domain")?;
+                let domain = pool_owner(&params)?;
                 let addr = required(&params, "addr")?;
-                changes::remove(&self.state, domain, route, addr).await
+                changes::remove(&self.state, &domain, route, addr).await
             }
             ("/backends", _) => Err(method_not_allowed("GET, POST or DELETE")),
             ("/backends/enabled", &Method::PUT) => {
-                let domain = required(&params, "domain")?.to_string();
+                let domain = pool_owner(&params)?;
                 let addr = required(&params, "addr")?.to_string();
                 let body = read_body(session).await?;
                 changes::set_enabled(&self.state, &domain, route, &addr, &body).await
@@ -199,6 +209,10 @@ fn pool_summary(snapshot: &Snapshot, a: &Action) -> Value {
     let Some(p) = snapshot.pools.get(*pool) else {
         return Value::Null;
     };
+    pool_json(p)
+}
+
+fn pool_json(p: &crate::balance::Pool) -> Value {
     json!({
         "name": p.name,
         "load_balancer": p.strategy.name(),
@@ -231,8 +245,9 @@ fn domains(snapshot: &Snapshot) -> Value {
             json!({
                 "name": runtime.name,
                 "hosts": d.hosts.iter().map(HostPattern::text).collect::<Vec<_>>(),
-                "action": action_name(&d.handling.action),
+                "action": if d.pass.is_some() { "pass" } else { action_name(&d.handling.action) },
                 "pool": pool_summary(snapshot, &d.handling.action),
+                "pass": d.pass.as_ref().and_then(|p| snapshot.pools.get(p.pool)).map(|p| pool_json(p)),
                 "routes": routes,
             })
         })

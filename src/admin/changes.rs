@@ -51,8 +51,34 @@ pub(crate) fn find_pool(
     domain: &str,
     route: Option<&str>,
 ) -> Result<PoolRef, ApiError> {
+    // `@NAME`: a `tcp` listener's pool (`?listener=NAME` in the API).
+    if let Some(name) = domain.strip_prefix('@') {
+        let tcp = snapshot
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .ok_or_else(|| ApiError::not_found(format!("no listener {name:?}")))?
+            .tcp
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::conflict(format!("listener {name:?} is not a tcp listener"))
+            })?;
+        return match tcp.pool < snapshot.pools.len() {
+            true => Ok(PoolRef { pool: tcp.pool }),
+            false => Err(ApiError::not_found(format!(
+                "listener {name:?} has no pool"
+            ))),
+        };
+    }
     let d = find_domain(snapshot, domain)?;
     let dc = &snapshot.config.domains[d];
+    // A `pass` domain's pool is the one its TLS connections are relayed to.
+    if let (None, Some(pass)) = (route, &dc.pass) {
+        if pass.pool < snapshot.pools.len() {
+            return Ok(PoolRef { pool: pass.pool });
+        }
+    }
     let action = match route {
         None => &dc.handling.action,
         Some(prefix) => {
@@ -119,6 +145,14 @@ fn parse_address(text: &str) -> Result<Address, ApiError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(ApiError::bad_request("missing `addr`"));
+    }
+    if let Some(rest) = text.strip_prefix("tcp://") {
+        let (host, port) = crate::config::parse_l4_addr(rest).map_err(ApiError::bad_request)?;
+        return Ok(Address {
+            scheme: Some(Scheme::Tcp),
+            host,
+            port,
+        });
     }
     let (scheme, url) = if text.contains("://") {
         (true, text.to_string())
@@ -200,6 +234,17 @@ pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Ap
         return Err(ApiError::bad_request("expected a JSON body"));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
+}
+
+/// Whether pool `pool` is a `pass` domain's or a `tcp` listener's (connections relayed as
+/// bytes, backends given as `host:port`).
+fn is_relay_pool(snapshot: &Snapshot, pool: usize) -> bool {
+    let c = &snapshot.config;
+    c.domains
+        .iter()
+        .filter_map(|d| d.pass.as_ref())
+        .chain(c.listeners.iter().filter_map(|l| l.tcp.as_ref()))
+        .any(|r| r.pool == pool)
 }
 
 /// Builds and swaps in the next snapshot with pool `pool`'s backends replaced.
@@ -302,13 +347,23 @@ pub(crate) async fn add(
         )));
     }
     let url = new.addr.trim().to_string();
-    if !url.contains("://") {
-        return Err(ApiError::bad_request(format!(
-            "expected a URL like http://127.0.0.1:3000, found {url:?}"
-        )));
-    }
-    let (scheme, host, port) =
-        crate::config::parse_backend_url(&url).map_err(ApiError::bad_request)?;
+    // A `pass` pool's backends are `host:port` (or tcp://host:port), the others' URLs.
+    let relay = {
+        let current = state.snapshot();
+        let at = find_pool(&current, domain, route)?;
+        is_relay_pool(&current, at.pool)
+    };
+    let (scheme, host, port) = if relay {
+        let (host, port) = crate::config::parse_l4_addr(&url).map_err(ApiError::bad_request)?;
+        (Scheme::Tcp, host, port)
+    } else {
+        if !url.contains("://") {
+            return Err(ApiError::bad_request(format!(
+                "expected a URL like http://127.0.0.1:3000, found {url:?}"
+            )));
+        }
+        crate::config::parse_backend_url(&url).map_err(ApiError::bad_request)?
+    };
     // Resolve before taking the lock: a slow name must not hold up other changes.
     let addr = snapshot::resolve(&host, port)
         .await

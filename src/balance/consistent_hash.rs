@@ -252,6 +252,7 @@ fn identity_hash(b: &Backend, dup: u32) -> u64 {
         Scheme::Http => b"http",
         Scheme::Https => b"https",
         Scheme::H2c => b"h2c",
+        Scheme::Tcp => b"tcp",
     };
     let mut h = fnv1a(FNV_OFFSET, scheme);
     h = fnv1a(h, b"://");

@@ -44,6 +44,7 @@ pub(crate) enum Section {
     Tracing,
     Plugin,
     PluginCache,
+    L4,
     Acme,
     Cluster,
     Redis,
@@ -56,7 +57,7 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub(crate) const ALL: [Section; 40] = [
+    pub(crate) const ALL: [Section; 41] = [
         Section::Top,
         Section::Included,
         Section::Server,
@@ -89,6 +90,7 @@ impl Section {
         Section::Tracing,
         Section::Plugin,
         Section::PluginCache,
+        Section::L4,
         Section::Acme,
         Section::Cluster,
         Section::Redis,
@@ -134,6 +136,7 @@ impl Section {
             Section::Tracing => "tracing",
             Section::Plugin => "plugins.NAME",
             Section::PluginCache => "plugins.NAME.cache",
+            Section::L4 => "listeners[].tcp / domains[].pass",
             Section::Acme => "acme",
             Section::Cluster => "cluster",
             Section::Redis => "cluster.redis",
@@ -278,6 +281,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("name", &[S::Listener], K::String, D::Unset("unnamed"), "what domains' `listeners` lists name it by (unique)"),
     key("tls", &[S::Listener], K::Map(S::Tls), D::Unset("plain HTTP"), "terminate TLS on this listener"),
     key("http2", &[S::Listener], K::Bool, D::Bool(false), "a plain listener: also accept HTTP/2 with prior knowledge (h2c) beside HTTP/1.1 (TLS listeners: tls.http2)"),
+    key("tcp", &[S::Listener], K::Map(S::L4), D::Unset("HTTP"), "relay every connection's bytes to a pool of TCP backends instead of serving HTTP (docs/l4.md)"),
     key("plugins", &[S::Listener], K::List(I::Text), D::Unset("none"), "names of `plugins` asked about each new connection (POST /v1/connection: allow or deny), in order (docs/plugins.md)"),
     key("certs", &[S::Tls], K::List(I::Of(S::Cert)), D::Unset("none"), "certificate and key pairs; the first is the default, the others are picked by SNI"),
     key("cert_dir", &[S::Tls], K::Path, D::Unset("none"), "every NAME.crt|NAME.pem + NAME.key pair in a folder"),
@@ -362,6 +366,15 @@ pub(crate) const KEYS: &[Key] = &[
     key("upstream_tls", DOMAIN_AND_ROUTE, K::Map(S::UpstreamTls), D::Unset("verify against the system bundle (SSL_CERT_FILE as a fallback)"), "TLS towards https:// backends: CA, verification, SNI, client certificate (a route's keys override its domain's)"),
     key("plugins", DOMAIN_AND_ROUTE, K::List(I::Text), D::Unset("none (a route: its domain's)"), "names of `plugins`, called in this order on each request; a route's list replaces its domain's (`[]`: none)"),
     key("routes", &[S::Domain], K::List(I::Of(S::Route)), D::Unset("none"), "path-prefix routes inside the domain"),
+    key("pass", &[S::Domain], K::Map(S::L4), D::Unset("TLS is terminated"), "on TLS listeners: relay connections whose SNI names this domain to a pool, still encrypted (docs/tls.md)"),
+    // --- tcp (listeners) and pass (domains) (docs/l4.md) ---
+    key("backends", &[S::L4], K::List(I::OfOrText(S::Backend)), D::Required, "host:port (or tcp://host:port) of each backend"),
+    key("load_balancer", &[S::L4], K::OneOf(LB_NAMES), D::Text("round_robin"), "how a backend is picked for each connection (consistent_hash and ip_hash hash the client address)"),
+    key("health_check", &[S::L4], K::Map(S::HealthCheck), D::Unset("no active checks"), "active checks of the pool: type tcp (the default here) only"),
+    key("connect_timeout", &[S::L4], K::PositiveDuration, secs(5), "connecting to a backend; then the next one is tried"),
+    key("idle_timeout", &[S::L4], K::PositiveDuration, secs(600), "a connection with no bytes either way for this long is closed"),
+    key("max_retries", &[S::L4], K::Int { min: 0, max: 10 }, D::Int(2), "extra connect attempts, each on another backend"),
+    key("proxy_protocol", &[S::L4], K::OneOf(&["v2"]), D::Unset("none"), "v2: send a PROXY protocol v2 header (the client's address) to the backend first"),
     // --- upstream_tls (docs/tls.md) ---
     key("ca", &[S::UpstreamTls], K::Path, D::Unset("the system bundle"), "PEM file of the CAs that backends' certificates must chain to (replaces the system bundle)"),
     key("verify", &[S::UpstreamTls], K::Bool, D::Bool(true), "verify backends' certificates and names; false accepts any (logged as a warning at load)"),

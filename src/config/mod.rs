@@ -75,6 +75,7 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
+pub(crate) use decode::parse_l4_addr;
 /// Splits a backend URL (`scheme://host[:port]`) as the loader does; the admin API uses it.
 pub use decode::parse_url as parse_backend_url;
 pub use defaults::defaults_yaml;

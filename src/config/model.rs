@@ -269,6 +269,24 @@ pub struct Listener {
     pub plugins: Vec<String>,
     /// `http2` on a plain listener: HTTP/2 with prior knowledge (h2c) beside HTTP/1.1.
     pub h2c: bool,
+    /// `tcp`: relay every connection to a pool instead of serving HTTP (docs/l4.md).
+    pub tcp: Option<L4>,
+    pub pos: Pos,
+}
+
+/// A raw relay to a pool: a listener's `tcp`, or a domain's `pass` (TLS passed through by
+/// SNI). The bytes go both ways untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L4 {
+    /// Index into `Config::pools`.
+    pub pool: usize,
+    pub connect_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Extra connect attempts, each on another backend.
+    pub max_retries: u32,
+    /// `proxy_protocol: v2`: a PROXY protocol v2 header goes to the backend first.
+    pub proxy_protocol: bool,
     pub pos: Pos,
 }
 
@@ -485,6 +503,8 @@ pub enum Scheme {
     Http,
     Https,
     H2c,
+    /// A `pass` or `tcp` backend: `host:port`, bytes relayed as they are.
+    Tcp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -896,6 +916,8 @@ pub struct Domain {
     pub handling: Handling,
     /// In file order; the router sorts by prefix length.
     pub routes: Vec<Route>,
+    /// `pass`: TLS connections whose SNI names this domain are relayed, not terminated.
+    pub pass: Option<L4>,
     pub pos: Pos,
     /// `discovery`: backends found at run time: `dns` fills the pool (`crate::discovery`),
     /// `etcd` adds to it (`crate::cluster`).

@@ -84,6 +84,9 @@ pub fn show_yaml(c: &Config) -> String {
                 );
             }
         }
+        if let Some(tcp) = &l.tcp {
+            relay(&mut o, 4, "tcp", c, tcp);
+        }
     }
     if let Some(a) = &c.admin {
         let token = if a.token.is_some() {
@@ -169,7 +172,11 @@ pub fn show_yaml(c: &Config) -> String {
         if let Some(prefix) = d.discovery.as_ref().and_then(|x| x.etcd.as_deref()) {
             let _ = writeln!(o, "    discovery: {{ etcd: {{ prefix: {} }} }}", q(prefix));
         }
-        handling(&mut o, 4, c, &d.handling, &[]);
+        if let Some(pass) = &d.pass {
+            relay(&mut o, 4, "pass", c, pass);
+        } else {
+            handling(&mut o, 4, c, &d.handling, &[]);
+        }
         if !d.routes.is_empty() {
             o.push_str("    routes:\n");
             for r in &d.routes {
@@ -473,6 +480,44 @@ fn handling(
     );
 }
 
+/// A `tcp` listener's or a `pass` domain's relay (docs/l4.md) under `key`, at `n` spaces.
+fn relay(o: &mut String, n: usize, key: &str, c: &Config, r: &L4) {
+    let pad = " ".repeat(n);
+    let _ = writeln!(o, "{pad}{key}:");
+    if let Some(p) = c.pools.get(r.pool) {
+        let _ = writeln!(o, "{pad}  load_balancer: {}", p.policy.strategy.name());
+        let _ = writeln!(o, "{pad}  backends:");
+        for b in &p.backends {
+            let cap = b
+                .max_connections
+                .map(|m| format!(", max_connections: {m}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "{pad}    - {{ addr: {}, weight: {}{cap} }}",
+                q(&b.url),
+                b.weight
+            );
+        }
+        if let Some(hc) = &p.policy.health_check {
+            let _ = writeln!(
+                o,
+                "{pad}  health_check: {{ type: tcp, interval: {}, timeout: {}, fail_threshold: {}, success_threshold: {} }}",
+                dur(hc.interval),
+                dur(hc.timeout),
+                hc.fail_threshold,
+                hc.success_threshold
+            );
+        }
+    }
+    let _ = writeln!(o, "{pad}  connect_timeout: {}", dur(r.connect_timeout));
+    let _ = writeln!(o, "{pad}  idle_timeout: {}", dur(r.idle_timeout));
+    let _ = writeln!(o, "{pad}  max_retries: {}", r.max_retries);
+    if r.proxy_protocol {
+        let _ = writeln!(o, "{pad}  proxy_protocol: v2");
+    }
+}
+
 /// `passive_health`, `hash_key`, `sticky`, `retry_budget` of a pool.
 fn pool_policy(o: &mut String, n: usize, p: &PoolPolicy) {
     let pad = " ".repeat(n);
@@ -683,6 +728,8 @@ mod tests {
 server: { drain_delay: 3s, trusted_proxies: [10.0.0.0/8] }
 listeners:
   - addr: 127.0.0.1:8080
+  - { addr: 127.0.0.1:8444, tls: { certs: [{ cert: /x.pem, key: /x.key }] } }
+  - { name: db, addr: 127.0.0.1:5432, tcp: { backends: [10.0.0.5:5432], load_balancer: least_connections, health_check: { interval: 5s }, proxy_protocol: v2 } }
   - addr: 127.0.0.1:8443
     tls: { acme: [a.com, www.a.com] }
 acme: { directory: \"https://acme.example/dir\", email: ops@a.com, storage: /tmp/acme, renew_before: 30d }
@@ -708,6 +755,8 @@ domains:
       - { path_prefix: /r/, host_header: r.internal, compress: false, plugins: [] }
       - { path_prefix: /go, redirect: { status: 301, location: \"https://$host/new$path$query\" } }
       - { path_prefix: /ping, respond: { body: \"pong\\n\", headers: { X-P: q } } }
+  - hosts: [legacy.com]
+    pass: { backends: [10.0.0.9:443], idle_timeout: 1h }
   - hosts: [\"*\"]
     deny: [192.0.2.0/24]
     max_body_bytes: 1MiB
@@ -722,6 +771,14 @@ domains:
         let shown = show_yaml(&first);
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("read_timeout: 7s"), "{shown}");
+        assert!(
+            shown.contains("    tcp:\n      load_balancer: least_connections"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("    pass:\n") && shown.contains("idle_timeout: 1h"),
+            "{shown}"
+        );
         assert!(
             shown.contains("acme: [\"a.com\", \"www.a.com\"]"),
             "{shown}"

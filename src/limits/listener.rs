@@ -51,6 +51,9 @@ pub(crate) struct GuardedHttp<A> {
     /// `server.max_connections`: a connection is served only with a permit; the ones past it
     /// wait, unread, until a served one closes (fixed at start; a change needs an upgrade).
     permits: Arc<tokio::sync::Semaphore>,
+    /// TLS listeners' acceptors, by listener address: those connections arrive as plain TCP
+    /// and go through `crate::l4::pass` (SNI pass-through, else the handshake) first.
+    tls: std::collections::HashMap<std::net::SocketAddr, pingora::tls::ssl::SslAcceptor>,
 }
 
 impl<A> GuardedHttp<A> {
@@ -97,13 +100,18 @@ impl<A> GuardedHttp<A> {
         }
     }
 
-    pub(crate) fn new(inner: A, state: Arc<State>) -> Self {
+    pub(crate) fn new(
+        inner: A,
+        state: Arc<State>,
+        tls: std::collections::HashMap<std::net::SocketAddr, pingora::tls::ssl::SslAcceptor>,
+    ) -> Self {
         let max = state.snapshot().config.server.max_connections as usize;
         GuardedHttp {
             inner: Arc::new(inner),
             state,
             closing: watch::channel(false).0,
             permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            tls,
         }
     }
 }
@@ -297,12 +305,6 @@ where
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // The only other protocol a TLS listener negotiates is `acme-tls/1`: a TLS-ALPN-01
-        // validation (crate::acme), done once its handshake is; nothing is served on it
-        // (Pingora's app would log a warning for each).
-        if matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
-            return None;
-        }
         let _permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -311,14 +313,23 @@ where
             }
         };
         crate::metrics::runtime::note_proxy_runtime();
-        let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
-        // The listener this connection arrived on, looked up once for the plugins and h2c.
+        // The listener this connection arrived on, looked up once for TLS, the plugins and h2c.
         let snapshot = self.state.snapshot();
-        let listener = stream
+        let index = stream
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
-            .and_then(|local| snapshot.listener_of(local))
-            .and_then(|i| snapshot.config.listeners.get(i));
+            .and_then(|local| snapshot.listener_of(local));
+        let listener = index.and_then(|i| snapshot.config.listeners.get(i));
+        if let Some((i, acceptor)) = index.and_then(|i| Some((i, self.tls.get(&listener?.addr)?))) {
+            stream = crate::l4::pass::accept(&self.state, i, acceptor, stream, shutdown).await?;
+        }
+        // The only other protocol a TLS listener negotiates is `acme-tls/1`: a TLS-ALPN-01
+        // validation (crate::acme), done once its handshake is; nothing is served on it
+        // (Pingora's app would log a warning for each).
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
+            return None;
+        }
+        let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
         match crate::plugins::gate::connection(&snapshot, listener, &stream).await {
             Gate::Serve => {}
             Gate::Close => return None,

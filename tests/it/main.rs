@@ -31,6 +31,8 @@ mod headers;
 mod health;
 mod hooks;
 mod include;
+mod l4_pass;
+mod l4_tcp;
 mod lifecycle;
 mod logging;
 mod metrics;

@@ -4,11 +4,14 @@ use super::answer;
 use super::backend::backends;
 use super::fields::{item_path, list, string, Errors, Fields};
 use super::handling;
+use super::l4;
 use super::options;
 use super::pool;
 use super::route::{routes, Parent};
 use crate::config::keys::Section;
-use crate::config::model::{Action, CacheSettings, Domain, HostPattern, Listener, PoolConfig, Pos};
+use crate::config::model::{
+    Action, CacheSettings, Domain, HostPattern, Listener, PoolConfig, Pos, L4,
+};
 use crate::config::yaml::Node;
 
 /// Where something was: the file (the main one or an included one) and the position.
@@ -121,6 +124,22 @@ fn domain(
     let proxy_options = options::read(e, &f).apply(&options::defaults());
     let answer = answer::answer(e, &f, pool::KEYS, 0);
 
+    let pass = f
+        .get("pass")
+        .and_then(|n| l4::read(e, n, &f.path("pass"), name.clone()))
+        .map(|(pool, mut pass)| {
+            l4::exclusive(
+                e,
+                &f,
+                "pass",
+                l4::NOT_WITH_PASS,
+                "strait relays this domain's TLS connections and never sees its requests",
+            );
+            pass_needs_tls(e, &f, &pass, scope.as_ref(), listeners, node.pos);
+            pass.pool = pools.len();
+            pools.push(pool);
+            pass
+        });
     let pool = backend_list.map(|backends| {
         pools.push(PoolConfig {
             name: name.clone(),
@@ -159,9 +178,45 @@ fn domain(
         listeners: scope,
         handling,
         routes,
+        pass,
         pos: node.pos,
         discovery,
     })
+}
+
+/// A `pass` domain needs a TLS listener to pass through: every listener it is scoped to, or
+/// at least one when it answers on all.
+fn pass_needs_tls(
+    e: &mut Errors,
+    f: &Fields,
+    pass: &L4,
+    scope: Option<&Vec<usize>>,
+    listeners: &[Listener],
+    fallback: Pos,
+) {
+    let at = l4::pass_pos(pass, fallback);
+    match scope {
+        Some(scope) => {
+            for &i in scope {
+                if let Some(l) = listeners.get(i).filter(|l| l.tls.is_none()) {
+                    e.push(
+                        at,
+                        &f.path("pass"),
+                        format!(
+                            "listener {:?} has no `tls`: pass relays TLS connections by their SNI, so it needs a TLS listener",
+                            l.name.as_deref().unwrap_or("?")
+                        ),
+                    );
+                }
+            }
+        }
+        None if !listeners.iter().any(|l| l.tls.is_some()) => e.push(
+            at,
+            &f.path("pass"),
+            "no listener has `tls`: pass relays TLS connections by their SNI, so it needs a TLS listener",
+        ),
+        None => {}
+    }
 }
 
 /// `listeners: [web, ...]`: indices of named listeners.
@@ -181,6 +236,11 @@ pub(super) fn listener_scope(
             .iter()
             .position(|l| l.name.as_deref() == Some(name.as_str()))
         {
+            Some(index) if listeners[index].tcp.is_some() => e.push(
+                item.pos,
+                &item_path,
+                format!("listener {name:?} relays TCP (`tcp`): no domain answers on it"),
+            ),
             Some(index) if !out.contains(&index) => out.push(index),
             Some(_) => {}
             None => {

@@ -13,6 +13,7 @@ mod domain;
 mod fields;
 mod handling;
 mod headers;
+mod l4;
 mod limits;
 mod matchers;
 mod options;
@@ -26,6 +27,7 @@ mod tracing;
 use crate::config::keys::Section;
 pub use backend::parse_url;
 use fields::{Errors, Fields};
+pub(crate) use l4::parse_addr as parse_l4_addr;
 #[cfg(test)]
 pub(crate) use limits::parse_cidr;
 
@@ -45,7 +47,7 @@ pub(super) fn decode(
     };
     let server = server::server(&mut e, f.get("server"));
     let (plugins, plugin_names) = plugins::plugins(&mut e, f.get("plugins"));
-    let listeners = f
+    let (mut listeners, tcp_pools) = f
         .require(&mut e, "listeners")
         .map(|n| server::listeners(&mut e, n, &plugin_names))
         .unwrap_or_default();
@@ -85,7 +87,7 @@ pub(super) fn decode(
         }
         e.set_file(&main);
     }
-    let (pools, domains) = domain::domains(
+    let (mut pools, domains) = domain::domains(
         &mut e,
         &parts,
         global_cache.as_ref(),
@@ -93,6 +95,13 @@ pub(super) fn decode(
         &plugin_names,
         cluster.etcd.is_some(),
     );
+    // `tcp` listeners' pools come after the domains' (indices of domains' pools stay).
+    for (listener, pool) in tcp_pools {
+        if let Some(tcp) = listeners.get_mut(listener).and_then(|l| l.tcp.as_mut()) {
+            tcp.pool = pools.len();
+            pools.push(pool);
+        }
+    }
     if domains.is_empty() && f.get("include").is_some() && e.is_empty() {
         let at = f.get("include").map_or(root.pos, |n| n.pos);
         e.push(

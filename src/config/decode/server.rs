@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::fields::{item_path, list, Errors, Fields};
 use crate::config::model::{
     AccessLog, AccessLogFormat, Acme, Admin, CertPair, ClientAuth, ClientAuthMode, Listener,
-    Logging, Pos, Probe, Server, Tls, TlsVersion,
+    Logging, PoolConfig, Pos, Probe, Server, Tls, TlsVersion,
 };
 use crate::config::units;
 use crate::config::yaml::Node;
@@ -115,9 +115,16 @@ pub(super) fn server(e: &mut Errors, node: Option<&Node>) -> Server {
 
 /// `listeners` must be present and non-empty; the caller checks it is present.
 /// `known_plugins`: the names a listener's `plugins` may use.
-pub(super) fn listeners(e: &mut Errors, node: &Node, known_plugins: &[String]) -> Vec<Listener> {
+/// Also returns the pools of `tcp` listeners, by listener index: the caller adds them after
+/// the domains' pools and sets each listener's `tcp.pool`.
+pub(super) fn listeners(
+    e: &mut Errors,
+    node: &Node,
+    known_plugins: &[String],
+) -> (Vec<Listener>, Vec<(usize, PoolConfig)>) {
+    let mut pools = Vec::new();
     let Some(items) = list(e, node, "listeners") else {
-        return Vec::new();
+        return (Vec::new(), pools);
     };
     if items.is_empty() {
         e.push(node.pos, "listeners", "at least one listener is required");
@@ -166,18 +173,36 @@ pub(super) fn listeners(e: &mut Errors, node: &Node, known_plugins: &[String]) -
                 "on a TLS listener HTTP/2 is offered by ALPN: write `http2: true` under `tls`",
             );
         }
+        let pool_name = name.clone().unwrap_or_else(|| path.clone());
+        let tcp = f
+            .get("tcp")
+            .and_then(|n| super::l4::read(e, n, &f.path("tcp"), pool_name));
+        if tcp.is_some() {
+            super::l4::exclusive(
+                e,
+                &f,
+                "tcp",
+                super::l4::NOT_WITH_TCP,
+                "a tcp listener relays bytes and serves no HTTP",
+            );
+        }
         if let Some((addr, pos)) = f.addr(e, "addr") {
+            let tcp = tcp.map(|(pool, l4)| {
+                pools.push((out.len(), pool));
+                l4
+            });
             out.push(Listener {
                 name,
                 addr,
                 tls,
                 plugins,
                 h2c,
+                tcp,
                 pos,
             });
         }
     }
-    out
+    (out, pools)
 }
 
 fn tls(e: &mut Errors, node: &Node, path: &str) -> Option<Tls> {

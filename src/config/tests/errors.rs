@@ -135,7 +135,7 @@ domains:
     let text = text.replace("${NOPE}", "${NOPE:-8080}");
     assert_eq!(
         errors(&text),
-        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, name, tls, http2, plugins"]
+        ["t.yaml:3:34: listeners[1]: unknown field `bogus`, expected one of: addr, name, tls, http2, tcp, plugins"]
     );
     let text = text.replace(", bogus: 1", "");
     let c = ok(&text);
@@ -785,5 +785,77 @@ domains:
     assert_eq!(
         errors(text),
         ["t.yaml:1:31: cluster.etcd.endpoints: at least one etcd endpoint is required"]
+    );
+}
+
+#[test]
+fn tcp_listeners_and_pass_domains() {
+    // A `pass` domain needs a TLS listener; HTTP-only keys beside `tcp` and `pass`.
+    let text = "\
+listeners:
+  - { name: web, addr: 127.0.0.1:8080 }
+  - name: db
+    addr: 127.0.0.1:5432
+    http2: true
+    tcp: { backends: [10.0.0.5:5432] }
+domains:
+  - hosts: [legacy.example.com]
+    listeners: [web]
+    pass: { backends: [10.0.0.9:443] }
+  - hosts: [both.example.com]
+    backends: [http://127.0.0.1:3000]
+    pass: { backends: [10.0.0.9:443] }
+  - hosts: [a.example.com]
+    listeners: [db]
+    respond: { body: x }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:5:12: listeners[1].http2: `http2` cannot be used with `tcp`: a tcp listener relays bytes and serves no HTTP",
+            r#"t.yaml:10:11: domains[0].pass: listener "web" has no `tls`: pass relays TLS connections by their SNI, so it needs a TLS listener"#,
+            "t.yaml:12:15: domains[1].backends: `backends` cannot be used with `pass`: strait relays this domain's TLS connections and never sees its requests",
+            "t.yaml:13:11: domains[1].pass: no listener has `tls`: pass relays TLS connections by their SNI, so it needs a TLS listener",
+            r#"t.yaml:15:17: domains[2].listeners[0]: listener "db" relays TCP (`tcp`): no domain answers on it"#,
+        ]
+    );
+}
+
+#[test]
+fn bad_tcp_and_pass_values() {
+    let text = "\
+listeners:
+  - addr: 127.0.0.1:5432
+    tcp:
+      backends: [10.0.0.5, \"http://10.0.0.6:80\", 10.0.0.7:0, 10.0.0.8:1, 10.0.0.8:1]
+      load_balancer: fastest
+      health_check: { type: http, interval: 5s }
+      connect_timeout: 0s
+      idle_timeout: soon
+      max_retries: 11
+      proxy_protocol: v1
+      read_timeout: 5s
+  - addr: 127.0.0.1:5433
+    tcp: { backends: [] }
+domains:
+  - hosts: [a.com]
+    respond: { body: x }
+";
+    assert_eq!(
+        errors(text),
+        [
+            r#"t.yaml:4:18: listeners[0].tcp.backends[0]: missing port in "10.0.0.5", expected host:port"#,
+            r#"t.yaml:4:28: listeners[0].tcp.backends[1]: a tcp or pass backend is host:port (or tcp://host:port), found http:// in "http://10.0.0.6:80""#,
+            r#"t.yaml:4:50: listeners[0].tcp.backends[2]: invalid port "0" in "10.0.0.7:0", expected 1-65535"#,
+            "t.yaml:4:74: listeners[0].tcp.backends[4]: duplicate backend 10.0.0.8:1 (first at line 4)",
+            r#"t.yaml:5:22: listeners[0].tcp.load_balancer: unknown value "fastest", expected one of: round_robin, weighted_round_robin, least_connections, ip_hash, random, consistent_hash, least_latency"#,
+            "t.yaml:6:21: listeners[0].tcp.health_check.type: a tcp or pass pool is checked by connecting: type must be tcp",
+            "t.yaml:7:24: listeners[0].tcp.connect_timeout: connect_timeout must be longer than 0s",
+            r#"t.yaml:8:21: listeners[0].tcp.idle_timeout: expected a duration like 10s, found "soon""#,
+            "t.yaml:9:20: listeners[0].tcp.max_retries: max_retries must be between 0 and 10, found 11",
+            r#"t.yaml:10:23: listeners[0].tcp.proxy_protocol: unknown value "v1", expected one of: v2"#,
+            "t.yaml:11:7: listeners[0].tcp: unknown field `read_timeout`, expected one of: backends, load_balancer, health_check, connect_timeout, idle_timeout, max_retries, proxy_protocol",
+            "t.yaml:13:22: listeners[1].tcp.backends: at least one backend is required",
+        ]
     );
 }
