@@ -14,6 +14,9 @@
 #            certificate for all three), HTTP/1.1 keep-alive (wrk), HTTP/2 (h2load, 32
 #            clients x 8 streams) and a full handshake per request (16 `openssl s_time -new`)
 #            `idle10k`: resident memory with 10 000 idle keep-alive clients (benches/idle_conns.py)
+#            `tcp` is tcp_ka + tcp_conn: the proxies as plain TCP relays (strait's `tcp` listener,
+#            nginx `stream`, HAProxy `mode tcp`) in front of the origin, wrk through them with
+#            keep-alive (tcp_ka) and with a new connection per request (tcp_conn)
 #   BASELINE [plain] profiles that also run bare Pingora (benches/baseline/bare_pingora.rs),
 #                    the floor under strait; "" for none
 #   WORKERS [1] worker processes/threads of every proxy   CONNS [64] wrk connections
@@ -37,12 +40,13 @@ fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
-PROFILES=${PROFILES:-plain plain16k observe cache c1000 static tls idle10k}
+PROFILES=${PROFILES:-plain plain16k observe cache c1000 static tls tcp idle10k}
 expanded=""
 for p in $PROFILES; do
   case $p in
   static) expanded="$expanded static4k static1m" ;;
   tls) expanded="$expanded tls_h1 tls_h2 tls_hs" ;;
+  tcp) expanded="$expanded tcp_ka tcp_conn" ;;
   *) expanded="$expanded $p" ;;
   esac
 done
@@ -81,6 +85,10 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_install+=(hapr
 command -v taskset >/dev/null || need_install+=(util-linux)
 command -v curl >/dev/null || need_install+=(curl)
 command -v h2load >/dev/null || need_install+=(nghttp2-client)
+# nginx's stream module (the tcp profiles) is a separate package on Debian.
+case " $PROFILES " in *" tcp_"*)
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need_install+=(libnginx-mod-stream) ;;
+esac
 command -v openssl >/dev/null || need_install+=(openssl)
 command -v python3 >/dev/null || need_install+=(python3)
 if [ ${#need_install[@]} -gt 0 ]; then
@@ -249,6 +257,13 @@ tls_strait() { # profile
   esac
 }
 
+# The listener's relay in the tcp profiles (the domain below then serves no listener).
+tcp_strait() { # profile
+  case $1 in tcp_*)
+    echo "    tcp: { backends: [\"127.0.0.1:$ORIGIN_A\", \"127.0.0.1:$ORIGIN_B\"], load_balancer: round_robin }" ;;
+  esac
+}
+
 write_strait() { # profile
   local p=$1 hc="" obs="" cache="" dcache=""
   if [ "$p" = observe ]; then
@@ -287,7 +302,7 @@ server:
   shutdown_timeout: 1s
 listeners:
   - addr: 127.0.0.1:${PORT[strait]}
-$(tls_strait "$p")
+$(tls_strait "$p")$(tcp_strait "$p")
 logging:
   level: info
 $obs
@@ -326,6 +341,29 @@ write_nginx() { # profile
     sendfile on;
     location / { }"
   fi
+  case $p in tcp_*)
+    cat >"$TMP/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes $WORKERS;
+worker_rlimit_nofile 40000;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 16384; }
+stream {
+  upstream origin {
+    server 127.0.0.1:$ORIGIN_A;
+    server 127.0.0.1:$ORIGIN_B;
+  }
+  server {
+    listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+    proxy_pass origin;
+  }
+}
+EOF
+    return
+    ;;
+  esac
   local listen="listen 127.0.0.1:${PORT[nginx]} backlog=4096;"
   case $p in tls_*)
     listen="listen 127.0.0.1:${PORT[nginx]} ssl http2 backlog=4096;
@@ -384,6 +422,27 @@ write_haproxy() { # profile
     cache_use="http-request cache-use bench
   http-response cache-store bench"
   fi
+  case $p in tcp_*)
+    cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread $WORKERS
+  maxconn 9900
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:${PORT[haproxy]}
+  default_backend be
+backend be
+  balance roundrobin
+  server o1 127.0.0.1:$ORIGIN_A
+  server o2 127.0.0.1:$ORIGIN_B
+EOF
+    return
+    ;;
+  esac
   local bind="bind 127.0.0.1:${PORT[haproxy]}"
   case $p in tls_*)
     bind="bind 127.0.0.1:${PORT[haproxy]} ssl crt $TMP/tls/combined.pem alpn h2,http/1.1 no-tls-tickets" ;;
@@ -603,7 +662,7 @@ run_one() { # profile proxy round path conns
     rm -f "$TMP"/s_time.*
   else
     "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" \
-      "$(scheme "$p")://127.0.0.1:${PORT[$name]}$path" >"$TMP/wrk.out"
+      "${WRK_CLOSE[@]}" "$(scheme "$p")://127.0.0.1:${PORT[$name]}$path" >"$TMP/wrk.out"
   fi
   after=$(cpu_ticks "$pid")
   m_after=$(machine_ticks)
@@ -660,7 +719,7 @@ for p in $PROFILES; do
     path=/1m
     conns=$CONNS
     ;;
-  tls_h1 | tls_h2)
+  tls_h1 | tls_h2 | tcp_ka | tcp_conn)
     path=/small
     conns=$CONNS
     ;;
@@ -679,10 +738,13 @@ for p in $PROFILES; do
     ;;
   *) die "unknown profile $p" ;;
   esac
+  # tcp_conn: a new connection (through the relay, to the origin) for every request.
+  WRK_CLOSE=()
+  [ "$p" != tcp_conn ] || WRK_CLOSE=(-H "Connection: close")
   proxies=$PROXIES
   case " $BASELINE " in *" $p "*) proxies="$proxies pingora" ;; esac
   case $p in static*) proxies=$(echo " $proxies " | sed 's/ haproxy / /; s/ pingora / /') ;; esac
-  case $p in tls_*) proxies=$(echo " $proxies " | sed 's/ pingora / /') ;; esac
+  case $p in tls_* | tcp_*) proxies=$(echo " $proxies " | sed 's/ pingora / /') ;; esac
   for name in $proxies; do
     start_proxy "$name" "$p"
     # Warm-up: fills the upstream pools (and the caches), not measured.
@@ -692,7 +754,7 @@ for p in $PROFILES; do
   case $p in
   tls_h2) echo "$p: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D$DURATION https://127.0.0.1:<port>$path" ;;
   tls_hs) echo "$p: $HS_CLIENTS x openssl s_time -connect 127.0.0.1:<port> -new -time $DURATION -www $path" ;;
-  *) echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION" "$(scheme "$p")")" ;;
+  *) echo "$p: $(wrk_cmd '<port>' "$path" "$conns" "$DURATION" "$(scheme "$p")")${WRK_CLOSE[*]:+ -H 'Connection: close'}" ;;
   esac >>"$OUT/commands.txt"
   for round in $(seq 1 "$ROUNDS"); do
     for name in $proxies; do

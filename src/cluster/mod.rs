@@ -54,6 +54,19 @@ pub(crate) struct Cluster {
     purges: AtomicU64,
 }
 
+/// Nodes registered under a live lease, as this process's cluster last counted them; 0 while
+/// no cluster runs here. Read by a cluster rate limit's fallback ([`registered_nodes`]), which
+/// lives in the snapshot and has no handle on the cluster.
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+
+/// The live node count from the etcd registry, when this process has one.
+pub(crate) fn registered_nodes() -> Option<u64> {
+    match REGISTERED.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(n as u64),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -178,6 +178,7 @@ fn update_nodes(cluster: &Cluster) {
     cluster
         .live_nodes
         .store(n, std::sync::atomic::Ordering::Relaxed);
+    super::REGISTERED.store(n, std::sync::atomic::Ordering::Relaxed);
     super::status::LIVE_NODES.set(n as i64);
 }
 

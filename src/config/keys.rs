@@ -454,7 +454,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("renew_before", &[S::Acme], K::PositiveDuration, D::Duration(Duration::from_secs(30 * 86_400)), "renew a certificate this long before it expires (`30d`)"),
     // --- cluster (docs/cluster.md): Redis rate limits ---
     key("redis", &[S::Cluster], K::Map(S::Redis), D::Unset("no cluster-wide counting"), "the Redis that `scope: cluster` rate limits count in"),
-    key("nodes", &[S::Cluster], K::Int { min: 1, max: 10_000 }, D::Int(1), "how many nodes share the cluster's limits: while Redis is slow or down, each node allows a cluster limit divided by this"),
+    key("nodes", &[S::Cluster], K::Int { min: 1, max: 10_000 }, D::Int(1), "how many nodes share the cluster's limits: while Redis is slow or down, each node allows a cluster limit divided by this (with `cluster.etcd`, the live nodes in its registry instead)"),
     key("url", &[S::Redis], K::String, D::Required, "redis://[USER:PASSWORD@]HOST:PORT[/DB] (plain TCP: rediss:// is refused)"),
     key("timeout", &[S::Redis], K::PositiveDuration, D::Duration(Duration::from_millis(20)), "a rate-limit decision waits for Redis at most this long, then the node's local share decides"),
     // --- discovery (docs/cluster.md): the domain's backends from DNS ---

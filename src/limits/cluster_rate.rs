@@ -125,10 +125,12 @@ impl ClusterCounter {
     }
 
     /// How many nodes share a cluster limit when Redis cannot count: each allows
-    /// `requests / live_nodes()`. Today `cluster.nodes`; a live count from a node registry
-    /// plugs in here.
+    /// `requests / live_nodes()`. With `cluster.etcd`, the nodes registered under a live lease
+    /// (the registry knows when one joins or leaves); otherwise `cluster.nodes`.
     pub(crate) fn live_nodes(&self) -> u64 {
-        self.settings.nodes.max(1)
+        crate::cluster::registered_nodes()
+            .unwrap_or(self.settings.nodes)
+            .max(1)
     }
 
     fn timeout(&self) -> Duration {

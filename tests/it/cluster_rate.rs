@@ -1,5 +1,6 @@
 //! `rate_limit: { scope: cluster }`: two strait nodes counting in one real Redis
-//! (docs/cluster.md), and each node's fallback share when Redis is gone.
+//! (docs/cluster.md), and each node's fallback share when Redis is gone (`cluster.nodes`, or
+//! the nodes registered in etcd).
 
 use std::net::SocketAddr;
 use std::thread;
@@ -7,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::admin::{json, Ports};
 use crate::support::client::Conn;
+use crate::support::etcd::Etcd;
 use crate::support::redis::Redis;
-use crate::support::{config, Strait};
+use crate::support::{config, eventually_msg, Strait};
 
 const HOST: &str = "rl.test";
 
@@ -86,6 +88,27 @@ fn metric(ports: &Ports, name: &str) -> f64 {
         .sum()
 }
 
+/// Loads each node for 3 s with Redis gone and checks what it admitted alone: its share of
+/// the limit per one-second window of its local limiter. Those windows are aligned to when the
+/// limiter was made, not to the load, so 3 s of load touches 3 or 4 of them: `share` x 3 to
+/// `share` x 4 (a node that divided by too few nodes would admit twice that).
+fn fallback_shares(nodes: &[(&str, SocketAddr, &Ports)], share: usize) {
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a, _)| *a).collect();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(3);
+    let answers = load(&addrs, 2, end);
+    for ((name, _, _), node_answers) in nodes.iter().zip(&answers) {
+        let n = admitted(node_answers, start, end);
+        eprintln!("node {name} without Redis: {n} admitted in 3s (share {share} per second)");
+        assert!(
+            (share * 3 - share / 10..=share * 4).contains(&n),
+            "node {name} admitted {n} in 3s, expected {} to {}",
+            share * 3,
+            share * 4
+        );
+    }
+}
+
 #[test]
 fn two_nodes_share_one_limit_and_fall_back_to_half_each_without_redis() {
     let mut redis = Redis::start();
@@ -124,25 +147,10 @@ fn two_nodes_share_one_limit_and_fall_back_to_half_each_without_redis() {
         assert!(ready.text().contains("redis: up"), "{}", ready.text());
     }
 
-    // Redis gone: each node decides alone with half the limit (cluster.nodes: 2). Each
-    // node's fallback window starts with its first fallback decision and lasts 1s; counted
-    // from the first answer for 0.5s, all of it lies in that one window (unless the answer
-    // came more than 0.5s after its decision).
+    // Redis gone: each node decides alone with half the limit (cluster.nodes: 2).
     redis.kill();
-    let until = Instant::now() + Duration::from_millis(1500);
-    let answers = load(&[a.addr(), b.addr()], 2, until);
-    for (name, node_answers, ports) in [("a", &answers[0], &pa), ("b", &answers[1], &pb)] {
-        let first = node_answers
-            .iter()
-            .map(|(at, _)| *at)
-            .min()
-            .expect("answers");
-        let n = admitted(node_answers, first, first + Duration::from_millis(500));
-        eprintln!("node {name} without Redis: {n} admitted in its first fallback window");
-        assert!(
-            (45..=50).contains(&n),
-            "node {name} admitted {n}, expected 50"
-        );
+    fallback_shares(&[("a", a.addr(), &pa), ("b", b.addr(), &pb)], 50);
+    for ports in [&pa, &pb] {
         assert!(
             metric(ports, "strait_cluster_rate_fallbacks_total") > 0.0,
             "fallbacks are counted"
@@ -153,6 +161,53 @@ fn two_nodes_share_one_limit_and_fall_back_to_half_each_without_redis() {
         let ready = ports.probe("/ready");
         assert_eq!(ready.status, 200, "Redis down does not make a node unready");
         assert!(ready.text().contains("redis: down"), "{}", ready.text());
+    }
+    drop((a, b));
+}
+
+/// A node on `etcd` and `redis` whose file says it is alone (`nodes: 1`).
+fn registered_node(redis: &Redis, etcd: &Etcd, ports: &Ports, name: &str) -> Strait {
+    let s = Strait::start(&config(&format!(
+        "{}cluster:
+  nodes: 1
+  redis: {{ url: \"{}\", timeout: 1s }}
+  etcd: {{ endpoints: [{}], prefix: /rl/, node_name: {name} }}
+domains:
+  - hosts: [{HOST}]
+    rate_limit: {{ requests: 100, per: 1s, scope: cluster }}
+    routes: [{{ path_prefix: /, respond: {{ status: 200, body: ok }} }}]
+",
+        ports.yaml(true),
+        redis.url(),
+        etcd.url()
+    )));
+    ports.wait_up();
+    s
+}
+
+#[test]
+fn without_redis_the_share_follows_the_nodes_registered_in_etcd() {
+    let mut redis = Redis::start();
+    let etcd = Etcd::start();
+    let (pa, pb) = (Ports::new(), Ports::new());
+    let a = registered_node(&redis, &etcd, &pa, "rl-a");
+    let b = registered_node(&redis, &etcd, &pb, "rl-b");
+    for p in [&pa, &pb] {
+        eventually_msg(Duration::from_secs(10), "both nodes registered", || {
+            json(&p.call("GET", "/cluster", ""))["live_nodes"] == 2
+        });
+    }
+    // The file says one node; the registry says two: each node's share is half the limit.
+    for p in [&pa, &pb] {
+        let state = json(&p.call("GET", "/cluster/redis", ""));
+        assert_eq!(state["nodes"], 2, "{state}");
+    }
+    redis.kill();
+    fallback_shares(&[("a", a.addr(), &pa), ("b", b.addr(), &pb)], 50);
+    for p in [&pa, &pb] {
+        let state = json(&p.call("GET", "/cluster/redis", ""));
+        assert_eq!(state["state"], "down", "{state}");
+        assert_eq!(state["nodes"], 2, "{state}");
     }
     drop((a, b));
 }
