@@ -25,6 +25,18 @@ pub(super) fn strategy(e: &mut Errors, node: &Node, path: &str) -> Option<Strate
 
 /// A backend list; `- http://host:port` is shorthand for `- { addr: http://host:port }`.
 pub(super) fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
+    backend_list(e, node, path, parse_url)
+}
+
+/// A backend list whose addresses `parse` reads (HTTP pools' URLs here, relay pools'
+/// `host:port` in `super::l4`): shorthand or `{ addr, weight, max_connections }` entries, each
+/// checked, duplicates refused.
+pub(super) fn backend_list(
+    e: &mut Errors,
+    node: &Node,
+    path: &str,
+    parse: impl Fn(&str) -> Result<(Scheme, String, u16), String>,
+) -> Vec<BackendConfig> {
     let mut out: Vec<BackendConfig> = Vec::new();
     for (i, item) in list(e, node, path).unwrap_or_default().iter().enumerate() {
         let item_path = item_path(path, i);
@@ -48,7 +60,7 @@ pub(super) fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendCo
         let Some(url) = string(e, addr_node, &addr_path) else {
             continue;
         };
-        let (scheme, host, port) = match parse_url(&url) {
+        let (scheme, host, port) = match parse(&url) {
             Ok(parts) => parts,
             Err(message) => {
                 e.push(addr_node.pos, &addr_path, message);

@@ -1,8 +1,8 @@
 //! `tcp` on a listener and `pass` on a domain: a pool of `host:port` backends that connections
 //! are relayed to as raw bytes, and the relay's options (docs/l4.md).
 
-use super::backend::split_host_port;
-use super::fields::{item_path, key_path, list, string, Errors, Fields};
+use super::backend::{backend_list, split_host_port};
+use super::fields::{Errors, Fields};
 use super::pool;
 use crate::config::keys::{self, Section};
 use crate::config::model::{BackendConfig, HealthKind, PoolConfig, Pos, Scheme, L4};
@@ -73,62 +73,12 @@ fn explicit_http(node: &Node) -> bool {
 
 /// `- host:port`, `- tcp://host:port` or `- { addr: host:port, weight: 2, max_connections: 100 }`.
 fn backends(e: &mut Errors, node: &Node, path: &str) -> Vec<BackendConfig> {
-    let Some(items) = list(e, node, path) else {
-        return Vec::new();
-    };
-    if items.is_empty() {
+    if matches!(&node.value, Value::Seq(items) if items.is_empty()) {
         e.push(node.pos, path, "at least one backend is required");
     }
-    let mut out: Vec<BackendConfig> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let item_path = item_path(path, i);
-        let (addr_node, addr_path, weight, max_connections) = match &item.value {
-            Value::Map(_) => {
-                let Some(f) = Fields::new(e, item, &item_path, Section::Backend) else {
-                    continue;
-                };
-                let weight = f
-                    .int(e, "weight")
-                    .unwrap_or_else(|| keys::default_int(Section::Backend, "weight"))
-                    as u32;
-                let max_connections = f.int(e, "max_connections").map(|n| n as u32);
-                let Some(addr) = f.require(e, "addr") else {
-                    continue;
-                };
-                (addr, key_path(&item_path, "addr"), weight, max_connections)
-            }
-            _ => (item, item_path, 1, None),
-        };
-        let Some(text) = string(e, addr_node, &addr_path) else {
-            continue;
-        };
-        let (host, port) = match parse_addr(&text) {
-            Ok(parts) => parts,
-            Err(message) => {
-                e.push(addr_node.pos, &addr_path, message);
-                continue;
-            }
-        };
-        if let Some(first) = out.iter().find(|b| b.host == host && b.port == port) {
-            let message = format!(
-                "duplicate backend {text} (first at line {})",
-                first.pos.line
-            );
-            e.push(addr_node.pos, &addr_path, message);
-            continue;
-        }
-        out.push(BackendConfig {
-            url: text,
-            scheme: Scheme::Tcp,
-            host,
-            port,
-            weight,
-            max_connections,
-            pos: addr_node.pos,
-            path: addr_path,
-        });
-    }
-    out
+    backend_list(e, node, path, |text| {
+        parse_addr(text).map(|(host, port)| (Scheme::Tcp, host, port))
+    })
 }
 
 /// `host:port` or `tcp://host:port`; the port is required (there is no default for raw TCP).
