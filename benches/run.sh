@@ -341,15 +341,17 @@ write_nginx() { # profile
     sendfile on;
     location / { }"
   fi
-  case $p in tcp_*)
-    cat >"$TMP/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes $WORKERS;
+  # The main context, the same for the HTTP and the TCP (stream) configurations.
+  local main="worker_processes $WORKERS;
 worker_rlimit_nofile 40000;
 daemon off;
 pid $TMP/nginx.pid;
 error_log $TMP/nginx-error.log warn;
-events { worker_connections 16384; }
+events { worker_connections 16384; }"
+  case $p in tcp_*)
+    cat >"$TMP/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+$main
 stream {
   upstream origin {
     server 127.0.0.1:$ORIGIN_A;
@@ -373,12 +375,7 @@ EOF
     ssl_session_tickets off;" ;;
   esac
   cat >"$TMP/nginx.conf" <<EOF
-worker_processes $WORKERS;
-worker_rlimit_nofile 40000;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 16384; }
+$main
 http {
   $log
   client_body_temp_path $TMP/nginx-body;
