@@ -49,14 +49,13 @@ pub(crate) struct Cluster {
     client: Mutex<Option<Client>>,
     /// Wakes the sync task to start over (a reload changed the discovery prefixes).
     restart: tokio::sync::Notify,
-    /// Nodes registered under a live lease (at least 1: this one, even while etcd is away).
-    live_nodes: AtomicUsize,
     purges: AtomicU64,
 }
 
 /// Nodes registered under a live lease, as this process's cluster last counted them; 0 while
-/// no cluster runs here. Read by a cluster rate limit's fallback ([`registered_nodes`]), which
-/// lives in the snapshot and has no handle on the cluster.
+/// no cluster runs here (one cluster per process). A static rather than a field: a cluster
+/// rate limit's fallback ([`registered_nodes`]) lives in the snapshot and has no handle on the
+/// cluster.
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 
 /// The live node count from the etcd registry, when this process has one.
@@ -108,7 +107,6 @@ pub(crate) fn install(state: &Arc<State>) -> Option<ClusterService> {
         applied: tokio::sync::watch::Sender::new(0),
         client: Mutex::new(None),
         restart: tokio::sync::Notify::new(),
-        live_nodes: AtomicUsize::new(1),
         purges: AtomicU64::new(0),
     });
     state.set_cluster(cluster.clone());
@@ -145,7 +143,7 @@ impl Cluster {
     /// Nodes registered in etcd under a live lease, this one included (1 while etcd has
     /// never been read). What a cluster-wide limit divides by when its shared counter is away.
     pub(crate) fn live_nodes(&self) -> usize {
-        self.live_nodes.load(Ordering::Relaxed).max(1)
+        REGISTERED.load(Ordering::Relaxed).max(1)
     }
 
     /// A reload read `config` from the file: it becomes the base, and the config to build is

@@ -175,9 +175,6 @@ async fn session(cluster: &Cluster, state: &State, backoff: &mut Backoff) -> Res
 
 fn update_nodes(cluster: &Cluster) {
     let n = lock(&cluster.view).nodes.len().max(1);
-    cluster
-        .live_nodes
-        .store(n, std::sync::atomic::Ordering::Relaxed);
     super::REGISTERED.store(n, std::sync::atomic::Ordering::Relaxed);
     super::status::LIVE_NODES.set(n as i64);
 }
