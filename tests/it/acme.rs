@@ -68,8 +68,22 @@ impl Setup {
         )
     }
 
+    /// Starts strait and waits until its listeners accept: `Strait::start` waits for the
+    /// admin listener only, and the proxy's listeners bind in another service a moment later
+    /// (a restart on the same storage was refused its first TLS connection in CI).
     fn start(&self, pebble: &Pebble, renew_before: &str) -> Strait {
-        Strait::start(&self.yaml(pebble, renew_before))
+        let s = Strait::start(&self.yaml(pebble, renew_before));
+        self.wait_listening();
+        s
+    }
+
+    fn wait_listening(&self) {
+        for port in self.http.iter().chain([&self.tls]) {
+            let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+            eventually_msg(Duration::from_secs(10), "strait's listeners accept", || {
+                std::net::TcpStream::connect(addr).is_ok()
+            });
+        }
     }
 
     fn metric(&self, name_and_labels: &str) -> f64 {
@@ -294,6 +308,7 @@ fn an_unreachable_directory_leaves_the_host_pending_on_a_placeholder() {
         setup.probe,
     );
     let s = Strait::start(&yaml);
+    setup.wait_listening();
     eventually_msg(ISSUE_WITHIN, "a failed order counted", || {
         setup.metric("strait_acme_orders_total{outcome=\"failed\"}") >= 1.0
     });
@@ -390,6 +405,7 @@ fn binary_upgrade_under_https_load_fails_nothing_and_orders_once() {
     let root = pebble.root();
     let server = "server:\n  upgrade_sock: \"{dir}/upgrade.sock\"\n  pid_file: \"{dir}/strait.pid\"\n  grace_period: 10s\n  drain_delay: 1s\n";
     let mut old = Strait::start(&setup.yaml_with(&pebble, "30d", server));
+    setup.wait_listening();
     wait_issued(&old, &pebble);
     let load = TlsLoad::start(setup.tls_addr(), root);
     load.wait_for_more(20, "HTTPS load through the old instance");
