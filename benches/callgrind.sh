@@ -8,7 +8,8 @@
 #   TARGET=pingora benches/callgrind.sh   bare Pingora (benches/baseline/bare_pingora.rs)
 #   TARGET=nginx benches/callgrind.sh     nginx as the same proxy (PROFILE=cache: proxy_cache)
 #
-# Environment: STRAIT_BIN [target/release/strait], REQUESTS [4000], CONNS [8],
+# Environment: STRAIT_BIN [target/release/strait],
+# PINGORA_BIN [target/release/examples/bare_pingora], REQUESTS [4000], CONNS [8],
 # KEEP [unset: the callgrind output is deleted; a directory: it is kept there].
 #
 # The origin is one nginx worker on two loopback ports. The target warms up with 800 requests,
@@ -75,7 +76,7 @@ VALGRIND=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$TM
 case $TARGET in
 strait)
   BIN=${STRAIT_BIN:-$ROOT/target/release/strait}
-  [ -x "$BIN" ] || cargo build --release --quiet --bin strait
+  [ -x "$BIN" ] || { scripts/pingora-patches.sh && cargo build --release --quiet --bin strait; }
   extra=""
   [ "$PROFILE" = cache ] && extra="cache: { max_bytes: 64MiB, max_entries: 10000 }"
   domain_extra=""
@@ -108,8 +109,8 @@ EOF
   "${VALGRIND[@]}" "$BIN" -c "$TMP/strait.yaml" >"$TMP/target.log" 2>&1 &
   ;;
 pingora)
-  BIN=$ROOT/target/release/examples/bare_pingora
-  [ -x "$BIN" ] || cargo build --release --quiet --example bare_pingora
+  BIN=${PINGORA_BIN:-$ROOT/target/release/examples/bare_pingora}
+  [ -x "$BIN" ] || { scripts/pingora-patches.sh && cargo build --release --quiet --example bare_pingora; }
   "${VALGRIND[@]}" "$BIN" "127.0.0.1:$PORT" 1 "127.0.0.1:$ORIGIN_A" "127.0.0.1:$ORIGIN_B" >"$TMP/target.log" 2>&1 &
   ;;
 nginx)
