@@ -9,10 +9,9 @@
 # and user against the repository (no container engine runs in the test suite).
 
 FROM rust:1-bookworm AS build
-# Pingora's vendored OpenSSL and zlib-ng need cmake, perl and a C/C++ compiler; patch applies
-# the project's Pingora patches.
+# Pingora's vendored OpenSSL and zlib-ng need cmake, perl and a C/C++ compiler.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake perl make gcc g++ patch \
+    && apt-get install -y --no-install-recommends cmake perl make gcc g++ \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest names bench and example targets, so their files must be present to build.
@@ -20,10 +19,6 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
-# The published Pingora crates with the project's patches applied (Cargo.toml's [patch.crates-io]).
-COPY patches ./patches
-COPY scripts/pingora-patches.sh ./scripts/pingora-patches.sh
-RUN scripts/pingora-patches.sh
 RUN cargo build --release --locked --bin strait
 
 FROM debian:bookworm-slim

@@ -76,7 +76,7 @@ VALGRIND=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$TM
 case $TARGET in
 strait)
   BIN=${STRAIT_BIN:-$ROOT/target/release/strait}
-  [ -x "$BIN" ] || { scripts/pingora-patches.sh && cargo build --release --quiet --bin strait; }
+  [ -x "$BIN" ] || cargo build --release --quiet --bin strait
   extra=""
   [ "$PROFILE" = cache ] && extra="cache: { max_bytes: 64MiB, max_entries: 10000 }"
   domain_extra=""
@@ -110,7 +110,7 @@ EOF
   ;;
 pingora)
   BIN=${PINGORA_BIN:-$ROOT/target/release/examples/bare_pingora}
-  [ -x "$BIN" ] || { scripts/pingora-patches.sh && cargo build --release --quiet --example bare_pingora; }
+  [ -x "$BIN" ] || cargo build --release --quiet --example bare_pingora
   "${VALGRIND[@]}" "$BIN" "127.0.0.1:$PORT" 1 "127.0.0.1:$ORIGIN_A" "127.0.0.1:$ORIGIN_B" >"$TMP/target.log" 2>&1 &
   ;;
 nginx)

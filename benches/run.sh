@@ -103,7 +103,6 @@ HAPROXY=$(command -v haproxy)
 
 if [ -z "${STRAIT_BIN:-}" ]; then
   say "cargo build --release (strait and the bare Pingora baseline)"
-  scripts/pingora-patches.sh
   cargo build --release --quiet --bin strait --example bare_pingora
   STRAIT_BIN=$ROOT/target/release/strait
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building strait needs on Debian when it is missing: cmake (zlib-ng),
-# perl and make (vendored OpenSSL), a C/C++ compiler, patch (the Pingora patches), Python's jsonschema and yaml (schema test), chromium (dashboard test). Safe to run repeatedly.
+# perl and make (vendored OpenSSL), a C/C++ compiler, Python's jsonschema and yaml (schema test), chromium (dashboard test). Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -8,8 +8,6 @@ command -v perl >/dev/null || need+=(perl)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v c++ >/dev/null || need+=(g++)
-# patch: scripts/pingora-patches.sh applies the project's Pingora patches (patches/).
-command -v patch >/dev/null || need+=(patch)
 # protoc: etcd-client (src/cluster/) compiles etcd's gRPC definitions at build time.
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 # What only the test suite needs (`scripts/setup.sh --test`, from scripts/test.sh):
@@ -34,6 +32,3 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (>= 1.85) first" >&2; exit 1; }
-# The published Pingora crates with the project's patches applied, in the git-ignored
-# vendor/pingora/ that Cargo.toml's [patch.crates-io] points at (a no-op when up to date).
-"$(dirname "$0")/pingora-patches.sh"
