@@ -8,7 +8,8 @@
 #   TARGET=pingora benches/callgrind.sh   bare Pingora (benches/baseline/bare_pingora.rs)
 #   TARGET=nginx benches/callgrind.sh     nginx as the same proxy (PROFILE=cache: proxy_cache)
 #
-# Environment: STRAIT_BIN [target/release/strait], REQUESTS [4000], CONNS [8],
+# Environment: STRAIT_BIN [target/release/strait],
+# PINGORA_BIN [target/release/examples/bare_pingora], REQUESTS [4000], CONNS [8],
 # KEEP [unset: the callgrind output is deleted; a directory: it is kept there].
 #
 # The origin is one nginx worker on two loopback ports. The target warms up with 800 requests,
@@ -108,7 +109,7 @@ EOF
   "${VALGRIND[@]}" "$BIN" -c "$TMP/strait.yaml" >"$TMP/target.log" 2>&1 &
   ;;
 pingora)
-  BIN=$ROOT/target/release/examples/bare_pingora
+  BIN=${PINGORA_BIN:-$ROOT/target/release/examples/bare_pingora}
   [ -x "$BIN" ] || cargo build --release --quiet --example bare_pingora
   "${VALGRIND[@]}" "$BIN" "127.0.0.1:$PORT" 1 "127.0.0.1:$ORIGIN_A" "127.0.0.1:$ORIGIN_B" >"$TMP/target.log" 2>&1 &
   ;;
