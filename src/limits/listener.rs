@@ -283,7 +283,9 @@ fn this_request(end: usize, checked: &Checked, buffered: usize) -> usize {
 /// with unread input sends a reset, which can destroy the answer before the client reads it.
 async fn linger(stream: &mut Stream) {
     let drain = async {
-        let mut buf = [0u8; 4096];
+        // On the heap: a stack buffer would sit in this future, and so in every connection's
+        // (see `process_new`), for a path few connections take.
+        let mut buf = vec![0u8; 4096];
         let mut total = 0usize;
         while total < LINGER_MAX_BYTES {
             match stream.read(&mut buf).await {
@@ -320,8 +322,18 @@ where
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
             .and_then(|local| snapshot.listener_of(local));
         let listener = index.and_then(|i| snapshot.config.listeners.get(i));
+        // The TLS and plugin steps are boxed: this future lives as long as the connection, and
+        // holding their larger states inline (2 and 6 KiB) would cost every idle connection
+        // that much, TLS or not.
         if let Some((i, acceptor)) = index.and_then(|i| Some((i, self.tls.get(&listener?.addr)?))) {
-            stream = crate::l4::pass::accept(&self.state, i, acceptor, stream, shutdown).await?;
+            stream = Box::pin(crate::l4::pass::accept(
+                &self.state,
+                i,
+                acceptor,
+                stream,
+                shutdown,
+            ))
+            .await?;
         }
         // The only other protocol a TLS listener negotiates is `acme-tls/1`: a TLS-ALPN-01
         // validation (crate::acme), done once its handshake is; nothing is served on it
@@ -330,7 +342,15 @@ where
             return None;
         }
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
-        match crate::plugins::gate::connection(&snapshot, listener, &stream).await {
+        let gate = if crate::plugins::gate::applies(listener) {
+            Box::pin(crate::plugins::gate::connection(
+                &snapshot, listener, &stream,
+            ))
+            .await
+        } else {
+            Gate::Serve
+        };
+        match gate {
             Gate::Serve => {}
             Gate::Close => return None,
             Gate::Refuse => {

@@ -21,6 +21,11 @@ pub(crate) enum Gate {
     Refuse,
 }
 
+/// Whether `listener` has connection plugins to ask (else [`connection`] serves at once).
+pub(crate) fn applies(listener: Option<&Listener>) -> bool {
+    listener.is_some_and(|l| !l.plugins.is_empty())
+}
+
 /// Asks the plugins of `listener`, the one `stream` arrived on. Listeners without plugins
 /// cost nothing.
 pub(crate) async fn connection(

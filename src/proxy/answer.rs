@@ -29,7 +29,7 @@ pub(crate) async fn write(
     let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
     let status = write_head(state, session, ctx, header, head_only).await?;
     if !head_only {
-        session.write_response_body(Some(body), true).await?;
+        Box::pin(session.write_response_body(Some(body), true)).await?;
     }
     Ok(status)
 }
@@ -47,7 +47,9 @@ pub(crate) async fn write_head(
     plugin_calls::on_response(session, ctx, &mut header).await;
     hook_calls::on_response(state, session, ctx, &mut header, ResponseSource::Strait).await;
     let status = header.status.as_u16();
-    session.write_response_header(Box::new(header), end).await?;
+    // Boxed: Pingora's write future is several KiB and would otherwise sit inline in
+    // `request_filter`'s future, which every request allocates and moves.
+    Box::pin(session.write_response_header(Box::new(header), end)).await?;
     Ok(status)
 }
 

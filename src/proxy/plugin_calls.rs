@@ -62,7 +62,10 @@ pub(crate) async fn on_request(session: &mut Session, ctx: &mut Ctx) -> Verdict 
                 route,
                 request_id: &ctx.observe.request_id,
             };
-            plugin.on_request(&info, req).await
+            // Boxed, as the other plugin and hook calls on the request path: a plugin call's
+            // future is several KiB, and held inline it would enlarge the future of every
+            // request, plugins or not (Pingora boxes each filter's future per request).
+            Box::pin(plugin.on_request(&info, req)).await
         };
         match result {
             // Not a request-phase plugin; one declaring only `response` still sees responses.
@@ -137,7 +140,7 @@ pub(crate) async fn on_response(session: &Session, ctx: &mut Ctx, resp: &mut Res
             route,
             request_id: &ctx.observe.request_id,
         };
-        let Ok(edits) = plugin.on_response(&info).await else {
+        let Ok(edits) = Box::pin(plugin.on_response(&info)).await else {
             continue;
         };
         for name in &edits.remove {

@@ -117,7 +117,11 @@ pub(crate) async fn filter(state: &State, session: &mut Session, ctx: &mut Ctx) 
         }
         RouteAction::Respond(r) => answer::respond(state, session, ctx, r).await.map(|_| true),
         RouteAction::Redirect(r) => answer::redirect(state, session, ctx, r).await.map(|_| true),
-        RouteAction::Serve(site) => serve::serve(state, session, ctx, site).await.map(|_| true),
+        // Boxed: a file answer's future (the file read and send) would otherwise enlarge the
+        // future every request allocates for this filter.
+        RouteAction::Serve(site) => Box::pin(serve::serve(state, session, ctx, site))
+            .await
+            .map(|_| true),
         RouteAction::Drop => {
             // No response: fail_to_proxy writes nothing for this error, Pingora closes, and
             // the access log and metrics record status 0 with error `dropped`.
