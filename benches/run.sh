@@ -7,12 +7,13 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [8] seconds per wrk run  WARMUP [2] seconds per proxy and profile
-#   PROFILES [plain plain16k observe cache c1000 static tls idle10k]  PROXIES [strait nginx haproxy]
+#   PROFILES [plain plain16k observe cache c1000 static tls tcp idle10k]  PROXIES [strait nginx haproxy]
 #            `static` is static4k + static1m: strait `serve` vs nginx `root` on a 4 KiB and
 #            a 1 MiB file (HAProxy and bare Pingora serve no files and sit these out)
-#            `tls` is tls_h1 + tls_h2 + tls_hs: the plain proxy terminating TLS (one RSA 2048
-#            certificate for all three), HTTP/1.1 keep-alive (wrk), HTTP/2 (h2load, 32
-#            clients x 8 streams) and a full handshake per request (16 `openssl s_time -new`)
+#            `tls` is tls_h1 + tls_h2 + tls_hs + tls_idle: the plain proxy terminating TLS (one
+#            RSA 2048 certificate for all three), HTTP/1.1 keep-alive (wrk), HTTP/2 (h2load, 32
+#            clients x 8 streams), a full handshake per request (16 `openssl s_time -new`) and
+#            resident memory with 10 000 idle TLS keep-alive clients (as idle10k)
 #            `idle10k`: resident memory with 10 000 idle keep-alive clients (benches/idle_conns.py)
 #            `tcp` is tcp_ka + tcp_conn: the proxies as plain TCP relays (strait's `tcp` listener,
 #            nginx `stream`, HAProxy `mode tcp`) in front of the origin, wrk through them with
@@ -45,7 +46,7 @@ expanded=""
 for p in $PROFILES; do
   case $p in
   static) expanded="$expanded static4k static1m" ;;
-  tls) expanded="$expanded tls_h1 tls_h2 tls_hs" ;;
+  tls) expanded="$expanded tls_h1 tls_h2 tls_hs tls_idle" ;;
   tcp) expanded="$expanded tcp_ka tcp_conn" ;;
   *) expanded="$expanded $p" ;;
   esac
@@ -116,8 +117,8 @@ BARE_BIN=${BARE_BIN:-$(dirname "$STRAIT_BIN")/examples/bare_pingora}
 [ "$(id -u)" != 0 ] || ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || die "ulimit -n is $(ulimit -n); the c1000 profile needs at least 4096"
-case " $PROFILES " in *" idle10k "*)
-  [ "$(ulimit -n)" -ge 12000 ] || die "ulimit -n is $(ulimit -n); the idle10k profile needs at least 12000" ;;
+case " $PROFILES " in *" idle10k "* | *" tls_idle "*)
+  [ "$(ulimit -n)" -ge 12000 ] || die "ulimit -n is $(ulimit -n); the idle10k and tls_idle profiles need at least 12000" ;;
 esac
 
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
@@ -596,25 +597,26 @@ s_time_as_wrk() { # duration
 
 # idle10k: IDLE_CONNS clients each send one request and then stay connected, idle; the
 # proxy's resident memory is read before and while they are held.
-run_idle() { # proxy
-  local name=$1 pid=${LIVE[$1]} before held ready="$TMP/idle.ready" client
+run_idle() { # proxy profile (idle10k, or tls_idle: the clients speak TLS)
+  local name=$1 profile=$2 pid=${LIVE[$1]} before held ready="$TMP/idle.ready" client tls=()
+  [ "$profile" != tls_idle ] || tls=(tls)
   rm -f "$ready"
   before=$(mem_kb "$pid" VmRSS)
   "${PIN_LOAD[@]}" python3 "$ROOT/benches/idle_conns.py" 127.0.0.1 "${PORT[$name]}" "$IDLE_CONNS" "$ready" 120 \
-    >>"$TMP/idle.log" 2>&1 &
+    "${tls[@]}" >>"$TMP/idle.log" 2>&1 &
   client=$!
   for _ in $(seq 1 900); do
     [ -s "$ready" ] && break
     kill -0 "$client" 2>/dev/null || break
     sleep 0.2
   done
-  [ -s "$ready" ] || { kill "$client" 2>/dev/null; die "idle10k: the client did not finish opening connections to $name"; }
+  [ -s "$ready" ] || { kill "$client" 2>/dev/null; die "$profile: the client did not finish opening connections to $name"; }
   sleep 1
   held=$(mem_kb "$pid" VmRSS)
   kill "$client" 2>/dev/null || true
   wait "$client" 2>/dev/null || true
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' idle10k "$name" 1 "$before" "$held" "$(awk '{ print $1 }' "$ready")" >>"$MEM"
-  say "idle10k $name: $(cat "$ready" | awk '{ print $1 " connections held, " $2 " failed" }'), RSS ${before} kB before, ${held} kB with them"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$name" 1 "$before" "$held" "$(awk '{ print $1 }' "$ready")" >>"$MEM"
+  say "$profile $name: $(cat "$ready" | awk '{ print $1 " connections held, " $2 " failed" }'), RSS ${before} kB before, ${held} kB with them"
 }
 
 wrk_cmd() { # port path conns duration [scheme]
@@ -724,11 +726,11 @@ for p in $PROFILES; do
     path=/small
     conns=$CONNS
     ;;
-  idle10k)
+  idle10k | tls_idle)
     proxies=$PROXIES
     for name in $proxies; do
-      start_proxy "$name" plain
-      run_idle "$name"
+      start_proxy "$name" "$([ "$p" = tls_idle ] && echo tls_idle || echo plain)"
+      run_idle "$name" "$p"
       stop "$name"
     done
     continue
@@ -815,7 +817,8 @@ done
   echo
   echo "Memory: peak resident set (VmHWM, all the proxy's processes) by the end of each profile"
   echo "(largest over the rounds; c1000 is the figure with 1 000 active connections), and for"
-  echo "idle10k the resident set before and while $IDLE_CONNS idle keep-alive clients are held."
+  echo "idle10k (tls_idle: TLS clients) the resident set before and while $IDLE_CONNS idle keep-alive"
+  echo "clients are held."
   echo
   echo "| profile | proxy | peak RSS MiB | idle RSS before MiB | idle clients held | with them MiB | per idle client KiB |"
   echo "|---|---|---:|---:|---:|---:|---:|"
@@ -823,14 +826,14 @@ done
     NR > 1 {
       key = $1 SUBSEP $2
       if (!(key in seen)) { seen[key] = 1; order[++k] = key }
-      if ($1 == "idle10k") { before[key] = $4; held[key] = $5; count[key] = $6 }
+      if ($1 == "idle10k" || $1 == "tls_idle") { before[key] = $4; held[key] = $5; count[key] = $6 }
       else if ($4 > peak[key]) peak[key] = $4
     }
     END {
       for (i = 1; i <= k; i++) {
         split(order[i], kp, SUBSEP)
-        if (kp[1] == "idle10k")
-          printf "| idle10k | %s | - | %.1f | %d | %.1f | %.1f |\n", kp[2], before[order[i]] / 1024, count[order[i]], held[order[i]] / 1024, count[order[i]] ? (held[order[i]] - before[order[i]]) / count[order[i]] : 0
+        if (kp[1] == "idle10k" || kp[1] == "tls_idle")
+          printf "| %s | %s | - | %.1f | %d | %.1f | %.1f |\n", kp[1], kp[2], before[order[i]] / 1024, count[order[i]], held[order[i]] / 1024, count[order[i]] ? (held[order[i]] - before[order[i]]) / count[order[i]] : 0
         else
           printf "| %s | %s | %.1f | - | - | - | - |\n", kp[1], kp[2], peak[order[i]] / 1024
       }

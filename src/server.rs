@@ -37,8 +37,6 @@ pub(crate) struct RunOptions {
     pub hooks: crate::hooks::Hooks,
 }
 
-/// The L4 read buffer of a TLS connection (see where listeners are added).
-const TLS_READ_BUFFER: usize = 16 << 10;
 /// A server ready to run, with the state its services share.
 pub struct Prepared {
     /// The Pingora server: add services to it before `run_forever`.
@@ -235,10 +233,7 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
             None => format!("http://{addr}"),
         });
     }
-    let addrs: Vec<(std::net::SocketAddr, bool)> = listeners
-        .iter()
-        .map(|(addr, tls)| (*addr, tls.is_some()))
-        .collect();
+    let addrs: Vec<std::net::SocketAddr> = listeners.iter().map(|(addr, _)| *addr).collect();
     for (addr, tls) in listeners {
         if let Some(acceptor) = tls {
             acceptors.insert(addr, acceptor);
@@ -248,20 +243,16 @@ pub(crate) fn prepare(config: Config, options: RunOptions) -> Result<Prepared, S
         "strait proxy".to_string(),
         GuardedHttp::new(app, state.clone(), acceptors),
     );
-    for (addr, tls) in addrs {
-        // No L4 read buffer on plain listeners: Pingora gives every connection a 64 KiB one by
-        // default, held for the connection's life (idle keep-alive clients included), and
-        // every read then goes through it and is copied again. The head guard and Pingora's
-        // HTTP/1 session read into buffers of their own, so it saves no system call. TLS
-        // listeners (bound as TCP too, see above) keep one, smaller: OpenSSL reads a record's
-        // 5-byte header and its body separately, and 16 KiB (a full record's plaintext) lets
-        // one system call bring both, where 64 KiB held per idle connection buys nothing more.
-        let buffer = if tls {
-            L4BufferSettings::default().read(TLS_READ_BUFFER)
-        } else {
-            L4BufferSettings::default().read(0)
-        };
-        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffer));
+    for addr in addrs {
+        // No L4 read buffer: Pingora gives every connection a 64 KiB one by default, held for
+        // the connection's life (idle keep-alive clients included), and every read then goes
+        // through it and is copied again. On plain listeners the head guard and Pingora's
+        // HTTP/1 session read into buffers of their own; on TLS listeners (bound as TCP too,
+        // see above) OpenSSL reads ahead into its record buffer (crate::tls::acceptor), so a
+        // record's header and body still come in one system call.
+        proxy.add_listener(
+            ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+        );
     }
     proxy.threads = Some(threads);
     server.add_service(proxy).add_dependency(&bootstrap);
