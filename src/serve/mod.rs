@@ -287,7 +287,7 @@ impl Site {
         insert(&mut h, "Content-Length", &count.to_string());
         let body = if req.head {
             Body::Empty
-        } else if count <= send::CHUNK {
+        } else if count <= send::READ_AT_ONCE {
             // Small enough for one read, here and now.
             match send::read_exact_at(&file, offset, count as usize) {
                 Ok(bytes) => Body::Bytes(bytes),

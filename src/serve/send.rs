@@ -12,21 +12,33 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 use tokio::task::JoinHandle;
 
-/// The size of one read and one body write.
-pub(crate) const CHUNK: u64 = 64 << 10;
+/// The largest file (or range) read at once on the worker thread instead of streamed: a read
+/// this small from the page cache costs less than a hand-off to the blocking pool.
+pub(crate) const READ_AT_ONCE: u64 = 64 << 10;
+
+/// The size of one streamed read and one body write. Each chunk is a round trip to tokio's
+/// blocking pool, so fewer, larger chunks cost less CPU per byte; two are held per request.
+pub(crate) const CHUNK: u64 = 256 << 10;
 
 /// Reads `len` bytes at `offset` from `file`, fully or not at all (a file that shrank
 /// under us is an error: the response head already promised `len` bytes).
 pub(crate) fn read_exact_at(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
-    let mut buf = vec![0u8; len];
+    read_into(file, offset, vec![0u8; len])
+}
+
+fn read_into(file: &File, offset: u64, mut buf: Vec<u8>) -> std::io::Result<Bytes> {
     file.read_exact_at(&mut buf, offset)?;
     Ok(Bytes::from(buf))
 }
 
-/// Starts reading the chunk at `at` on the blocking pool.
+/// Starts reading the chunk at `at` on the blocking pool. The buffer is allocated here, on the
+/// worker thread that frees it once written: allocated on a blocking-pool thread, each chunk
+/// was freed across threads, and the allocator kept those threads' pages (a 1 MiB file
+/// benchmark peaked at 269 MiB resident).
 fn start_read(file: &Arc<File>, at: u64, len: usize) -> JoinHandle<std::io::Result<Bytes>> {
     let file = file.clone();
-    tokio::task::spawn_blocking(move || read_exact_at(&file, at, len))
+    let buf = vec![0u8; len];
+    tokio::task::spawn_blocking(move || read_into(&file, at, buf))
 }
 
 fn read_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Box<Error> {
