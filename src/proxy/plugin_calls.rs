@@ -62,9 +62,9 @@ pub(crate) async fn on_request(session: &mut Session, ctx: &mut Ctx) -> Verdict 
                 route,
                 request_id: &ctx.observe.request_id,
             };
-            // Boxed, as the other plugin and hook calls on the request path: a plugin call's
-            // future is several KiB, and held inline it would enlarge the future of every
-            // request, plugins or not (Pingora boxes each filter's future per request).
+            // Boxed (as in `on_response`): a plugin call's future is several KiB, and held
+            // inline it would enlarge the filter's future, which Pingora allocates for every
+            // request, plugins or not.
             Box::pin(plugin.on_request(&info, req)).await
         };
         match result {
