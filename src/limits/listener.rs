@@ -342,13 +342,9 @@ where
             return None;
         }
         let h1 = matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1));
-        let gate = if crate::plugins::gate::applies(listener) {
-            Box::pin(crate::plugins::gate::connection(
-                &snapshot, listener, &stream,
-            ))
-            .await
-        } else {
-            Gate::Serve
+        let gate = match crate::plugins::gate::asking(listener) {
+            Some(l) => Box::pin(crate::plugins::gate::connection(&snapshot, l, &stream)).await,
+            None => Gate::Serve,
         };
         match gate {
             Gate::Serve => {}

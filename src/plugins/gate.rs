@@ -21,21 +21,14 @@ pub(crate) enum Gate {
     Refuse,
 }
 
-/// Whether `listener` has connection plugins to ask (else [`connection`] serves at once).
-pub(crate) fn applies(listener: Option<&Listener>) -> bool {
-    listener.is_some_and(|l| !l.plugins.is_empty())
+/// The listener, when it has connection plugins for [`connection`] to ask; a connection on
+/// any other is served without a call.
+pub(crate) fn asking(listener: Option<&Listener>) -> Option<&Listener> {
+    listener.filter(|l| !l.plugins.is_empty())
 }
 
-/// Asks the plugins of `listener`, the one `stream` arrived on. Listeners without plugins
-/// cost nothing.
-pub(crate) async fn connection(
-    snapshot: &Snapshot,
-    listener: Option<&Listener>,
-    stream: &Stream,
-) -> Gate {
-    let Some(listener) = listener.filter(|l| !l.plugins.is_empty()) else {
-        return Gate::Serve;
-    };
+/// Asks the plugins of `listener` (one [`asking`] returned), the one `stream` arrived on.
+pub(crate) async fn connection(snapshot: &Snapshot, listener: &Listener, stream: &Stream) -> Gate {
     let digest = stream.get_socket_digest();
     let client_ip = digest
         .as_ref()
