@@ -729,7 +729,7 @@ for p in $PROFILES; do
   idle10k | tls_idle)
     proxies=$PROXIES
     for name in $proxies; do
-      start_proxy "$name" "$([ "$p" = tls_idle ] && echo tls_idle || echo plain)"
+      start_proxy "$name" "$p"
       run_idle "$name" "$p"
       stop "$name"
     done
