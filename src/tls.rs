@@ -740,15 +740,20 @@ fn context(
     Ok(builder.build().into_context())
 }
 
-fn names(cert: &X509) -> Vec<String> {
-    let sans: Vec<String> = cert
-        .subject_alt_names()
+/// The certificate's DNS subject alternative names, lower-cased.
+pub(crate) fn dns_names(cert: &X509) -> Vec<String> {
+    cert.subject_alt_names()
         .map(|sans| {
             sans.iter()
                 .filter_map(|n| n.dnsname().map(str::to_ascii_lowercase))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The names a certificate serves: its DNS names, else its common name.
+fn names(cert: &X509) -> Vec<String> {
+    let sans = dns_names(cert);
     if !sans.is_empty() {
         return sans;
     }

@@ -46,15 +46,7 @@ impl Issued {
                 "the stored key of {host} does not match its certificate"
             ));
         }
-        let names: Vec<String> = chain[0]
-            .subject_alt_names()
-            .map(|sans| {
-                sans.iter()
-                    .filter_map(|n| n.dnsname().map(str::to_ascii_lowercase))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !names.iter().any(|n| n == host) {
+        if !crate::tls::dns_names(&chain[0]).iter().any(|n| n == host) {
             return Err(format!("the stored certificate of {host} does not name it"));
         }
         let not_after = unix_time(chain[0].not_after());
