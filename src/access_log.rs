@@ -135,31 +135,23 @@ impl AccessLogger {
 
     /// [`AccessLogger::send`], written in `format` when given.
     pub(crate) fn send_as(&self, entry: Entry, format: Option<AccessLogFormat>) -> bool {
-        let guard = self.current.load();
-        let Some(logger) = guard.as_ref() else {
-            return false;
-        };
-        match logger.tx.try_send(Msg::Entry(Box::new(entry), format)) {
-            Ok(()) => {
-                logger.shared.queued.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                logger.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::ACCESS_LOG_DROPPED.inc();
-                false
-            }
-        }
+        self.queue(|| Msg::Entry(Box::new(entry), format))
     }
 
     /// Queues a line that is not a request's: `fields` is a JSON object's members without
     /// braces' opening (`"kind":"tcp",...}`); `time` goes first. Never blocks.
     pub(crate) fn send_other(&self, at: SystemTime, fields: Vec<u8>) -> bool {
+        self.queue(|| Msg::Other(at, fields))
+    }
+
+    /// Queues the message `make` builds (only when a log is configured) and counts it as
+    /// queued or dropped. Never blocks.
+    fn queue(&self, make: impl FnOnce() -> Msg) -> bool {
         let guard = self.current.load();
         let Some(logger) = guard.as_ref() else {
             return false;
         };
-        match logger.tx.try_send(Msg::Other(at, fields)) {
+        match logger.tx.try_send(make()) {
             Ok(()) => {
                 logger.shared.queued.fetch_add(1, Ordering::Relaxed);
                 true
