@@ -277,16 +277,7 @@ fn handling(
                     let _ = writeln!(o, "{pad}backends:");
                 }
                 for b in p.backends.iter().filter(|_| !discovered) {
-                    let cap = b
-                        .max_connections
-                        .map(|m| format!(", max_connections: {m}"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        o,
-                        "{pad}  - {{ addr: {}, weight: {}{cap} }}",
-                        q(&b.url),
-                        b.weight
-                    );
+                    backend(o, &pad, b);
                 }
                 pool_policy(o, n, &p.policy);
                 if let Some(hc) = &p.policy.health_check {
@@ -480,6 +471,20 @@ fn handling(
     );
 }
 
+/// One entry of a `backends:` list written at `pad`.
+fn backend(o: &mut String, pad: &str, b: &BackendConfig) {
+    let cap = b
+        .max_connections
+        .map(|m| format!(", max_connections: {m}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "{pad}  - {{ addr: {}, weight: {}{cap} }}",
+        q(&b.url),
+        b.weight
+    );
+}
+
 /// A `tcp` listener's or a `pass` domain's relay (docs/l4.md) under `key`, at `n` spaces.
 fn relay(o: &mut String, n: usize, key: &str, c: &Config, r: &L4) {
     let pad = " ".repeat(n);
@@ -487,17 +492,9 @@ fn relay(o: &mut String, n: usize, key: &str, c: &Config, r: &L4) {
     if let Some(p) = c.pools.get(r.pool) {
         let _ = writeln!(o, "{pad}  load_balancer: {}", p.policy.strategy.name());
         let _ = writeln!(o, "{pad}  backends:");
+        let inner = format!("{pad}  ");
         for b in &p.backends {
-            let cap = b
-                .max_connections
-                .map(|m| format!(", max_connections: {m}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                o,
-                "{pad}    - {{ addr: {}, weight: {}{cap} }}",
-                q(&b.url),
-                b.weight
-            );
+            backend(o, &inner, b);
         }
         if let Some(hc) = &p.policy.health_check {
             let _ = writeln!(
