@@ -4,25 +4,18 @@
 
 use std::time::Duration;
 
-use super::{Node, CHECK};
+use super::{discovered_shop, Node};
 use crate::admin::{assert_all_ok, Load};
 use crate::support::etcd::Etcd;
-use crate::support::{eventually_msg, Behaviour, Domain, Origin};
+use crate::support::{eventually_msg, Behaviour, Origin};
 
 #[test]
 fn a_registered_backend_serves_on_every_node_and_leaves_when_its_key_goes() {
     let etcd = Etcd::start();
     let a = Origin::plain("a");
     let d = Origin::start("d", Behaviour::default().unhealthy());
-    let shop = || {
-        Domain::new("shop.test")
-            .strategy("round_robin")
-            .origins(&[&a])
-            .health_check(CHECK)
-            .field("discovery", "{ etcd: { prefix: /services/shop/ } }")
-    };
-    let n1 = Node::start(&etcd, "d1", &[shop()]);
-    let n2 = Node::start(&etcd, "d2", &[shop()]);
+    let n1 = Node::start(&etcd, "d1", &[discovered_shop(&a)]);
+    let n2 = Node::start(&etcd, "d2", &[discovered_shop(&a)]);
     let loads = [
         Load::start(n1.strait.addr(), "shop.test", 2),
         Load::start(n2.strait.addr(), "shop.test", 2),

@@ -12,10 +12,23 @@ use serde_json::Value;
 
 use crate::admin::{json, Ports};
 use crate::support::etcd::Etcd;
-use crate::support::{config, eventually_msg, Domain, Strait};
+use crate::support::{config, eventually_msg, Domain, Origin, Strait};
 
 /// The health check of the tests' pools: quick, one good probe lets a backend in.
 const CHECK: &str = "{ type: http, path: /health, interval: 200ms, timeout: 200ms, fail_threshold: 1, success_threshold: 1 }";
+
+/// The tests' `shop.test`: round robin over `origin`, health-checked with [`CHECK`].
+pub fn shop(origin: &Origin) -> Domain {
+    Domain::new("shop.test")
+        .strategy("round_robin")
+        .origins(&[origin])
+        .health_check(CHECK)
+}
+
+/// [`shop`] with backends also registered under etcd's `/services/shop/`.
+pub fn discovered_shop(origin: &Origin) -> Domain {
+    shop(origin).field("discovery", "{ etcd: { prefix: /services/shop/ } }")
+}
 
 /// A strait node of a test cluster and its admin and probe listeners.
 pub struct Node {

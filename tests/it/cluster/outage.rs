@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Node, CHECK};
+use super::{discovered_shop, Node};
 use crate::admin::json;
 use crate::support::etcd::Etcd;
 use crate::support::{eventually_msg, Domain, Origin};
@@ -15,15 +15,8 @@ fn nodes_register_keep_serving_without_etcd_and_converge_after() {
     let a = Origin::plain("a");
     let b = Origin::plain("b");
     let c = Origin::plain("c");
-    let shop = || {
-        Domain::new("shop.test")
-            .strategy("round_robin")
-            .origins(&[&a])
-            .health_check(CHECK)
-            .field("discovery", "{ etcd: { prefix: /services/shop/ } }")
-    };
-    let n1 = Node::start(&etcd, "o1", &[shop()]);
-    let n2 = Node::start(&etcd, "o2", &[shop()]);
+    let n1 = Node::start(&etcd, "o1", &[discovered_shop(&a)]);
+    let n2 = Node::start(&etcd, "o2", &[discovered_shop(&a)]);
 
     // The registry: both nodes, each with its own config hash as /info shows it.
     for n in [&n1, &n2] {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{addr_query, Node, CHECK};
+use super::{addr_query, shop, Node};
 use crate::admin::json;
 use crate::support::etcd::Etcd;
 use crate::support::{eventually_msg, try_eventually, Domain, Origin};
@@ -14,14 +14,8 @@ fn a_backend_added_on_one_node_serves_on_the_others_within_a_second() {
     let etcd = Etcd::start();
     let a = Origin::plain("a");
     let b = Origin::plain("b");
-    let shop = || {
-        Domain::new("shop.test")
-            .strategy("round_robin")
-            .origins(&[&a])
-            .health_check(CHECK)
-    };
-    let n1 = Node::start(&etcd, "n1", &[shop()]);
-    let n2 = Node::start(&etcd, "n2", &[shop()]);
+    let n1 = Node::start(&etcd, "n1", &[shop(&a)]);
+    let n2 = Node::start(&etcd, "n2", &[shop(&a)]);
     assert_eq!(n2.served("shop.test"), "a");
 
     let r = n1.ports.call(
@@ -87,7 +81,7 @@ fn a_backend_added_on_one_node_serves_on_the_others_within_a_second() {
     });
 
     // A node that starts now applies the same state: b only, drained.
-    let n3 = Node::start(&etcd, "n3", &[shop()]);
+    let n3 = Node::start(&etcd, "n3", &[shop(&a)]);
     let list = n3.backend_list("shop.test");
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["addr"], b.url().as_str());
